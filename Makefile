@@ -1,0 +1,43 @@
+# Set-up and everyday commands. `make run` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HOST PORT
+
+.PHONY: install run serve migrate test test-postgres lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed: install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+# Embedded profile: SQLite, filesystem broker, in-memory channel layer; web, worker and beat.
+run: migrate
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py bootstrap_demo
+	@echo "  Serving on http://$(HOST):$(PORT)/  (Ctrl-C stops web, worker and beat)"
+	$(BIN)/honcho -f Procfile start
+
+test: install
+	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0 || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,203 @@
+"""Operators' screens. Version history and token hashes are read-only: they are records."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from orchestrator import crypto
+from orchestrator.models import (
+    Agent,
+    ApiToken,
+    Credential,
+    Group,
+    Membership,
+    Orchestration,
+    OrchestrationTag,
+    OrchestrationVersion,
+    Organization,
+    Trigger,
+)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "is_default", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__username", "organization__name"]
+    autocomplete_fields = ["user", "organization"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = [
+        "prefix",
+        "holder",
+        "organization",
+        "role",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["role", "organization", "revoked_at"]
+    search_fields = ["prefix", "name", "service_account", "user__username"]
+    readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        # The raw value must be shown once to whoever creates it: `manage.py create_token`.
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        from django.utils import timezone
+
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} tokens.", messages.SUCCESS)
+
+
+@admin.register(Group)
+class GroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "created_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "description"]
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ["name", "model", "organization", "updated_at"]
+    list_filter = ["organization", "model"]
+    search_fields = ["name", "description", "system_prompt"]
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    """The secret is never shown; a new value can be set, and is encrypted on save."""
+
+    list_display = ["name", "kind", "organization", "created_at"]
+    list_filter = ["kind", "organization"]
+    search_fields = ["name"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        from django import forms
+
+        form = super().get_form(request, obj, change, **kwargs)
+        form.base_fields["new_value"] = forms.CharField(
+            required=obj is None,
+            widget=forms.PasswordInput(render_value=False),
+            help_text="Write-only. Leave empty to keep the current value.",
+        )
+        return form
+
+    def save_model(self, request, obj, form, change):
+        new_value = form.cleaned_data.get("new_value")
+        if new_value:
+            obj.encrypted_value = crypto.encrypt(new_value)
+        super().save_model(request, obj, form, change)
+
+
+class TagInline(admin.TabularInline):
+    model = OrchestrationTag
+    extra = 0
+
+
+class VersionInline(admin.TabularInline):
+    model = OrchestrationVersion
+    extra = 0
+    fields = ["version", "summary", "created_by", "created_at", "etag"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TriggerInline(admin.TabularInline):
+    model = Trigger
+    extra = 0
+    fields = [
+        "kind",
+        "is_active",
+        "state",
+        "cron_expression",
+        "timezone",
+        "last_run_at",
+        "next_run_at",
+        "trigger_count",
+    ]
+    readonly_fields = ["last_run_at", "next_run_at", "trigger_count"]
+
+
+@admin.register(Orchestration)
+class OrchestrationAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "organization",
+        "status",
+        "version",
+        "step_count",
+        "zone",
+        "is_public",
+        "updated_at",
+        "deleted_at",
+    ]
+    list_filter = ["status", "is_public", "organization", "zone", "deleted_at"]
+    search_fields = ["name", "slug", "description"]
+    readonly_fields = [
+        "id",
+        "version",
+        "etag",
+        "step_count",
+        "member_ids",
+        "fork_count",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [TagInline, TriggerInline, VersionInline]
+
+
+@admin.register(OrchestrationVersion)
+class OrchestrationVersionAdmin(admin.ModelAdmin):
+    list_display = ["orchestration", "version", "summary", "created_by", "created_at"]
+    list_filter = ["orchestration__organization"]
+    search_fields = ["orchestration__name", "summary"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Trigger)
+class TriggerAdmin(admin.ModelAdmin):
+    list_display = [
+        "orchestration",
+        "kind",
+        "is_active",
+        "state",
+        "cron_expression",
+        "last_run_at",
+        "next_run_at",
+        "trigger_count",
+    ]
+    list_filter = ["kind", "state", "is_active"]
+    search_fields = ["orchestration__name", "cron_expression"]
+    readonly_fields = ["webhook_token", "last_run_at", "trigger_count", "created_at", "updated_at"]

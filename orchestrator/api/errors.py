@@ -1,0 +1,175 @@
+"""Every API error has one body: {"error", "detail", and "fields" keyed by JSON path}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class APIError(exceptions.APIException):
+    """Our own errors: subclasses set the status and the code of API.md."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "validation_error"
+    default_detail = "The request is invalid."
+
+    def __init__(self, detail: str | None = None, *, fields: dict[str, list[str]] | None = None):
+        super().__init__(detail or self.default_detail, self.default_code)
+        self.fields = fields
+
+
+class InvalidRequest(APIError):
+    pass
+
+
+class TriggerMismatch(APIError):
+    default_code = "trigger_mismatch"
+    default_detail = "The run input does not match the declared inputs."
+
+
+class Conflict(APIError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "The request conflicts with the current state."
+
+
+class OrchestrationNotActive(APIError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "orchestration_not_active"
+    default_detail = "The orchestration is not active."
+
+
+class VersionConflict(APIError):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_code = "version_conflict"
+    default_detail = (
+        "If-Match does not match the current ETag: someone changed it since you read it."
+    )
+
+
+class PreconditionRequired(APIError):
+    status_code = status.HTTP_428_PRECONDITION_REQUIRED
+    default_code = "precondition_required"
+    default_detail = "Send If-Match with the ETag you last read, to avoid overwriting changes."
+
+
+class PayloadTooLarge(APIError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
+
+
+_CODES: list[tuple[type[exceptions.APIException], str]] = [
+    (exceptions.ValidationError, "validation_error"),
+    (exceptions.ParseError, "validation_error"),
+    (exceptions.NotAuthenticated, "unauthorized"),
+    (exceptions.AuthenticationFailed, "unauthorized"),
+    (exceptions.PermissionDenied, "forbidden"),
+    (exceptions.NotFound, "not_found"),
+    (exceptions.MethodNotAllowed, "method_not_allowed"),
+    (exceptions.NotAcceptable, "not_acceptable"),
+    (exceptions.UnsupportedMediaType, "unsupported_media_type"),
+    (exceptions.Throttled, "rate_limited"),
+]
+
+
+def _path(prefix: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    if key in ("non_field_errors", "__all__"):
+        return prefix or "$"
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF nests errors like the data; clients want one JSON path per problem."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            for path, messages in flatten_errors(value, _path(prefix, key)).items():
+                flat.setdefault(path, []).extend(messages)
+    elif isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            flat.setdefault(prefix or "$", []).extend(str(item) for item in detail)
+        else:
+            for index, item in enumerate(detail):
+                if item:
+                    for path, messages in flatten_errors(item, _path(prefix, index)).items():
+                        flat.setdefault(path, []).extend(messages)
+    else:
+        flat.setdefault(prefix or "$", []).append(str(detail))
+    return flat
+
+
+def summarize(fields: dict[str, list[str]]) -> str:
+    if not fields:
+        return "The request is invalid."
+    path, messages = next(iter(fields.items()))
+    first = messages[0] if path == "$" else f"{path}: {messages[0]}"
+    count = sum(len(m) for m in fields.values())
+    return first if count == 1 else f"{first} (and {count - 1} more problems, see fields)"
+
+
+def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict:
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def _code_for(exc: exceptions.APIException) -> str:
+    if isinstance(exc, APIError):
+        return exc.default_code
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return "error"
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found in this organization.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+
+    code = _code_for(exc)
+    fields = getattr(exc, "fields", None)
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten_errors(exc.detail)
+        detail = summarize(fields)
+    elif isinstance(exc, exceptions.ParseError):
+        detail = f"Malformed JSON: {exc.detail}"
+    else:
+        detail = str(exc.detail)
+
+    headers = {}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    return Response(error_body(code, detail, fields), status=exc.status_code, headers=headers)
+
+
+def json_error(code: str, detail: str, status_code: int) -> JsonResponse:
+    return JsonResponse(error_body(code, detail), status=status_code)
+
+
+def handler404(request, exception=None) -> JsonResponse:
+    return json_error("not_found", f"No such resource: {request.path}", 404)
+
+
+def handler500(request) -> JsonResponse:
+    logger.error("Unhandled error on %s %s", request.method, request.path)
+    return json_error("server_error", "Something went wrong on our side; it has been logged.", 500)

@@ -1,0 +1,108 @@
+"""Serializer building blocks shared by the apps' APIs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from rest_framework import serializers
+
+from orchestrator.tenancy import Tenant
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects keys it does not know, so a typo is an error rather than a silently lost field.
+
+    Read-only fields that a client copied from a GET are accepted and ignored, so a client can
+    PUT back what it read.
+    """
+
+    ignored_read_only: tuple[str, ...] = ()
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Expected a JSON object, got {type(data).__name__}."]}
+            )
+        known = set(self.fields) | set(self.ignored_read_only)
+        unknown = sorted(key for key in data if key not in known)
+        if unknown:
+            raise serializers.ValidationError({key: ["unknown field"] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class TenantSerializerMixin:
+    @property
+    def tenant(self) -> Tenant:
+        return self.context["request"].auth
+
+
+class StringMapField(serializers.DictField):
+    """A flat object of strings (orchestration metadata)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.CharField(allow_blank=True, max_length=2000), **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        for key in value:
+            if not key or len(key) > 100:
+                raise serializers.ValidationError("keys must be 1 to 100 characters long")
+        return value
+
+
+class JSONObjectField(serializers.JSONField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return value
+
+
+class JSONSchemaField(JSONObjectField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            raise serializers.ValidationError(f"not a valid JSON Schema: {exc.message}") from None
+        return value
+
+
+class CronField(serializers.CharField):
+    def to_internal_value(self, data):
+        value = " ".join(str(super().to_internal_value(data)).split())
+        if len(value.split(" ")) != 5:
+            raise serializers.ValidationError(
+                "must have 5 fields: minute hour day-of-month month day-of-week"
+            )
+        if not croniter.is_valid(value):
+            raise serializers.ValidationError(f"'{value}' is not a valid cron expression")
+        return value
+
+
+class TimezoneField(serializers.CharField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise serializers.ValidationError(f"'{value}' is not an IANA time zone") from None
+        return value
+
+
+class MoneyField(serializers.DecimalField):
+    """USD amounts: JSON numbers in and out, never strings."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 12)
+        kwargs.setdefault("decimal_places", 4)
+        kwargs.setdefault("min_value", Decimal("0"))
+        kwargs.setdefault("coerce_to_string", False)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return None if value is None else float(value)

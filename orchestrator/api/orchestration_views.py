@@ -1,0 +1,223 @@
+"""Orchestrations: CRUD with ETags, activate/pause, versions, diff, restore, compile."""
+
+from __future__ import annotations
+
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from orchestrator.api.errors import PreconditionRequired
+from orchestrator.api.serializers import (
+    CompileSerializer,
+    OrchestrationDetailSerializer,
+    OrchestrationSerializer,
+    OrchestrationWriteSerializer,
+    VersionDetailSerializer,
+    VersionSerializer,
+)
+from orchestrator.choices import Role
+from orchestrator.definition import compile_markdown
+from orchestrator.filtersets import OrchestrationFilter
+from orchestrator.models import Orchestration
+from orchestrator.services import orchestrations as service
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="The ETag you last read; 412 when stale, 428 when missing.",
+)
+
+
+def _etag_header(orchestration: Orchestration) -> dict[str, str]:
+    return {"ETag": f'"{orchestration.etag}"'}
+
+
+@extend_schema(tags=["orchestrations"])
+class OrchestrationViewSet(viewsets.GenericViewSet):
+    serializer_class = OrchestrationSerializer
+    filterset_class = OrchestrationFilter
+    lookup_value_regex = "[^/]+"
+    cursor_ordering = "-created_at"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Orchestration.objects.none()
+        queryset = (
+            Orchestration.objects.alive()
+            .filter(organization=self.request.auth.organization)
+            .select_related("owner")
+            .prefetch_related("tag_rows")
+        )
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related("triggers")
+        return queryset
+
+    def required_role(self, request) -> str:
+        if request.method == "DELETE" and request.query_params.get("purge") in ("true", "1"):
+            return Role.ADMIN
+        if request.method in ("GET", "HEAD", "OPTIONS") or self.action == "compile":
+            return Role.VIEWER
+        return Role.EDITOR
+
+    def get_object(self) -> Orchestration:
+        key = self.kwargs["pk"]
+        queryset = self.get_queryset()
+        try:
+            found = queryset.filter(pk=uuid.UUID(key)).first()
+        except ValueError:
+            found = queryset.filter(slug=key).first()
+        if found is None:
+            raise NotFound(f"No orchestration '{key}' in this organization.")
+        return found
+
+    def _detail(self, orchestration: Orchestration, code: int = status.HTTP_200_OK) -> Response:
+        orchestration = self.get_queryset().prefetch_related("triggers").get(pk=orchestration.pk)
+        data = OrchestrationDetailSerializer(orchestration, context={"request": self.request}).data
+        return Response(data, status=code, headers=_etag_header(orchestration))
+
+    def _write_data(self, *, partial: bool) -> dict:
+        serializer = OrchestrationWriteSerializer(
+            data=self.request.data, partial=partial, context={"request": self.request}
+        )
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def _if_match(self) -> str:
+        value = self.request.headers.get("If-Match")
+        if not value:
+            raise PreconditionRequired()
+        return value
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "metadata",
+                OpenApiTypes.STR,
+                many=True,
+                description="key:value, repeatable; all must hold",
+            ),
+        ]
+    )
+    def list(self, request):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(responses=OrchestrationDetailSerializer)
+    def retrieve(self, request, pk=None):
+        orchestration = self.get_object()
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match and service.etag_matches(orchestration, if_none_match):
+            return Response(
+                status=status.HTTP_304_NOT_MODIFIED, headers=_etag_header(orchestration)
+            )
+        return self._detail(orchestration)
+
+    @extend_schema(
+        request=OrchestrationWriteSerializer, responses={201: OrchestrationDetailSerializer}
+    )
+    def create(self, request):
+        data = self._write_data(partial=False)
+        orchestration = service.create_orchestration(
+            request.auth.organization, data, user=request.user
+        )
+        return self._detail(orchestration, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=OrchestrationWriteSerializer,
+        responses=OrchestrationDetailSerializer,
+        parameters=[IF_MATCH],
+    )
+    def update(self, request, pk=None):
+        orchestration = self.get_object()
+        if_match = self._if_match()
+        data = self._write_data(partial=True)
+        updated = service.update_orchestration(
+            orchestration, data, if_match=if_match, replace=True, user=request.user
+        )
+        return self._detail(updated)
+
+    @extend_schema(
+        request=OrchestrationWriteSerializer,
+        responses=OrchestrationDetailSerializer,
+        parameters=[IF_MATCH],
+    )
+    def partial_update(self, request, pk=None):
+        orchestration = self.get_object()
+        if_match = self._if_match()
+        data = self._write_data(partial=True)
+        updated = service.update_orchestration(
+            orchestration, data, if_match=if_match, replace=False, user=request.user
+        )
+        return self._detail(updated)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "purge",
+                OpenApiTypes.BOOL,
+                description="Remove it and its runs for good (admin role).",
+            ),
+        ],
+        responses={204: None},
+    )
+    def destroy(self, request, pk=None):
+        orchestration = self.get_object()
+        if request.query_params.get("purge") in ("true", "1"):
+            service.purge(orchestration)
+        else:
+            service.soft_delete(orchestration)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=OrchestrationDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        return self._detail(service.activate(self.get_object()))
+
+    @extend_schema(request=None, responses=OrchestrationDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        return self._detail(service.pause(self.get_object()))
+
+    @extend_schema(request=CompileSerializer, responses=OpenApiTypes.OBJECT)
+    @action(detail=False, methods=["post"])
+    def compile(self, request):
+        serializer = CompileSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(compile_markdown(serializer.validated_data["markdown"]).to_dict())
+
+    @extend_schema(responses=VersionSerializer(many=True))
+    @action(detail=True, methods=["get"], cursor_ordering="-version")
+    def versions(self, request, pk=None):
+        orchestration = self.get_object()
+        page = self.paginate_queryset(orchestration.versions.select_related("created_by"))
+        return self.get_paginated_response(VersionSerializer(page, many=True).data)
+
+    @extend_schema(responses=VersionDetailSerializer)
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>\d+)")
+    def version(self, request, pk=None, number=None):
+        orchestration = self.get_object()
+        found = orchestration.versions.select_related("created_by").filter(version=number).first()
+        if found is None:
+            raise NotFound(f"There is no version {number} of this orchestration.")
+        return Response(VersionDetailSerializer(found).data)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<a>\d+)/diff/(?P<b>\d+)")
+    def diff(self, request, pk=None, a=None, b=None):
+        return Response(service.diff_versions(self.get_object(), int(a), int(b)))
+
+    @extend_schema(request=None, responses=OrchestrationDetailSerializer)
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>\d+)/restore")
+    def restore(self, request, pk=None, number=None):
+        orchestration = self.get_object()
+        if not orchestration.versions.filter(version=number).exists():
+            raise NotFound(f"There is no version {number} of this orchestration.")
+        return self._detail(service.restore_version(orchestration, int(number), user=request.user))

@@ -1,0 +1,368 @@
+"""Request validation and response shapes for orchestrations, versions, triggers, agents,
+groups and credentials. Serializers validate; services change state."""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from orchestrator.api.fields import (
+    CronField,
+    JSONObjectField,
+    JSONSchemaField,
+    MoneyField,
+    StrictSerializer,
+    StringMapField,
+    TenantSerializerMixin,
+    TimezoneField,
+)
+from orchestrator.choices import (
+    BudgetAction,
+    CredentialKind,
+    OrchestrationStatus,
+    ScheduleCatchup,
+    ScheduleOverlap,
+    TriggerKind,
+)
+from orchestrator.models import (
+    Agent,
+    Credential,
+    Group,
+    Orchestration,
+    OrchestrationVersion,
+    Trigger,
+)
+
+NODE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+MODEL_NAME = re.compile(r"^(default|(openai|builtin)/[A-Za-z0-9._:\-/]+)$")
+BUILTIN_MODELS = {"builtin/echo", "builtin/script"}
+KNOWN_TOOLS = ("http_get",)
+
+
+# --- Triggers ------------------------------------------------------------------------------
+
+
+class TriggerSerializer(serializers.ModelSerializer):
+    webhook_url = serializers.SerializerMethodField()
+    signing_secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Trigger
+        fields = [
+            "id",
+            "kind",
+            "node_id",
+            "is_active",
+            "state",
+            "input_schema",
+            "input",
+            "cron_expression",
+            "timezone",
+            "overlap",
+            "catchup",
+            "webhook_url",
+            "signing_secret",
+            "last_run_at",
+            "next_run_at",
+            "trigger_count",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_webhook_url(self, trigger: Trigger) -> str | None:
+        if trigger.kind != TriggerKind.WEBHOOK:
+            return None
+        return f"/api/v1/webhooks/{trigger.orchestration_id}/{trigger.webhook_token}"
+
+    def get_signing_secret(self, trigger: Trigger) -> str | None:
+        """Only set right after creation or rotation; never readable afterwards."""
+        return getattr(trigger, "signing_secret", None)
+
+
+class TriggerWriteSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=TriggerKind.choices)
+    node_id = serializers.RegexField(NODE_ID, required=False, allow_blank=True)
+    is_active = serializers.BooleanField(required=False)
+    input_schema = JSONSchemaField(required=False, allow_null=True)
+    input = JSONObjectField(required=False)
+    cron_expression = CronField(required=False, allow_blank=True)
+    timezone = TimezoneField(required=False)
+    overlap = serializers.ChoiceField(choices=ScheduleOverlap.choices, required=False)
+    catchup = serializers.ChoiceField(choices=ScheduleCatchup.choices, required=False)
+
+    def validate(self, attrs):
+        if attrs["kind"] == TriggerKind.SCHEDULE and not attrs.get("cron_expression"):
+            raise serializers.ValidationError(
+                {"cron_expression": ["a schedule trigger needs a cron expression"]}
+            )
+        return attrs
+
+
+# --- Orchestrations ------------------------------------------------------------------------
+
+
+class SettingsSerializer(StrictSerializer):
+    max_concurrent_runs = serializers.IntegerField(
+        min_value=1, max_value=10_000, required=False, allow_null=True
+    )
+    run_timeout_s = serializers.IntegerField(
+        min_value=1, max_value=30 * 86400, required=False, allow_null=True
+    )
+    max_subflow_depth = serializers.IntegerField(min_value=1, max_value=20, required=False)
+    budget_action = serializers.ChoiceField(choices=BudgetAction.choices, required=False)
+
+
+class OrchestrationSerializer(serializers.ModelSerializer):
+    tags = serializers.SerializerMethodField()
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    steps = serializers.IntegerField(source="step_count", read_only=True)
+    members = serializers.JSONField(source="member_ids", read_only=True)
+    credit_limit = MoneyField(allow_null=True, read_only=True)
+
+    class Meta:
+        model = Orchestration
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "description",
+            "icon",
+            "icon_color",
+            "zone",
+            "tags",
+            "group",
+            "owner",
+            "metadata",
+            "status",
+            "is_public",
+            "public_definition",
+            "credit_limit",
+            "settings",
+            "version",
+            "etag",
+            "steps",
+            "members",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_tags(self, orchestration: Orchestration) -> list[str]:
+        return [tag.name for tag in orchestration.tag_rows.all()]
+
+
+class OrchestrationDetailSerializer(OrchestrationSerializer):
+    triggers = TriggerSerializer(many=True, read_only=True)
+
+    class Meta(OrchestrationSerializer.Meta):
+        fields = [*OrchestrationSerializer.Meta.fields, "definition", "triggers", "markdown"]
+
+
+class OrchestrationWriteSerializer(TenantSerializerMixin, StrictSerializer):
+    """Everything a client may send to create or change an orchestration."""
+
+    ignored_read_only = (
+        "id",
+        "version",
+        "etag",
+        "steps",
+        "members",
+        "created_at",
+        "updated_at",
+    )
+
+    name = serializers.CharField(max_length=200, required=False)
+    slug = serializers.SlugField(max_length=120, required=False)
+    description = serializers.CharField(allow_blank=True, max_length=10_000, required=False)
+    icon = serializers.CharField(allow_blank=True, max_length=64, required=False)
+    icon_color = serializers.CharField(allow_blank=True, max_length=32, required=False)
+    zone = serializers.CharField(allow_blank=True, max_length=100, required=False)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=64), max_length=30, required=False
+    )
+    group = serializers.UUIDField(allow_null=True, required=False)
+    owner = serializers.CharField(allow_null=True, required=False)
+    metadata = StringMapField(required=False)
+    status = serializers.ChoiceField(choices=OrchestrationStatus.choices, required=False)
+    is_public = serializers.BooleanField(required=False)
+    public_definition = serializers.BooleanField(required=False)
+    credit_limit = MoneyField(allow_null=True, required=False)
+    settings = SettingsSerializer(required=False)
+    definition = serializers.JSONField(required=False)
+    markdown = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False)
+    nodes = serializers.JSONField(required=False)
+    edges = serializers.JSONField(required=False)
+    inputs = serializers.JSONField(required=False)
+    agents = serializers.JSONField(required=False)
+    output = serializers.JSONField(required=False)
+    output_type = serializers.JSONField(required=False)
+    trigger = serializers.DictField(required=False)
+    triggers = TriggerWriteSerializer(many=True, required=False)
+
+    def validate_tags(self, tags: list[str]) -> list[str]:
+        return list(dict.fromkeys(tag.strip() for tag in tags if tag.strip()))
+
+    def validate_group(self, value):
+        if value is None:
+            return None
+        group = Group.objects.filter(organization=self.tenant.organization, pk=value).first()
+        if group is None:
+            raise serializers.ValidationError("no such group in this organization")
+        return group
+
+    def validate_owner(self, value):
+        if value is None:
+            return None
+        user = (
+            get_user_model()
+            .objects.filter(username=value, memberships__organization=self.tenant.organization)
+            .first()
+        )
+        if user is None:
+            raise serializers.ValidationError("no member of this organization has that username")
+        return user
+
+    def validate_trigger(self, value):
+        serializer = TriggerWriteSerializer(data=value)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def validate(self, attrs):
+        if "trigger" in attrs:
+            attrs["triggers"] = [attrs.pop("trigger"), *attrs.get("triggers", [])]
+        if "edges" in attrs and "nodes" not in attrs:
+            raise serializers.ValidationError({"nodes": ["edges were given without nodes"]})
+        return attrs
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = OrchestrationVersion
+        fields = ["version", "etag", "created_at", "created_by", "summary"]
+
+
+class VersionDetailSerializer(VersionSerializer):
+    class Meta(VersionSerializer.Meta):
+        fields = [
+            *VersionSerializer.Meta.fields,
+            "name",
+            "description",
+            "settings",
+            "metadata",
+            "definition",
+            "markdown",
+        ]
+
+
+class CompileSerializer(StrictSerializer):
+    markdown = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+# --- Agents, groups, credentials ------------------------------------------------------------
+
+
+class NameUniqueInTenantMixin(TenantSerializerMixin):
+    def validate_name(self, name: str) -> str:
+        model = self.Meta.model
+        clash = model.objects.filter(organization=self.tenant.organization, name=name)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError(
+                f"a {model._meta.verbose_name} with this name already exists"
+            )
+        return name
+
+
+class GroupSerializer(NameUniqueInTenantMixin, serializers.ModelSerializer):
+    class Meta:
+        model = Group
+        fields = ["id", "name", "description", "created_at", "updated_at"]
+
+
+class PriceSerializer(StrictSerializer):
+    input_per_1k = serializers.FloatField(min_value=0, default=0)
+    output_per_1k = serializers.FloatField(min_value=0, default=0)
+
+
+class AgentSerializer(NameUniqueInTenantMixin, serializers.ModelSerializer):
+    tools = serializers.ListField(
+        child=serializers.ChoiceField(choices=KNOWN_TOOLS), required=False
+    )
+    temperature = serializers.FloatField(min_value=0, max_value=2, allow_null=True, required=False)
+    max_turns = serializers.IntegerField(min_value=1, max_value=50, allow_null=True, required=False)
+    credential = serializers.UUIDField(allow_null=True, required=False)
+    price = PriceSerializer(required=False)
+    script = serializers.ListField(required=False)
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "name",
+            "description",
+            "model",
+            "system_prompt",
+            "tools",
+            "temperature",
+            "max_turns",
+            "credential",
+            "base_url",
+            "price",
+            "script",
+            "created_at",
+            "updated_at",
+        ]
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["unknown field"] for key in unknown})
+        return super().to_internal_value(data)
+
+    def to_representation(self, agent: Agent) -> dict:
+        data = super().to_representation(agent)
+        data["credential"] = str(agent.credential_id) if agent.credential_id else None
+        data["price"] = {"input_per_1k": 0, "output_per_1k": 0, **(agent.price or {})}
+        return data
+
+    def validate_model(self, model: str) -> str:
+        if not MODEL_NAME.match(model):
+            raise serializers.ValidationError(
+                "must be provider/name (openai/<model>, builtin/echo, builtin/script) or default"
+            )
+        if model.startswith("builtin/") and model not in BUILTIN_MODELS:
+            raise serializers.ValidationError(
+                f"unknown builtin model; known: {', '.join(sorted(BUILTIN_MODELS))}"
+            )
+        return model
+
+    def validate_credential(self, value):
+        if value is None:
+            return None
+        credential = Credential.objects.filter(
+            organization=self.tenant.organization, pk=value
+        ).first()
+        if credential is None:
+            raise serializers.ValidationError("no such credential in this organization")
+        return credential
+
+
+class CredentialSerializer(NameUniqueInTenantMixin, serializers.ModelSerializer):
+    value = serializers.CharField(write_only=True, max_length=10_000, trim_whitespace=False)
+
+    class Meta:
+        model = Credential
+        fields = ["id", "name", "kind", "value", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        kind, value = attrs.get("kind"), attrs.get("value", "")
+        if kind == CredentialKind.BASIC and ":" not in value:
+            raise serializers.ValidationError({"value": ["basic credentials are user:password"]})
+        if kind == CredentialKind.HEADER and ":" not in value:
+            raise serializers.ValidationError({"value": ["header credentials are Name: value"]})
+        return attrs

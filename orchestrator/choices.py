@@ -1,0 +1,58 @@
+"""Status and role vocabularies shared by models, serializers and filters."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    EDITOR = "editor", "Editor"
+    ADMIN = "admin", "Admin"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK[self.value]
+
+
+ROLE_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}
+
+
+class OrchestrationStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+
+
+class CredentialKind(models.TextChoices):
+    API_KEY = "api_key", "API key"
+    BEARER = "bearer", "Bearer token"
+    BASIC = "basic", "Basic auth (user:password)"
+    HEADER = "header", "Custom header (Name: value)"
+
+
+class TriggerKind(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    WEBHOOK = "webhook", "Webhook"
+    SCHEDULE = "schedule", "Schedule"
+
+
+class TriggerState(models.TextChoices):
+    LIVE = "live", "Live"
+    PAUSED = "paused", "Paused"
+    ERROR = "error", "Error"
+
+
+class ScheduleOverlap(models.TextChoices):
+    SKIP = "skip", "Skip while the previous run is going"
+    ALLOW = "allow", "Allow overlapping runs"
+
+
+class ScheduleCatchup(models.TextChoices):
+    NONE = "none", "Fire nothing missed"
+    LATEST = "latest", "Fire the latest missed slot once"
+
+
+class BudgetAction(models.TextChoices):
+    FAIL = "fail", "Fail the run"
+    APPROVE = "approve", "Ask for approval to raise the limit"

@@ -1,0 +1,158 @@
+"""Small typed checks that record a readable message at a JSON path instead of raising."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from orchestrator.definition.errors import Problems
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+MISSING = object()
+
+_TYPE_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "true or false",
+}
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Checker:
+    """Wraps Problems with the usual shapes: each method returns the value, or `default` when it
+    is missing or wrong (so validation can go on and report everything)."""
+
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.add(path, message)
+
+    def string(
+        self,
+        value: Any,
+        path: str,
+        *,
+        default: Any = MISSING,
+        allow_empty: bool = True,
+        max_length: int = 100_000,
+    ) -> Any:
+        if value is MISSING or value is None:
+            if default is MISSING:
+                self.fail(path, "is required")
+                return ""
+            return default
+        if not isinstance(value, str):
+            self.fail(path, f"must be a string, not {type_name(value)}")
+            return "" if default is MISSING else default
+        if not allow_empty and not value.strip():
+            self.fail(path, "must not be empty")
+        if len(value) > max_length:
+            self.fail(path, f"must be at most {max_length} characters")
+        return value
+
+    def number(
+        self,
+        value: Any,
+        path: str,
+        *,
+        default: Any = MISSING,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        exclusive_minimum: bool = False,
+        integer: bool = False,
+        nullable: bool = False,
+    ) -> Any:
+        if value is MISSING or (value is None and not nullable):
+            if default is MISSING:
+                self.fail(path, "is required")
+                return 0
+            return default
+        if value is None:
+            return None
+        kind = "an integer" if integer else "a number"
+        if not (is_integer(value) if integer else is_number(value)):
+            self.fail(path, f"must be {kind}, not {type_name(value)}")
+            return default if default is not MISSING else 0
+        if minimum is not None:
+            if exclusive_minimum and value <= minimum:
+                self.fail(path, f"must be greater than {minimum:g}")
+            elif not exclusive_minimum and value < minimum:
+                self.fail(path, f"must be at least {minimum:g}")
+        if maximum is not None and value > maximum:
+            self.fail(path, f"must be at most {maximum:g}")
+        return value
+
+    def boolean(self, value: Any, path: str, *, default: bool) -> bool:
+        if value is MISSING or value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(path, f"must be true or false, not {type_name(value)}")
+            return default
+        return value
+
+    def choice(self, value: Any, path: str, choices: tuple[str, ...], *, default: Any) -> Any:
+        if value is MISSING or value is None:
+            if default is MISSING:
+                self.fail(path, f"is required: one of {', '.join(choices)}")
+            return default
+        if value not in choices:
+            self.fail(path, f"must be one of {', '.join(choices)}, not {value!r}"[:300])
+            return default
+        return value
+
+    def string_list(self, value: Any, path: str, *, default: list | None = None) -> list[str]:
+        if value is MISSING or value is None:
+            return list(default or [])
+        if not isinstance(value, list):
+            self.fail(path, f"must be a list of strings, not {type_name(value)}")
+            return []
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                self.fail(f"{path}[{index}]", f"must be a string, not {type_name(item)}")
+        return [item for item in value if isinstance(item, str)]
+
+    def obj(self, value: Any, path: str, *, default: Any = MISSING) -> dict:
+        if value is MISSING or value is None:
+            if default is MISSING:
+                self.fail(path, "is required")
+                return {}
+            return default
+        if not isinstance(value, dict):
+            self.fail(path, f"must be an object, not {type_name(value)}")
+            return {}
+        return value
+
+    def identifier(self, value: Any, path: str) -> str:
+        text = self.string(value, path)
+        if text and not IDENTIFIER.match(text):
+            self.fail(
+                path,
+                f"'{text[:80]}' must start with a lowercase letter and use only a-z, 0-9 and _ "
+                "(at most 63 characters)",
+            )
+        return text
+
+    def unknown_keys(self, data: dict, allowed: tuple[str, ...], path: str) -> None:
+        for key in data:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                self.fail(where, f"unknown key; allowed: {', '.join(allowed)}")

@@ -1,0 +1,47 @@
+"""Filters of the orchestrations list; each works the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+import django_filters
+from django.db.models import Q
+from rest_framework.exceptions import ValidationError
+
+from orchestrator.choices import OrchestrationStatus
+from orchestrator.models import Orchestration
+
+METADATA_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
+
+
+class OrchestrationFilter(django_filters.FilterSet):
+    zone = django_filters.CharFilter()
+    owner = django_filters.CharFilter(field_name="owner__username")
+    tag = django_filters.CharFilter(field_name="tag_rows__name")
+    status = django_filters.ChoiceFilter(choices=OrchestrationStatus.choices)
+    group = django_filters.UUIDFilter(field_name="group_id")
+    q = django_filters.CharFilter(method="filter_search")
+    metadata = django_filters.CharFilter(method="filter_metadata")
+    is_public = django_filters.BooleanFilter()
+
+    class Meta:
+        model = Orchestration
+        fields: list[str] = []
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+    def filter_metadata(self, queryset, name, value):
+        """`metadata=key:value`, repeatable; every pair must hold.
+
+        Keys become part of a lookup path, so only plain names are accepted: a key like
+        `a__contains` must not smuggle in a lookup of its own.
+        """
+        for pair in self.data.getlist("metadata"):
+            key, sep, wanted = pair.partition(":")
+            if not sep or not METADATA_KEY.match(key) or "__" in key:
+                raise ValidationError(
+                    {"metadata": [f"'{pair}' is not key:value with a key of letters, digits, _-."]}
+                )
+            queryset = queryset.filter(**{f"metadata__{key}": wanted})
+        return queryset

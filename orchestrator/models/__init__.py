@@ -1,0 +1,21 @@
+from orchestrator.models.library import Agent, Credential, Group
+from orchestrator.models.orchestrations import (
+    Orchestration,
+    OrchestrationTag,
+    OrchestrationVersion,
+    Trigger,
+)
+from orchestrator.models.tenancy import ApiToken, Membership, Organization
+
+__all__ = [
+    "Agent",
+    "ApiToken",
+    "Credential",
+    "Group",
+    "Membership",
+    "Orchestration",
+    "OrchestrationTag",
+    "OrchestrationVersion",
+    "Organization",
+    "Trigger",
+]

@@ -1,0 +1,121 @@
+"""Organizations (the tenants), who belongs to them, and the API tokens that act for them."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from orchestrator.choices import Role
+
+TOKEN_PREFIX = "orc_"
+
+
+class Organization(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    is_default = models.BooleanField(
+        default=False, help_text="The organization used when a request names none."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+def hash_token(raw: str) -> str:
+    """Tokens are random and long, so a fast unsalted hash is enough and keeps lookups indexed."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def usable(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A bearer token for one organization. Only its hash is stored; the raw value is shown once."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+    )
+    service_account = models.CharField(
+        max_length=100, blank=True, help_text="Name of the service account when there is no user."
+    )
+    name = models.CharField(max_length=100, blank=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    prefix = models.CharField(max_length=12, help_text="The first characters, to recognise it.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.holder})"
+
+    @property
+    def holder(self) -> str:
+        if self.user_id:
+            return self.user.get_username()
+        return f"service:{self.service_account or 'unnamed'}"
+
+    @classmethod
+    def issue(
+        cls,
+        organization: Organization,
+        role: str,
+        *,
+        user=None,
+        service_account: str = "",
+        name: str = "",
+    ) -> tuple[ApiToken, str]:
+        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            organization=organization,
+            role=role,
+            user=user,
+            service_account=service_account,
+            name=name,
+            prefix=raw[:10],
+            token_hash=hash_token(raw),
+        )
+        return token, raw

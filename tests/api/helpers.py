@@ -1,0 +1,54 @@
+"""Sample definitions used across the API tests."""
+
+from __future__ import annotations
+
+import copy
+
+TWO_STEP = {
+    "inputs": [{"name": "topic", "type": "string", "required": True}],
+    "nodes": [
+        {
+            "id": "research",
+            "type": "agent",
+            "config": {"agent": {"model": "builtin/echo"}, "prompt": "Research {{ input.topic }}"},
+        },
+        {"id": "report", "type": "transform", "config": {"output": "{{ steps.research.output }}"}},
+    ],
+    "edges": [{"source": "research", "target": "report"}],
+}
+
+MARKDOWN = """# Market Research Report
+Researches a topic and produces a report.
+
+## Inputs
+- topic (string, required): the topic to research
+
+## Agents
+### researcher
+- model: builtin/echo
+You are a meticulous researcher.
+
+## Steps
+### research
+- agent: researcher
+Research {{ input.topic }}.
+
+### report
+- type: transform
+{{ steps.research.output }}
+
+## Output
+- type: markdown
+{{ steps.report.output }}
+"""
+
+
+def two_step(**extra) -> dict:
+    return {"name": "Research", "definition": copy.deepcopy(TWO_STEP), **extra}
+
+
+def three_step() -> dict:
+    definition = copy.deepcopy(TWO_STEP)
+    definition["nodes"].append({"id": "publish", "type": "transform", "config": {"output": "done"}})
+    definition["edges"].append({"source": "report", "target": "publish"})
+    return definition

@@ -1,0 +1,75 @@
+"""Shared fixtures: two organizations, tokens of each role, and API clients that use them."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from orchestrator.choices import Role
+from orchestrator.models import ApiToken, Organization
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    # Manifest names do not exist until collectstatic has run.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Throttle counters live in the cache; each test starts with none.
+    cache.clear()
+
+
+@pytest.fixture
+def org(db) -> Organization:
+    return Organization.objects.create(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def other_org(db) -> Organization:
+    return Organization.objects.create(name="Globex", slug="globex")
+
+
+class ApiFactory:
+    """`api("editor")` gives a client with a fresh token of that role in `org`."""
+
+    def __init__(self, org: Organization) -> None:
+        self.org = org
+
+    def __call__(self, role: str = Role.EDITOR, org: Organization | None = None) -> APIClient:
+        _, raw = ApiToken.issue(org or self.org, role, service_account=f"test-{role}")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        client.raw_token = raw
+        return client
+
+
+@pytest.fixture
+def api(org) -> ApiFactory:
+    return ApiFactory(org)
+
+
+@pytest.fixture
+def editor(api) -> APIClient:
+    return api(Role.EDITOR)
+
+
+@pytest.fixture
+def viewer(api) -> APIClient:
+    return api(Role.VIEWER)
+
+
+@pytest.fixture
+def admin_client(api) -> APIClient:
+    return api(Role.ADMIN)
+
+
+@pytest.fixture
+def outsider(api, other_org) -> APIClient:
+    """An admin of another organization: must never see anything of `org`."""
+    return api(Role.ADMIN, other_org)
