@@ -156,6 +156,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+REAPER_INTERVAL_S = env_float("REAPER_INTERVAL_S", 5.0)
+CELERY_BEAT_SCHEDULE = {
+    "reap-runs": {"task": "runs.tasks.reap", "schedule": REAPER_INTERVAL_S},
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- API ------------------------------------------------------------------------------------
@@ -213,6 +217,9 @@ DEFAULT_MODEL = env_str("DEFAULT_MODEL", "builtin/echo")
 SYNC_RUN_TIMEOUT_S = env_float("SYNC_RUN_TIMEOUT_S", 300.0)
 HTTP_ALLOWED_NETWORKS = env_list("HTTP_ALLOWED_NETWORKS", [])
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# A claimed step whose worker has not reported back this long after its timeout is re-queued.
+STEP_LEASE_GRACE_S = env_float("STEP_LEASE_GRACE_S", 30.0)
+STEP_DEFAULT_LEASE_S = env_float("STEP_DEFAULT_LEASE_S", 3600.0)
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 
 # --- Auth, sessions, security --------------------------------------------------------------

@@ -1,0 +1,140 @@
+"""Response shapes of runs, steps and events, and the bodies that start or replay runs."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from orchestrator.api.fields import MoneyField, StrictSerializer
+from runs.engine import StepStatus
+from runs.models import Run, RunEvent, StepRun
+
+
+class RunSerializer(serializers.ModelSerializer):
+    orchestration_name = serializers.CharField(source="orchestration.name", read_only=True)
+    trigger = serializers.SerializerMethodField()
+    replays_run_id = serializers.UUIDField(read_only=True)
+    parent_run_id = serializers.UUIDField(read_only=True)
+    cost_usd = MoneyField(read_only=True)
+    tokens = serializers.SerializerMethodField()
+    human_input_required = serializers.SerializerMethodField()
+    requested_by = serializers.CharField(source="requested_by_name", read_only=True)
+    duration_ms = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "orchestration",
+            "orchestration_name",
+            "version",
+            "status",
+            "trigger",
+            "input",
+            "output",
+            "output_type",
+            "shared_state",
+            "error",
+            "replays_run_id",
+            "parent_run_id",
+            "depth",
+            "cost_usd",
+            "tokens",
+            "steps_completed",
+            "steps_total",
+            "human_input_required",
+            "metadata",
+            "requested_by",
+            "refine_status",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+        ]
+
+    def get_trigger(self, run: Run) -> dict:
+        return {"kind": run.trigger_kind, "id": str(run.trigger_ref) if run.trigger_ref else None}
+
+    def get_tokens(self, run: Run) -> dict:
+        return {"input": run.tokens_input, "output": run.tokens_output}
+
+    def get_human_input_required(self, run: Run) -> dict | None:
+        if run.status != "paused":
+            return None
+        waiting = [
+            s
+            for s in run.step_runs.all()
+            if s.status == StepStatus.WAITING and s.node_type in ("approval", "human_input")
+        ]
+        if not waiting:
+            return None
+        request = dict(waiting[0].input or {})
+        request.setdefault("step_id", waiting[0].node_id)
+        request.setdefault("approval_id", None)
+        return request
+
+
+def step_rows(run: Run, definition: dict, order: tuple[str, ...]) -> list[dict]:
+    """One entry per node, in topological order: the latest attempt, or pending if none yet."""
+    latest: dict[str, StepRun] = {}
+    for step in sorted(run.step_runs.all(), key=lambda s: (s.node_id, s.attempt)):
+        latest[step.node_id] = step
+    nodes = {n["id"]: n for n in definition["nodes"]}
+    rows = []
+    for node_id in order:
+        node, step = nodes[node_id], latest.get(node_id)
+        rows.append(
+            {
+                "step_id": node_id,
+                "name": node["name"],
+                "type": node["type"],
+                "status": step.status if step else StepStatus.PENDING,
+                "attempt": step.attempt if step else 0,
+                "input": step.input if step else None,
+                "output": step.output if step else None,
+                "error": step.error if step else None,
+                "started_at": _time(step.started_at) if step else None,
+                "finished_at": _time(step.finished_at) if step else None,
+                "duration_ms": step.duration_ms if step else None,
+                "model": (step.model or None) if step else None,
+                "tokens": {
+                    "input": step.tokens_input if step else 0,
+                    "output": step.tokens_output if step else 0,
+                },
+                "cost_usd": float(step.cost_usd) if step else 0.0,
+                "turns": step.turns if step else 0,
+                "tool_calls": step.tool_calls if step else 0,
+                "child_run_id": str(step.child_run_id) if step and step.child_run_id else None,
+            }
+        )
+    return rows
+
+
+def _time(value) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunEvent
+        fields = ["seq", "type", "ts", "step_id", "data"]
+
+
+class FireSerializer(StrictSerializer):
+    input = serializers.JSONField(required=False)
+    message = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    # "async" is a Python keyword, so the field is declared under another name below.
+    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["async"] = serializers.BooleanField(required=False, default=True)
+        return fields
+
+    def validate(self, attrs):
+        if "input" in attrs and not isinstance(attrs["input"], dict):
+            raise serializers.ValidationError({"input": ["must be a JSON object"]})
+        return attrs
+
+
+class ReplaySerializer(StrictSerializer):
+    from_step = serializers.RegexField(r"^[a-z][a-z0-9_]{0,62}$", required=False)

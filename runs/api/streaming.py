@@ -1,0 +1,159 @@
+"""Sync runs and Server-Sent Events, as async views: a client waiting for a run holds no thread.
+
+Authentication, validation and the state change are the ordinary DRF views, called through
+sync_to_async; only the waiting is async. The event table is the truth: a stream reads the
+events after the last seq it sent, so a reconnect with Last-Event-ID misses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import status
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from runs.api.views import OrchestrationRunViewSet, RunViewSet, run_detail
+from runs.engine import RUN_TERMINAL, RunStatus
+from runs.models import Run, RunEvent
+
+POLL_MIN_S, POLL_MAX_S = 0.02, 0.25
+KEEPALIVE_S = 15.0
+WAITING = {RunStatus.QUEUED, RunStatus.RUNNING}
+
+_collection = OrchestrationRunViewSet.as_view({"get": "list", "post": "create"})
+_run_detail = RunViewSet.as_view({"get": "retrieve"})
+
+
+async def _render(response) -> HttpResponse:
+    if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+        await sync_to_async(response.render)()
+    return response
+
+
+def _status(run_id) -> str:
+    return Run.objects.values_list("status", flat=True).get(pk=run_id)
+
+
+def _events_after(run_id, seq: int) -> list[RunEvent]:
+    return list(RunEvent.objects.filter(run_id=run_id, seq__gt=seq).order_by("seq")[:500])
+
+
+def _detail(run_id) -> dict:
+    return run_detail(Run.objects.select_related("orchestration").get(pk=run_id))
+
+
+async def wait_for(run_id, timeout: float) -> str:
+    """Poll the run's status until it ends or pauses (backing off to a few checks a second)."""
+    deadline = time.monotonic() + timeout
+    pause = POLL_MIN_S
+    while True:
+        current = await sync_to_async(_status)(run_id)
+        if current not in WAITING or time.monotonic() >= deadline:
+            return current
+        await asyncio.sleep(pause)
+        pause = min(pause * 1.5, POLL_MAX_S)
+
+
+def _frame(event: RunEvent) -> str:
+    data = {
+        "seq": event.seq,
+        "type": event.type,
+        "step_id": event.step_id,
+        "ts": event.ts.isoformat().replace("+00:00", "Z"),
+        **event.data,
+    }
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+async def event_stream(run_id, after: int, *, stop_on_pause: bool) -> AsyncIterator[str]:
+    last, pause, quiet_since = after, POLL_MIN_S, time.monotonic()
+    yield ": stream open\n\n"
+    while True:
+        current = await sync_to_async(_status)(run_id)
+        batch = await sync_to_async(_events_after)(run_id, last)
+        for event in batch:
+            last = event.seq
+            yield _frame(event)
+        if batch:
+            pause, quiet_since = POLL_MIN_S, time.monotonic()
+            continue
+        if current in RUN_TERMINAL or (stop_on_pause and current == RunStatus.PAUSED):
+            yield f"event: done\ndata: {json.dumps({'run_id': str(run_id), 'status': current})}\n\n"
+            return
+        if time.monotonic() - quiet_since > KEEPALIVE_S:
+            quiet_since = time.monotonic()
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(pause)
+        pause = min(pause * 1.5, POLL_MAX_S)
+
+
+def sse_response(stream: AsyncIterator[str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@csrf_exempt
+async def runs_collection(request, orchestration_pk: str):
+    """GET lists runs; POST fires one, and with "async": false waits for it to end or pause."""
+    response = await sync_to_async(_collection)(request, orchestration_pk=orchestration_pk)
+    run_id = getattr(response, "wait_for_run", None)
+    if request.method != "POST" or run_id is None:
+        return await _render(response)
+    await wait_for(run_id, settings.SYNC_RUN_TIMEOUT_S)
+    detail = await sync_to_async(_detail)(run_id)
+    code = status.HTTP_202_ACCEPTED if detail["status"] in WAITING else status.HTTP_200_OK
+    return await _render(_json(detail, code))
+
+
+@api_view(["POST"])
+def _fire_for_stream(request, orchestration_pk: str):
+    from runs.api.views import fire_from_request, orchestration_for
+
+    run, _, _ = fire_from_request(request, orchestration_for(request, orchestration_pk))
+    return Response({"run_id": str(run.pk)}, status=status.HTTP_202_ACCEPTED)
+
+
+@csrf_exempt
+async def fire_stream(request, orchestration_pk: str):
+    """Fire, then stream the run's events until it ends or pauses, then `event: done`."""
+    response = await sync_to_async(_fire_for_stream)(request, orchestration_pk=orchestration_pk)
+    if response.status_code != status.HTTP_202_ACCEPTED:
+        return await _render(response)
+    return sse_response(event_stream(response.data["run_id"], 0, stop_on_pause=True))
+
+
+@csrf_exempt
+async def events_stream(request, pk: str):
+    """The run's events from Last-Event-ID (or ?after=) on, live until the run ends."""
+    response = await sync_to_async(_run_detail)(request, pk=pk)
+    if response.status_code != status.HTTP_200_OK:
+        return await _render(response)
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
+    if not raw.isdigit():
+        error = ValidationError({"after": ["must be a non-negative integer"]})
+        return await _render(
+            _json(
+                {
+                    "error": "validation_error",
+                    "detail": "Last-Event-ID must be a non-negative integer.",
+                    "fields": error.detail,
+                },
+                400,
+            )
+        )
+    return sse_response(event_stream(pk, int(raw), stop_on_pause=False))
+
+
+def _json(data: dict, code: int) -> HttpResponse:
+    return HttpResponse(json.dumps(data, default=str), status=code, content_type="application/json")

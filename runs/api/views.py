@@ -1,0 +1,196 @@
+"""Runs: fire, list, trace, events, replay, cancel, diff. Views validate and call services."""
+
+from __future__ import annotations
+
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from orchestrator.api.errors import InvalidRequest
+from orchestrator.models import Orchestration
+from runs.api.serializers import (
+    EventSerializer,
+    FireSerializer,
+    ReplaySerializer,
+    RunSerializer,
+    step_rows,
+)
+from runs.filtersets import RunFilter
+from runs.models import Run, RunEvent, TriggerKind
+from runs.services import lifecycle
+from runs.services.comparison import compare_runs
+from runs.services.graphs import definition_of, graph_of
+
+EVENTS_PAGE = 500
+
+
+def run_detail(run: Run) -> dict:
+    data = RunSerializer(run).data
+    data["steps"] = step_rows(run, definition_of(run), graph_of(run).order)
+    return data
+
+
+def orchestration_for(request, key: str) -> Orchestration:
+    queryset = Orchestration.objects.alive().filter(organization=request.auth.organization)
+    try:
+        found = queryset.filter(pk=uuid.UUID(key)).first()
+    except ValueError:
+        found = queryset.filter(slug=key).first()
+    if found is None:
+        raise NotFound(f"No orchestration '{key}' in this organization.")
+    return found
+
+
+def fire_from_request(request, orchestration: Orchestration) -> tuple[Run, bool, bool]:
+    """Validate a fire body and start the run. Returns (run, created, wait)."""
+    serializer = FireSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    body = serializer.validated_data
+    run_input = dict(body.get("input") or {})
+    if "message" in body:
+        name = lifecycle.first_input_name(orchestration) or "message"
+        run_input.setdefault(name, body["message"])
+    kind = TriggerKind.API if request.auth.token is not None else TriggerKind.MANUAL
+    run, created = lifecycle.fire(
+        orchestration,
+        run_input,
+        trigger_kind=kind,
+        requested_by=request.user,
+        metadata=body.get("metadata"),
+        idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
+    )
+    return run, created, not body["async"]
+
+
+class RunQuerysetMixin:
+    filterset_class = RunFilter
+    serializer_class = RunSerializer
+    cursor_ordering = "-created_at"
+    lookup_value_regex = "[^/]+"
+
+    def base_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Run.objects.none()
+        return Run.objects.filter(organization=self.request.auth.organization).select_related(
+            "orchestration"
+        )
+
+    def get_run(self, key: str) -> Run:
+        try:
+            run_id = uuid.UUID(str(key))
+        except ValueError:
+            raise NotFound(f"No run '{key}' in this organization.") from None
+        run = self.get_queryset().prefetch_related("step_runs").filter(pk=run_id).first()
+        if run is None:
+            raise NotFound(f"No run '{key}' in this organization.")
+        return run
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset()).prefetch_related("step_runs")
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(RunSerializer(page, many=True).data)
+
+    def _replay(self, request, run: Run) -> Response:
+        serializer = ReplaySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        new = lifecycle.replay(
+            run, from_step=serializer.validated_data.get("from_step"), requested_by=request.user
+        )
+        return Response(RunSerializer(new).data, status=status.HTTP_202_ACCEPTED)
+
+    def _cancel(self, run: Run) -> Response:
+        lifecycle.cancel(run)
+        run.refresh_from_db()
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["runs"])
+class RunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
+    """Every run of the organization, newest first."""
+
+    def get_queryset(self):
+        return self.base_queryset()
+
+    @extend_schema(responses=RunSerializer)
+    def retrieve(self, request, pk=None):
+        return Response(run_detail(self.get_run(pk)))
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    def destroy(self, request, pk=None):
+        return self._cancel(self.get_run(pk))
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._cancel(self.get_run(pk))
+
+    @extend_schema(request=ReplaySerializer, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def replay(self, request, pk=None):
+        return self._replay(request, self.get_run(pk))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def steps(self, request, pk=None):
+        run = self.get_run(pk)
+        return Response({"steps": step_rows(run, definition_of(run), graph_of(run).order)})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", OpenApiTypes.INT, description="Last seq seen.")],
+        responses=EventSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        run = self.get_run(pk)
+        raw = request.query_params.get("after", "0")
+        if not raw.isdigit():
+            raise InvalidRequest(
+                "after must be a non-negative integer.",
+                fields={"after": ["must be a non-negative integer"]},
+            )
+        events = RunEvent.objects.filter(run=run, seq__gt=int(raw)).order_by("seq")[:EVENTS_PAGE]
+        items = EventSerializer(events, many=True).data
+        more = len(items) == EVENTS_PAGE
+        return Response({"items": items, "next_after": items[-1]["seq"] if more else None})
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"], url_path=r"diff/(?P<other>[^/]+)")
+    def diff(self, request, pk=None, other=None):
+        return Response(compare_runs(self.get_run(pk), self.get_run(other)))
+
+
+@extend_schema(tags=["runs"])
+class OrchestrationRunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
+    """Runs of one orchestration, and firing it."""
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Run.objects.none()
+        orchestration = orchestration_for(self.request, self.kwargs["orchestration_pk"])
+        return self.base_queryset().filter(orchestration=orchestration)
+
+    @extend_schema(request=FireSerializer, responses={202: RunSerializer, 200: RunSerializer})
+    def create(self, request, orchestration_pk=None):
+        orchestration = orchestration_for(request, orchestration_pk)
+        run, _, wait = fire_from_request(request, orchestration)
+        response = Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        response.wait_for_run = run.pk if wait else None
+        return response
+
+    @extend_schema(responses=RunSerializer)
+    def retrieve(self, request, orchestration_pk=None, pk=None):
+        return Response(run_detail(self.get_run(pk)))
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    def destroy(self, request, orchestration_pk=None, pk=None):
+        return self._cancel(self.get_run(pk))
+
+    @extend_schema(request=ReplaySerializer, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def replay(self, request, orchestration_pk=None, pk=None):
+        return self._replay(request, self.get_run(pk))

@@ -1,0 +1,175 @@
+"""Runs are their rows: the Run, one StepRun per node and attempt, and an append-only event log.
+
+Nothing in a worker's memory is needed to know where a run stands, so any worker can pick up
+after another one died.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings as django_settings
+from django.db import models
+
+from orchestrator.models import Orchestration, OrchestrationVersion, Organization
+from runs.engine import RunStatus, StepStatus
+
+USER_MODEL = django_settings.AUTH_USER_MODEL
+
+
+class TriggerKind(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    API = "api", "API"
+    WEBHOOK = "webhook", "Webhook"
+    SCHEDULE = "schedule", "Schedule"
+    REPLAY = "replay", "Replay"
+    SUBFLOW = "subflow", "Subflow"
+
+
+class RefineStatus(models.TextChoices):
+    IDLE = "idle", "Idle"
+    REFINING = "refining", "Refining"
+    FAILED = "failed", "Failed"
+
+
+RUN_STATUS_CHOICES = [(s.value, s.value.capitalize()) for s in RunStatus]
+STEP_STATUS_CHOICES = [(s.value, s.value.capitalize()) for s in StepStatus]
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="runs")
+    orchestration = models.ForeignKey(Orchestration, on_delete=models.CASCADE, related_name="runs")
+    orchestration_version = models.ForeignKey(
+        OrchestrationVersion, on_delete=models.CASCADE, related_name="runs"
+    )
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=RUN_STATUS_CHOICES, default="queued")
+    trigger_kind = models.CharField(max_length=10, choices=TriggerKind.choices)
+    trigger_ref = models.UUIDField(null=True, blank=True)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    output_type = models.CharField(max_length=10, default="markdown")
+    shared_state = models.JSONField(default=dict, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    replays_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
+    replay_from_step = models.CharField(max_length=63, blank=True)
+    parent_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    parent_step_id = models.CharField(max_length=63, blank=True)
+    depth = models.PositiveSmallIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    tokens_input = models.PositiveBigIntegerField(default=0)
+    tokens_output = models.PositiveBigIntegerField(default=0)
+    steps_completed = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    credit_limit = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    refine_status = models.CharField(
+        max_length=10, choices=RefineStatus.choices, default=RefineStatus.IDLE
+    )
+    last_seq = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["orchestration", "status"]),
+            models.Index(fields=["organization", "idempotency_key"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} of {self.orchestration_id} ({self.status})"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at
+        if end is None:
+            return None
+        return int((end - self.started_at).total_seconds() * 1000)
+
+
+class StepRun(models.Model):
+    """One attempt of one node. A retry or a re-queue after a lost worker adds a row."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_runs")
+    node_id = models.CharField(max_length=63)
+    node_type = models.CharField(max_length=20)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=STEP_STATUS_CHOICES, default="pending")
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    wake_at = models.DateTimeField(
+        null=True, blank=True, help_text="Pending: not before. Waiting: when the timer fires."
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    edges_taken = models.JSONField(
+        null=True, blank=True, help_text="Outgoing edge ids decided when the step ended."
+    )
+    child_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model = models.CharField(max_length=200, blank=True)
+    tokens_input = models.PositiveIntegerField(default=0)
+    tokens_output = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    turns = models.PositiveIntegerField(default=0)
+    tool_calls = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "node_id", "attempt"], name="step_attempt_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "lease_expires_at"]),
+            models.Index(fields=["status", "wake_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}#{self.attempt} ({self.status})"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+class RunEvent(models.Model):
+    """The live trace. `seq` is allocated under the run's row lock, so it has no gaps."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    step_id = models.CharField(max_length=63, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    ts = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="event_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq} {self.type}"

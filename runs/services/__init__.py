@@ -1,0 +1,1 @@
+"""The only code that changes run state. Views, tasks and admin actions call these."""

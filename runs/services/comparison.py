@@ -1,0 +1,108 @@
+"""Two runs side by side, step by step: the answer to "what changed since the last good run?"."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from orchestrator.api.errors import InvalidRequest
+from runs.models import Run, StepRun
+from runs.services.graphs import graph_of
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _latest(run: Run) -> dict[str, StepRun]:
+    latest: dict[str, StepRun] = {}
+    for step in sorted(run.step_runs.all(), key=lambda s: (s.node_id, s.attempt)):
+        latest[step.node_id] = step
+    return latest
+
+
+def _side(step: StepRun | None) -> dict | None:
+    if step is None:
+        return None
+    return {
+        "status": step.status,
+        "attempt": step.attempt,
+        "duration_ms": step.duration_ms,
+        "tokens": {"input": step.tokens_input, "output": step.tokens_output},
+        "cost_usd": float(step.cost_usd),
+    }
+
+
+def _delta(a: float | int | None, b: float | int | None) -> float | int | None:
+    return None if a is None or b is None else b - a
+
+
+def compare_runs(a: Run, b: Run) -> dict:
+    if a.orchestration_id != b.orchestration_id:
+        raise InvalidRequest("Both runs must belong to the same orchestration.")
+    steps_a, steps_b = _latest(a), _latest(b)
+    order = list(graph_of(a).order) + [n for n in graph_of(b).order if n not in graph_of(a).order]
+    rows, changed = [], []
+    for node_id in order:
+        one, two = steps_a.get(node_id), steps_b.get(node_id)
+        output_a = one.output if one else None
+        output_b = two.output if two else None
+        output_changed = output_a != output_b
+        row = {
+            "step_id": node_id,
+            "a": _side(one),
+            "b": _side(two),
+            "status_changed": (one.status if one else None) != (two.status if two else None),
+            "input_changed": (one.input if one else None) != (two.input if two else None),
+            "output_changed": output_changed,
+            "output_diff": "".join(
+                difflib.unified_diff(
+                    _text(output_a).splitlines(keepends=True),
+                    _text(output_b).splitlines(keepends=True),
+                    fromfile=f"a/{node_id}",
+                    tofile=f"b/{node_id}",
+                )
+            )
+            if output_changed
+            else "",
+            "duration_delta_ms": _delta(
+                one.duration_ms if one else None, two.duration_ms if two else None
+            ),
+            "tokens_delta": {
+                "input": (two.tokens_input if two else 0) - (one.tokens_input if one else 0),
+                "output": (two.tokens_output if two else 0) - (one.tokens_output if one else 0),
+            },
+            "cost_delta_usd": float((two.cost_usd if two else 0) - (one.cost_usd if one else 0)),
+        }
+        if row["status_changed"] or row["input_changed"] or output_changed:
+            changed.append(node_id)
+        rows.append(row)
+    return {
+        "a": {
+            "id": str(a.pk),
+            "version": a.version,
+            "status": a.status,
+            "duration_ms": a.duration_ms,
+            "cost_usd": float(a.cost_usd),
+        },
+        "b": {
+            "id": str(b.pk),
+            "version": b.version,
+            "status": b.status,
+            "duration_ms": b.duration_ms,
+            "cost_usd": float(b.cost_usd),
+        },
+        "version_changed": a.version != b.version,
+        "output_changed": a.output != b.output,
+        "duration_delta_ms": _delta(a.duration_ms, b.duration_ms),
+        "cost_delta_usd": float(b.cost_usd - a.cost_usd),
+        "tokens_delta": {
+            "input": b.tokens_input - a.tokens_input,
+            "output": b.tokens_output - a.tokens_output,
+        },
+        "steps_changed": changed,
+        "steps": rows,
+    }

@@ -1,0 +1,139 @@
+"""Executing a worker step: claim it, run its node outside any transaction, record the result.
+
+The claim is a conditional update (`pending -> running` with a lease), so a duplicate delivery
+of the same message finds nothing to claim and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.db import transaction
+from django.utils import timezone
+
+from orchestrator.definition import TemplateError, render
+from runs.engine import RUN_TERMINAL, StepStatus
+from runs.engine.nodes import EXECUTORS
+from runs.engine.nodes.base import StepContext, StepFailed, StepResult
+from runs.models import Run, StepRun
+from runs.services import events, resolve
+from runs.services.context import latest_attempts, run_context
+from runs.services.graphs import definition_of, graph_of
+from runs.services.progress import Progress, lease_for
+
+logger = logging.getLogger(__name__)
+
+
+def claim(step_id) -> StepRun | None:
+    with transaction.atomic():
+        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+        if step is None:
+            return None
+        run = Run.objects.select_for_update().get(pk=step.run_id)
+        if run.status in RUN_TERMINAL or run.cancel_requested:
+            return None
+        now = timezone.now()
+        node = graph_of(run).nodes[
+            StepRun.objects.values_list("node_id", flat=True).get(pk=step_id)
+        ]
+        claimed = (
+            StepRun.objects.filter(pk=step_id, status=StepStatus.PENDING)
+            .exclude(wake_at__gt=now)
+            .update(
+                status=StepStatus.RUNNING, started_at=now, lease_expires_at=now + lease_for(node)
+            )
+        )
+        if not claimed:
+            return None
+        step = StepRun.objects.select_related("run").get(pk=step_id)
+        log = events.EventLog(run)
+        log.add(
+            "step_start", step.node_id, type=step.node_type, name=node["name"], attempt=step.attempt
+        )
+        log.flush()
+        return step
+
+
+def execute(step_id) -> None:
+    step = claim(step_id)
+    if step is None:
+        return
+    run = step.run
+    node = graph_of(run).nodes[step.node_id]
+    try:
+        result = _run_node(run, step, node)
+    except StepFailed as exc:
+        _record(step, failure=exc)
+    except Exception as exc:  # a bug in a node must fail the step, never lose the run
+        logger.exception("step %s of run %s crashed", step.node_id, run.pk)
+        _record(step, failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}"))
+    else:
+        _record(step, result=result)
+
+
+def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
+    context = run_context(run, latest_attempts(run))
+    try:
+        config = render(node["config"], context)
+    except TemplateError as exc:
+        raise StepFailed(f"template error: {exc}", retryable=False) from None
+    StepRun.objects.filter(pk=step.pk).update(input=config)
+    step.input = config
+
+    def emit(type: str, data: dict) -> None:
+        events.append_now(run.pk, type, step.node_id, **data)
+
+    timeout = node.get("timeout_s")
+    ctx = StepContext(
+        run_id=str(run.pk),
+        step_id=step.node_id,
+        attempt=step.attempt,
+        config=config,
+        emit=emit,
+        deadline=time.monotonic() + timeout if timeout else None,
+        net=resolve.net_policy(),
+        agent=resolve.agent(run, definition_of(run), config) if node["type"] == "agent" else None,
+        credential=resolve.credential(run, config.get("credential"))
+        if node["type"] == "http"
+        else None,
+    )
+    return EXECUTORS[node["type"]](ctx)
+
+
+def _metrics(result: StepResult | StepFailed) -> dict:
+    if not isinstance(result, StepResult):
+        return {}
+    return {
+        "model": result.model or "",
+        "tokens_input": result.tokens_input,
+        "tokens_output": result.tokens_output,
+        "cost_usd": result.cost_usd,
+        "turns": result.turns,
+        "tool_calls": result.tool_calls,
+    }
+
+
+def _record(
+    step: StepRun, *, result: StepResult | None = None, failure: StepFailed | None = None
+) -> None:
+    """Apply the outcome, unless the step is no longer ours (its lease ran out and it was
+    re-queued, or the run ended): then the late result is dropped, not applied twice."""
+    with transaction.atomic():
+        progress = Progress.lock(step.run_id)
+        current = StepRun.objects.filter(pk=step.pk, status=StepStatus.RUNNING).first()
+        if current is None or progress.run.status in RUN_TERMINAL:
+            return
+        current.input = step.input
+        progress.steps[current.node_id] = current
+        if failure is None:
+            progress.succeed(current, result.output, **_metrics(result))
+        else:
+            progress.fail(
+                current,
+                failure.message,
+                retryable=failure.retryable,
+                details=failure.details or None,
+            )
+        progress.advance()
+        progress.save()

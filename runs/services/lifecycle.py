@@ -1,0 +1,235 @@
+"""Starting, cancelling and replaying runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from orchestrator.api.errors import Conflict, OrchestrationNotActive, TriggerMismatch
+from orchestrator.choices import OrchestrationStatus
+from orchestrator.definition import DefinitionError, validate_run_input
+from orchestrator.definition.graph import descendants
+from orchestrator.models import Orchestration
+from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
+from runs.models import Run, StepRun, TriggerKind
+from runs.services import dispatch
+from runs.services.events import EventLog
+from runs.services.progress import Progress, change
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def check_input(orchestration: Orchestration, data: Any) -> dict:
+    try:
+        return validate_run_input(orchestration.definition.get("inputs", []), data)
+    except DefinitionError as exc:
+        fields = exc.errors_by_path()
+        path, messages = next(iter(fields.items()))
+        raise TriggerMismatch(
+            f"The input does not match the declared inputs: {path}: {messages[0]}", fields=fields
+        ) from None
+
+
+def first_input_name(orchestration: Orchestration) -> str | None:
+    inputs = orchestration.definition.get("inputs", [])
+    return inputs[0]["name"] if inputs else None
+
+
+def create_run(
+    orchestration: Orchestration,
+    data: Any,
+    *,
+    trigger_kind: str,
+    trigger_ref=None,
+    requested_by=None,
+    metadata: dict | None = None,
+    idempotency_key: str = "",
+    parent: Run | None = None,
+    parent_step_id: str = "",
+    depth: int = 0,
+    replays: Run | None = None,
+) -> Run:
+    """Create a queued run pinned to the current version; a worker starts it after commit."""
+    run_input = check_input(orchestration, data)
+    version = orchestration.versions.get(version=orchestration.version)
+    user = requested_by if getattr(requested_by, "pk", None) else None
+    run = Run.objects.create(
+        organization_id=orchestration.organization_id,
+        orchestration=orchestration,
+        orchestration_version=version,
+        version=version.version,
+        status=RunStatus.QUEUED,
+        trigger_kind=trigger_kind,
+        trigger_ref=trigger_ref,
+        input=run_input,
+        output_type=version.definition.get("output_type", "markdown"),
+        metadata=metadata or {},
+        requested_by=user,
+        requested_by_name=requested_by.get_username() if requested_by is not None else "",
+        idempotency_key=idempotency_key,
+        credit_limit=orchestration.credit_limit,
+        parent_run=parent,
+        parent_step_id=parent_step_id,
+        depth=depth,
+        replays_run=replays,
+        steps_total=len(version.definition.get("nodes", [])),
+    )
+    log = EventLog(run)
+    log.add("run_queued", trigger=trigger_kind, version=run.version)
+    log.flush()
+    dispatch.enqueue_advance(run.pk)
+    return run
+
+
+@transaction.atomic
+def fire(
+    orchestration: Orchestration,
+    data: Any,
+    *,
+    trigger_kind: str = TriggerKind.API,
+    trigger_ref=None,
+    requested_by=None,
+    metadata: dict | None = None,
+    idempotency_key: str = "",
+) -> tuple[Run, bool]:
+    """Start a run from outside (API, webhook, schedule). Returns (run, created)."""
+    current = Orchestration.objects.select_for_update().get(pk=orchestration.pk)
+    if current.deleted_at is not None or current.status != OrchestrationStatus.ACTIVE:
+        state = "deleted" if current.deleted_at else current.status
+        raise OrchestrationNotActive(
+            f"The orchestration is {state}; activate it before starting runs."
+        )
+    if idempotency_key:
+        existing = Run.objects.filter(
+            organization_id=current.organization_id,
+            idempotency_key=idempotency_key,
+            created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW,
+        ).first()
+        if existing is not None:
+            return existing, False
+    run = create_run(
+        current,
+        data,
+        trigger_kind=trigger_kind,
+        trigger_ref=trigger_ref,
+        requested_by=requested_by,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+    )
+    return run, True
+
+
+def advance(run_id) -> Run:
+    """Start a queued run, or look again at a running one (idempotent)."""
+
+    def action(progress: Progress) -> None:
+        if progress.run.status == RunStatus.QUEUED:
+            if progress.run.cancel_requested:
+                progress.advance()
+            else:
+                progress.begin()
+        elif progress.run.status not in RUN_TERMINAL:
+            progress.advance()
+
+    return change(run_id, action)
+
+
+def cancel(run: Run) -> Run:
+    """Best effort: running steps finish, waiting and pending ones are cancelled, nothing new
+    starts, and the run ends `cancelled` once no step is running."""
+    children: list = []
+
+    def action(progress: Progress) -> None:
+        current = progress.run
+        if current.status in RUN_TERMINAL:
+            raise Conflict(f"The run already ended ({current.status}).")
+        current.cancel_requested = True
+        for step in progress.steps.values():
+            if step.status == StepStatus.WAITING:
+                if step.child_run_id:
+                    children.append(step.child_run_id)
+                step.status = StepStatus.CANCELLED
+                step.finished_at = progress.now
+                step.save(update_fields=["status", "finished_at"])
+        if current.status == RunStatus.QUEUED:
+            current.started_at = current.started_at or progress.now
+        progress.advance()
+
+    result = change(run.pk, action)
+    for child_id in children:
+        child = Run.objects.get(pk=child_id)
+        if child.status not in RUN_TERMINAL:
+            cancel(child)
+    return result
+
+
+@transaction.atomic
+def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
+    """A new run with the same input on the current version.
+
+    With `from_step`, every step that does not depend on it keeps its recorded output from the
+    original run, and only that step and what follows it run again.
+    """
+    orchestration = Orchestration.objects.alive().get(pk=run.orchestration_id)
+    if from_step is not None:
+        node_ids = {n["id"] for n in orchestration.definition["nodes"]}
+        if from_step not in node_ids:
+            raise TriggerMismatch(
+                f"The current version has no step '{from_step}'.",
+                fields={"from_step": [f"no step '{from_step}' in version {orchestration.version}"]},
+            )
+    new = create_run(
+        orchestration,
+        run.input,
+        trigger_kind=TriggerKind.REPLAY,
+        trigger_ref=run.pk,
+        requested_by=requested_by,
+        metadata=run.metadata,
+        replays=run,
+    )
+    if from_step is None:
+        return new
+    new.replay_from_step = from_step
+    new.save(update_fields=["replay_from_step"])
+    edges = [(e["source"], e["target"]) for e in orchestration.definition["edges"]]
+    rerun = {from_step} | descendants(from_step, edges)
+    reused = []
+    state = dict(new.shared_state)
+    nodes = {n["id"]: n for n in orchestration.definition["nodes"]}
+    for step in _latest(run):
+        if step.node_id in rerun or step.node_id not in nodes:
+            continue
+        if step.status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+            continue
+        reused.append(
+            StepRun(
+                run=new,
+                node_id=step.node_id,
+                node_type=step.node_type,
+                attempt=1,
+                status=step.status,
+                input=step.input,
+                output=step.output,
+                edges_taken=step.edges_taken,
+                started_at=step.started_at,
+                finished_at=step.finished_at,
+                model=step.model,
+            )
+        )
+        key = nodes[step.node_id].get("output_key")
+        if key and step.status == StepStatus.SUCCEEDED:
+            state[key] = step.output
+    StepRun.objects.bulk_create(reused)
+    new.shared_state = state
+    new.save(update_fields=["shared_state"])
+    return new
+
+
+def _latest(run: Run) -> list[StepRun]:
+    latest: dict[str, StepRun] = {}
+    for step in run.step_runs.order_by("node_id", "attempt"):
+        latest[step.node_id] = step
+    return list(latest.values())

@@ -1,0 +1,443 @@
+"""Moving a run forward: the one place that changes run and step state.
+
+A `Progress` is one state change of one run, made inside a transaction that holds the run's row
+lock: it records what happened to a step, asks the pure scheduler what is now ready, skipped or
+cancelled, starts those steps (transforms run inline, without a broker hop), ends the run when
+the scheduler says so, and writes the events of all of it in one batch.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from orchestrator.definition import TemplateError, evaluate, render
+from runs.engine import (
+    STEP_TERMINAL,
+    ErrorCode,
+    RetryPolicy,
+    RunStatus,
+    StepStatus,
+    StepView,
+    apply_output_key,
+    backoff_seconds,
+    check_payload_schema,
+    decide,
+    default_run_output,
+    should_retry,
+)
+from runs.models import Run, StepRun
+from runs.services import dispatch
+from runs.services.context import latest_attempts, run_context
+from runs.services.events import EventLog
+from runs.services.graphs import definition_of, graph_of
+
+WORKER_TYPES = frozenset({"agent", "http"})
+HUMAN_TYPES = frozenset({"approval", "human_input"})
+# Run-level failure codes a step's error may carry up to the run.
+RUN_CODES = frozenset(
+    {
+        ErrorCode.SUBFLOW_DEPTH_EXCEEDED,
+        ErrorCode.APPROVAL_DENIED,
+        ErrorCode.APPROVAL_EXPIRED,
+        ErrorCode.TIMEOUT,
+    }
+)
+EVENT_OUTPUT_LIMIT = 16_384
+RUN_FIELDS = [
+    "status",
+    "output",
+    "output_type",
+    "shared_state",
+    "error",
+    "cost_usd",
+    "tokens_input",
+    "tokens_output",
+    "steps_completed",
+    "steps_total",
+    "cancel_requested",
+    "last_seq",
+    "started_at",
+    "finished_at",
+]
+
+
+def preview(value: Any) -> Any:
+    """Outputs go into events in full unless they are large; the step row always has all of it."""
+    text = json.dumps(value, default=str)
+    if len(text) <= EVENT_OUTPUT_LIMIT:
+        return value
+    return {"truncated": True, "preview": text[:EVENT_OUTPUT_LIMIT]}
+
+
+def typed_output(value: Any, output_type: str) -> Any:
+    if output_type == "json":
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def lease_for(node: dict) -> timedelta:
+    timeout = node.get("timeout_s") or settings.STEP_DEFAULT_LEASE_S
+    return timedelta(seconds=float(timeout) + settings.STEP_LEASE_GRACE_S)
+
+
+class Progress:
+    """Holds the locked run, the latest attempt of each node and the events being written."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.log = EventLog(run)
+        self.steps: dict[str, StepRun] = latest_attempts(run)
+        self.definition = definition_of(run)
+        self.graph = graph_of(run)
+        self.now = timezone.now()
+
+    @classmethod
+    def lock(cls, run_id) -> Progress:
+        """Must be called inside transaction.atomic(): the lock lasts until commit."""
+        return cls(Run.objects.select_for_update().get(pk=run_id))
+
+    # --- recording what happened to a step ---------------------------------------------------
+
+    def node(self, node_id: str) -> dict:
+        return self.graph.nodes[node_id]
+
+    def context(self) -> dict:
+        return run_context(self.run, self.steps)
+
+    def _route(self, node_id: str, output: Any, *, succeeded: bool) -> tuple[list[str], str | None]:
+        """Which outgoing edges are taken, decided once, when the step ends.
+
+        Deciding here (not each time the scheduler looks) means a later change of shared state
+        cannot change a branch that was already chosen, and a broken condition fails the step
+        that produced the output, where the user will look for it.
+        """
+        taken: list[str] = []
+        context = None
+        for edge in self.graph.outgoing[node_id]:
+            if succeeded:
+                problem = check_payload_schema(edge.get("payload_schema"), output)
+                if problem:
+                    return [], f"edge {edge['id']} to '{edge['target']}': {problem}"
+            if edge.get("condition") is None:
+                taken.append(edge["id"])
+                continue
+            if context is None:
+                context = {**self.context(), "output": output}
+            try:
+                holds = evaluate(edge["condition"], context)
+            except TemplateError as exc:
+                return [], f"condition of edge {edge['id']} to '{edge['target']}' failed: {exc}"
+            if holds:
+                taken.append(edge["id"])
+        return taken, None
+
+    def succeed(self, step: StepRun, output: Any, **metrics: Any) -> None:
+        taken, problem = self._route(step.node_id, output, succeeded=True)
+        if problem:
+            step.output = output
+            self.fail(step, problem, retryable=False)
+            return
+        step.status = StepStatus.SUCCEEDED
+        step.output = output
+        step.edges_taken = taken
+        step.finished_at = self.now
+        step.lease_expires_at = None
+        for key, value in metrics.items():
+            setattr(step, key, value)
+        step.save()
+        self.steps[step.node_id] = step
+        self.run.shared_state = apply_output_key(
+            self.run.shared_state, self.node(step.node_id), output
+        )
+        self._add_usage(step)
+        self.log.add(
+            "step_complete",
+            step.node_id,
+            output=preview(output),
+            attempt=step.attempt,
+            duration_ms=step.duration_ms,
+            tokens={"input": step.tokens_input, "output": step.tokens_output},
+            cost_usd=float(step.cost_usd),
+            model=step.model,
+            turns=step.turns,
+            tool_calls=step.tool_calls,
+        )
+
+    def fail(
+        self,
+        step: StepRun,
+        message: str,
+        *,
+        retryable: bool,
+        code: str = ErrorCode.STEP_FAILED,
+        details: dict | None = None,
+        **metrics: Any,
+    ) -> None:
+        node = self.node(step.node_id)
+        step.status = StepStatus.FAILED
+        step.error = {"code": code, "message": message, **(details or {})}
+        step.finished_at = self.now
+        step.lease_expires_at = None
+        for key, value in metrics.items():
+            setattr(step, key, value)
+        policy = RetryPolicy.from_node(node)
+        if retryable and should_retry(policy, step.attempt) and not self.run.cancel_requested:
+            step.save()
+            self._add_usage(step)
+            delay = backoff_seconds(policy, step.attempt)
+            retry = self.new_step(
+                step.node_id,
+                StepStatus.PENDING,
+                attempt=step.attempt + 1,
+                wake_at=self.now + timedelta(seconds=delay),
+            )
+            self.log.add(
+                "step_retry",
+                step.node_id,
+                attempt=step.attempt,
+                next_attempt=retry.attempt,
+                delay_s=delay,
+                error=message,
+            )
+            dispatch.enqueue_step(retry.pk, countdown=delay)
+            return
+        if node["on_error"] == "continue":
+            step.edges_taken, _ = self._route(step.node_id, None, succeeded=False)
+        step.save()
+        self.steps[step.node_id] = step
+        self._add_usage(step)
+        self.log.add("step_failed", step.node_id, error=message, code=code, attempt=step.attempt)
+
+    def _add_usage(self, step: StepRun) -> None:
+        self.run.cost_usd += Decimal(step.cost_usd)
+        self.run.tokens_input += step.tokens_input
+        self.run.tokens_output += step.tokens_output
+        limit = self.run.credit_limit
+        if limit is not None and self.run.cost_usd > limit and self.run.error is None:
+            self.run.error = {
+                "code": ErrorCode.COST_LIMIT_EXCEEDED,
+                "detail": f"Cost limit exceeded: ${self.run.cost_usd:.2f} > max ${limit:.2f}",
+                "step_id": step.node_id,
+            }
+            self.run.cancel_requested = True
+
+    def new_step(self, node_id: str, status: StepStatus, **fields: Any) -> StepRun:
+        step = StepRun.objects.create(
+            run=self.run,
+            node_id=node_id,
+            node_type=self.node(node_id)["type"],
+            status=status,
+            **fields,
+        )
+        self.steps[node_id] = step
+        return step
+
+    # --- deciding and starting what comes next ------------------------------------------------
+
+    def begin(self) -> None:
+        """Start a queued run, unless its orchestration already runs as many as it may."""
+        limit = (self.run.orchestration.settings or {}).get("max_concurrent_runs")
+        if limit:
+            running = Run.objects.filter(
+                orchestration_id=self.run.orchestration_id,
+                status__in=[RunStatus.RUNNING, RunStatus.PAUSED],
+            ).count()
+            if running >= limit:
+                return
+        self.run.status = RunStatus.RUNNING
+        self.run.started_at = self.now
+        self.log.add("run_started", version=self.run.version, input=self.run.input)
+        self.advance()
+
+    def advance(self) -> None:
+        while True:
+            decision = decide(
+                self.graph,
+                {node_id: StepView(step.status) for node_id, step in self.steps.items()},
+                condition=lambda edge, view: (
+                    edge["id"] in (self.steps[edge["source"]].edges_taken or [])
+                ),
+                cancelling=self.run.cancel_requested,
+            )
+            for node_id in decision.skipped:
+                self.new_step(node_id, StepStatus.SKIPPED, finished_at=self.now)
+                self.log.add("step_skipped", node_id)
+            for node_id in decision.cancelled:
+                self._cancel_step(node_id)
+            moved = False
+            for node_id in decision.ready:
+                if node_id not in self.steps:
+                    moved |= self.start_node(node_id)
+            if decision.run_outcome is not None:
+                self.finish(decision.run_outcome, decision.failed_step)
+                return
+            if not moved:
+                self._settle_status()
+                return
+
+    def _cancel_step(self, node_id: str) -> None:
+        step = self.steps.get(node_id)
+        if step is None:
+            self.new_step(node_id, StepStatus.CANCELLED, finished_at=self.now)
+        elif step.status in (StepStatus.PENDING, StepStatus.WAITING):
+            step.status = StepStatus.CANCELLED
+            step.finished_at = self.now
+            step.save(update_fields=["status", "finished_at"])
+
+    def start_node(self, node_id: str) -> bool:
+        """Start one ready node; True when it already ended (so the scheduler should look again)."""
+        node = self.node(node_id)
+        kind = node["type"]
+        if kind == "transform":
+            step = self.new_step(node_id, StepStatus.RUNNING, started_at=self.now)
+            self.log.add("step_start", node_id, type=kind, name=node["name"], attempt=1)
+            try:
+                output = render(node["config"]["output"], self.context())
+            except TemplateError as exc:
+                self.fail(step, f"template error: {exc}", retryable=False)
+                return True
+            step.input = {"output": node["config"]["output"]}
+            self.succeed(step, output)
+            return True
+        if kind == "delay":
+            seconds = float(node["config"]["seconds"])
+            step = self.new_step(
+                node_id,
+                StepStatus.WAITING,
+                started_at=self.now,
+                wake_at=self.now + timedelta(seconds=seconds),
+                input={"seconds": seconds},
+            )
+            self.log.add(
+                "step_start",
+                node_id,
+                type=kind,
+                name=node["name"],
+                attempt=1,
+                wake_at=step.wake_at.isoformat(),
+            )
+            if seconds <= 0:
+                self.succeed(step, None)
+                return True
+            dispatch.enqueue_timer(step.pk, seconds)
+            return False
+        if kind == "subflow":
+            from runs.services.subflows import start_subflow
+
+            return start_subflow(self, node)
+        if kind in HUMAN_TYPES:
+            from runs.services.waiting import start_human_step
+
+            start_human_step(self, node)
+            return False
+        step = self.new_step(node_id, StepStatus.PENDING)
+        dispatch.enqueue_step(step.pk)
+        return False
+
+    def _settle_status(self) -> None:
+        """Running while anything can move without a person; paused when only people can."""
+        if self.run.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
+            return
+        open_steps = [s for s in self.steps.values() if s.status not in STEP_TERMINAL]
+        waits_for_people = [s for s in open_steps if s.node_type in HUMAN_TYPES]
+        if open_steps and len(waits_for_people) == len(open_steps):
+            self.run.status = RunStatus.PAUSED
+        elif self.run.status == RunStatus.PAUSED:
+            self.run.status = RunStatus.RUNNING
+            self.log.add("run_resumed")
+
+    def finish(self, outcome: RunStatus, failed_step: str | None) -> None:
+        run = self.run
+        run.finished_at = self.now
+        if outcome == RunStatus.SUCCEEDED and run.error is None:
+            try:
+                run.output = typed_output(self._output(), self.definition["output_type"])
+            except TemplateError as exc:
+                run.error = {
+                    "code": ErrorCode.STEP_FAILED,
+                    "detail": f"The output template failed: {exc}",
+                    "step_id": None,
+                }
+            else:
+                run.status = RunStatus.SUCCEEDED
+                self.log.add(
+                    "orchestration_complete",
+                    status=run.status,
+                    output=preview(run.output),
+                    final_state=preview(run.shared_state),
+                )
+        if outcome == RunStatus.FAILED and run.error is None:
+            error = self.steps[failed_step].error or {}
+            code = error.get("code") if error.get("code") in RUN_CODES else ErrorCode.STEP_FAILED
+            run.error = {
+                "code": code,
+                "detail": f"Step '{failed_step}' failed: {error.get('message', 'unknown error')}",
+                "step_id": failed_step,
+            }
+        if outcome == RunStatus.CANCELLED and run.error is None:
+            run.status = RunStatus.CANCELLED
+            run.error = {
+                "code": ErrorCode.CANCELLED,
+                "detail": "The run was cancelled.",
+                "step_id": None,
+            }
+            self.log.add("run_cancelled")
+        elif run.status != RunStatus.SUCCEEDED:
+            run.status = RunStatus.FAILED
+            self.log.add("orchestration_error", error=run.error)
+        if run.parent_run_id:
+            dispatch.enqueue_parent_resume(run.pk)
+        queued = (
+            Run.objects.filter(orchestration_id=run.orchestration_id, status=RunStatus.QUEUED)
+            .exclude(pk=run.pk)
+            .order_by("created_at")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if queued:
+            dispatch.enqueue_advance(queued)
+
+    def _output(self) -> Any:
+        template = self.definition.get("output")
+        if template:
+            return render(template, self.context())
+        finished = sorted(
+            (s for s in self.steps.values() if s.status == StepStatus.SUCCEEDED),
+            key=lambda s: (s.finished_at, s.created_at),
+        )
+        return default_run_output(
+            [s.node_id for s in finished], {s.node_id: s.output for s in finished}
+        )
+
+    # --- writing it all --------------------------------------------------------------------
+
+    def save(self) -> None:
+        self.run.steps_total = len(self.graph.node_ids)
+        self.run.steps_completed = sum(
+            1 for step in self.steps.values() if step.status in STEP_TERMINAL
+        )
+        self.log.flush()
+        self.run.save(update_fields=RUN_FIELDS)
+
+
+def change(run_id, action) -> Run:
+    """Run `action(progress)` on the locked run, then advance and save, in one transaction."""
+    with transaction.atomic():
+        progress = Progress.lock(run_id)
+        action(progress)
+        progress.save()
+        return progress.run

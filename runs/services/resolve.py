@@ -1,0 +1,92 @@
+"""Turning names in a definition into the plain objects the pure executors take."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+
+from orchestrator import crypto
+from orchestrator.models import Agent
+from orchestrator.models import Credential as CredentialRow
+from runs.engine.nodes.base import AgentSpec, Credential, NetPolicy, StepFailed
+from runs.models import Run
+
+
+def _credential_row(organization_id, ref: str) -> CredentialRow | None:
+    rows = CredentialRow.objects.filter(organization_id=organization_id)
+    try:
+        return rows.filter(pk=uuid.UUID(ref)).first()
+    except ValueError:
+        return rows.filter(name=ref).first()
+
+
+def credential(run: Run, ref: str | None) -> Credential | None:
+    if not ref:
+        return None
+    row = _credential_row(run.organization_id, ref)
+    if row is None:
+        raise StepFailed(f"No credential '{ref}' in this organization.", retryable=False)
+    return Credential(kind=row.kind, value=crypto.decrypt(row.encrypted_value))
+
+
+def _spec(run: Run, data: dict, name: str, script: list | None) -> AgentSpec:
+    model = data.get("model") or "default"
+    if model == "default":
+        model = settings.DEFAULT_MODEL
+    api_key = ""
+    if data.get("credential"):
+        found = credential(run, data["credential"])
+        api_key = found.value if found else ""
+    elif model.startswith("openai/"):
+        api_key = settings.OPENAI_API_KEY
+    price = data.get("price") or {}
+    return AgentSpec(
+        name=name,
+        model=model,
+        system_prompt=data.get("system_prompt") or "",
+        tools=tuple(data.get("tools") or ()),
+        temperature=data.get("temperature"),
+        max_turns=data.get("max_turns"),
+        base_url=data.get("base_url") or "",
+        api_key=api_key,
+        price_input_per_1k=float(price.get("input_per_1k") or 0),
+        price_output_per_1k=float(price.get("output_per_1k") or 0),
+        script=tuple(script or data.get("script") or ()),
+    )
+
+
+def agent(run: Run, definition: dict, config: dict) -> AgentSpec:
+    """An inline agent, one declared in the definition, or one of the organization's."""
+    ref = config.get("agent")
+    script = config.get("script") or None
+    if isinstance(ref, dict):
+        return _spec(run, ref, ref.get("name") or "inline", script)
+    for declared in definition.get("agents", []):
+        if declared.get("name") == ref:
+            return _spec(run, declared, ref, script)
+    if ref in (None, "default"):
+        return _spec(run, {"model": "default"}, "default", script)
+    rows = Agent.objects.filter(organization_id=run.organization_id)
+    try:
+        row = rows.filter(pk=uuid.UUID(str(ref))).first()
+    except ValueError:
+        row = rows.filter(name=ref).first()
+    if row is None:
+        raise StepFailed(f"No agent '{ref}' in this organization.", retryable=False)
+    data = {
+        "model": row.model,
+        "system_prompt": row.system_prompt,
+        "tools": row.tools,
+        "temperature": row.temperature,
+        "max_turns": row.max_turns,
+        "base_url": row.base_url,
+        "credential": str(row.credential_id) if row.credential_id else None,
+        "price": row.price,
+        "script": row.script,
+    }
+    return _spec(run, data, row.name, script)
+
+
+def net_policy() -> NetPolicy:
+    return NetPolicy(allowed_networks=tuple(settings.HTTP_ALLOWED_NETWORKS))

@@ -1,0 +1,105 @@
+"""Sub-orchestrations: a step that runs another orchestration as a child run and waits for it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from orchestrator.api.errors import APIError
+from orchestrator.definition import TemplateError, render
+from orchestrator.models import Orchestration
+from runs.engine import ErrorCode, StepStatus
+from runs.models import Run, TriggerKind
+
+if TYPE_CHECKING:
+    from runs.services.progress import Progress
+
+DEFAULT_MAX_DEPTH = 5
+
+
+def _target(organization_id, ref: str) -> Orchestration | None:
+    alive = Orchestration.objects.alive().filter(organization_id=organization_id)
+    try:
+        return alive.filter(pk=uuid.UUID(ref)).first()
+    except ValueError:
+        return alive.filter(slug=ref).first()
+
+
+def start_subflow(progress: Progress, node: dict) -> bool:
+    """Start the child run; True when the step already ended (it failed to start)."""
+    from runs.services.lifecycle import create_run
+
+    run = progress.run
+    step = progress.new_step(node["id"], StepStatus.RUNNING, started_at=progress.now)
+    progress.log.add("step_start", node["id"], type="subflow", name=node["name"], attempt=1)
+    max_depth = (run.orchestration_version.settings or {}).get(
+        "max_subflow_depth", DEFAULT_MAX_DEPTH
+    )
+    depth = run.depth + 1
+    if depth > max_depth:
+        progress.fail(
+            step,
+            f"Subflow depth {depth} exceeds max_subflow_depth {max_depth}.",
+            retryable=False,
+            code=ErrorCode.SUBFLOW_DEPTH_EXCEEDED,
+        )
+        return True
+    try:
+        ref = str(render(node["config"]["orchestration"], progress.context()))
+        child_input = render(node["config"].get("input", {}), progress.context())
+    except TemplateError as exc:
+        progress.fail(step, f"template error: {exc}", retryable=False)
+        return True
+    step.input = {"orchestration": ref, "input": child_input}
+    target = _target(run.organization_id, ref)
+    if target is None:
+        progress.fail(step, f"No orchestration '{ref}' in this organization.", retryable=False)
+        return True
+    try:
+        child = create_run(
+            target,
+            child_input,
+            trigger_kind=TriggerKind.SUBFLOW,
+            parent=run,
+            parent_step_id=node["id"],
+            depth=depth,
+            requested_by=run.requested_by,
+        )
+    except APIError as exc:
+        progress.fail(step, f"The subflow's input was refused: {exc.detail}", retryable=False)
+        return True
+    step.status = StepStatus.WAITING
+    step.child_run = child
+    step.save()
+    progress.log.add(
+        "subflow_started", node["id"], child_run_id=str(child.pk), orchestration=str(target.pk)
+    )
+    return False
+
+
+def resume_parent(progress: Progress, child: Run) -> None:
+    """The child ended: its output (or failure) becomes the waiting step's result."""
+    step = progress.steps.get(child.parent_step_id)
+    if step is None or step.child_run_id != child.pk or step.status != StepStatus.WAITING:
+        return
+    usage = {
+        "tokens_input": child.tokens_input,
+        "tokens_output": child.tokens_output,
+        "cost_usd": child.cost_usd,
+    }
+    if child.status == "succeeded":
+        progress.succeed(step, child.output, **usage)
+    else:
+        error = child.error or {}
+        code = (
+            error.get("code")
+            if error.get("code") == ErrorCode.SUBFLOW_DEPTH_EXCEEDED
+            else (ErrorCode.STEP_FAILED)
+        )
+        progress.fail(
+            step,
+            f"Subflow run {child.pk} {child.status}: {error.get('detail', '')}",
+            retryable=False,
+            code=code,
+            **usage,
+        )

@@ -1,0 +1,121 @@
+"""Work found in the database rather than in the broker: due timers, expired leases, lost
+messages. The reaper runs on beat every few seconds; each fix is a normal state change, so
+running it twice, or in two processes at once, changes nothing more."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
+from runs.models import Run, StepRun
+from runs.services import dispatch
+from runs.services.progress import WORKER_TYPES, Progress
+from runs.services.subflows import resume_parent
+
+logger = logging.getLogger(__name__)
+# A pending worker step nobody claimed within this long is enqueued again (a lost message).
+STALE_PENDING = timedelta(seconds=30)
+STALE_QUEUED = timedelta(seconds=30)
+
+
+def fire_timer(step_id) -> None:
+    """A delay step is due: it succeeds with a null output."""
+    with transaction.atomic():
+        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+        if step is None:
+            return
+        progress = Progress.lock(step.run_id)
+        current = StepRun.objects.filter(
+            pk=step_id,
+            status=StepStatus.WAITING,
+            node_type="delay",
+            wake_at__lte=timezone.now(),
+        ).first()
+        if current is None or progress.run.status in RUN_TERMINAL:
+            return
+        progress.steps[current.node_id] = current
+        progress.succeed(current, None)
+        progress.advance()
+        progress.save()
+
+
+def requeue_expired(step: StepRun) -> None:
+    """The worker that claimed this step is gone: record the lost attempt and run it again.
+
+    A lost worker is not the step's fault, so this does not use up the node's retries.
+    """
+    with transaction.atomic():
+        progress = Progress.lock(step.run_id)
+        current = StepRun.objects.filter(
+            pk=step.pk, status=StepStatus.RUNNING, lease_expires_at__lt=timezone.now()
+        ).first()
+        if current is None or progress.run.status in RUN_TERMINAL:
+            return
+        current.status = StepStatus.FAILED
+        current.error = {
+            "code": "worker_lost",
+            "message": "The worker running this step stopped answering.",
+        }
+        current.finished_at = progress.now
+        current.save()
+        retry = progress.new_step(current.node_id, StepStatus.PENDING, attempt=current.attempt + 1)
+        progress.log.add(
+            "step_retry",
+            current.node_id,
+            attempt=current.attempt,
+            next_attempt=retry.attempt,
+            delay_s=0,
+            error=current.error["message"],
+        )
+        dispatch.enqueue_step(retry.pk)
+        progress.save()
+
+
+def resume_parent_of(child_run_id) -> None:
+    child = Run.objects.filter(pk=child_run_id).first()
+    if child is None or child.parent_run_id is None or child.status not in RUN_TERMINAL:
+        return
+    with transaction.atomic():
+        progress = Progress.lock(child.parent_run_id)
+        if progress.run.status in RUN_TERMINAL:
+            return
+        resume_parent(progress, child)
+        progress.advance()
+        progress.save()
+
+
+def reap() -> dict[str, int]:
+    now = timezone.now()
+    counts = {"expired": 0, "timers": 0, "requeued": 0, "runs": 0, "children": 0}
+    for step in StepRun.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now):
+        requeue_expired(step)
+        counts["expired"] += 1
+    for step_id in StepRun.objects.filter(
+        status=StepStatus.WAITING, node_type="delay", wake_at__lte=now
+    ).values_list("pk", flat=True):
+        fire_timer(step_id)
+        counts["timers"] += 1
+    stale = StepRun.objects.filter(status=StepStatus.PENDING, node_type__in=WORKER_TYPES).filter(
+        Q(wake_at__lte=now) | Q(wake_at__isnull=True, created_at__lte=now - STALE_PENDING)
+    )
+    for step_id in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            dispatch.enqueue_step(step_id)
+        counts["requeued"] += 1
+    for run_id in Run.objects.filter(
+        status=RunStatus.QUEUED, created_at__lte=now - STALE_QUEUED
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            dispatch.enqueue_advance(run_id)
+        counts["runs"] += 1
+    for child_id in StepRun.objects.filter(
+        status=StepStatus.WAITING, node_type="subflow", child_run__status__in=RUN_TERMINAL
+    ).values_list("child_run_id", flat=True):
+        resume_parent_of(child_id)
+        counts["children"] += 1
+    return counts

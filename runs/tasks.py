@@ -1,0 +1,32 @@
+"""Celery tasks: thin wrappers that take ids and call services. Each is safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from runs.services import execution, lifecycle, timers
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def execute_step(step_id: str) -> None:
+    execution.execute(step_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def advance_run(run_id: str) -> None:
+    lifecycle.advance(run_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def fire_timer(step_id: str) -> None:
+    timers.fire_timer(step_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def resume_parent(child_run_id: str) -> None:
+    timers.resume_parent_of(child_run_id)
+
+
+@shared_task
+def reap() -> dict[str, int]:
+    return timers.reap()
