@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from orchestrator import crypto
 from orchestrator.models import (
@@ -63,8 +65,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        from django.utils import timezone
-
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} tokens.", messages.SUCCESS)
 
@@ -83,25 +83,33 @@ class AgentAdmin(admin.ModelAdmin):
     search_fields = ["name", "description", "system_prompt"]
 
 
+class CredentialForm(forms.ModelForm):
+    new_value = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only. Leave empty to keep the current value.",
+    )
+
+    class Meta:
+        model = Credential
+        fields = ["organization", "name", "kind"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance._state.adding and not cleaned.get("new_value"):
+            self.add_error("new_value", "A new credential needs a value.")
+        return cleaned
+
+
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     """The secret is never shown; a new value can be set, and is encrypted on save."""
 
+    form = CredentialForm
     list_display = ["name", "kind", "organization", "created_at"]
     list_filter = ["kind", "organization"]
     search_fields = ["name"]
     readonly_fields = ["created_at", "updated_at"]
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        from django import forms
-
-        form = super().get_form(request, obj, change, **kwargs)
-        form.base_fields["new_value"] = forms.CharField(
-            required=obj is None,
-            widget=forms.PasswordInput(render_value=False),
-            help_text="Write-only. Leave empty to keep the current value.",
-        )
-        return form
 
     def save_model(self, request, obj, form, change):
         new_value = form.cleaned_data.get("new_value")

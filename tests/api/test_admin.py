@@ -1,0 +1,40 @@
+"""Every admin screen loads for an operator, with data in it."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from tests.api.helpers import two_step
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(client):
+    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
+    client.force_login(user)
+    return client
+
+
+def test_every_registered_model_has_a_working_list_and_change_page(operator, editor):
+    created = editor.post("/api/v1/orchestrations", two_step(trigger={"kind": "webhook"}),
+                          format="json").json()
+    editor.post("/api/v1/credentials", {"name": "k", "kind": "api_key", "value": "v"},
+                format="json")
+    editor.post("/api/v1/agents", {"name": "a", "model": "builtin/echo"}, format="json")
+    editor.post("/api/v1/groups", {"name": "g"}, format="json")
+    editor.post(f"/api/v1/orchestrations/{created['id']}/activate")
+    editor.post(f"/api/v1/orchestrations/{created['id']}/runs", {"input": {"topic": "x"}},
+                format="json")
+    for model in admin.site._registry:
+        opts = model._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        response = operator.get(url)
+        assert response.status_code == 200, url
+        first = model.objects.first()
+        if first is not None:
+            change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk])
+            assert operator.get(change).status_code == 200, change
