@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install run serve migrate test test-postgres lint format bench clean
+.PHONY: install run migrate test lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed: install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -30,6 +30,14 @@ run: migrate
 test: install
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0 || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
 	$(BIN)/pytest
+
+# Benchmarks on PostgreSQL and Redis with a real worker; one JSON line per figure.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
+bench: install
+	@psql "$(dir $(BENCH_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(BENCH_DATABASE_URL))'" | grep -q 1 \
+		|| psql "$(dir $(BENCH_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATABASE_URL))"
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) VAR_DIR=$(CURDIR)/var/bench $(BIN)/python -m bench.engine
 
 lint: install
 	$(BIN)/ruff check .

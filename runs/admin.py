@@ -13,8 +13,19 @@ class StepRunInline(admin.TabularInline):
     model = StepRun
     fk_name = "run"
     extra = 0
-    fields = ["node_id", "node_type", "attempt", "status", "started_at", "finished_at", "model",
-              "tokens_input", "tokens_output", "cost_usd", "error"]
+    fields = [
+        "node_id",
+        "node_type",
+        "attempt",
+        "status",
+        "started_at",
+        "finished_at",
+        "model",
+        "tokens_input",
+        "tokens_output",
+        "cost_usd",
+        "error",
+    ]
     readonly_fields = fields
     can_delete = False
     ordering = ["created_at"]
@@ -36,8 +47,18 @@ class RunEventInline(admin.TabularInline):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["id", "orchestration", "status", "trigger_kind", "version", "cost_usd",
-                    "steps_completed", "steps_total", "created_at", "finished_at"]
+    list_display = [
+        "id",
+        "orchestration",
+        "status",
+        "trigger_kind",
+        "version",
+        "cost_usd",
+        "steps_completed",
+        "steps_total",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status", "trigger_kind", "organization", "created_at"]
     search_fields = ["id", "orchestration__name", "orchestration__slug"]
     date_hierarchy = "created_at"
@@ -69,8 +90,16 @@ class RunAdmin(admin.ModelAdmin):
 
 @admin.register(StepRun)
 class StepRunAdmin(admin.ModelAdmin):
-    list_display = ["node_id", "run", "node_type", "attempt", "status", "started_at",
-                    "finished_at", "lease_expires_at"]
+    list_display = [
+        "node_id",
+        "run",
+        "node_type",
+        "attempt",
+        "status",
+        "started_at",
+        "finished_at",
+        "lease_expires_at",
+    ]
     list_filter = ["status", "node_type"]
     search_fields = ["node_id", "run__id"]
     readonly_fields = [field.name for field in StepRun._meta.fields]

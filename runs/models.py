@@ -81,6 +81,9 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="From the run_timeout_s setting."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -63,6 +63,7 @@ RUN_FIELDS = [
     "steps_total",
     "cancel_requested",
     "last_seq",
+    "deadline_at",
     "started_at",
     "finished_at",
 ]
@@ -260,6 +261,9 @@ class Progress:
                 return
         self.run.status = RunStatus.RUNNING
         self.run.started_at = self.now
+        timeout = (self.run.orchestration_version.settings or {}).get("run_timeout_s")
+        if timeout:
+            self.run.deadline_at = self.now + timedelta(seconds=timeout)
         self.log.add("run_started", version=self.run.version, input=self.run.input)
         self.advance()
 

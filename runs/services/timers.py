@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
+from runs.engine import RUN_TERMINAL, ErrorCode, RunStatus, StepStatus
 from runs.models import Run, StepRun
 from runs.services import dispatch
 from runs.services.progress import WORKER_TYPES, Progress
@@ -89,9 +89,37 @@ def resume_parent_of(child_run_id) -> None:
         progress.save()
 
 
+def time_out(run_id) -> None:
+    """The run passed its run_timeout_s: stop it like a cancel, and fail it with `timeout`."""
+    with transaction.atomic():
+        progress = Progress.lock(run_id)
+        run = progress.run
+        if run.status in RUN_TERMINAL or run.deadline_at is None or run.deadline_at > progress.now:
+            return
+        limit = int((run.deadline_at - run.started_at).total_seconds())
+        run.error = {
+            "code": ErrorCode.TIMEOUT,
+            "detail": f"The run took longer than its run_timeout_s of {limit} s.",
+            "step_id": None,
+        }
+        run.cancel_requested = True
+        for step in progress.steps.values():
+            if step.status == StepStatus.WAITING:
+                step.status = StepStatus.CANCELLED
+                step.finished_at = progress.now
+                step.save(update_fields=["status", "finished_at"])
+        progress.advance()
+        progress.save()
+
+
 def reap() -> dict[str, int]:
     now = timezone.now()
-    counts = {"expired": 0, "timers": 0, "requeued": 0, "runs": 0, "children": 0}
+    counts = {"expired": 0, "timers": 0, "requeued": 0, "runs": 0, "children": 0, "timed_out": 0}
+    for run_id in Run.objects.filter(
+        status__in=[RunStatus.RUNNING, RunStatus.PAUSED], deadline_at__lt=now
+    ).values_list("pk", flat=True):
+        time_out(run_id)
+        counts["timed_out"] += 1
     for step in StepRun.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now):
         requeue_expired(step)
         counts["expired"] += 1

@@ -254,3 +254,22 @@ def test_the_same_idempotency_key_returns_the_same_run(make_flow):
     again, created_again = lifecycle.fire(flow, {}, idempotency_key="k1")
     assert (created, created_again) == (True, False)
     assert again.pk == first.pk
+
+
+def test_a_run_past_its_run_timeout_fails_with_timeout(make_flow):
+    from django.utils import timezone
+
+    from runs.services import timers
+
+    flow = make_flow(
+        [{"id": "wait", "type": "delay", "config": {"seconds": 600}}],
+        settings={"run_timeout_s": 60},
+    )
+    run = run_to_rest(flow)
+    assert run.deadline_at is not None
+    Run.objects.filter(pk=run.pk).update(deadline_at=timezone.now())
+    assert timers.reap()["timed_out"] == 1
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error["code"] == "timeout"
+    assert statuses(run) == {"wait": "cancelled"}

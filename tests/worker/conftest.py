@@ -51,10 +51,24 @@ class Worker:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING",
-             "--concurrency", str(self.concurrency), "--without-heartbeat", "--without-gossip",
-             "--without-mingle"],
-            cwd=ROOT, env=self.env, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "WARNING",
+                "--concurrency",
+                str(self.concurrency),
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
         )
 
     def kill(self) -> None:

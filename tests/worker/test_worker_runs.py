@@ -58,24 +58,41 @@ def upstream():
 def six_nodes(base: str) -> dict:
     return {
         "nodes": [
-            {"id": "fetch", "type": "http", "config": {"url": f"{base}/flaky"},
-             "retry": {"max_attempts": 2, "backoff_s": 0.2}},
-            {"id": "count", "type": "transform",
-             "config": {"output": "{{ steps.fetch.output.body['items'] | length }}"}},
-            {"id": "research", "type": "agent", "config": {
-                "agent": {"model": "builtin/script", "tools": ["http_get"],
-                          "price": {"input_per_1k": 1.0, "output_per_1k": 2.0}},
-                "prompt": "Find two facts",
-                "script": [
-                    {"tool": "http_get", "args": {"url": f"{base}/fact/1"}},
-                    {"tool": "http_get", "args": {"url": f"{base}/fact/2"}},
-                    "Two facts found.",
-                ],
-            }},
+            {
+                "id": "fetch",
+                "type": "http",
+                "config": {"url": f"{base}/flaky"},
+                "retry": {"max_attempts": 2, "backoff_s": 0.2},
+            },
+            {
+                "id": "count",
+                "type": "transform",
+                "config": {"output": "{{ steps.fetch.output.body['items'] | length }}"},
+            },
+            {
+                "id": "research",
+                "type": "agent",
+                "config": {
+                    "agent": {
+                        "model": "builtin/script",
+                        "tools": ["http_get"],
+                        "price": {"input_per_1k": 1.0, "output_per_1k": 2.0},
+                    },
+                    "prompt": "Find two facts",
+                    "script": [
+                        {"tool": "http_get", "args": {"url": f"{base}/fact/1"}},
+                        {"tool": "http_get", "args": {"url": f"{base}/fact/2"}},
+                        "Two facts found.",
+                    ],
+                },
+            },
             {"id": "big", "type": "transform", "config": {"output": "many"}},
             {"id": "small", "type": "transform", "config": {"output": "few"}},
-            {"id": "report", "type": "transform", "config": {
-                "output": "{{ steps.research.output }} {{ steps.big.output }}"}},
+            {
+                "id": "report",
+                "type": "transform",
+                "config": {"output": "{{ steps.research.output }} {{ steps.big.output }}"},
+            },
         ],
         "edges": [
             {"source": "fetch", "target": "count"},
@@ -94,8 +111,9 @@ def finished(run: Run):
 
 
 def test_a_worker_runs_fan_out_condition_retry_and_an_agent_with_tools(org, worker, upstream):
-    flow = create_orchestration(org, {"name": "Six", "status": "active",
-                                      "definition": six_nodes(upstream)})
+    flow = create_orchestration(
+        org, {"name": "Six", "status": "active", "definition": six_nodes(upstream)}
+    )
     run, _ = lifecycle.fire(flow, {})
     wait_until(finished(run), timeout=90)
     run.refresh_from_db()
@@ -104,8 +122,12 @@ def test_a_worker_runs_fan_out_condition_retry_and_an_agent_with_tools(org, work
 
     latest = {s.node_id: s for s in StepRun.objects.filter(run=run).order_by("attempt")}
     assert {k: s.status for k, s in latest.items()} == {
-        "fetch": "succeeded", "count": "succeeded", "research": "succeeded",
-        "big": "succeeded", "small": "skipped", "report": "succeeded",
+        "fetch": "succeeded",
+        "count": "succeeded",
+        "research": "succeeded",
+        "big": "succeeded",
+        "small": "skipped",
+        "report": "succeeded",
     }
     attempts = StepRun.objects.filter(run=run, node_id="fetch").order_by("attempt")
     assert [(s.attempt, s.status) for s in attempts] == [(1, "failed"), (2, "succeeded")]
@@ -129,13 +151,29 @@ def test_a_worker_runs_fan_out_condition_retry_and_an_agent_with_tools(org, work
 
 
 def test_a_worker_killed_mid_step_loses_nothing(org, worker_env, upstream):
-    flow = create_orchestration(org, {"name": "Slow", "status": "active", "definition": {
-        "nodes": [
-            {"id": "slow", "type": "http", "config": {"url": f"{upstream}/slow"}, "timeout_s": 5},
-            {"id": "after", "type": "transform", "config": {"output": "{{ steps.slow.status }}"}},
-        ],
-        "edges": [{"source": "slow", "target": "after"}],
-    }})
+    flow = create_orchestration(
+        org,
+        {
+            "name": "Slow",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "slow",
+                        "type": "http",
+                        "config": {"url": f"{upstream}/slow"},
+                        "timeout_s": 5,
+                    },
+                    {
+                        "id": "after",
+                        "type": "transform",
+                        "config": {"output": "{{ steps.slow.status }}"},
+                    },
+                ],
+                "edges": [{"source": "slow", "target": "after"}],
+            },
+        },
+    )
     first = Worker(worker_env, concurrency=1)
     first.start()
     run, _ = lifecycle.fire(flow, {})
