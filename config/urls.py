@@ -11,6 +11,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/v1/", include("approvals.api.urls")),
     path("api/v1/", include("runs.api.urls")),
     path("api/v1/", include("orchestrator.api.urls")),
     path("admin/", admin.site.urls),

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from approvals.services import cancel_pending
 from orchestrator.api.errors import Conflict, OrchestrationNotActive, TriggerMismatch
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition import DefinitionError, validate_run_input
@@ -147,6 +148,7 @@ def cancel(run: Run) -> Run:
         if current.status in RUN_TERMINAL:
             raise Conflict(f"The run already ended ({current.status}).")
         current.cancel_requested = True
+        cancel_pending(current.pk)
         for step in progress.steps.values():
             if step.status == StepStatus.WAITING:
                 if step.child_run_id:

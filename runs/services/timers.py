@@ -11,6 +11,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from approvals.services import cancel_pending
+from approvals.services import reap as reap_approvals
 from runs.engine import RUN_TERMINAL, ErrorCode, RunStatus, StepStatus
 from runs.models import Run, StepRun
 from runs.services import dispatch
@@ -103,6 +105,7 @@ def time_out(run_id) -> None:
             "step_id": None,
         }
         run.cancel_requested = True
+        cancel_pending(run.pk)
         for step in progress.steps.values():
             if step.status == StepStatus.WAITING:
                 step.status = StepStatus.CANCELLED
@@ -120,6 +123,7 @@ def reap() -> dict[str, int]:
     ).values_list("pk", flat=True):
         time_out(run_id)
         counts["timed_out"] += 1
+    counts.update(reap_approvals(now))
     for step in StepRun.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now):
         requeue_expired(step)
         counts["expired"] += 1

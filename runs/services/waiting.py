@@ -1,10 +1,12 @@
-"""Steps that wait for people (approval, human_input): the step waits and the run pauses,
-holding no worker. Deciding them is the approvals app's job."""
+"""Steps that wait for people (approval, human_input): the step waits, an Approval records the
+question, and the run pauses, holding no worker. Answering is `approvals.services.decide`."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from approvals.models import Approval, ApprovalKind
 from orchestrator.definition import TemplateError, render
 from runs.engine import StepStatus
 
@@ -23,15 +25,42 @@ def human_request(progress: Progress, node: dict) -> dict:
         prompt, agent_context = config.get("prompt", ""), f"(template error: {exc})"
     return {
         "step_id": node["id"],
-        "kind": "approval" if node["type"] == "approval" else "input",
-        "prompt": prompt,
+        "kind": ApprovalKind.APPROVAL if node["type"] == "approval" else ApprovalKind.INPUT,
+        "prompt": str(prompt),
         "fields": config.get("fields", []),
-        "agent_context": agent_context,
+        "agent_context": str(agent_context),
     }
 
 
 def start_human_step(progress: Progress, node: dict) -> None:
+    config = node["config"]
     request = human_request(progress, node)
-    progress.new_step(node["id"], StepStatus.WAITING, started_at=progress.now, input=request)
+    step = progress.new_step(node["id"], StepStatus.WAITING, started_at=progress.now)
+    escalate_after = config.get("escalate_after_s")
+    approval = Approval.objects.create(
+        organization_id=progress.run.organization_id,
+        run=progress.run,
+        step_run=step,
+        step_id=node["id"],
+        kind=request["kind"],
+        prompt=request["prompt"],
+        fields=request["fields"],
+        agent_context=request["agent_context"],
+        approvers=config.get("approvers", []),
+        escalate_to=config.get("escalate_to", []),
+        escalate_at=progress.now + timedelta(seconds=escalate_after) if escalate_after else None,
+        expires_at=progress.now + timedelta(seconds=config["timeout_s"]),
+        on_timeout=config.get("on_timeout", "deny"),
+        on_deny=config.get("on_deny", "fail"),
+    )
+    step.input = {**request, "approval_id": str(approval.pk)}
+    step.save(update_fields=["input"])
     progress.log.add("step_start", node["id"], type=node["type"], name=node["name"], attempt=1)
-    progress.log.add("human_input_required", node["id"], run_id=str(progress.run.pk), **request)
+    progress.log.add(
+        "human_input_required",
+        node["id"],
+        run_id=str(progress.run.pk),
+        approval_id=str(approval.pk),
+        **request,
+        expires_at=approval.expires_at.isoformat(),
+    )

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from approvals.models import Approval
+from orchestrator.api.fields import StrictSerializer
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    run_id = serializers.UUIDField(read_only=True)
+    orchestration = serializers.UUIDField(source="run.orchestration_id", read_only=True)
+    orchestration_name = serializers.CharField(source="run.orchestration.name", read_only=True)
+    decided_by = serializers.CharField(source="decided_by_name", read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = [
+            "id",
+            "run_id",
+            "orchestration",
+            "orchestration_name",
+            "step_id",
+            "kind",
+            "prompt",
+            "fields",
+            "agent_context",
+            "status",
+            "comment",
+            "response",
+            "approvers",
+            "decided_by",
+            "decided_at",
+            "expires_at",
+            "created_at",
+        ]
+
+
+class DecisionSerializer(StrictSerializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    response = serializers.JSONField(required=False)
+
+
+class ResumeSerializer(StrictSerializer):
+    response = serializers.JSONField()
+    step_id = serializers.CharField(required=False)
+    async_ = serializers.BooleanField(required=False, default=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["async"] = fields.pop("async_")
+        return fields
+
+
+class StepApproveSerializer(StrictSerializer):
+    approved = serializers.BooleanField()
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=10_000)

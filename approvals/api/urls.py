@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django.urls import re_path
+
+from approvals.api.views import ApprovalViewSet, RunAnswerViewSet
+from orchestrator.api.urls import OptionalSlashRouter
+from runs.api import streaming
+
+router = OptionalSlashRouter()
+router.register("approvals", ApprovalViewSet, basename="approval")
+
+approve_step = RunAnswerViewSet.as_view({"post": "approve_step"})
+
+urlpatterns = [
+    re_path(r"^runs/(?P<pk>[^/]+)/resume/?$", streaming.resume, name="run-resume"),
+    re_path(
+        r"^runs/(?P<pk>[^/]+)/resume/stream/?$", streaming.resume_stream, name="run-resume-stream"
+    ),
+    re_path(
+        r"^runs/(?P<pk>[^/]+)/steps/(?P<step_id>[^/]+)/approve/?$",
+        approve_step,
+        name="run-step-approve",
+    ),
+    *router.urls,
+]

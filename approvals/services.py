@@ -1,0 +1,218 @@
+"""Deciding approvals and input forms: exactly once, by someone allowed to, then the run goes on.
+
+The run row is locked before the approval row, in the same order as every other state change,
+so two people clicking at the same moment get one 200 and one 409.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import PermissionDenied
+
+from approvals.models import Approval, ApprovalKind, ApprovalStatus
+from orchestrator.api.errors import Conflict, InvalidRequest
+from runs.engine import ErrorCode, StepStatus
+from runs.services.progress import Progress
+
+SYSTEM = "system"
+
+
+def allowed_deciders(approval: Approval) -> list[str]:
+    """Empty means any editor of the organization."""
+    if not approval.approvers:
+        return []
+    return approval.approvers + (approval.escalate_to if approval.escalated_at else [])
+
+
+def _check_decider(approval: Approval, username: str) -> None:
+    allowed = allowed_deciders(approval)
+    if allowed and username not in allowed:
+        raise PermissionDenied(f"Only {', '.join(allowed)} may decide this {approval.kind}.")
+
+
+def _coerce(field: dict, value: Any) -> tuple[Any, str | None]:
+    kind = field["type"]
+    if kind in ("text", "textarea"):
+        return (value, None) if isinstance(value, str) else (value, "must be text")
+    if kind == "select":
+        if value not in field.get("options", []):
+            return value, f"must be one of {', '.join(field.get('options', []))}"
+        return value, None
+    if kind == "number":
+        if isinstance(value, bool):
+            return value, "must be a number"
+        if isinstance(value, int | float):
+            return value, None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return value, "must be a number"
+        return (int(number) if number.is_integer() else number), None
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true", None
+    return value, "must be true or false"
+
+
+def validate_response(fields: list[dict], response: Any) -> Any:
+    """Check a form answer against its declared fields; a plain string answers a form with one
+    (or no) field."""
+    if isinstance(response, str):
+        if not fields:
+            return response
+        if len(fields) == 1:
+            response = {fields[0]["name"]: response}
+        else:
+            raise InvalidRequest(
+                "This form has several fields: answer with an object.",
+                fields={
+                    "response": [f"expected an object with {', '.join(f['name'] for f in fields)}"]
+                },
+            )
+    if response is None:
+        response = {}
+    if not isinstance(response, dict):
+        raise InvalidRequest(
+            "response must be an object or a string.",
+            fields={"response": ["must be an object or a string"]},
+        )
+    problems: dict[str, list[str]] = {}
+    declared = {field["name"]: field for field in fields}
+    for key in response:
+        if fields and key not in declared:
+            problems[f"response.{key}"] = [f"unknown field; the form has {', '.join(declared)}"]
+    cleaned = dict(response) if not fields else {}
+    for name, field in declared.items():
+        value = response.get(name)
+        if value is None or value == "":
+            if field.get("required"):
+                problems[f"response.{name}"] = ["is required"]
+            continue
+        cleaned[name], problem = _coerce(field, value)
+        if problem:
+            problems[f"response.{name}"] = [problem]
+    if problems:
+        path, messages = next(iter(problems.items()))
+        raise InvalidRequest(f"{path}: {messages[0]}", fields=problems)
+    return cleaned
+
+
+def _settle(
+    progress: Progress,
+    approval: Approval,
+    *,
+    approved: bool,
+    decided_by: str,
+    code: str = ErrorCode.APPROVAL_DENIED,
+) -> None:
+    """Turn the decision into the waiting step's result, and let the run go on."""
+    step = progress.steps.get(approval.step_id)
+    if step is None or step.pk != approval.step_run_id or step.status != StepStatus.WAITING:
+        return
+    progress.log.add(
+        "approval_decided",
+        approval.step_id,
+        approval_id=str(approval.pk),
+        status=approval.status,
+        comment=approval.comment,
+        decided_by=decided_by,
+    )
+    if approval.kind == ApprovalKind.APPROVAL:
+        output = {"approved": approved, "comment": approval.comment, "decided_by": decided_by}
+    else:
+        output = approval.response
+    if approved or approval.on_deny == "continue":
+        progress.succeed(step, output)
+    else:
+        reason = f" ({approval.comment})" if approval.comment else ""
+        verb = "expired" if code == ErrorCode.APPROVAL_EXPIRED else f"denied by {decided_by}"
+        progress.fail(step, f"The {approval.kind} was {verb}{reason}.", retryable=False, code=code)
+    progress.advance()
+
+
+def decide(
+    approval_id, *, approve: bool, user, comment: str = "", response: Any = None
+) -> Approval:
+    with transaction.atomic():
+        run_id = Approval.objects.values_list("run_id", flat=True).get(pk=approval_id)
+        progress = Progress.lock(run_id)
+        approval = Approval.objects.select_for_update().get(pk=approval_id)
+        if approval.status != ApprovalStatus.PENDING:
+            raise Conflict(f"This {approval.kind} is not pending: it is {approval.status}.")
+        username = user.get_username()
+        _check_decider(approval, username)
+        if approve and approval.kind == ApprovalKind.INPUT:
+            approval.response = validate_response(approval.fields, response)
+        elif response is not None:
+            approval.response = response
+        approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
+        approval.comment = comment or ""
+        approval.decided_by = user if getattr(user, "pk", None) else None
+        approval.decided_by_name = username
+        approval.decided_at = progress.now
+        approval.save()
+        _settle(progress, approval, approved=approve, decided_by=username)
+        progress.save()
+        return approval
+
+
+def expire(approval_id) -> None:
+    """Past `timeout_s`: approve or deny as the node's `on_timeout` says, as the system."""
+    with transaction.atomic():
+        run_id = Approval.objects.values_list("run_id", flat=True).get(pk=approval_id)
+        progress = Progress.lock(run_id)
+        approval = Approval.objects.select_for_update().get(pk=approval_id)
+        if approval.status != ApprovalStatus.PENDING or approval.expires_at > progress.now:
+            return
+        approve = approval.on_timeout == "approve" and approval.kind == ApprovalKind.APPROVAL
+        approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.EXPIRED
+        approval.comment = "Decided automatically: no answer before the timeout."
+        approval.decided_by_name = SYSTEM
+        approval.decided_at = progress.now
+        approval.save()
+        _settle(
+            progress, approval, approved=approve, decided_by=SYSTEM, code=ErrorCode.APPROVAL_EXPIRED
+        )
+        progress.save()
+
+
+def escalate(approval_id) -> None:
+    with transaction.atomic():
+        run_id = Approval.objects.values_list("run_id", flat=True).get(pk=approval_id)
+        progress = Progress.lock(run_id)
+        approval = Approval.objects.select_for_update().get(pk=approval_id)
+        if approval.status != ApprovalStatus.PENDING or approval.escalated_at is not None:
+            return
+        approval.escalated_at = progress.now
+        approval.save(update_fields=["escalated_at"])
+        progress.log.add(
+            "approval_escalated",
+            approval.step_id,
+            approval_id=str(approval.pk),
+            escalate_to=approval.escalate_to,
+        )
+        progress.save()
+
+
+def cancel_pending(run_id) -> int:
+    """A cancelled or timed-out run cancels the questions it was asking."""
+    return Approval.objects.filter(run_id=run_id, status=ApprovalStatus.PENDING).update(
+        status=ApprovalStatus.CANCELLED, decided_at=timezone.now(), decided_by_name=SYSTEM
+    )
+
+
+def reap(now) -> dict[str, int]:
+    due = Approval.objects.filter(status=ApprovalStatus.PENDING)
+    expired = list(due.filter(expires_at__lte=now).values_list("pk", flat=True))
+    for approval_id in expired:
+        expire(approval_id)
+    escalating = list(
+        due.filter(escalate_at__lte=now, escalated_at__isnull=True).values_list("pk", flat=True)
+    )
+    for approval_id in escalating:
+        escalate(approval_id)
+    return {"expired": len(expired), "escalated": len(escalating)}
