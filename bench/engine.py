@@ -8,6 +8,7 @@ The machine is noisy (figures move up to 2x between runs): compare within one ru
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -143,7 +144,7 @@ def main() -> None:
         org,
         f"chain-{tag}",
         [transform(n) for n in chain_ids],
-        [{"source": a, "target": b} for a, b in zip(chain_ids, chain_ids[1:])],
+        [{"source": a, "target": b} for a, b in itertools.pairwise(chain_ids)],
     )
     fan_ids = [f"b{i}" for i in range(100)]
     fan_flow = flow(
@@ -158,7 +159,7 @@ def main() -> None:
         org,
         f"ten-{tag}",
         [transform(n) for n in ten_ids],
-        [{"source": a, "target": b} for a, b in zip(ten_ids, ten_ids[1:])],
+        [{"source": a, "target": b} for a, b in itertools.pairwise(ten_ids)],
     )
 
     worker = start_worker(2)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from orchestrator.api.library_views import AgentViewSet, CredentialViewSet, GroupViewSet
 from orchestrator.api.orchestration_views import OrchestrationViewSet
+from orchestrator.api.trigger_views import OrchestrationTriggerViewSet, TriggerViewSet, WebhookView
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -19,5 +21,20 @@ router.register("orchestrations", OrchestrationViewSet, basename="orchestration"
 router.register("agents", AgentViewSet, basename="agent")
 router.register("groups", GroupViewSet, basename="group")
 router.register("credentials", CredentialViewSet, basename="credential")
+router.register("triggers", TriggerViewSet, basename="trigger")
 
-urlpatterns = router.urls
+orchestration_triggers = OrchestrationTriggerViewSet.as_view({"get": "list", "post": "create"})
+
+urlpatterns = [
+    re_path(
+        r"^orchestrations/(?P<orchestration_pk>[^/]+)/triggers/?$",
+        orchestration_triggers,
+        name="orchestration-triggers",
+    ),
+    re_path(
+        r"^webhooks/(?P<orchestration_id>[^/]+)/(?P<token>[^/]+)/?$",
+        WebhookView.as_view(),
+        name="webhook",
+    ),
+    *router.urls,
+]

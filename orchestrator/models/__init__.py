@@ -4,6 +4,7 @@ from orchestrator.models.orchestrations import (
     OrchestrationTag,
     OrchestrationVersion,
     Trigger,
+    WebhookDelivery,
 )
 from orchestrator.models.tenancy import ApiToken, Membership, Organization
 
@@ -18,4 +19,5 @@ __all__ = [
     "OrchestrationVersion",
     "Organization",
     "Trigger",
+    "WebhookDelivery",
 ]

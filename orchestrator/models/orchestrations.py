@@ -178,3 +178,18 @@ class Trigger(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} trigger of {self.orchestration}"
+
+
+class WebhookDelivery(models.Model):
+    """One accepted signed request; the unique signature makes a replayed one start nothing."""
+
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="deliveries")
+    signature = models.CharField(max_length=64, unique=True)
+    run_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"delivery {self.signature[:12]} of {self.trigger_id}"

@@ -41,6 +41,31 @@ def new_signing_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def update_trigger(trigger: Trigger, data: dict) -> Trigger:
+    for field in TRIGGER_FIELDS:
+        if field in data and field != "kind":
+            setattr(trigger, field, data[field])
+    if trigger.kind == TriggerKind.SCHEDULE:
+        trigger.next_run_at = next_slot(trigger.cron_expression, trigger.timezone)
+    trigger.save()
+    return trigger
+
+
+def delete_trigger(trigger: Trigger) -> None:
+    trigger.delete()
+
+
+def rotate_secret(trigger: Trigger) -> Trigger:
+    """The old secret keeps working for 24 hours, so senders can switch without downtime."""
+    raw = new_signing_secret()
+    trigger.encrypted_previous_secret = trigger.encrypted_signing_secret
+    trigger.encrypted_signing_secret = crypto.encrypt(raw)
+    trigger.secret_rotated_at = timezone.now()
+    trigger.save()
+    trigger.signing_secret = raw
+    return trigger
+
+
 def create_trigger(orchestration: Orchestration, data: dict) -> Trigger:
     """Returns the trigger with `signing_secret` set on the instance: the only time it is shown."""
     trigger = Trigger(orchestration=orchestration)

@@ -20,15 +20,18 @@ def operator(client):
 
 
 def test_every_registered_model_has_a_working_list_and_change_page(operator, editor):
-    created = editor.post("/api/v1/orchestrations", two_step(trigger={"kind": "webhook"}),
-                          format="json").json()
-    editor.post("/api/v1/credentials", {"name": "k", "kind": "api_key", "value": "v"},
-                format="json")
+    created = editor.post(
+        "/api/v1/orchestrations", two_step(trigger={"kind": "webhook"}), format="json"
+    ).json()
+    editor.post(
+        "/api/v1/credentials", {"name": "k", "kind": "api_key", "value": "v"}, format="json"
+    )
     editor.post("/api/v1/agents", {"name": "a", "model": "builtin/echo"}, format="json")
     editor.post("/api/v1/groups", {"name": "g"}, format="json")
     editor.post(f"/api/v1/orchestrations/{created['id']}/activate")
-    editor.post(f"/api/v1/orchestrations/{created['id']}/runs", {"input": {"topic": "x"}},
-                format="json")
+    editor.post(
+        f"/api/v1/orchestrations/{created['id']}/runs", {"input": {"topic": "x"}}, format="json"
+    )
     for model in admin.site._registry:
         opts = model._meta
         url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")

@@ -1,0 +1,213 @@
+"""Triggers of an orchestration, and the inbound webhook endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from orchestrator.api.errors import InvalidRequest, TriggerMismatch
+from orchestrator.api.parsers import read_limited
+from orchestrator.api.serializers import TriggerSerializer, TriggerWriteSerializer
+from orchestrator.choices import TriggerKind
+from orchestrator.models import Orchestration, Trigger, WebhookDelivery
+from orchestrator.services import triggers as trigger_service
+from orchestrator.services import webhooks
+
+logger = logging.getLogger(__name__)
+
+
+def _orchestration(request, key: str) -> Orchestration:
+    queryset = Orchestration.objects.alive().filter(organization=request.auth.organization)
+    try:
+        found = queryset.filter(pk=uuid.UUID(key)).first()
+    except ValueError:
+        found = queryset.filter(slug=key).first()
+    if found is None:
+        raise NotFound(f"No orchestration '{key}' in this organization.")
+    return found
+
+
+@extend_schema(tags=["triggers"])
+class OrchestrationTriggerViewSet(viewsets.GenericViewSet):
+    serializer_class = TriggerSerializer
+    cursor_ordering = "created_at"
+
+    def list(self, request, orchestration_pk=None):
+        orchestration = _orchestration(request, orchestration_pk)
+        page = self.paginate_queryset(orchestration.triggers.all())
+        return self.get_paginated_response(TriggerSerializer(page, many=True).data)
+
+    @extend_schema(request=TriggerWriteSerializer, responses={201: TriggerSerializer})
+    def create(self, request, orchestration_pk=None):
+        orchestration = _orchestration(request, orchestration_pk)
+        serializer = TriggerWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with transaction.atomic():
+            trigger = trigger_service.create_trigger(orchestration, serializer.validated_data)
+        return Response(TriggerSerializer(trigger).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["triggers"])
+class TriggerViewSet(viewsets.GenericViewSet):
+    serializer_class = TriggerSerializer
+    lookup_value_regex = "[^/]+"
+
+    def get_trigger(self, key: str) -> Trigger:
+        try:
+            trigger_id = uuid.UUID(key)
+        except ValueError:
+            raise NotFound(f"No trigger '{key}' in this organization.") from None
+        found = (
+            Trigger.objects.filter(
+                pk=trigger_id,
+                orchestration__organization=self.request.auth.organization,
+                orchestration__deleted_at__isnull=True,
+            )
+            .select_related("orchestration")
+            .first()
+        )
+        if found is None:
+            raise NotFound(f"No trigger '{key}' in this organization.")
+        return found
+
+    def retrieve(self, request, pk=None):
+        return Response(TriggerSerializer(self.get_trigger(pk)).data)
+
+    @extend_schema(request=TriggerWriteSerializer, responses=TriggerSerializer)
+    def partial_update(self, request, pk=None):
+        trigger = self.get_trigger(pk)
+        data = {"kind": trigger.kind, **request.data} if isinstance(request.data, dict) else {}
+        serializer = TriggerWriteSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        if serializer.validated_data["kind"] != trigger.kind:
+            raise InvalidRequest(
+                "A trigger's kind cannot change; create a new trigger.",
+                fields={"kind": ["cannot change"]},
+            )
+        with transaction.atomic():
+            trigger = trigger_service.update_trigger(trigger, serializer.validated_data)
+        return Response(TriggerSerializer(trigger).data)
+
+    def destroy(self, request, pk=None):
+        with transaction.atomic():
+            trigger_service.delete_trigger(self.get_trigger(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=TriggerSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        trigger = self.get_trigger(pk)
+        if trigger.kind != TriggerKind.WEBHOOK:
+            raise InvalidRequest("Only webhook triggers have a signing secret.")
+        with transaction.atomic():
+            trigger = trigger_service.rotate_secret(trigger)
+        return Response(TriggerSerializer(trigger).data)
+
+
+class WebhookThrottle(AnonRateThrottle):
+    scope = "webhook"
+
+
+def _refuse(reason: str, orchestration_id: str) -> None:
+    logger.info("webhook refused for %s: %s", orchestration_id, reason)
+    raise AuthenticationFailed("Invalid webhook token or signature.")
+
+
+@extend_schema(tags=["triggers"])
+class WebhookView(APIView):
+    """Signed inbound webhooks. Every failure of the token, signature or time window is the same
+    401, and starts nothing."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [WebhookThrottle]
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter(
+                "X-Orchestrator-Signature", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True
+            )
+        ],
+        responses={202: OpenApiTypes.OBJECT},
+    )
+    def post(self, request, orchestration_id: str, token: str):
+        from django.conf import settings
+
+        from runs.models import TriggerKind as RunTrigger
+        from runs.services import lifecycle
+
+        body = read_limited(request.stream, settings.WEBHOOK_MAX_BODY_BYTES)
+        try:
+            orchestration_uuid = uuid.UUID(orchestration_id)
+        except ValueError:
+            _refuse("bad orchestration id", orchestration_id)
+        trigger = (
+            Trigger.objects.filter(
+                orchestration_id=orchestration_uuid, kind=TriggerKind.WEBHOOK, webhook_token=token
+            )
+            .select_related("orchestration")
+            .first()
+        )
+        if trigger is None or not token:
+            _refuse("unknown token", orchestration_id)
+        try:
+            signature = webhooks.verify(
+                trigger, request.headers.get("X-Orchestrator-Signature", ""), body
+            )
+        except webhooks.SignatureError as exc:
+            _refuse(str(exc), orchestration_id)
+        if not trigger.is_active:
+            raise TriggerMismatch("This webhook trigger is paused.")
+        try:
+            payload = json.loads(body.decode("utf-8")) if body.strip() else {}
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidRequest(f"Malformed JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise TriggerMismatch("The webhook body must be a JSON object.")
+        if trigger.input_schema:
+            error = best_match(Draft202012Validator(trigger.input_schema).iter_errors(payload))
+            if error is not None:
+                raise TriggerMismatch(
+                    f"The body does not match the trigger's input_schema: {error.message}"
+                )
+        digest = hashlib.sha256(signature.encode()).hexdigest()
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    delivery = WebhookDelivery.objects.create(trigger=trigger, signature=digest)
+            except IntegrityError:
+                earlier = WebhookDelivery.objects.get(signature=digest)
+                return Response(
+                    {"run_id": str(earlier.run_id) if earlier.run_id else None},
+                    status=status.HTTP_202_ACCEPTED,
+                )
+            run, _ = lifecycle.fire(
+                trigger.orchestration,
+                {**trigger.input, **payload},
+                trigger_kind=RunTrigger.WEBHOOK,
+                trigger_ref=trigger.pk,
+                idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
+            )
+            delivery.run_id = run.pk
+            delivery.save(update_fields=["run_id"])
+            Trigger.objects.filter(pk=trigger.pk).update(
+                last_run_at=timezone.now(), trigger_count=trigger.trigger_count + 1
+            )
+        return Response({"run_id": str(run.pk)}, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,98 @@
+"""The agent step: the tool loop, with a live event for every turn, tool call and result."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from runs.engine.nodes.base import StepContext, StepFailed, StepResult
+from runs.engine.providers import provider_for
+from runs.engine.tools import SCHEMAS, run_tool
+
+DEFAULT_MAX_TURNS = 10
+PREVIEW = 500
+CONTENT_PREVIEW = 2000
+
+
+def _timeout(ctx: StepContext) -> float:
+    if ctx.deadline is None:
+        return 120.0
+    left = ctx.deadline - time.monotonic()
+    if left <= 0:
+        raise StepFailed("the step timed out")
+    return left
+
+
+def _final(content: str | None, response_format: str):
+    if response_format != "json":
+        return content or ""
+    try:
+        return json.loads(content or "")
+    except ValueError:
+        raise StepFailed(
+            f"the agent was asked for JSON but answered: {(content or '')[:200]}"
+        ) from None
+
+
+def run_agent(ctx: StepContext) -> StepResult:
+    spec = ctx.agent
+    if spec is None:
+        raise StepFailed("the agent step has no agent", retryable=False)
+    config = ctx.config
+    response_format = config.get("response_format", "text")
+    max_turns = config.get("max_turns") or spec.max_turns or DEFAULT_MAX_TURNS
+    complete = provider_for(spec)
+    tools = [SCHEMAS[name] for name in spec.tools if name in SCHEMAS]
+    messages: list[dict] = []
+    if spec.system_prompt:
+        messages.append({"role": "system", "content": spec.system_prompt})
+    messages.append({"role": "user", "content": str(config.get("prompt", ""))})
+    result = StepResult(output=None, model=spec.model)
+
+    for turn in range(1, max_turns + 1):
+        completion = complete(
+            spec,
+            messages,
+            tools,
+            response_format=response_format,
+            timeout=_timeout(ctx),
+            transport=ctx.transport,
+        )
+        result.turns = turn
+        result.tokens_input += completion.tokens_input
+        result.tokens_output += completion.tokens_output
+        result.cost_usd = spec.cost(result.tokens_input, result.tokens_output)
+        ctx.emit(
+            "agent_turn",
+            {
+                "turn": turn,
+                "model": spec.model,
+                "content": (completion.content or "")[:CONTENT_PREVIEW],
+                "tool_calls": [call.name for call in completion.tool_calls],
+                "tokens": {"input": completion.tokens_input, "output": completion.tokens_output},
+            },
+        )
+        if not completion.tool_calls:
+            result.output = _final(completion.content, response_format)
+            return result
+        messages.append(
+            {
+                "role": "assistant",
+                "content": completion.content,
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                    }
+                    for call in completion.tool_calls
+                ],
+            }
+        )
+        for call in completion.tool_calls:
+            result.tool_calls += 1
+            ctx.emit("tool_execution", {"tool_name": call.name, "args": call.arguments})
+            ok, text = run_tool(call.name, call.arguments, spec.tools, ctx.net, ctx.transport)
+            ctx.emit("tool_result", {"tool_name": call.name, "ok": ok, "preview": text[:PREVIEW]})
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+    raise StepFailed(f"the agent used all {max_turns} turns without a final answer")

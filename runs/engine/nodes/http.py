@@ -1,0 +1,48 @@
+"""The http step: one request through the net guard; status >= 400 fails the step."""
+
+from __future__ import annotations
+
+import json
+
+from runs.engine.netguard import fetch
+from runs.engine.nodes.base import StepContext, StepFailed, StepResult
+
+TEXT_LIMIT = 1_000_000
+
+
+def run_http(ctx: StepContext) -> StepResult:
+    config = ctx.config
+    headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+    if ctx.credential is not None:
+        headers.update(ctx.credential.headers())
+    body = config.get("body")
+    content = None
+    if isinstance(body, dict | list):
+        content = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif body is not None:
+        content = str(body).encode()
+    response = fetch(
+        config.get("method", "GET"),
+        str(config["url"]),
+        policy=ctx.net,
+        headers=headers,
+        content=content,
+        timeout=float(config.get("timeout_s", 30)),
+        transport=ctx.transport,
+    )
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            parsed = response.json()
+        except ValueError:
+            parsed = response.text[:TEXT_LIMIT]
+    else:
+        parsed = response.text[:TEXT_LIMIT]
+    output = {"status": response.status_code, "headers": dict(response.headers), "body": parsed}
+    if response.status_code >= 400:
+        raise StepFailed(
+            f"HTTP {response.status_code} from {config['url']}",
+            retryable=response.status_code >= 500 or response.status_code == 429,
+            details={"status": response.status_code, "body": response.text[:500]},
+        )
+    return StepResult(output=output)
