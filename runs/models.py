@@ -110,7 +110,8 @@ class StepRun(models.Model):
     """One attempt of one node. A retry or a re-queue after a lost worker adds a row."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_runs")
+    # Indexed by the (run, node_id, attempt) constraint: no separate FK index to maintain.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_runs", db_index=False)
     node_id = models.CharField(max_length=63)
     node_type = models.CharField(max_length=20)
     attempt = models.PositiveSmallIntegerField(default=1)
@@ -145,9 +146,19 @@ class StepRun(models.Model):
                 fields=["run", "node_id", "attempt"], name="step_attempt_unique"
             )
         ]
+        # Partial: only unfinished steps are looked up by the reaper, and most rows are
+        # written finished (inline transforms), so they cost these indexes nothing.
         indexes = [
-            models.Index(fields=["status", "lease_expires_at"]),
-            models.Index(fields=["status", "wake_at"]),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="step_running_lease",
+                condition=models.Q(status="running"),
+            ),
+            models.Index(
+                fields=["wake_at"],
+                name="step_open_wake",
+                condition=models.Q(status__in=["pending", "waiting"]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -163,7 +174,8 @@ class StepRun(models.Model):
 class RunEvent(models.Model):
     """The live trace. `seq` is allocated under the run's row lock, so it has no gaps."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    # Indexed by the (run, seq) constraint: no separate FK index to maintain.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40)
     step_id = models.CharField(max_length=63, blank=True)

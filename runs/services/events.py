@@ -3,11 +3,12 @@ whoever is watching once it commits."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 from runs.models import Run, RunEvent
@@ -37,27 +38,73 @@ class EventLog:
             )
         )
 
-    def flush(self) -> None:
+    def flush(self, *, save_seq: bool = True) -> None:
+        """`save_seq=False` when the caller saves the run row (with last_seq) itself."""
         if not self.pending:
             return
         RunEvent.objects.bulk_create(self.pending)
-        Run.objects.filter(pk=self.run.pk).update(last_seq=self.run.last_seq)
+        if save_seq:
+            Run.objects.filter(pk=self.run.pk).update(last_seq=self.run.last_seq)
         run_id, seq = self.run.pk, self.run.last_seq
         transaction.on_commit(lambda: notify(run_id, seq))
         self.pending = []
 
 
+class Notifier:
+    """Wake-ups for live viewers, sent from a background event loop and coalesced per run.
+
+    A worker must not wait on the channel layer after every commit (async_to_sync costs a few
+    milliseconds a call), and a viewer needs one wake-up per burst, not one per transition: so
+    `notify` only records the newest seq of a run, and a loop thread sends what accumulated
+    every COALESCE_S. The event table stays the truth; a lost wake-up only delays a viewer until
+    its next poll.
+    """
+
+    COALESCE_S = 0.05
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latest: dict[str, int] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.scheduled = False
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, name="run-notifier", daemon=True).start()
+        return self.loop
+
+    def notify(self, run_id, seq: int) -> None:
+        layer = get_channel_layer()
+        if layer is None or isinstance(layer, InMemoryChannelLayer):
+            return  # no other process could hear it: viewers poll the table instead
+        with self.lock:
+            key = str(run_id)
+            self.latest[key] = max(seq, self.latest.get(key, 0))
+            if self.scheduled:
+                return
+            self.scheduled = True
+            loop = self._ensure_loop()
+        asyncio.run_coroutine_threadsafe(self._send_soon(layer), loop)
+
+    async def _send_soon(self, layer) -> None:
+        await asyncio.sleep(self.COALESCE_S)
+        with self.lock:
+            batch, self.latest, self.scheduled = self.latest, {}, False
+        for run_id, seq in batch.items():
+            try:
+                await layer.group_send(
+                    group_name(run_id), {"type": "run.events", "run_id": run_id, "seq": seq}
+                )
+            except Exception:  # a missed wake-up only delays a viewer until its next poll
+                logger.warning("could not notify watchers of run %s", run_id, exc_info=True)
+
+
+_notifier = Notifier()
+
+
 def notify(run_id, seq: int) -> None:
-    """A wake-up, not the data: consumers read the events after their last seq from the table."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(
-            group_name(run_id), {"type": "run.events", "run_id": str(run_id), "seq": seq}
-        )
-    except Exception:  # a missed wake-up only delays a live view; the event itself is stored
-        logger.warning("could not notify watchers of run %s", run_id, exc_info=True)
+    _notifier.notify(run_id, seq)
 
 
 def append_now(run_id, kind: str, step_id: str = "", /, **data: Any) -> None:

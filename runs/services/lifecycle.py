@@ -15,9 +15,8 @@ from orchestrator.definition import DefinitionError, validate_run_input
 from orchestrator.definition.graph import descendants
 from orchestrator.models import Orchestration
 from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
-from runs.models import Run, StepRun, TriggerKind
+from runs.models import Run, RunEvent, StepRun, TriggerKind
 from runs.services import dispatch
-from runs.services.events import EventLog
 from runs.services.progress import Progress, change
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -77,10 +76,11 @@ def create_run(
         depth=depth,
         replays_run=replays,
         steps_total=len(version.definition.get("nodes", [])),
+        last_seq=1,
     )
-    log = EventLog(run)
-    log.add("run_queued", trigger=trigger_kind, version=run.version)
-    log.flush()
+    RunEvent.objects.create(
+        run=run, seq=1, type="run_queued", data={"trigger": trigger_kind, "version": run.version}
+    )
     dispatch.enqueue_advance(run.pk)
     return run
 

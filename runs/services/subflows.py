@@ -70,7 +70,7 @@ def start_subflow(progress: Progress, node: dict) -> bool:
         return True
     step.status = StepStatus.WAITING
     step.child_run = child
-    step.save()
+    progress.store(step)
     progress.log.add(
         "subflow_started", node["id"], child_run_id=str(child.pk), orchestration=str(target.pk)
     )

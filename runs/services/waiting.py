@@ -36,6 +36,7 @@ def start_human_step(progress: Progress, node: dict) -> None:
     config = node["config"]
     request = human_request(progress, node)
     step = progress.new_step(node["id"], StepStatus.WAITING, started_at=progress.now)
+    progress.flush_steps()
     escalate_after = config.get("escalate_after_s")
     approval = Approval.objects.create(
         organization_id=progress.run.organization_id,
