@@ -78,8 +78,11 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
         return found
 
     def _detail(self, orchestration: Orchestration, code: int = status.HTTP_200_OK) -> Response:
+        secrets = getattr(orchestration, "new_trigger_secrets", {})
         orchestration = self.get_queryset().prefetch_related("triggers").get(pk=orchestration.pk)
         data = OrchestrationDetailSerializer(orchestration, context={"request": self.request}).data
+        for trigger in data["triggers"]:
+            trigger["signing_secret"] = secrets.get(trigger["id"])
         return Response(data, status=code, headers=_etag_header(orchestration))
 
     def _write_data(self, *, partial: bool) -> dict:

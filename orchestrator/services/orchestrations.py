@@ -169,8 +169,12 @@ def create_orchestration(
     orchestration.save()
     _set_tags(orchestration, data.get("tags", []))
     _record_version(orchestration, _user_or_none(user), "Created")
+    # Signing secrets are shown once, in the answer to this request: keep them for the view.
+    orchestration.new_trigger_secrets = {}
     for trigger_data in data.get("triggers", []):
-        triggers.create_trigger(orchestration, trigger_data)
+        trigger = triggers.create_trigger(orchestration, trigger_data)
+        if trigger.signing_secret:
+            orchestration.new_trigger_secrets[str(trigger.pk)] = trigger.signing_secret
     return orchestration
 
 

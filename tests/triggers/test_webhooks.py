@@ -1,0 +1,181 @@
+"""Signed inbound webhooks: a correct signature starts one run; anything else starts nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from orchestrator.models import Trigger
+from orchestrator.services.webhooks import sign
+from runs.models import Run
+
+pytestmark = pytest.mark.django_db
+
+FLOW = {
+    "name": "Hook",
+    "status": "active",
+    "definition": {
+        "inputs": [
+            {"name": "text", "type": "string", "required": True},
+            {"name": "source", "type": "string"},
+        ],
+        "nodes": [{"id": "echo", "type": "transform", "config": {"output": "{{ input.text }}"}}],
+    },
+    "triggers": [
+        {
+            "kind": "webhook",
+            "input": {"source": "hook"},
+            "input_schema": {
+                "type": "object",
+                "required": ["text"],
+                "properties": {"text": {"type": "string"}},
+            },
+        }
+    ],
+}
+
+
+@pytest.fixture
+def hook(editor):
+    created = editor.post("/api/v1/orchestrations", FLOW, format="json").json()
+    trigger = created["triggers"][0]
+    assert trigger["signing_secret"].startswith("whsec_")
+    return {
+        "url": trigger["webhook_url"],
+        "secret": trigger["signing_secret"],
+        "id": trigger["id"],
+        "orchestration": created["id"],
+    }
+
+
+def post(url: str, body: bytes, header: str | None, **extra):
+    headers = {"HTTP_X_ORCHESTRATOR_SIGNATURE": header} if header is not None else {}
+    return APIClient().generic(
+        "POST", url, body, content_type="application/json", **headers, **extra
+    )
+
+
+def signed(secret: str, body: bytes, at: int | None = None) -> str:
+    at = int(time.time()) if at is None else at
+    return f"t={at},v1={sign(secret, at, body)}"
+
+
+def test_a_signed_request_starts_a_run_with_the_body_as_input(hook):
+    body = json.dumps({"text": "hello"}).encode()
+    response = post(hook["url"], body, signed(hook["secret"], body))
+    assert response.status_code == 202, response.content
+    run = Run.objects.get(pk=response.json()["run_id"])
+    assert run.input == {"text": "hello", "source": "hook"}
+    assert run.trigger_kind == "webhook"
+    trigger = Trigger.objects.get(pk=hook["id"])
+    assert trigger.trigger_count == 1
+    assert trigger.last_run_at is not None
+
+
+def test_the_same_signature_twice_starts_one_run(hook):
+    body = json.dumps({"text": "hello"}).encode()
+    header = signed(hook["secret"], body)
+    first = post(hook["url"], body, header).json()
+    second = post(hook["url"], body, header).json()
+    assert first == second
+    assert Run.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "wrong_secret",
+        "one_byte_changed",
+        "old",
+        "future",
+        "not_hex",
+        "garbage",
+        "wrong_token",
+        "other_orchestration",
+    ],
+)
+def test_every_bad_signature_is_401_and_starts_nothing(hook, case):
+    body = json.dumps({"text": "hello"}).encode()
+    url, header = hook["url"], signed(hook["secret"], body)
+    now = int(time.time())
+    if case == "missing":
+        header = None
+    elif case == "wrong_secret":
+        header = signed("whsec_other", body)
+    elif case == "one_byte_changed":
+        body = body.replace(b"hello", b"hellp")
+    elif case == "old":
+        header = signed(hook["secret"], body, now - 301)
+    elif case == "future":
+        header = signed(hook["secret"], body, now + 301)
+    elif case == "not_hex":
+        header = f"t={now},v1=zz-not-hex"
+    elif case == "garbage":
+        header = "nonsense"
+    elif case == "wrong_token":
+        url = url.rsplit("/", 1)[0] + "/not-the-token"
+    elif case == "other_orchestration":
+        url = url.replace(hook["orchestration"], "00000000-0000-0000-0000-000000000000")
+    response = post(url, body, header)
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+    assert Run.objects.count() == 0
+
+
+def test_an_oversized_body_is_413_and_starts_nothing(hook):
+    body = json.dumps({"text": "x" * (1024 * 1024)}).encode()
+    response = post(hook["url"], body, signed(hook["secret"], body))
+    assert response.status_code == 413
+    assert Run.objects.count() == 0
+
+
+def test_bad_json_is_400(hook):
+    body = b"{not json"
+    response = post(hook["url"], body, signed(hook["secret"], body))
+    assert response.status_code == 400
+    assert Run.objects.count() == 0
+
+
+def test_a_body_that_misses_the_schema_is_a_trigger_mismatch(hook):
+    body = json.dumps({"txt": "hello"}).encode()
+    response = post(hook["url"], body, signed(hook["secret"], body))
+    assert response.status_code == 400
+    assert response.json()["error"] == "trigger_mismatch"
+    assert Run.objects.count() == 0
+
+
+def test_after_rotation_the_old_secret_works_for_24_hours(editor, hook):
+    rotated = editor.post(f"/api/v1/triggers/{hook['id']}/rotate-secret").json()
+    assert rotated["signing_secret"] != hook["secret"]
+    body = json.dumps({"text": "a"}).encode()
+    assert post(hook["url"], body, signed(hook["secret"], body)).status_code == 202
+    body = json.dumps({"text": "b"}).encode()
+    assert post(hook["url"], body, signed(rotated["signing_secret"], body)).status_code == 202
+    Trigger.objects.filter(pk=hook["id"]).update(
+        secret_rotated_at=timezone.now() - timedelta(hours=25)
+    )
+    body = json.dumps({"text": "c"}).encode()
+    assert post(hook["url"], body, signed(hook["secret"], body)).status_code == 401
+
+
+def test_a_paused_orchestration_refuses_webhooks(editor, hook):
+    editor.post(f"/api/v1/orchestrations/{hook['orchestration']}/pause")
+    body = json.dumps({"text": "a"}).encode()
+    response = post(hook["url"], body, signed(hook["secret"], body))
+    assert response.status_code == 409
+    assert Run.objects.count() == 0
+
+
+def test_the_signing_secret_is_shown_only_on_create_and_rotate(editor, hook):
+    detail = editor.get(f"/api/v1/triggers/{hook['id']}").json()
+    assert detail["signing_secret"] is None
+    assert (
+        hook["secret"]
+        not in editor.get(f"/api/v1/orchestrations/{hook['orchestration']}").content.decode()
+    )
