@@ -528,7 +528,9 @@ class _Compiler:
         for name in sorted(input_names - used_inputs):
             self.note(f"input '{name}' is never used by a template")
         used_agents = {
-            n["config"].get("agent") for n in definition["nodes"] if n["type"] == "agent"
+            n["config"].get("agent")
+            for n in definition["nodes"]
+            if n["type"] == "agent" and isinstance(n["config"].get("agent"), str)
         }
         for agent in definition["agents"]:
             if agent["name"] not in used_agents:
