@@ -63,6 +63,13 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         _check_deadline()
         return super().call(__context, __obj, *args, **kwargs)
 
+    def getattr(self, obj, attribute):
+        """`steps.get.output` means the step called `get`, not the dict method: for mappings,
+        a key wins over a method of the same name (`input.items`, `steps.keys`)."""
+        if isinstance(obj, dict) and isinstance(attribute, str) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def _parse(self, source, name, filename):
         """Wrap every `{% for %}` iterable in a guard: loops call nothing the sandbox sees,
         so without it nested loops over a long list would run unchecked."""

@@ -141,3 +141,8 @@ def test_the_definition_language_imports_nothing_of_django():
         cwd=root,
         check=True,
     )
+
+
+def test_a_key_wins_over_a_dict_method_of_the_same_name():
+    context = {"steps": {"get": {"output": 1}, "items": {"output": 2}}, "input": {"keys": 3}}
+    assert render("{{ steps.get.output + steps.items.output + input.keys }}", context) == 6
