@@ -30,8 +30,15 @@ class Approval(models.Model):
         Organization, on_delete=models.CASCADE, related_name="approvals"
     )
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
-    step_run = models.OneToOneField(StepRun, on_delete=models.CASCADE, related_name="approval")
-    step_id = models.CharField(max_length=63)
+    step_run = models.OneToOneField(
+        StepRun,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="approval",
+        help_text="Empty for a budget approval, which belongs to the run, not a step.",
+    )
+    step_id = models.CharField(max_length=63, blank=True)
     kind = models.CharField(max_length=10, choices=ApprovalKind.choices)
     prompt = models.TextField(blank=True)
     fields = models.JSONField(default=list, blank=True)

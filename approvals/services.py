@@ -6,6 +6,7 @@ so two people clicking at the same moment get one 200 and one 409.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -101,6 +102,48 @@ def validate_response(fields: list[dict], response: Any) -> Any:
     return cleaned
 
 
+def _settle_budget(
+    progress: Progress, approval: Approval, *, approved: bool, decided_by: str
+) -> None:
+    """A budget gate: raise the run's limit and go on, or stop it over its limit."""
+    run = progress.run
+    progress.log.add(
+        "approval_decided",
+        approval_id=str(approval.pk),
+        status=approval.status,
+        comment=approval.comment,
+        decided_by=decided_by,
+        kind="budget",
+    )
+    run.budget_hold = False
+    if approved:
+        asked = (approval.response or {}).get("credit_limit")
+        run.credit_limit = (
+            Decimal(str(asked)) if asked is not None else run.cost_usd + run.credit_limit
+        )
+    else:
+        run.error = {
+            "code": ErrorCode.COST_LIMIT_EXCEEDED,
+            "detail": f"Cost limit exceeded: ${run.cost_usd:.2f} > max ${run.credit_limit:.2f}",
+            "step_id": None,
+        }
+        run.cancel_requested = True
+    progress.advance()
+
+
+def _check_budget(approval: Approval, progress: Progress, response: Any) -> Any:
+    if response is None:
+        return None
+    cleaned = validate_response(approval.fields, response)
+    asked = cleaned.get("credit_limit")
+    if asked is not None and Decimal(str(asked)) <= progress.run.cost_usd:
+        raise InvalidRequest(
+            f"The new limit must be above what the run has cost: ${progress.run.cost_usd:.2f}.",
+            fields={"response.credit_limit": ["must be above the run's cost so far"]},
+        )
+    return cleaned
+
+
 def _settle(
     progress: Progress,
     approval: Approval,
@@ -110,6 +153,9 @@ def _settle(
     code: str = ErrorCode.APPROVAL_DENIED,
 ) -> None:
     """Turn the decision into the waiting step's result, and let the run go on."""
+    if not approval.step_id:
+        _settle_budget(progress, approval, approved=approved, decided_by=decided_by)
+        return
     step = progress.steps.get(approval.step_id)
     if step is None or step.pk != approval.step_run_id or step.status != StepStatus.WAITING:
         return
@@ -147,6 +193,8 @@ def decide(
         _check_decider(approval, username)
         if approve and approval.kind == ApprovalKind.INPUT:
             approval.response = validate_response(approval.fields, response)
+        elif approve and not approval.step_id:
+            approval.response = _check_budget(approval, progress, response)
         elif response is not None:
             approval.response = response
         approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED

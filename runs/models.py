@@ -73,6 +73,9 @@ class Run(models.Model):
     requested_by_name = models.CharField(max_length=150, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    budget_hold = models.BooleanField(
+        default=False, help_text="Over its credit limit, waiting for approval to raise it."
+    )
     credit_limit = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     refine_status = models.CharField(
         max_length=10, choices=RefineStatus.choices, default=RefineStatus.IDLE

@@ -60,6 +60,16 @@ class RunSerializer(serializers.ModelSerializer):
     def get_human_input_required(self, run: Run) -> dict | None:
         if run.status != "paused":
             return None
+        if run.budget_hold:
+            gate = run.approvals.filter(step_id="", status="pending").first()
+            if gate is not None:
+                return {
+                    "approval_id": str(gate.pk),
+                    "step_id": None,
+                    "prompt": gate.prompt,
+                    "fields": gate.fields,
+                    "agent_context": "",
+                }
         waiting = [
             s
             for s in run.step_runs.all()

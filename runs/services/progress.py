@@ -64,6 +64,8 @@ RUN_FIELDS = [
     "cancel_requested",
     "last_seq",
     "deadline_at",
+    "budget_hold",
+    "credit_limit",
     "started_at",
     "finished_at",
 ]
@@ -251,13 +253,21 @@ class Progress:
         self.run.tokens_input += step.tokens_input
         self.run.tokens_output += step.tokens_output
         limit = self.run.credit_limit
-        if limit is not None and self.run.cost_usd > limit and self.run.error is None:
-            self.run.error = {
-                "code": ErrorCode.COST_LIMIT_EXCEEDED,
-                "detail": f"Cost limit exceeded: ${self.run.cost_usd:.2f} > max ${limit:.2f}",
-                "step_id": step.node_id,
-            }
-            self.run.cancel_requested = True
+        if limit is None or self.run.cost_usd <= limit or self.run.error is not None:
+            return
+        if self.run.budget_hold:
+            return
+        if self._settings.get("budget_action") == "approve":
+            from runs.services.waiting import ask_for_budget
+
+            ask_for_budget(self, limit)
+            return
+        self.run.error = {
+            "code": ErrorCode.COST_LIMIT_EXCEEDED,
+            "detail": f"Cost limit exceeded: ${self.run.cost_usd:.2f} > max ${limit:.2f}",
+            "step_id": step.node_id,
+        }
+        self.run.cancel_requested = True
 
     def new_step(self, node_id: str, status: StepStatus, **fields: Any) -> StepRun:
         """A new attempt row, written with the others in one insert when the change is saved
@@ -310,7 +320,8 @@ class Progress:
             for node_id in decision.cancelled:
                 self._cancel_step(node_id)
             moved = False
-            for node_id in decision.ready:
+            # Over budget and waiting for approval: finish what runs, start nothing new.
+            for node_id in [] if self.run.budget_hold else decision.ready:
                 if node_id not in self.steps:
                     moved |= self.start_node(node_id)
             if decision.run_outcome is not None:
@@ -385,15 +396,22 @@ class Progress:
             return
         open_steps = [s for s in self.steps.values() if s.status not in STEP_TERMINAL]
         waits_for_people = [s for s in open_steps if s.node_type in HUMAN_TYPES]
-        if open_steps and len(waits_for_people) == len(open_steps):
+        held = self.run.budget_hold and not any(
+            s.status in (StepStatus.RUNNING, StepStatus.PENDING) for s in open_steps
+        )
+        if held or (open_steps and len(waits_for_people) == len(open_steps)):
             self.run.status = RunStatus.PAUSED
         elif self.run.status == RunStatus.PAUSED:
             self.run.status = RunStatus.RUNNING
             self.log.add("run_resumed")
 
     def finish(self, outcome: RunStatus, failed_step: str | None) -> None:
+        from approvals.services import cancel_pending
+
         run = self.run
         run.finished_at = self.now
+        run.budget_hold = False
+        cancel_pending(run.pk)
         if outcome == RunStatus.SUCCEEDED and run.error is None:
             try:
                 run.output = typed_output(self._output(), self.definition["output_type"])

@@ -32,6 +32,44 @@ def human_request(progress: Progress, node: dict) -> dict:
     }
 
 
+def ask_for_budget(progress: Progress, limit) -> None:
+    """budget_action approve: hold the run and ask whether to raise its credit limit."""
+    run = progress.run
+    run.budget_hold = True
+    prompt = (
+        f"Cost limit exceeded: ${run.cost_usd:.2f} > max ${limit:.2f}. "
+        "Approve to raise the limit for this run and go on; deny to stop it."
+    )
+    fields = [
+        {
+            "name": "credit_limit",
+            "type": "number",
+            "label": "New limit (USD)",
+            "options": [],
+            "required": False,
+        }
+    ]
+    approval = Approval.objects.create(
+        organization_id=run.organization_id,
+        run=run,
+        step_id="",
+        kind=ApprovalKind.APPROVAL,
+        prompt=prompt,
+        fields=fields,
+        expires_at=progress.now + timedelta(days=7),
+    )
+    progress.log.add(
+        "human_input_required",
+        run_id=str(run.pk),
+        approval_id=str(approval.pk),
+        step_id=None,
+        kind="budget",
+        prompt=prompt,
+        fields=fields,
+        agent_context="",
+    )
+
+
 def start_human_step(progress: Progress, node: dict) -> None:
     config = node["config"]
     request = human_request(progress, node)

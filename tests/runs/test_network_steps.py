@@ -199,3 +199,50 @@ def test_http_steps_refuse_loopback_unless_allowed(make_flow, settings):
     assert run.status == "failed"
     assert "internal address" in run.error["detail"]
     assert StepRun.objects.filter(run=run).count() == 1
+
+
+def budget_flow(make_flow):
+    agent = {"model": "builtin/echo", "price": {"input_per_1k": 100000, "output_per_1k": 0}}
+    return make_flow(
+        [agent_node("one", agent), agent_node("two", agent)],
+        [edge("one", "two")],
+        inputs=[{"name": "name", "type": "string"}],
+        credit_limit="0.5",
+        settings={"budget_action": "approve"},
+    )
+
+
+def test_budget_action_approve_pauses_and_a_raised_limit_lets_the_run_finish(make_flow, editor):
+    from approvals.models import Approval
+
+    run = run_to_rest(budget_flow(make_flow), {"name": "Ada"})
+    assert (run.status, run.budget_hold) == ("paused", True)
+    assert statuses(run) == {"one": "succeeded"}
+    gate = Approval.objects.get(run=run, status="pending")
+    assert gate.prompt.startswith("Cost limit exceeded: $200.00 > max $0.50")
+    detail = editor.get(f"/api/v1/runs/{run.pk}").json()
+    assert detail["human_input_required"]["approval_id"] == str(gate.pk)
+    too_low = editor.post(
+        f"/api/v1/approvals/{gate.pk}/approve", {"response": {"credit_limit": 1}}, format="json"
+    )
+    assert too_low.status_code == 400
+    ok = editor.post(
+        f"/api/v1/approvals/{gate.pk}/approve", {"response": {"credit_limit": 1000}}, format="json"
+    )
+    assert ok.status_code == 200, ok.json()
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.credit_limit == 1000
+
+
+def test_budget_action_approve_denied_fails_with_cost_limit_exceeded(make_flow, editor):
+    from approvals.models import Approval
+
+    run = run_to_rest(budget_flow(make_flow), {"name": "Ada"})
+    gate = Approval.objects.get(run=run, status="pending")
+    editor.post(f"/api/v1/approvals/{gate.pk}/deny")
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error["code"] == "cost_limit_exceeded"
+    assert statuses(run) == {"one": "succeeded", "two": "cancelled"}
