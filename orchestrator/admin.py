@@ -17,7 +17,9 @@ from orchestrator.models import (
     OrchestrationTag,
     OrchestrationVersion,
     Organization,
+    ScheduleFiring,
     Trigger,
+    WebhookDelivery,
 )
 
 
@@ -209,3 +211,23 @@ class TriggerAdmin(admin.ModelAdmin):
     list_filter = ["kind", "state", "is_active"]
     search_fields = ["orchestration__name", "cron_expression"]
     readonly_fields = ["webhook_token", "last_run_at", "trigger_count", "created_at", "updated_at"]
+
+
+@admin.register(ScheduleFiring)
+class ScheduleFiringAdmin(admin.ModelAdmin):
+    list_display = ["trigger", "slot_key", "slot", "outcome", "run_id", "created_at"]
+    list_filter = ["outcome"]
+    search_fields = ["trigger__orchestration__name", "slot_key"]
+    readonly_fields = ["trigger", "slot", "slot_key", "outcome", "detail", "run_id", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["trigger", "run_id", "created_at"]
+    readonly_fields = ["trigger", "signature", "run_id", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from orchestrator.services import schedules
 from runs.services import execution, lifecycle, timers
 
 
@@ -25,6 +26,11 @@ def fire_timer(step_id: str) -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def resume_parent(child_run_id: str) -> None:
     timers.resume_parent_of(child_run_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def fire_schedule(trigger_id: str) -> None:
+    schedules.fire(trigger_id)
 
 
 @shared_task

@@ -3,6 +3,7 @@ from orchestrator.models.orchestrations import (
     Orchestration,
     OrchestrationTag,
     OrchestrationVersion,
+    ScheduleFiring,
     Trigger,
     WebhookDelivery,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "OrchestrationTag",
     "OrchestrationVersion",
     "Organization",
+    "ScheduleFiring",
     "Trigger",
     "WebhookDelivery",
 ]

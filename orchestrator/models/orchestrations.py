@@ -193,3 +193,27 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.signature[:12]} of {self.trigger_id}"
+
+
+class ScheduleFiring(models.Model):
+    """One slot of a schedule trigger. The unique (trigger, slot) makes each slot fire at most
+    once, whatever beat or the broker do twice."""
+
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="firings")
+    slot = models.DateTimeField(help_text="The instant the slot was due.")
+    slot_key = models.CharField(
+        max_length=16, help_text="The slot's wall-clock time in the trigger's zone."
+    )
+    run_id = models.UUIDField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, default="fired")
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-slot"]
+        constraints = [
+            models.UniqueConstraint(fields=["trigger", "slot_key"], name="one_firing_per_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trigger_id} @ {self.slot:%Y-%m-%d %H:%M} ({self.outcome})"

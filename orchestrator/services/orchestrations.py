@@ -23,7 +23,7 @@ from orchestrator.models import (
     OrchestrationVersion,
     Organization,
 )
-from orchestrator.services import definitions, triggers
+from orchestrator.services import definitions, schedules, triggers
 
 # What a version snapshots: a change to any of these adds a version.
 VERSIONED_FIELDS = ("name", "description", "settings", "metadata", "definition", "markdown")
@@ -268,6 +268,7 @@ def set_status(orchestration: Orchestration, status: str) -> Orchestration:
         current.status = status
         current.etag = new_etag()
         current.save(update_fields=["status", "etag", "updated_at"])
+    schedules.sync_orchestration(current)
     return current
 
 
@@ -286,10 +287,13 @@ def soft_delete(orchestration: Orchestration) -> None:
     current.deleted_at = timezone.now()
     current.etag = new_etag()
     current.save(update_fields=["deleted_at", "etag", "updated_at"])
+    schedules.sync_orchestration(current)
 
 
 @transaction.atomic
 def purge(orchestration: Orchestration) -> None:
+    for trigger in orchestration.triggers.all():
+        schedules.remove(trigger)
     Orchestration.objects.filter(pk=orchestration.pk).delete()
 
 

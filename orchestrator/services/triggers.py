@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from django.utils import timezone
 
 from orchestrator import crypto
 from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, Trigger
+from orchestrator.services import schedules
 
 TRIGGER_FIELDS = (
     "kind",
@@ -26,17 +24,6 @@ TRIGGER_FIELDS = (
 )
 
 
-def next_slot(cron_expression: str, tz_name: str, after: datetime | None = None) -> datetime:
-    """The next time the expression fires, computed in the trigger's zone, returned in UTC.
-
-    day_or=False makes day-of-month AND day-of-week both hold, as Celery's crontab does.
-    """
-    zone = ZoneInfo(tz_name)
-    start = (after or timezone.now()).astimezone(zone)
-    slot = croniter(cron_expression, start, day_or=False).get_next(datetime)
-    return slot.astimezone(ZoneInfo("UTC"))
-
-
 def new_signing_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
@@ -45,13 +32,14 @@ def update_trigger(trigger: Trigger, data: dict) -> Trigger:
     for field in TRIGGER_FIELDS:
         if field in data and field != "kind":
             setattr(trigger, field, data[field])
-    if trigger.kind == TriggerKind.SCHEDULE:
-        trigger.next_run_at = next_slot(trigger.cron_expression, trigger.timezone)
     trigger.save()
+    schedules.sync(trigger)
+    trigger.refresh_from_db()
     return trigger
 
 
 def delete_trigger(trigger: Trigger) -> None:
+    schedules.remove(trigger)
     trigger.delete()
 
 
@@ -78,7 +66,9 @@ def create_trigger(orchestration: Orchestration, data: dict) -> Trigger:
         raw_secret = new_signing_secret()
         trigger.encrypted_signing_secret = crypto.encrypt(raw_secret)
     if trigger.kind == TriggerKind.SCHEDULE:
-        trigger.next_run_at = next_slot(trigger.cron_expression, trigger.timezone)
+        trigger.next_run_at = schedules.next_slot(trigger.cron_expression, trigger.timezone)
     trigger.save()
+    schedules.sync(trigger)
+    trigger.refresh_from_db()
     trigger.signing_secret = raw_secret
     return trigger

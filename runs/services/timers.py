@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from approvals.services import cancel_pending
 from approvals.services import reap as reap_approvals
+from orchestrator.services import schedules
 from runs.engine import RUN_TERMINAL, ErrorCode, RunStatus, StepStatus
 from runs.models import Run, StepRun
 from runs.services import dispatch
@@ -124,6 +125,9 @@ def reap() -> dict[str, int]:
         time_out(run_id)
         counts["timed_out"] += 1
     counts.update(reap_approvals(now))
+    for trigger_id in schedules.due_triggers(now):
+        schedules.fire(trigger_id, now)
+        counts["schedules"] = counts.get("schedules", 0) + 1
     for step in StepRun.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now):
         requeue_expired(step)
         counts["expired"] += 1

@@ -1,0 +1,195 @@
+"""Cron schedules: each active schedule trigger is a celery-beat PeriodicTask, and each slot
+fires at most once.
+
+A slot is identified by its wall-clock time in the trigger's zone, so a daylight-saving change
+neither skips nor doubles it: a wall time that happens twice (clocks go back) fires the first
+time; one that never happens (clocks go forward) fires at the same instant shifted by the gap.
+Slots are computed on naive wall-clock times, where cron has no DST ambiguity, then placed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+
+from orchestrator.api.errors import APIError
+from orchestrator.choices import OrchestrationStatus, TriggerKind, TriggerState
+from orchestrator.models import Orchestration, ScheduleFiring, Trigger
+
+logger = logging.getLogger(__name__)
+# Beat fires a little after the slot; later than this, the slot counts as missed (downtime).
+LATE_AFTER = timedelta(seconds=120)
+TASK = "runs.tasks.fire_schedule"
+
+
+def task_name(trigger: Trigger) -> str:
+    return f"trigger-{trigger.pk}"
+
+
+def place(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a naive wall-clock time (the first one, if it happens twice)."""
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+def last_slot(expression: str, zone_name: str, now: datetime) -> tuple[datetime, datetime]:
+    """(wall-clock slot, its instant): the latest slot due at or before `now`."""
+    zone = ZoneInfo(zone_name)
+    wall_now = now.astimezone(zone).replace(tzinfo=None)
+    wall = croniter(expression, wall_now + timedelta(seconds=1), day_or=False).get_prev(datetime)
+    instant = place(wall, zone)
+    if instant > now:  # a wall time in a gap placed after `now`: the one before is due
+        wall = croniter(expression, wall, day_or=False).get_prev(datetime)
+        instant = place(wall, zone)
+    return wall, instant
+
+
+def next_slot(expression: str, zone_name: str, now: datetime | None = None) -> datetime:
+    zone = ZoneInfo(zone_name)
+    now = now or timezone.now()
+    wall = croniter(expression, now.astimezone(zone).replace(tzinfo=None), day_or=False).get_next(
+        datetime
+    )
+    instant = place(wall, zone)
+    while instant <= now:
+        wall = croniter(expression, wall, day_or=False).get_next(datetime)
+        instant = place(wall, zone)
+    return instant
+
+
+def _is_live(trigger: Trigger) -> bool:
+    orchestration = trigger.orchestration
+    return (
+        trigger.kind == TriggerKind.SCHEDULE
+        and trigger.is_active
+        and orchestration.deleted_at is None
+        and orchestration.status == OrchestrationStatus.ACTIVE
+    )
+
+
+def sync(trigger: Trigger) -> None:
+    """Make beat's PeriodicTask match the trigger: present and enabled only while it can fire."""
+    if trigger.kind != TriggerKind.SCHEDULE:
+        return
+    if not _is_live(trigger):
+        PeriodicTask.objects.filter(name=task_name(trigger)).delete()
+        PeriodicTasks.update_changed()
+        Trigger.objects.filter(pk=trigger.pk).update(state=TriggerState.PAUSED)
+        return
+    minute, hour, day_of_month, month, day_of_week = trigger.cron_expression.split()
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month,
+        day_of_week=day_of_week,
+        timezone=trigger.timezone,
+    )
+    PeriodicTask.objects.update_or_create(
+        name=task_name(trigger),
+        defaults={
+            "task": TASK,
+            "crontab": crontab,
+            "interval": None,
+            "args": json.dumps([str(trigger.pk)]),
+            "enabled": True,
+            "description": f"Schedule of {trigger.orchestration.name}",
+        },
+    )
+    Trigger.objects.filter(pk=trigger.pk).update(
+        state=TriggerState.LIVE,
+        next_run_at=next_slot(trigger.cron_expression, trigger.timezone),
+    )
+
+
+def sync_orchestration(orchestration: Orchestration) -> None:
+    for trigger in orchestration.triggers.filter(kind=TriggerKind.SCHEDULE):
+        sync(trigger)
+
+
+def remove(trigger: Trigger) -> None:
+    PeriodicTask.objects.filter(name=task_name(trigger)).delete()
+    PeriodicTasks.update_changed()
+
+
+def fire(trigger_id, now: datetime | None = None) -> ScheduleFiring | None:
+    """Fire the slot due at `now` (beat's call, or the reaper's), once per slot ever."""
+    from runs.engine import RUN_TERMINAL
+    from runs.models import Run
+    from runs.models import TriggerKind as RunTrigger
+    from runs.services import lifecycle
+
+    now = now or timezone.now()
+    trigger = Trigger.objects.select_related("orchestration").filter(pk=trigger_id).first()
+    if trigger is None or not _is_live(trigger):
+        return None
+    wall, instant = last_slot(trigger.cron_expression, trigger.timezone, now)
+    late = now - instant > LATE_AFTER
+    outcome, detail = "fired", ""
+    if (
+        late
+        and trigger.catchup == "none"
+        and (trigger.last_run_at is None or trigger.last_run_at < instant)
+    ):
+        outcome, detail = "missed", "the slot passed while nothing was running (catchup: none)"
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                firing = ScheduleFiring.objects.create(
+                    trigger=trigger,
+                    slot=instant,
+                    slot_key=wall.strftime("%Y-%m-%dT%H:%M"),
+                    outcome=outcome,
+                    detail=detail,
+                )
+        except IntegrityError:
+            return None  # this slot already fired (a second beat, a redelivered task)
+        busy = (
+            trigger.overlap == "skip"
+            and Run.objects.filter(trigger_ref=trigger.pk, trigger_kind=RunTrigger.SCHEDULE)
+            .exclude(status__in=RUN_TERMINAL)
+            .exists()
+        )
+        if outcome == "fired" and busy:
+            firing.outcome, firing.detail = "skipped", "the previous run is still going"
+        elif outcome == "fired":
+            try:
+                run, _ = lifecycle.fire(
+                    trigger.orchestration,
+                    dict(trigger.input),
+                    trigger_kind=RunTrigger.SCHEDULE,
+                    trigger_ref=trigger.pk,
+                )
+            except APIError as exc:
+                firing.outcome, firing.detail = "error", str(exc.detail)[:500]
+                Trigger.objects.filter(pk=trigger.pk).update(state=TriggerState.ERROR)
+            else:
+                firing.run_id = run.pk
+                Trigger.objects.filter(pk=trigger.pk).update(
+                    last_run_at=instant,
+                    trigger_count=trigger.trigger_count + 1,
+                    state=TriggerState.LIVE,
+                )
+        firing.save()
+        Trigger.objects.filter(pk=trigger.pk).update(
+            next_run_at=next_slot(trigger.cron_expression, trigger.timezone, now)
+        )
+    return firing
+
+
+def due_triggers(now: datetime) -> list:
+    """Schedule triggers whose next slot has come: the reaper fires them if beat did not."""
+    return list(
+        Trigger.objects.filter(
+            kind=TriggerKind.SCHEDULE,
+            is_active=True,
+            state=TriggerState.LIVE,
+            next_run_at__lte=now - timedelta(seconds=30),
+        ).values_list("pk", flat=True)
+    )
