@@ -15,7 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-install: $(VENV)/.installed
+# The editor's graph library and its plugins come from npm (package-lock.json pins them).
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the editor's assets: install Node.js 18+ with npm (e.g. apt-get install nodejs npm), then run make again"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed node_modules/.installed
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -23,6 +29,7 @@ migrate: install
 # Embedded profile: SQLite, filesystem broker, in-memory channel layer; web, worker and beat.
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py load_starters
 	$(BIN)/python manage.py bootstrap_demo
 	@echo "  Serving on http://$(HOST):$(PORT)/  (Ctrl-C stops web, worker and beat)"
 	$(BIN)/honcho -f Procfile start
@@ -48,4 +55,4 @@ format: install
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var node_modules .pytest_cache .ruff_cache *.egg-info

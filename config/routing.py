@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from runs.routing import websocket_urlpatterns as runs_routes
+
+websocket_urlpatterns: list = [*runs_routes]

@@ -18,6 +18,7 @@ from orchestrator.models import (
     OrchestrationVersion,
     Organization,
     ScheduleFiring,
+    StarterTemplate,
     Trigger,
     WebhookDelivery,
 )
@@ -230,4 +231,19 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     readonly_fields = ["trigger", "signature", "run_id", "created_at"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(StarterTemplate)
+class StarterTemplateAdmin(admin.ModelAdmin):
+    """Read-only: the catalog is the files in orchestrator/starters/ (`manage.py load_starters`)."""
+
+    list_display = ["id", "name", "category", "step_count", "updated_at"]
+    list_filter = ["category"]
+    search_fields = ["id", "name", "description"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

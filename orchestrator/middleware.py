@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from orchestrator.api.errors import json_error
+from orchestrator.models import WebhookOutcome
+from orchestrator.services import webhooks
 
 
 class BodySizeLimitMiddleware:
@@ -24,6 +26,8 @@ class BodySizeLimitMiddleware:
             except ValueError:
                 return json_error("validation_error", "Content-Length is not a number.", 400)
             if declared > limit:
+                if request.path.startswith("/api/v1/webhooks/"):
+                    webhooks.count_request(WebhookOutcome.TOO_LARGE)
                 return json_error(
                     "payload_too_large", f"The request body is larger than {limit} bytes.", 413
                 )

@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings as django_settings
 from django.db import models
+from django.utils import timezone
 
 from orchestrator.models import Orchestration, OrchestrationVersion, Organization
 from runs.engine import RunStatus, StepStatus
@@ -80,6 +81,7 @@ class Run(models.Model):
     refine_status = models.CharField(
         max_length=10, choices=RefineStatus.choices, default=RefineStatus.IDLE
     )
+    refine_error = models.TextField(blank=True, help_text="Why the last refine failed.")
     last_seq = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -191,3 +193,46 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.seq} {self.type}"
+
+
+class OutputVersion(models.Model):
+    """One version of a run's output. Version 1 is the original, stored when first refined."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="output_versions")
+    version = models.PositiveIntegerField()
+    output = models.JSONField(null=True, blank=True)
+    output_type = models.CharField(max_length=10, default="markdown")
+    prompt = models.TextField(blank=True, help_text="The refine prompt; empty for the original.")
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    # Not auto_now_add: the original version is dated when the run finished, not when stored.
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "version"], name="output_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} v{self.version}"
+
+
+class ShareLink(models.Model):
+    """A public link to a run's output. Revoked links are kept, so a token never comes back."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="share_links")
+    token = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="share_link_one_live_per_run",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"share of {self.run_id}" + (" (revoked)" if self.revoked_at else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from orchestrator.services import schedules
-from runs.services import execution, lifecycle, timers
+from runs.services import execution, lifecycle, outputs, timers
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -26,6 +26,11 @@ def fire_timer(step_id: str) -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def resume_parent(child_run_id: str) -> None:
     timers.resume_parent_of(child_run_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def refine_output(run_id: str, prompt: str, base_version: int, requested_by: str = "") -> None:
+    outputs.perform_refine(run_id, prompt, base_version, requested_by)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

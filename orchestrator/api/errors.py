@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -166,7 +167,16 @@ def json_error(code: str, detail: str, status_code: int) -> JsonResponse:
     return JsonResponse(error_body(code, detail), status=status_code)
 
 
-def handler404(request, exception=None) -> JsonResponse:
+def _wants_html(request) -> bool:
+    """Pages answer people with a page; the API (and anything asking for JSON) gets the body."""
+    if request.path.startswith(("/api/", "/metrics", "/healthz", "/readyz", "/ws/")):
+        return False
+    return "text/html" in request.META.get("HTTP_ACCEPT", "")
+
+
+def handler404(request, exception=None) -> HttpResponse:
+    if _wants_html(request):
+        return render(request, "404.html", status=404)
     return json_error("not_found", f"No such resource: {request.path}", 404)
 
 

@@ -17,6 +17,7 @@ from orchestrator.api.serializers import (
     OrchestrationDetailSerializer,
     OrchestrationSerializer,
     OrchestrationWriteSerializer,
+    RenderMarkdownSerializer,
     VersionDetailSerializer,
     VersionSerializer,
 )
@@ -24,6 +25,7 @@ from orchestrator.choices import Role
 from orchestrator.definition import compile_markdown
 from orchestrator.filtersets import OrchestrationFilter
 from orchestrator.models import Orchestration
+from orchestrator.services import definitions
 from orchestrator.services import orchestrations as service
 
 IF_MATCH = OpenApiParameter(
@@ -62,7 +64,10 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
     def required_role(self, request) -> str:
         if request.method == "DELETE" and request.query_params.get("purge") in ("true", "1"):
             return Role.ADMIN
-        if request.method in ("GET", "HEAD", "OPTIONS") or self.action == "compile":
+        if request.method in ("GET", "HEAD", "OPTIONS") or self.action in (
+            "compile",
+            "render_markdown",
+        ):
             return Role.VIEWER
         return Role.EDITOR
 
@@ -195,6 +200,17 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
         serializer = CompileSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(compile_markdown(serializer.validated_data["markdown"]).to_dict())
+
+    @extend_schema(request=RenderMarkdownSerializer, responses=OpenApiTypes.OBJECT)
+    @action(detail=False, methods=["post"], url_path="render-markdown")
+    def render_markdown(self, request):
+        """The definition as a markdown document, with warnings about what markdown leaves out."""
+        serializer = RenderMarkdownSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        return Response(
+            definitions.render_markdown(data["name"], data["description"], data["definition"])
+        )
 
     @extend_schema(responses=VersionSerializer(many=True))
     @action(detail=True, methods=["get"], cursor_ordering="-version")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from cron_descriptor import FormatException, get_description
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
@@ -47,6 +48,7 @@ KNOWN_TOOLS = ("http_get",)
 class TriggerSerializer(serializers.ModelSerializer):
     webhook_url = serializers.SerializerMethodField()
     signing_secret = serializers.SerializerMethodField()
+    cron_description = serializers.SerializerMethodField()
 
     class Meta:
         model = Trigger
@@ -59,6 +61,7 @@ class TriggerSerializer(serializers.ModelSerializer):
             "input_schema",
             "input",
             "cron_expression",
+            "cron_description",
             "timezone",
             "overlap",
             "catchup",
@@ -75,6 +78,15 @@ class TriggerSerializer(serializers.ModelSerializer):
         if trigger.kind != TriggerKind.WEBHOOK:
             return None
         return f"/api/v1/webhooks/{trigger.orchestration_id}/{trigger.webhook_token}"
+
+    def get_cron_description(self, trigger: Trigger) -> str | None:
+        """The schedule in words, as the editor's trigger panel shows it."""
+        if not trigger.cron_expression:
+            return None
+        try:
+            return get_description(trigger.cron_expression)
+        except (FormatException, ValueError, IndexError):
+            return None
 
     def get_signing_secret(self, trigger: Trigger) -> str | None:
         """Only set right after creation or rotation; never readable afterwards."""
@@ -259,6 +271,12 @@ class VersionDetailSerializer(VersionSerializer):
 
 class CompileSerializer(StrictSerializer):
     markdown = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class RenderMarkdownSerializer(StrictSerializer):
+    name = serializers.CharField(allow_blank=True, required=False, default="")
+    description = serializers.CharField(allow_blank=True, required=False, default="")
+    definition = serializers.JSONField()
 
 
 # --- Agents, groups, credentials ------------------------------------------------------------

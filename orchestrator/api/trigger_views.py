@@ -25,7 +25,7 @@ from orchestrator.api.errors import InvalidRequest, TriggerMismatch
 from orchestrator.api.parsers import read_limited
 from orchestrator.api.serializers import TriggerSerializer, TriggerWriteSerializer
 from orchestrator.choices import TriggerKind
-from orchestrator.models import Orchestration, Trigger, WebhookDelivery
+from orchestrator.models import Orchestration, Trigger, WebhookDelivery, WebhookOutcome
 from orchestrator.services import triggers as trigger_service
 from orchestrator.services import webhooks
 
@@ -138,6 +138,18 @@ class WebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [WebhookThrottle]
+    # Set by `post` when the status alone cannot tell (a replay is 202 like an accepted request).
+    outcome: WebhookOutcome | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        """Counts every request by outcome, including those refused before `post` (throttled)."""
+        try:
+            response = super().dispatch(request, *args, **kwargs)
+        except Exception:
+            webhooks.count_request(WebhookOutcome.ERROR)
+            raise
+        webhooks.count_request(self.outcome or webhooks.outcome_for_status(response.status_code))
+        return response
 
     def get_authenticate_header(self, request) -> str:
         # Makes DRF answer a refused signature with 401, as for a refused token.
@@ -199,6 +211,7 @@ class WebhookView(APIView):
                     delivery = WebhookDelivery.objects.create(trigger=trigger, signature=digest)
             except IntegrityError:
                 earlier = WebhookDelivery.objects.get(signature=digest)
+                self.outcome = WebhookOutcome.DUPLICATE
                 return Response(
                     {"run_id": str(earlier.run_id) if earlier.run_id else None},
                     status=status.HTTP_202_ACCEPTED,

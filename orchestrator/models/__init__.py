@@ -1,4 +1,5 @@
 from orchestrator.models.library import Agent, Credential, Group
+from orchestrator.models.metrics import WebhookOutcome, WebhookRequestCount
 from orchestrator.models.orchestrations import (
     Orchestration,
     OrchestrationTag,
@@ -7,6 +8,7 @@ from orchestrator.models.orchestrations import (
     Trigger,
     WebhookDelivery,
 )
+from orchestrator.models.templates import StarterTemplate
 from orchestrator.models.tenancy import ApiToken, Membership, Organization
 
 __all__ = [
@@ -20,6 +22,9 @@ __all__ = [
     "OrchestrationVersion",
     "Organization",
     "ScheduleFiring",
+    "StarterTemplate",
     "Trigger",
     "WebhookDelivery",
+    "WebhookOutcome",
+    "WebhookRequestCount",
 ]

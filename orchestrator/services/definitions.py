@@ -8,6 +8,7 @@ from typing import Any
 
 from orchestrator.api.errors import InvalidRequest
 from orchestrator.definition import DefinitionError, compile_markdown, validate_definition
+from orchestrator.definition.markdown_export import to_markdown
 from orchestrator.models import Agent, Credential, Organization
 
 SHORTHAND_KEYS = ("nodes", "edges", "inputs", "output", "output_type", "agents")
@@ -141,3 +142,9 @@ def check_references(definition: dict, organization: Organization) -> list[str]:
         first_path, messages = next(iter(fields.items()))
         raise InvalidRequest(f"{first_path}: {messages[0]}", fields=fields)
     return members
+
+
+def render_markdown(name: str, description: str, definition: Any) -> dict:
+    """The editor's markdown tab: a (validated) definition as a document, with what it omits."""
+    markdown, warnings = to_markdown(name, description, _validated(definition, "definition"))
+    return {"markdown": markdown, "warnings": warnings}

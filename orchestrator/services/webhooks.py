@@ -8,13 +8,22 @@ import hmac
 import time
 from datetime import timedelta
 
+from django.db.models import F
 from django.utils import timezone
 
 from orchestrator import crypto
-from orchestrator.models import Trigger
+from orchestrator.models import Trigger, WebhookOutcome, WebhookRequestCount
 
 TOLERANCE_S = 300
 ROTATION_OVERLAP = timedelta(hours=24)
+# What a refusal's status says about the request; 202 is accepted unless the view knows better.
+OUTCOME_BY_STATUS = {
+    202: WebhookOutcome.ACCEPTED,
+    400: WebhookOutcome.BAD_REQUEST,
+    401: WebhookOutcome.UNAUTHORIZED,
+    413: WebhookOutcome.TOO_LARGE,
+    429: WebhookOutcome.THROTTLED,
+}
 
 
 class SignatureError(Exception):
@@ -64,3 +73,22 @@ def verify(trigger: Trigger, header: str, body: bytes, now: float | None = None)
             if hmac.compare_digest(expected, candidate):
                 return expected
     raise SignatureError("signature does not match")
+
+
+def outcome_for_status(status_code: int) -> WebhookOutcome:
+    if status_code in OUTCOME_BY_STATUS:
+        return OUTCOME_BY_STATUS[status_code]
+    return WebhookOutcome.ERROR if status_code >= 500 else WebhookOutcome.REJECTED
+
+
+def count_request(outcome: WebhookOutcome) -> None:
+    """One more request with this outcome, added in the database (not in this process's memory)
+    so that a scrape of any web process sees what all of them handled."""
+    counts = WebhookRequestCount.objects.filter(outcome=outcome)
+    if counts.update(count=F("count") + 1):
+        return
+    # The first request with this outcome: create the row, unless another process just did.
+    WebhookRequestCount.objects.bulk_create(
+        [WebhookRequestCount(outcome=outcome, count=0)], ignore_conflicts=True
+    )
+    counts.update(count=F("count") + 1)

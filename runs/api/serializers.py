@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from orchestrator.api.fields import MoneyField, StrictSerializer
 from runs.engine import StepStatus
-from runs.models import Run, RunEvent, StepRun
+from runs.models import OutputVersion, Run, RunEvent, StepRun
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -19,6 +19,7 @@ class RunSerializer(serializers.ModelSerializer):
     human_input_required = serializers.SerializerMethodField()
     requested_by = serializers.CharField(source="requested_by_name", read_only=True)
     duration_ms = serializers.IntegerField(read_only=True)
+    refine_error = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -45,6 +46,7 @@ class RunSerializer(serializers.ModelSerializer):
             "metadata",
             "requested_by",
             "refine_status",
+            "refine_error",
             "created_at",
             "started_at",
             "finished_at",
@@ -53,6 +55,10 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_trigger(self, run: Run) -> dict:
         return {"kind": run.trigger_kind, "id": str(run.trigger_ref) if run.trigger_ref else None}
+
+    def get_refine_error(self, run: Run) -> str | None:
+        """Why the last refine failed, while `refine_status` is `failed`."""
+        return run.refine_error or None
 
     def get_tokens(self, run: Run) -> dict:
         return {"input": run.tokens_input, "output": run.tokens_output}
@@ -148,3 +154,24 @@ class FireSerializer(StrictSerializer):
 
 class ReplaySerializer(StrictSerializer):
     from_step = serializers.RegexField(r"^[a-z][a-z0-9_]{0,62}$", required=False)
+
+
+class RefineSerializer(StrictSerializer):
+    prompt = serializers.CharField(max_length=20_000)
+
+
+class OutputVersionSerializer(serializers.ModelSerializer):
+    prompt = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OutputVersion
+        fields = ["version", "prompt", "created_at"]
+
+    def get_prompt(self, version: OutputVersion) -> str | None:
+        """The original output was asked for by no prompt: null rather than ""."""
+        return version.prompt or None
+
+
+class OutputVersionDetailSerializer(OutputVersionSerializer):
+    class Meta(OutputVersionSerializer.Meta):
+        fields = ["version", "output", "output_type", "prompt", "created_at"]

@@ -4,6 +4,7 @@ from django.urls import re_path
 
 from orchestrator.api.urls import OptionalSlashRouter
 from runs.api import streaming
+from runs.api.output_views import RunOutputViewSet
 from runs.api.views import OrchestrationRunViewSet, RunViewSet
 
 router = OptionalSlashRouter()
@@ -11,6 +12,10 @@ router.register("runs", RunViewSet, basename="run")
 
 orchestration_run = OrchestrationRunViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 orchestration_replay = OrchestrationRunViewSet.as_view({"post": "replay"})
+run_share = RunOutputViewSet.as_view({"post": "share", "delete": "unshare"})
+run_refine = RunOutputViewSet.as_view({"post": "refine"})
+run_versions = RunOutputViewSet.as_view({"get": "versions"})
+run_version = RunOutputViewSet.as_view({"get": "version"})
 
 urlpatterns = [
     re_path(
@@ -36,5 +41,9 @@ urlpatterns = [
     re_path(
         r"^runs/(?P<pk>[^/]+)/events/stream/?$", streaming.events_stream, name="run-events-stream"
     ),
+    re_path(r"^runs/(?P<pk>[^/]+)/share/?$", run_share, name="run-share"),
+    re_path(r"^runs/(?P<pk>[^/]+)/refine/?$", run_refine, name="run-refine"),
+    re_path(r"^runs/(?P<pk>[^/]+)/versions/?$", run_versions, name="run-versions"),
+    re_path(r"^runs/(?P<pk>[^/]+)/versions/(?P<number>[0-9]+)/?$", run_version, name="run-version"),
     *router.urls,
 ]

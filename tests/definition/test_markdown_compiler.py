@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -79,13 +76,6 @@ def test_the_api_example_compiles_to_three_steps():
         "compiler_notes",
         "definition",
     }
-
-
-def test_the_example_in_api_md_is_the_one_tested_here():
-    api = Path("/work/shared/API.md")
-    if api.exists():
-        example = re.search(r"```markdown\n(.*?)```", api.read_text(), re.S).group(1)
-        assert example == API_EXAMPLE
 
 
 def test_when_fields_and_json_bodies():

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from approvals import pages
+
+urlpatterns = [path("approvals/", pages.inbox, name="approvals-inbox")]

@@ -1,0 +1,147 @@
+"""The public gallery: what a public orchestration shows to anyone, and forking it.
+
+A public orchestration leaves its organization, so what is shown and copied is a *portable*
+definition: no credential references (their ids mean nothing elsewhere and say too much),
+no header that looks like it carries a secret, and agents the organization keeps in its
+library copied in as declared agents, so a fork runs in the organization that made it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+
+from django.db import transaction
+from django.db.models import F, QuerySet
+from rest_framework.exceptions import NotFound
+
+from orchestrator.definition import validate_definition
+from orchestrator.models import Agent, Orchestration, Organization
+from orchestrator.services.orchestrations import create_orchestration
+
+SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|password|passwd|signature", re.I)
+
+
+def public_orchestrations() -> QuerySet[Orchestration]:
+    return (
+        Orchestration.objects.alive()
+        .filter(is_public=True)
+        .select_related("organization")
+        .prefetch_related("tag_rows")
+    )
+
+
+def public_orchestration(key: str) -> Orchestration:
+    """The public orchestration with this id; 404 for anything else, public or not."""
+    try:
+        pk = uuid.UUID(str(key))
+    except ValueError:
+        raise NotFound(f"No public orchestration '{key}'.") from None
+    found = public_orchestrations().filter(pk=pk).first()
+    if found is None:
+        raise NotFound(f"No public orchestration '{key}'.")
+    return found
+
+
+def _strip_secrets(config: dict) -> None:
+    config.pop("credential", None)
+    headers = config.get("headers")
+    if isinstance(headers, dict):
+        config["headers"] = {k: v for k, v in headers.items() if not SECRET_HEADER.search(k)}
+
+
+def _library_agent(row: Agent, name: str) -> dict:
+    return {
+        "name": name,
+        "description": row.description,
+        "model": row.model,
+        "system_prompt": row.system_prompt,
+        "tools": list(row.tools or []),
+        "temperature": row.temperature,
+        "max_turns": row.max_turns,
+        "base_url": row.base_url,
+        "price": dict(row.price or {}),
+        "script": list(row.script or []),
+    }
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    candidate, counter = name, 2
+    while candidate in taken:
+        candidate, counter = f"{name}-{counter}", counter + 1
+    taken.add(candidate)
+    return candidate
+
+
+def library_agents(organization_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[Agent]]:
+    """The library agents of several organizations in one query, for a page of definitions."""
+    library: dict[uuid.UUID, list[Agent]] = {org_id: [] for org_id in organization_ids}
+    for row in Agent.objects.filter(organization_id__in=organization_ids):
+        library[row.organization_id].append(row)
+    return library
+
+
+def portable_definition(orchestration: Orchestration, library: list[Agent] | None = None) -> dict:
+    """The definition as it may be shown to and copied by anyone (see the module docstring).
+
+    `library` is the organization's agents when the caller has them already (a list page).
+    """
+    definition = copy.deepcopy(orchestration.definition)
+    agents = definition.setdefault("agents", [])
+    for agent in agents:
+        agent.pop("credential", None)
+    declared = {agent["name"] for agent in agents}
+    library_refs = {
+        node["config"]["agent"]
+        for node in definition["nodes"]
+        if node["type"] == "agent"
+        and isinstance(node["config"].get("agent"), str)
+        and node["config"]["agent"] not in declared
+        and node["config"]["agent"] != "default"
+    }
+    copied: dict[str, str] = {}
+    if library_refs:
+        if library is None:
+            library = list(Agent.objects.filter(organization_id=orchestration.organization_id))
+        for row in library:
+            refs = {str(row.pk), row.name} & library_refs
+            if refs:
+                name = _free_name(row.name, declared)
+                agents.append(_library_agent(row, name))
+                copied.update(dict.fromkeys(refs, name))
+    for node in definition["nodes"]:
+        config = node["config"]
+        _strip_secrets(config)
+        ref = config.get("agent")
+        if isinstance(ref, dict):
+            ref.pop("credential", None)
+        elif ref in library_refs:
+            # An agent the library no longer has: the fork uses its own default model.
+            config["agent"] = copied.get(ref, "default")
+    return definition
+
+
+@transaction.atomic
+def fork(key: str, organization: Organization, *, user=None) -> Orchestration:
+    """A draft copy in `organization`; only a public orchestration with a public definition
+    can be forked (anything else is a 404: whether it exists is not for others to know)."""
+    source = public_orchestration(key)
+    if not source.public_definition:
+        raise NotFound(f"No public orchestration '{key}' with a public definition.")
+    forked = create_orchestration(
+        organization,
+        {
+            "name": source.name,
+            "description": source.description,
+            "icon": source.icon,
+            "icon_color": source.icon_color,
+            "tags": [tag.name for tag in source.tag_rows.all()],
+            "settings": dict(source.settings or {}),
+            "definition": validate_definition(portable_definition(source)),
+            "forked_from": source,
+        },
+        user=user,
+    )
+    Orchestration.objects.filter(pk=source.pk).update(fork_count=F("fork_count") + 1)
+    return forked

@@ -1,0 +1,153 @@
+"""Dashboard, new orchestration and the editor shell (the editor itself talks to the API)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from orchestrator.api.errors import APIError
+from orchestrator.choices import OrchestrationStatus, Role
+from orchestrator.definition.nodes import NODE_TYPES
+from orchestrator.models import Orchestration
+from orchestrator.pages.context import membership
+from orchestrator.services.orchestrations import create_orchestration
+from runs.models import Run
+
+PAGE_SIZE = 25
+SPARK_RUNS = 12
+STARTER_DEFINITION = {
+    "inputs": [{"name": "topic", "type": "string", "required": True}],
+    "nodes": [
+        {
+            "id": "draft",
+            "type": "agent",
+            "name": "Draft",
+            "config": {
+                "agent": {"name": "writer", "model": "builtin/echo"},
+                "prompt": "Write a short note about {{ input.topic }}.",
+            },
+            "position": {"x": 0, "y": 0},
+        }
+    ],
+    "edges": [],
+}
+
+
+def _recent_runs(orchestration_ids: list) -> dict:
+    """The latest runs of each orchestration on the page, in one query (a window per row)."""
+    rows = (
+        Run.objects.filter(orchestration_id__in=orchestration_ids)
+        .annotate(
+            position=Window(
+                RowNumber(), partition_by=[F("orchestration_id")], order_by=F("created_at").desc()
+            )
+        )
+        .filter(position__lte=SPARK_RUNS)
+        .values("id", "orchestration_id", "status", "created_at", "position")
+    )
+    recent: dict = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r["position"]):
+        recent[row["orchestration_id"]].append(row)
+    return recent
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    current = membership(request)
+    orchestrations = (
+        Orchestration.objects.alive()
+        .filter(organization_id=current.organization_id)
+        .prefetch_related("tag_rows")
+        .order_by("-updated_at")
+    )
+    q = request.GET.get("q", "").strip()
+    status = request.GET.get("status", "")
+    tag = request.GET.get("tag", "").strip()
+    if q:
+        orchestrations = orchestrations.filter(name__icontains=q) | orchestrations.filter(
+            description__icontains=q
+        )
+    if status in OrchestrationStatus.values:
+        orchestrations = orchestrations.filter(status=status)
+    if tag:
+        orchestrations = orchestrations.filter(tag_rows__name=tag)
+    page = Paginator(orchestrations.distinct(), PAGE_SIZE).get_page(request.GET.get("page"))
+    recent = _recent_runs([o.pk for o in page])
+    rows = [
+        {
+            "orchestration": o,
+            "tags": [t.name for t in o.tag_rows.all()],
+            "last_run": (recent.get(o.pk) or [None])[0],
+            "spark": list(reversed(recent.get(o.pk, []))),
+        }
+        for o in page
+    ]
+    return render(
+        request,
+        "orchestrator/dashboard.html",
+        {
+            "nav": "dashboard",
+            "rows": rows,
+            "page": page,
+            "q": q,
+            "status": status,
+            "tag": tag,
+            "statuses": OrchestrationStatus.choices,
+            "can_edit": current.role in (Role.EDITOR, Role.ADMIN),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def new_orchestration(request: HttpRequest) -> HttpResponse:
+    current = membership(request)
+    error, name, description = "", "", ""
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()
+        description = request.POST.get("description", "").strip()
+        if current.role not in (Role.EDITOR, Role.ADMIN):
+            error = "Your role in this organization cannot create orchestrations."
+        elif not name:
+            error = "Give the orchestration a name."
+        else:
+            try:
+                orchestration = create_orchestration(
+                    current.organization,
+                    {"name": name, "description": description, "definition": STARTER_DEFINITION},
+                    user=request.user,
+                )
+            except APIError as exc:
+                error = str(exc.detail)
+            else:
+                return redirect("editor", pk=orchestration.pk)
+    return render(
+        request,
+        "orchestrator/new.html",
+        {"nav": "dashboard", "error": error, "name": name, "description": description},
+    )
+
+
+@login_required
+def editor(request: HttpRequest, pk) -> HttpResponse:
+    current = membership(request)
+    orchestration = get_object_or_404(
+        Orchestration.objects.alive(), pk=pk, organization_id=current.organization_id
+    )
+    return render(
+        request,
+        "orchestrator/editor.html",
+        {
+            "nav": "dashboard",
+            "orchestration": orchestration,
+            "node_types": [(t, t.replace("_", " ").capitalize()) for t in NODE_TYPES],
+            "can_edit": current.role in (Role.EDITOR, Role.ADMIN),
+        },
+    )

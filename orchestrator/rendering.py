@@ -1,0 +1,30 @@
+"""Markdown from runs and people, turned into HTML that is safe to put on a page.
+
+Raw HTML is off in the parser and nh3 removes whatever is left (javascript: links included),
+so the result may be marked safe.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import nh3
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
+
+_MD = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def markdown_html(text: str) -> SafeString:
+    return mark_safe(nh3.clean(_MD.render(text)))
+
+
+def value_html(value: Any) -> SafeString:
+    """A step or run output: strings as markdown, anything else as escaped, indented JSON."""
+    if value is None:
+        return mark_safe('<span class="muted">—</span>')
+    if isinstance(value, str):
+        return markdown_html(value)
+    return mark_safe(f"<pre>{escape(json.dumps(value, indent=2, default=str))}</pre>")

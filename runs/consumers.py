@@ -1,0 +1,130 @@
+"""The live trace of one run over a websocket (`/ws/runs/<id>/`).
+
+The event table is the truth: a wake-up from the channel layer (or, without a cross-process
+layer, a poll) makes the consumer read the events after the last seq it sent. A client that
+reconnects with `?after=<seq>` misses nothing and sees nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import InMemoryChannelLayer
+from rest_framework.exceptions import AuthenticationFailed
+
+from orchestrator.auth import tenant_for_token
+from orchestrator.tenancy import membership_for
+from runs.models import Run, RunEvent
+from runs.services.events import group_name
+
+BATCH = 500
+# Polling only backs up wake-ups; embedded (in-memory layer) it is the only way to learn of a
+# worker's progress, so it runs faster there.
+POLL_EMBEDDED_S = 0.25
+POLL_BACKUP_S = 2.0
+CLOSE_FORBIDDEN = 4403
+
+
+def _organization_id(user, params: dict) -> uuid.UUID | None:
+    token = (params.get("token") or [""])[0]
+    if token:
+        try:
+            _, tenant = tenant_for_token(token)
+        except AuthenticationFailed:
+            return None
+        return tenant.organization.pk
+    if user is None or not user.is_authenticated:
+        return None
+    membership = membership_for(user, (params.get("tenant") or [""])[0] or None)
+    return membership.organization_id if membership else None
+
+
+@database_sync_to_async
+def _visible_run(run_id: str, user, params: dict) -> bool:
+    try:
+        run_uuid = uuid.UUID(run_id)
+    except ValueError:
+        return False
+    organization_id = _organization_id(user, params)
+    return (
+        organization_id is not None
+        and Run.objects.filter(pk=run_uuid, organization_id=organization_id).exists()
+    )
+
+
+@database_sync_to_async
+def _events_after(run_id: str, seq: int) -> tuple[list[dict], str]:
+    events = [
+        {
+            "seq": event.seq,
+            "type": event.type,
+            "ts": event.ts.isoformat().replace("+00:00", "Z"),
+            "step_id": event.step_id,
+            "data": event.data,
+        }
+        for event in RunEvent.objects.filter(run_id=run_id, seq__gt=seq).order_by("seq")[:BATCH]
+    ]
+    status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
+    return events, status
+
+
+class RunTraceConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
+        params = parse_qs(self.scope.get("query_string", b"").decode())
+        if not await _visible_run(self.run_id, self.scope.get("user"), params):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        try:
+            self.last_seq = max(0, int((params.get("after") or ["0"])[0]))
+        except ValueError:
+            self.last_seq = 0
+        self.lock = asyncio.Lock()
+        self.group = group_name(self.run_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_new_events()
+        interval = (
+            POLL_EMBEDDED_S
+            if isinstance(self.channel_layer, InMemoryChannelLayer)
+            else POLL_BACKUP_S
+        )
+        self.poller = asyncio.ensure_future(self.poll(interval))
+
+    async def disconnect(self, code: int) -> None:
+        poller = getattr(self, "poller", None)
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def poll(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.send_new_events()
+
+    async def run_events(self, message: dict) -> None:
+        """The wake-up sent by runs.services.events after a commit."""
+        if message.get("seq", 0) > self.last_seq:
+            await self.send_new_events()
+
+    async def send_new_events(self) -> None:
+        async with self.lock:
+            while True:
+                events, status = await _events_after(self.run_id, self.last_seq)
+                if events:
+                    self.last_seq = events[-1]["seq"]
+                    await self.send_json({"events": events, "status": status})
+                if len(events) < BATCH:
+                    break
+
+    async def receive_json(self, content, **kwargs) -> None:
+        """Clients only listen; a ping gets the current position back."""
+        await self.send_json({"pong": self.last_seq})

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from runs import pages
+
+urlpatterns = [
+    path("runs/<uuid:pk>/", pages.run_view, name="run-view"),
+    path("runs/<uuid:pk>/outputs/", pages.rendered_outputs, name="run-outputs"),
+]

@@ -1,0 +1,102 @@
+/* The approvals inbox: pending gates with their forms; polled so decisions made elsewhere vanish. */
+(function () {
+  "use strict";
+  const { el } = window.Api;
+  const inbox = document.getElementById("inbox");
+  const CAN_DECIDE = inbox.dataset.canDecide === "true";
+  const POLL_MS = 2000;
+  const cards = new Map();
+
+  function fieldControl(spec) {
+    const options = typeof spec.options === "string" ? spec.options.split(",").map((s) => s.trim()) : (spec.options || []);
+    let control;
+    if (spec.type === "textarea") control = el("textarea", { name: spec.name, rows: 3 });
+    else if (spec.type === "select") control = el("select", { name: spec.name }, el("option", { value: "" }, "—"), ...options.map((o) => el("option", { value: o }, o)));
+    else if (spec.type === "boolean") control = el("input", { type: "checkbox", name: spec.name });
+    else control = el("input", { type: spec.type === "number" ? "number" : "text", name: spec.name, step: "any" });
+    const read = () => {
+      if (spec.type === "boolean") return control.checked;
+      if (spec.type === "number") return control.value === "" ? null : Number(control.value);
+      return control.value;
+    };
+    const error = el("div", { class: "field-error", "data-field-error": spec.name });
+    return { name: spec.name, read, error, node: el("label", {}, `${spec.label || spec.name}${spec.required ? " *" : ""}`, control, error) };
+  }
+
+  function card(item) {
+    const fields = (item.fields || []).map(fieldControl);
+    const comment = el("input", { name: "comment", placeholder: "Comment (optional)" });
+    const error = el("div", { class: "field-error" });
+    const decide = async (decision) => {
+      error.textContent = "";
+      fields.forEach((f) => { f.error.textContent = ""; });
+      const body = { comment: comment.value };
+      if (decision === "approve" && fields.length) {
+        body.response = {};
+        for (const f of fields) body.response[f.name] = f.read();
+      }
+      try {
+        await Api.post(`/api/v1/approvals/${item.id}/${decision}`, body);
+        remove(item.id, decision === "approve" ? "Approved" : "Denied");
+      } catch (err) {
+        const problems = (err.body && err.body.fields) || {};
+        for (const f of fields) {
+          const key = Object.keys(problems).find((k) => k === f.name || k.endsWith(`.${f.name}`));
+          if (key) f.error.textContent = problems[key].join(", ");
+        }
+        error.textContent = err.status === 409 ? "Someone already decided this one." : err.message;
+        if (err.status === 409) setTimeout(() => remove(item.id, "Decided elsewhere"), 1200);
+      }
+    };
+    return el("article", { class: "card approval", "data-approval-id": item.id },
+      el("div", { class: "row" },
+        el("span", { class: "status waiting" }, item.kind === "input" ? "input needed" : "approval"),
+        el("strong", {}, item.orchestration_name || "Run"), el("span", { class: "muted mono" }, item.step_id),
+        el("span", { class: "spacer" }),
+        el("a", { href: `/runs/${item.run_id}/` }, "Open run →")),
+      el("p", { class: "gate-prompt" }, item.prompt || "Approve this step?"),
+      item.agent_context ? el("details", { open: true }, el("summary", {}, "Agent context"), el("pre", {}, item.agent_context)) : null,
+      ...fields.map((f) => f.node),
+      comment,
+      error,
+      item.expires_at ? el("p", { class: "muted" }, `Expires ${new Date(item.expires_at).toLocaleString()}`) : null,
+      CAN_DECIDE ? el("div", { class: "row" },
+        el("button", { type: "button", class: "ok", "data-action": "approve", onclick: () => decide("approve") }, fields.length ? "Submit" : "Approve"),
+        el("button", { type: "button", class: "danger", "data-action": "deny", onclick: () => decide("deny") }, "Deny")) : el("p", { class: "muted" }, "Your role can read these but not decide."));
+  }
+
+  function remove(id, label) {
+    const node = cards.get(id);
+    if (!node) return;
+    cards.delete(id);
+    node.classList.add("decided");
+    node.replaceChildren(el("p", { class: "muted" }, label));
+    setTimeout(() => { node.remove(); if (!cards.size) empty(); }, 800);
+  }
+
+  function empty() {
+    if (!cards.size && !inbox.querySelector(".approval")) inbox.replaceChildren(el("div", { class: "card empty", id: "inbox-empty" }, "Nothing waiting for a decision."));
+  }
+
+  async function poll() {
+    try {
+      const { data } = await Api.get("/api/v1/approvals?pending=true&limit=100");
+      const pending = new Set(data.items.map((i) => i.id));
+      for (const id of [...cards.keys()]) if (!pending.has(id)) remove(id, "Decided elsewhere");
+      const empties = inbox.querySelector("#inbox-empty, p.muted");
+      if (data.items.length && empties && !cards.size) inbox.replaceChildren();
+      for (const item of data.items) {
+        if (cards.has(item.id)) continue;
+        const node = card(item);
+        cards.set(item.id, node);
+        inbox.append(node);
+      }
+      empty();
+      document.getElementById("inbox-live").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    } catch (err) {
+      document.getElementById("inbox-live").textContent = `Could not refresh: ${err.message}`;
+    }
+    setTimeout(poll, POLL_MS);
+  }
+  poll();
+})();

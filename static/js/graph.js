@@ -1,0 +1,92 @@
+/* A Cytoscape graph with one HTML card per node laid over it.
+
+Cytoscape draws on a canvas; the cards make every node a real element (data-node-id, and
+data-status in the run view) that people read and tests find. Cards follow pan, zoom and drag.
+*/
+(function () {
+  "use strict";
+  cytoscape.use(cytoscapeDagre);
+
+  const NODE_W = 190, NODE_H = 62;
+  const ICONS = { agent: "✦", transform: "⇄", http: "⇅", approval: "✓", human_input: "✎", subflow: "↳", delay: "◷" };
+
+  const STYLE = [
+    { selector: "node", style: { shape: "round-rectangle", width: NODE_W, height: NODE_H, "background-opacity": 0, "border-width": 0, label: "" } },
+    { selector: "edge", style: { width: 2, "line-color": "#b6bcc8", "target-arrow-color": "#b6bcc8", "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": 1.1, label: "data(label)", "font-size": 11, color: "#475467", "text-background-color": "#f6f7f9", "text-background-opacity": 1, "text-background-padding": 3 } },
+    { selector: "edge.taken", style: { "line-color": "#16a34a", "target-arrow-color": "#16a34a" } },
+    { selector: "edge:selected", style: { "line-color": "#4f46e5", "target-arrow-color": "#4f46e5", width: 3 } },
+    { selector: ".eh-handle", style: { "background-color": "#4f46e5", width: 12, height: 12, shape: "ellipse", "background-opacity": 1, "border-width": 2, "border-color": "#fff" } },
+    { selector: ".eh-ghost-edge, .eh-preview", style: { "line-color": "#4f46e5", "target-arrow-color": "#4f46e5", "line-style": "dashed" } },
+  ];
+
+  function create(container, options) {
+    const cy = cytoscape({
+      container, style: STYLE, minZoom: 0.3, maxZoom: 2,
+      boxSelectionEnabled: false, autoungrabify: !options.editable,
+    });
+    const layer = document.createElement("div");
+    layer.className = "gcards";
+    container.appendChild(layer);
+    const cards = new Map();
+
+    function card(id) {
+      let node = cards.get(id);
+      if (!node) {
+        node = document.createElement("div");
+        node.className = "gnode";
+        node.dataset.nodeId = id;
+        node.innerHTML = '<span class="gicon"></span><span class="gtext"><span class="gname"></span><span class="gmeta"></span></span><span class="gstate"></span>';
+        layer.appendChild(node);
+        cards.set(id, node);
+      }
+      return node;
+    }
+
+    function place() {
+      const zoom = cy.zoom();
+      cy.nodes().forEach((n) => {
+        const c = cards.get(n.id());
+        if (!c) return;
+        const p = n.renderedPosition();
+        c.style.transform = `translate(${p.x - (NODE_W * zoom) / 2}px, ${p.y - (NODE_H * zoom) / 2}px) scale(${zoom})`;
+        c.classList.toggle("selected", n.selected());
+      });
+    }
+    cy.on("render pan zoom position", place);
+
+    function paint(n) {
+      const c = card(n.id);
+      c.dataset.type = n.type;
+      c.querySelector(".gicon").textContent = ICONS[n.type] || "•";
+      c.querySelector(".gname").textContent = n.name || n.id;
+      c.querySelector(".gmeta").textContent = n.meta || n.type.replace("_", " ");
+      if (n.status !== undefined) {
+        c.dataset.status = n.status;
+        c.querySelector(".gstate").textContent = n.status;
+      }
+      c.classList.toggle("invalid", Boolean(n.error));
+      c.title = n.error || "";
+    }
+
+    function setGraph(nodes, edges, layoutAll) {
+      cy.elements().remove();
+      for (const id of [...cards.keys()]) { cards.get(id).remove(); cards.delete(id); }
+      cy.add(nodes.map((n) => ({ group: "nodes", data: { id: n.id }, position: n.position ? { x: n.position.x, y: n.position.y } : undefined })));
+      cy.add(edges.map((e) => ({ group: "edges", data: { id: e.id, source: e.source, target: e.target, label: e.condition || "" } })));
+      nodes.forEach(paint);
+      const placed = nodes.every((n) => n.position && (n.position.x || n.position.y)) && nodes.length > 1;
+      if (layoutAll || !placed) layout(); else { cy.fit(undefined, 40); if (cy.zoom() > 1.1) cy.zoom(1.1); cy.center(); }
+      place();
+    }
+
+    function layout() {
+      cy.layout({ name: "dagre", rankDir: "TB", nodeSep: 50, rankSep: 70, fit: true, padding: 40 }).run();
+      if (cy.zoom() > 1.1) { cy.zoom(1.1); cy.center(); }
+      place();
+    }
+
+    return { cy, card, paint, setGraph, layout, place, cards };
+  }
+
+  window.Graph = { create, ICONS };
+})();

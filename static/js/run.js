@@ -1,0 +1,218 @@
+/* The live run view: statuses from the websocket's events, details from the API. */
+(function () {
+  "use strict";
+  const { el, pretty, duration } = window.Api;
+  const root = document.getElementById("run");
+  const RUN = root.dataset.runId;
+  const CAN_EDIT = root.dataset.canEdit === "true";
+  const TERMINAL = ["succeeded", "failed", "cancelled"];
+  const EVENT_STATUS = {
+    step_start: "running", step_complete: "succeeded", step_failed: "failed", step_retry: "pending",
+    step_skipped: "skipped", human_input_required: "waiting", step_cancelled: "cancelled",
+  };
+
+  const definition = JSON.parse(document.getElementById("graph-data").textContent);
+  const graph = window.Graph.create(document.getElementById("canvas"), { editable: false });
+  const state = { run: null, steps: {}, lastSeq: 0, selected: null, rendered: { steps: {}, output: "" }, socket: null, retry: 500 };
+
+  graph.setGraph(definition.nodes.map((n) => ({ ...n, status: "pending" })), definition.edges.map((e) => ({ ...e, id: e.id || `${e.source}->${e.target}` })), false);
+  graph.cy.on("tap", "node", (evt) => selectStep(evt.target.id()));
+  for (const card of graph.cards.values()) card.addEventListener("click", () => selectStep(card.dataset.nodeId));
+
+  function setNodeStatus(id, status) {
+    const node = definition.nodes.find((n) => n.id === id);
+    if (!node) return;
+    const card = graph.card(id);
+    card.dataset.status = status;
+    card.querySelector(".gstate").textContent = status;
+  }
+
+  function setRunStatus(status) {
+    const badge = document.getElementById("run-status");
+    badge.className = `status ${status}`;
+    badge.dataset.status = status;
+    badge.textContent = status;
+    const cancel = document.getElementById("cancel");
+    if (cancel) cancel.hidden = TERMINAL.includes(status);
+  }
+
+  // --- the run detail from the API ------------------------------------------------------------
+  let refreshTimer = null;
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 150);
+  }
+
+  async function refresh() {
+    const [{ data: run }, { data: rendered }] = await Promise.all([
+      Api.get(`/api/v1/runs/${RUN}`),
+      Api.get(`/runs/${RUN}/outputs/`),
+    ]);
+    state.run = run;
+    state.rendered = rendered;
+    for (const step of run.steps) {
+      state.steps[step.step_id] = step;
+      setNodeStatus(step.step_id, step.status);
+    }
+    setRunStatus(run.status);
+    document.getElementById("progress").textContent = `${run.steps_completed} / ${run.steps_total} steps`;
+    document.getElementById("duration").textContent = duration(run.duration_ms);
+    document.getElementById("tokens").textContent = `${run.tokens.input} in · ${run.tokens.output} out`;
+    document.getElementById("cost").textContent = `$${Number(run.cost_usd || 0).toFixed(4)}`;
+    const error = document.getElementById("run-error");
+    error.hidden = !run.error;
+    if (run.error) error.textContent = `${run.error.code}: ${run.error.detail}${run.error.step_id ? ` (step ${run.error.step_id})` : ""}`;
+    const output = document.getElementById("output");
+    if (run.output !== null && run.output !== undefined) output.innerHTML = rendered.output;
+    drawGate(run.human_input_required);
+    if (state.selected) drawStep(state.selected);
+  }
+
+  // --- a pending approval or input form, answered here ------------------------------------------
+  function drawGate(gate) {
+    const box = document.getElementById("gate");
+    if (!gate) { box.hidden = true; box.replaceChildren(); return; }
+    if (box.dataset.approvalId === gate.approval_id && !box.hidden) return;
+    box.dataset.approvalId = gate.approval_id;
+    box.hidden = false;
+    const comment = el("input", { name: "comment", placeholder: "Comment (optional)" });
+    const error = el("div", { class: "field-error" });
+    const fields = (gate.fields || []).map(fieldControl);
+    const decide = async (decision) => {
+      error.textContent = "";
+      try {
+        if (fields.length && decision === "approve") {
+          const response = {};
+          for (const f of fields) response[f.name] = f.read();
+          await Api.post(`/api/v1/approvals/${gate.approval_id}/approve`, { comment: comment.value, response });
+        } else {
+          await Api.post(`/api/v1/approvals/${gate.approval_id}/${decision}`, { comment: comment.value });
+        }
+        box.hidden = true;
+        refreshSoon();
+      } catch (err) {
+        const detail = err.body && err.body.fields ? ` ${Object.entries(err.body.fields).map(([k, v]) => `${k}: ${v.join(", ")}`).join("; ")}` : "";
+        error.textContent = `${err.message}${detail}`;
+      }
+    };
+    box.replaceChildren(
+      el("div", { class: "row" }, el("span", { class: "status waiting" }, "waiting for you"), el("strong", {}, `Step ${gate.step_id}`)),
+      el("p", { class: "gate-prompt" }, gate.prompt || "Approve this step?"),
+      gate.agent_context ? el("details", { open: true }, el("summary", {}, "Context"), el("pre", {}, gate.agent_context)) : null,
+      ...fields.map((f) => f.node),
+      comment,
+      error,
+      CAN_EDIT ? el("div", { class: "row" },
+        el("button", { type: "button", class: "ok", id: "approve", onclick: () => decide("approve") }, fields.length ? "Submit" : "Approve"),
+        el("button", { type: "button", class: "danger", id: "deny", onclick: () => decide("deny") }, "Deny")) : el("p", { class: "muted" }, "Your role cannot decide."),
+    );
+  }
+
+  function fieldControl(spec) {
+    const options = typeof spec.options === "string" ? spec.options.split(",").map((s) => s.trim()) : (spec.options || []);
+    let control;
+    if (spec.type === "textarea") control = el("textarea", { name: spec.name, rows: 3 });
+    else if (spec.type === "select") control = el("select", { name: spec.name }, el("option", { value: "" }, "—"), ...options.map((o) => el("option", { value: o }, o)));
+    else if (spec.type === "boolean") control = el("input", { type: "checkbox", name: spec.name });
+    else control = el("input", { type: spec.type === "number" ? "number" : "text", name: spec.name, step: "any" });
+    const read = () => {
+      if (spec.type === "boolean") return control.checked;
+      if (spec.type === "number") return control.value === "" ? null : Number(control.value);
+      return control.value;
+    };
+    return { name: spec.name, read, node: el("label", {}, `${spec.label || spec.name}${spec.required ? " *" : ""}`, control) };
+  }
+
+  // --- step detail ---------------------------------------------------------------------------------
+  function selectStep(id) {
+    state.selected = id;
+    graph.cy.nodes().unselect();
+    graph.cy.getElementById(id).select();
+    graph.place();
+    drawStep(id);
+  }
+
+  function drawStep(id) {
+    const panel = document.getElementById("step-panel");
+    const node = definition.nodes.find((n) => n.id === id);
+    const step = state.steps[id];
+    if (!node) return;
+    const kv = (label, value) => [el("dt", {}, label), el("dd", {}, value)];
+    const output = el("div", { class: "prose step-output" });
+    output.innerHTML = state.rendered.steps[id] || '<span class="muted">—</span>';
+    panel.replaceChildren(
+      el("div", { class: "inspector-head" }, el("span", { class: "gicon", "data-type": node.type }), el("h2", {}, node.name || id), el("span", { class: `status ${step ? step.status : "pending"}` }, step ? step.status : "pending")),
+      el("dl", { class: "kv" },
+        ...kv("Type", node.type), ...kv("Attempt", step ? step.attempt : "–"), ...kv("Duration", duration(step && step.duration_ms)),
+        ...(step && step.model ? kv("Model", step.model) : []),
+        ...kv("Tokens", step ? `${step.tokens.input} in · ${step.tokens.output} out` : "–"),
+        ...kv("Cost", step ? `$${Number(step.cost_usd || 0).toFixed(4)}` : "–"),
+      ),
+      step && step.error ? el("div", { class: "flash bad" }, pretty(step.error.detail || step.error)) : null,
+      el("h3", { class: "section" }, "Input"), el("pre", {}, pretty(step ? step.input : null)),
+      el("h3", { class: "section" }, "Output"), output,
+      step && step.turns && step.turns.length ? el("details", {}, el("summary", {}, `Agent turns (${step.turns.length})`), el("pre", {}, pretty(step.turns))) : null,
+      step && step.tool_calls && step.tool_calls.length ? el("details", {}, el("summary", {}, `Tool calls (${step.tool_calls.length})`), el("pre", {}, pretty(step.tool_calls))) : null,
+    );
+  }
+
+  // --- the event stream ----------------------------------------------------------------------------
+  const timeline = document.getElementById("timeline");
+  function addEvent(event) {
+    const time = new Date(event.ts).toLocaleTimeString();
+    const summary = event.data && (event.data.detail || event.data.error || event.data.status || event.data.tool || "");
+    timeline.prepend(el("li", { "data-seq": event.seq, class: `ev ${event.type}` },
+      el("span", { class: "mono muted" }, `#${event.seq}`), el("span", { class: "mono" }, time),
+      el("strong", {}, event.type.replace(/_/g, " ")), event.step_id ? el("a", { href: "#", onclick: (e) => { e.preventDefault(); selectStep(event.step_id); } }, event.step_id) : null,
+      summary && typeof summary !== "object" ? el("span", { class: "muted" }, String(summary).slice(0, 140)) : null));
+  }
+
+  function onEvents(events, status) {
+    for (const event of events) {
+      if (event.seq <= state.lastSeq) continue;
+      state.lastSeq = event.seq;
+      addEvent(event);
+      if (event.step_id && EVENT_STATUS[event.type]) setNodeStatus(event.step_id, EVENT_STATUS[event.type]);
+    }
+    if (status) setRunStatus(status);
+    refreshSoon();
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/runs/${RUN}/?after=${state.lastSeq}`);
+    state.socket = socket;
+    const live = document.getElementById("live");
+    socket.onopen = () => { live.textContent = "live"; live.className = "live on"; state.retry = 500; };
+    socket.onmessage = (msg) => {
+      const data = JSON.parse(msg.data);
+      if (data.events) onEvents(data.events, data.status);
+    };
+    socket.onclose = () => {
+      live.textContent = "reconnecting…";
+      live.className = "live";
+      setTimeout(connect, state.retry);
+      state.retry = Math.min(state.retry * 2, 10000);
+    };
+  }
+
+  // --- actions ------------------------------------------------------------------------------------
+  if (CAN_EDIT) {
+    document.getElementById("cancel").addEventListener("click", async () => {
+      try { await Api.post(`/api/v1/runs/${RUN}/cancel`); refreshSoon(); } catch (err) { alert(err.message); }
+    });
+    document.getElementById("replay").addEventListener("click", async () => {
+      try {
+        const { data } = await Api.post(`/api/v1/runs/${RUN}/replay`);
+        window.location.href = `/runs/${data.id}/`;
+      } catch (err) { alert(err.message); }
+    });
+  }
+  window.addEventListener("resize", () => { graph.cy.resize(); graph.place(); });
+
+  refresh().then(connect).catch((err) => {
+    const error = document.getElementById("run-error");
+    error.hidden = false;
+    error.textContent = `Could not load the run: ${err.message}`;
+  });
+})();

@@ -1,0 +1,139 @@
+"""Browser tests: daphne and a Celery worker as real processes on the test database, driven by
+headless chromium through Playwright.
+
+The test process creates data with the services and reads the outcome from the database; the
+browser only talks to the daphne process, over HTTP and the websocket, as a person's would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from orchestrator.choices import Role
+from orchestrator.models import Membership
+from tests.worker.conftest import ROOT, Worker, database_url, purge_broker
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "a-long-test-password"
+
+# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
+# plain synchronous code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def stack(transactional_db, settings, tmp_path):
+    """(base URL, worker): the web server and a worker, both on the test database."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"chromium is not installed at {CHROMIUM} (.ci/run installs it)")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "VAR_DIR": str(settings.VAR_DIR),
+        "STATICFILES_BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+        "DEBUG": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    purge_broker()
+    port = free_port()
+    log = (tmp_path / "daphne.log").open("w")
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    worker = Worker(env, concurrency=2)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or web.poll() is not None:
+                raise AssertionError((tmp_path / "daphne.log").read_text()) from None
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}", worker
+    worker.stop()
+    os.killpg(web.pid, signal.SIGTERM)
+    try:
+        web.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # open websockets keep daphne waiting
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait(timeout=5)
+    purge_broker()
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.fixture
+def member(org):
+    user = get_user_model().objects.create_user("ada", password=PASSWORD)
+    Membership.objects.create(user=user, organization=org, role=Role.EDITOR, is_default=True)
+    return user
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, stack, member):
+    """A signed-in page at 1280x800; JS errors fail the test."""
+    base, _ = stack
+    context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/login/")
+    page.fill("input[name=username]", member.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    yield page
+    context.close()
+    assert errors == [], errors

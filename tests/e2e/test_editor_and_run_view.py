@@ -1,0 +1,123 @@
+"""The editor and the live run view in chromium, against daphne and a real worker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from orchestrator.models import Orchestration
+from orchestrator.services.orchestrations import create_orchestration, update_orchestration
+from runs.models import Run
+from runs.models import TriggerKind as RunTrigger
+from runs.services import lifecycle
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+LIVE = 30_000  # ms: a run of a few builtin steps takes well under a second on a worker
+
+
+def test_build_a_three_step_orchestration_save_run_and_watch_it_succeed(page, org):
+    page.goto("/orchestrations/new/")
+    page.fill("input[name=name]", "Three steps")
+    page.click("button[type=submit]")
+    expect(page.locator(".gnode")).to_have_count(1)
+    editor_url = page.url
+
+    page.click("[data-add-type=transform]")
+    page.click("[data-add-type=transform]")
+    nodes = page.locator(".gnode")
+    expect(nodes).to_have_count(3)
+    expect(page.locator("#dirty")).to_be_visible()
+
+    # The newest step is selected: give it a real template in the inspector.
+    output = page.locator("#tab-inspector textarea").first
+    output.fill("Shout: {{ steps.transform_1.output | upper }}")
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved as version 2")
+    orchestration = Orchestration.objects.get(name="Three steps")
+    assert [n["id"] for n in orchestration.definition["nodes"]] == [
+        "draft",
+        "transform_1",
+        "transform_2",
+    ]
+    assert {(e["source"], e["target"]) for e in orchestration.definition["edges"]} == {
+        ("draft", "transform_1"),
+        ("transform_1", "transform_2"),
+    }
+
+    page.click("#run")
+    page.fill("#run-fields input[name=topic]", "tides")
+    page.click("#run-submit")
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]+/$"))
+    for node_id in ("draft", "transform_1", "transform_2"):
+        expect(page.locator(f'.gnode[data-node-id="{node_id}"]')).to_have_attribute(
+            "data-status", "succeeded", timeout=LIVE
+        )
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded")
+    expect(page.locator("#timeline")).to_contain_text("orchestration complete")
+    run = Run.objects.get(orchestration=orchestration)
+    assert run.status == "succeeded"
+    assert run.output.startswith("Shout: ")
+    expect(page.locator("#output")).to_contain_text("Shout:")
+    assert page.url != editor_url
+
+
+def test_a_save_conflict_says_so_and_reload_brings_the_other_version(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Shared",
+            "definition": {"nodes": [{"id": "a", "type": "transform", "config": {"output": "1"}}]},
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    expect(page.locator(".gnode")).to_have_count(1)
+    update_orchestration(
+        orchestration,
+        {"name": "Renamed elsewhere"},
+        if_match=orchestration.etag,
+        replace=False,
+    )
+    page.fill("#name", "My name")
+    page.click("#save")
+    expect(page.locator(".flash.bad")).to_contain_text("Someone else saved")
+    page.click("#reload")
+    expect(page.locator("#name")).to_have_value("Renamed elsewhere")
+    assert Orchestration.objects.get(pk=orchestration.pk).name == "Renamed elsewhere"
+
+
+def test_a_pending_approval_is_answered_in_the_run_view(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Gated",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {"id": "draft", "type": "transform", "config": {"output": "v1"}},
+                    {"id": "review", "type": "approval", "config": {"prompt": "Ship v1?"}},
+                    {"id": "ship", "type": "transform", "config": {"output": "shipped"}},
+                ],
+                "edges": [
+                    {"source": "draft", "target": "review"},
+                    {"source": "review", "target": "ship"},
+                ],
+            },
+        },
+    )
+    run, _ = lifecycle.fire(orchestration, {}, trigger_kind=RunTrigger.API)
+    page.goto(f"/runs/{run.pk}/")
+    review = page.locator('.gnode[data-node-id="review"]')
+    expect(review).to_have_attribute("data-status", "waiting", timeout=LIVE)
+    expect(page.locator("#gate")).to_contain_text("Ship v1?")
+    page.fill("#gate input[name=comment]", "looks good")
+    page.click("#approve")
+    expect(page.locator('.gnode[data-node-id="ship"]')).to_have_attribute(
+        "data-status", "succeeded", timeout=LIVE
+    )
+    expect(review).to_have_attribute("data-status", "succeeded")
+    expect(page.locator("#gate")).to_be_hidden()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.output == "shipped"

@@ -1,0 +1,97 @@
+"""POST /gallery/{id}/fork: a draft copy in the caller's organization, without secrets."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from rest_framework.test import APIClient
+
+from orchestrator.models import Agent, Orchestration
+from orchestrator.services import orchestrations
+from tests.runs.harness import run_to_rest, statuses
+
+pytestmark = pytest.mark.django_db
+
+
+def fork(client, orchestration):
+    return client.post(f"/api/v1/gallery/{orchestration.pk}/fork")
+
+
+def test_forking_copies_a_draft_into_the_callers_organization(publish, outsider, other_org):
+    source = publish("Lead router", icon="🚦", icon_color="#16a34a")
+    response = fork(outsider, source)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert response["ETag"] == f'"{body["etag"]}"'
+    forked = Orchestration.objects.get(pk=body["id"])
+    assert forked.organization == other_org
+    assert forked.forked_from == source
+    assert (forked.status, forked.name, forked.slug) == ("draft", "Lead router", "lead-router")
+    assert (forked.icon, forked.icon_color) == ("🚦", "#16a34a")
+    assert body["tags"] == ["sales", "routing"]
+    assert (forked.is_public, forked.public_definition) == (False, False)
+    assert body["triggers"] == []
+    assert forked.step_count == source.step_count
+
+
+def test_the_fork_count_goes_up_with_each_fork(publish, outsider, editor):
+    source = publish()
+    assert fork(outsider, source).status_code == 201
+    assert fork(editor, source).status_code == 201
+    source.refresh_from_db()
+    assert source.fork_count == 2
+    assert APIClient().get(f"/api/v1/gallery/{source.pk}").json()["forks"] == 2
+
+
+def test_the_copy_carries_no_secret_and_runs_in_its_new_organization(publish, outsider):
+    source = publish()
+    forked = Orchestration.objects.get(pk=fork(outsider, source).json()["id"])
+    text = str(forked.definition) + forked.markdown
+    for secret in source.secrets:
+        assert secret not in text
+    assert forked.triggers.count() == 0
+    assert {a["name"] for a in forked.definition["agents"]} == {"declared", "writer"}
+    run = run_to_rest(orchestrations.activate(forked), {"topic": "tea"})
+    assert run.status == "succeeded", run.error
+    assert run.organization_id == forked.organization_id
+    assert statuses(run)["research"] == "succeeded"
+
+
+def test_a_public_orchestration_without_a_public_definition_cannot_be_forked(publish, outsider):
+    source = publish(public_definition=False)
+    response = fork(outsider, source)
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    source.refresh_from_db()
+    assert source.fork_count == 0
+
+
+def test_a_private_orchestration_cannot_be_forked(publish, outsider):
+    assert fork(outsider, publish(is_public=False)).status_code == 404
+
+
+def test_forking_needs_a_signed_in_editor(publish, api, other_org):
+    source = publish()
+    anonymous = fork(APIClient(), source)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"] == "unauthorized"
+    viewer = fork(api("viewer", other_org), source)
+    assert viewer.status_code == 403
+    assert Orchestration.objects.filter(forked_from=source).count() == 0
+
+
+def test_a_library_agent_named_like_a_declared_one_gets_a_free_name(publish, outsider, org):
+    source = publish()
+    writer = Agent.objects.get(organization=org, name="writer")
+    definition = copy.deepcopy(source.definition)
+    definition["agents"] = [
+        {"name": "writer", "model": "builtin/echo"},
+        {"name": "writer-2", "model": "builtin/echo"},
+    ]
+    definition["nodes"][0]["config"]["agent"] = str(writer.pk)
+    Orchestration.objects.filter(pk=source.pk).update(definition=definition)
+    forked = Orchestration.objects.get(pk=fork(outsider, source).json()["id"])
+    assert [a["name"] for a in forked.definition["agents"]] == ["writer", "writer-2", "writer-3"]
+    assert forked.definition["nodes"][0]["config"]["agent"] == "writer-3"
+    assert forked.definition["agents"][2]["system_prompt"] == "You write."

@@ -1,0 +1,144 @@
+"""The run trace websocket: the event log after a seq, live wake-ups, and who may listen."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from config.asgi import application
+from orchestrator.choices import Role
+from orchestrator.models import ApiToken, Membership
+from orchestrator.services.orchestrations import create_orchestration
+from runs.models import TriggerKind as RunTrigger
+from runs.services import lifecycle
+from runs.services.events import append_now
+from tests.runs.harness import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_cookie(organization, username: str) -> str:
+    user = get_user_model().objects.create_user(username, password="pw-long-enough-1")
+    Membership.objects.create(user=user, organization=organization, role=Role.VIEWER)
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def finished_run(org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Two",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {"id": "a", "type": "transform", "config": {"output": "1"}},
+                    {"id": "b", "type": "transform", "config": {"output": "2"}},
+                ],
+                "edges": [{"source": "a", "target": "b"}],
+            },
+        },
+    )
+    run, _ = lifecycle.fire(orchestration, {}, trigger_kind=RunTrigger.API)
+    drain()
+    return run
+
+
+def connect(path: str, *, cookie: str = "", origin: str = "http://testserver"):
+    headers = [(b"origin", origin.encode())]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+
+    async def go():
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, code = await communicator.connect(timeout=5)
+        messages = []
+        if connected:
+            while not await communicator.receive_nothing(timeout=0.5):
+                messages.append(await communicator.receive_json_from())
+            await communicator.disconnect()
+        return connected, code, messages
+
+    return async_to_sync(go)()
+
+
+def seqs(messages) -> list[int]:
+    return [event["seq"] for message in messages for event in message["events"]]
+
+
+def test_a_member_gets_the_whole_log_in_order_and_a_reconnect_resumes_after_its_seq(org):
+    run = finished_run(org)
+    cookie = session_cookie(org, "reader")
+    connected, _, messages = connect(f"/ws/runs/{run.pk}/", cookie=cookie)
+    assert connected
+    everything = seqs(messages)
+    run.refresh_from_db()
+    assert everything == list(range(1, run.last_seq + 1))
+    assert messages[-1]["status"] == "succeeded"
+    types = [event["type"] for message in messages for event in message["events"]]
+    assert types[-1] == "orchestration_complete" and "step_complete" in types
+
+    _, _, later = connect(f"/ws/runs/{run.pk}/?after=3", cookie=cookie)
+    assert seqs(later) == everything[3:]
+
+
+def test_an_api_token_in_the_query_string_works_too(org):
+    run = finished_run(org)
+    _, raw = ApiToken.issue(org, Role.VIEWER, service_account="dashboard")
+    connected, _, messages = connect(f"/ws/runs/{run.pk}/?token={raw}")
+    assert connected and seqs(messages)[0] == 1
+
+
+def test_events_appended_while_connected_are_pushed(org):
+    run = finished_run(org)
+    cookie = session_cookie(org, "watcher")
+
+    async def go():
+        communicator = WebsocketCommunicator(
+            application,
+            f"/ws/runs/{run.pk}/",
+            headers=[(b"origin", b"http://testserver"), (b"cookie", cookie.encode())],
+        )
+        assert (await communicator.connect(timeout=5))[0]
+        first = await communicator.receive_json_from(timeout=5)
+        from channels.db import database_sync_to_async
+
+        await database_sync_to_async(append_now)(run.pk, "approval_escalated", "", note="late")
+        pushed = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return first, pushed
+
+    first, pushed = async_to_sync(go)()
+    assert pushed["events"][0]["seq"] == first["events"][-1]["seq"] + 1
+    assert pushed["events"][0]["type"] == "approval_escalated"
+
+
+@pytest.mark.parametrize(
+    "who", ["member of another organization", "signed out", "bad token", "not a run id"]
+)
+def test_nobody_else_gets_anything(org, other_org, who):
+    run = finished_run(org)
+    path, cookie = f"/ws/runs/{run.pk}/", ""
+    if who == "member of another organization":
+        cookie = session_cookie(other_org, "stranger")
+    elif who == "bad token":
+        path += "?token=orc_not-a-token"
+    elif who == "not a run id":
+        cookie = session_cookie(org, "reader")
+        path = "/ws/runs/not-a-uuid/"
+    connected, code, messages = connect(path, cookie=cookie)
+    assert not connected and code == 4403
+    assert messages == []
+
+
+def test_a_socket_from_a_foreign_origin_is_refused(org):
+    run = finished_run(org)
+    cookie = session_cookie(org, "reader")
+    connected, _, messages = connect(
+        f"/ws/runs/{run.pk}/", cookie=cookie, origin="https://evil.example"
+    )
+    assert not connected and messages == []
