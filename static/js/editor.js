@@ -350,6 +350,10 @@
       el("h2", {}, "Orchestration"),
       el("p", { class: "muted" }, "Select a step or an edge to edit it."),
       input("Description", state.orchestration.description, (v) => { state.orchestration.description = v; }, { kind: "textarea", rows: 2 }),
+      el("h3", { class: "section" }, "Sharing"),
+      input("Listed in the public gallery", state.orchestration.is_public, (v) => { state.orchestration.is_public = v; }, { kind: "checkbox", name: "is_public" }),
+      input("Show its steps there and let others fork it", state.orchestration.public_definition, (v) => { state.orchestration.public_definition = v; }, { kind: "checkbox", name: "public_definition" }),
+      el("p", { class: "muted hint" }, "The gallery never shows runs, triggers, credentials or secrets. Save to apply."),
       el("h3", { class: "section" }, "Inputs"),
       rows,
       CAN_EDIT ? el("button", { type: "button", class: "secondary small", onclick: () => { d.inputs.push({ name: `input_${d.inputs.length + 1}`, type: "string", required: false }); markDirty(); drawInputs(); } }, "+ Add input") : null,
@@ -378,7 +382,13 @@
     button.disabled = true;
     clearFlash();
     try {
-      const body = { name: document.getElementById("name").value, description: state.orchestration.description || "", definition: state.definition };
+      const body = {
+        name: document.getElementById("name").value,
+        description: state.orchestration.description || "",
+        is_public: Boolean(state.orchestration.is_public),
+        public_definition: Boolean(state.orchestration.public_definition),
+        definition: state.definition,
+      };
       const { data, response } = await Api.patch(BASE, body, { "If-Match": state.etag });
       state.orchestration = data;
       state.etag = response.headers.get("ETag") || data.etag;

@@ -65,6 +65,11 @@
     const output = document.getElementById("output");
     if (run.output !== null && run.output !== undefined) output.innerHTML = rendered.output;
     drawGate(run.human_input_required);
+    const refine = document.getElementById("refine");
+    if (refine) refine.hidden = run.status !== "succeeded" || run.refine_status === "refining";
+    document.getElementById("refine-status").textContent =
+      run.refine_status === "refining" ? "Refining…" : run.refine_status === "failed" ? `Refine failed: ${run.refine_error || ""}` : "";
+    if (run.refine_status === "refining") setTimeout(refreshSoon, 1000);
     if (state.selected) drawStep(state.selected);
   }
 
@@ -206,6 +211,29 @@
         const { data } = await Api.post(`/api/v1/runs/${RUN}/replay`);
         window.location.href = `/runs/${data.id}/`;
       } catch (err) { alert(err.message); }
+    });
+  }
+  if (CAN_EDIT) {
+    const shareBox = document.getElementById("share-box");
+    const showShared = (url) => {
+      shareBox.hidden = false;
+      shareBox.replaceChildren("Anyone with this link can read the output: ", el("a", { href: url, id: "share-url", target: "_blank", rel: "noopener" }, url), " ",
+        el("button", { type: "button", class: "ghost small", id: "unshare", onclick: async () => {
+          await Api.del(`/api/v1/runs/${RUN}/share`);
+          shareBox.replaceChildren("The link is revoked; it now answers 404.");
+        } }, "Revoke"));
+    };
+    document.getElementById("share").addEventListener("click", async () => {
+      try { const { data } = await Api.post(`/api/v1/runs/${RUN}/share`); showShared(data.share_url); } catch (err) { alert(err.message); }
+    });
+    document.getElementById("refine").addEventListener("submit", async (evt) => {
+      evt.preventDefault();
+      const prompt = evt.target.elements.prompt;
+      try {
+        await Api.post(`/api/v1/runs/${RUN}/refine`, { prompt: prompt.value });
+        prompt.value = "";
+        refreshSoon();
+      } catch (err) { document.getElementById("refine-status").textContent = err.message; }
     });
   }
   window.addEventListener("resize", () => { graph.cy.resize(); graph.place(); });

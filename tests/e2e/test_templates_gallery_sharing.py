@@ -1,0 +1,90 @@
+"""Issue-level walk-through in chromium: a template used and run, published, seen signed out,
+forked from another organization, its output shared and the link revoked."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
+
+from orchestrator.choices import Role
+from orchestrator.models import Membership, Orchestration
+from orchestrator.services.starters import load_starters
+from runs.models import Run
+from tests.e2e.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+LIVE = 30_000
+
+
+def sign_in(context, username: str):
+    page = context.new_page()
+    page.goto("/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+    return page
+
+
+def test_use_a_template_run_it_publish_fork_and_share(page, browser, stack, org, other_org):
+    base, _ = stack
+    load_starters()
+    page.goto("/templates/")
+    card = page.locator("form[action='/templates/research-report/use/']")
+    card.locator("button").click()
+    page.wait_for_url(re.compile(r"/orchestrations/[0-9a-f-]+/$"))
+    expect(page.locator(".gnode").first).to_be_visible()
+    mine = Orchestration.objects.get(organization=org)
+
+    page.click("#run")
+    page.fill("#run-fields input[name=topic]", "heat pumps")
+    page.click("#run-submit")
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]+/$"))
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded", timeout=LIVE)
+    run = Run.objects.get(orchestration=mine)
+    expect(page.locator("#output")).to_contain_text("heat pumps")
+
+    # Share the output, read it signed out, revoke it.
+    page.click("#share")
+    link = page.locator("#share-url")
+    expect(link).to_be_visible()
+    shared_url = link.get_attribute("href")
+    visitor = browser.new_context(base_url=base)
+    shared = visitor.new_page()
+    assert shared.goto(shared_url).status == 200
+    expect(shared.locator("body")).to_contain_text("heat pumps")
+    page.click("#unshare")
+    expect(page.locator("#share-box")).to_contain_text("revoked")
+    assert shared.goto(shared_url).status == 404
+
+    # Publish it in the gallery from the editor.
+    page.goto(f"/orchestrations/{mine.pk}/")
+    page.check("input[name=is_public]")
+    page.check("input[name=public_definition]")
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved")
+    gallery = visitor.new_page()
+    gallery.goto("/gallery/")
+    gallery.click(f"a[href='/gallery/{mine.pk}/']")
+    expect(gallery.locator(f"[data-node-id='{mine.definition['nodes'][0]['id']}']")).to_be_visible()
+    expect(gallery.locator("text=Sign in to fork")).to_be_visible()
+    assert "heat pumps" not in gallery.content()  # run data never shows in the gallery
+
+    # Someone of another organization forks it.
+    stranger = get_user_model().objects.create_user("grace", password=PASSWORD)
+    Membership.objects.create(user=stranger, organization=other_org, role=Role.EDITOR)
+    theirs = browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})
+    other = sign_in(theirs, "grace")
+    other.goto(f"/gallery/{mine.pk}/")
+    other.click("[data-fork-button]")
+    other.wait_for_url(re.compile(r"/orchestrations/[0-9a-f-]+/$"))
+    fork = Orchestration.objects.get(organization=other_org)
+    assert fork.forked_from_id == mine.pk and fork.status == "draft"
+    assert Orchestration.objects.get(pk=mine.pk).fork_count == 1
+    expect(other.locator(".gnode")).to_have_count(len(mine.definition["nodes"]))
+    assert run.status == "succeeded"
+    visitor.close()
+    theirs.close()
