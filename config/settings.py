@@ -7,11 +7,14 @@ channel layer, and secrets generated once into var/.
 
 from __future__ import annotations
 
+import logging
 import secrets
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import environ
+import structlog
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -210,7 +213,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TriggerKindEnum": "orchestrator.choices.TriggerKind",
         "CredentialKindEnum": "orchestrator.choices.CredentialKind",
+        "OrchestrationStatusEnum": "orchestrator.choices.OrchestrationStatus",
     },
+    # Off in `check --deploy`: it regenerates the whole schema and reports documentation gaps,
+    # not deployment risks. tests/ops/test_schema.py holds the schema to no new warnings.
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 
 # Bodies larger than this are refused with 413 before they are parsed.
@@ -237,11 +244,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS is opt-in: the embedded profile serves plain HTTP on 127.0.0.1 with DEBUG off. Trust
+# X-Forwarded-Proto only behind a proxy that sets it; a client reaching the app directly could
+# forge it and pass for https.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+# Load balancers probe over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG and SECURE_SSL_REDIRECT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -276,11 +291,64 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# --- Logs -----------------------------------------------------------------------------------
+# One line per record, JSON in production (LOG_FORMAT=json, the default with DEBUG off) or
+# readable text (console). structlog loggers and plain `logging` ones (Django, Celery, httpx,
+# runs.engine) all render through structlog's ProcessorFormatter. merge_contextvars runs when
+# the record is formatted, in the thread that logged it, so the run_id and step_id that the tasks
+# and runs.services.execution bind reach lines from code that knows nothing of them: the engine
+# stays free of Django and structlog.
+LOG_FORMAT = env_str("LOG_FORMAT", "console" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "console"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, not {LOG_FORMAT!r}")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    raise ImproperlyConfigured(f"LOG_LEVEL must be a logging level name, not {LOG_LEVEL!r}")
+
+_LOG_CHAIN = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+structlog.configure(
+    processors=[
+        structlog.stdlib.filter_by_level,
+        *_LOG_CHAIN,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
+
+
+def _log_formatter(*renderers) -> dict:
+    return {
+        "()": structlog.stdlib.ProcessorFormatter,
+        "foreign_pre_chain": [*_LOG_CHAIN, structlog.stdlib.ExtraAdder()],
+        "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
+    }
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "formatters": {
+        "json": _log_formatter(
+            structlog.processors.format_exc_info, structlog.processors.JSONRenderer(default=str)
+        ),
+        "console": _log_formatter(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())),
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's default config gives "django" handlers of its own (plain text with DEBUG on):
+        # drop them so its records reach the root handler once, structured like the rest.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
+# Celery would otherwise replace the root handler with its own plain-text one in the worker.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -11,6 +11,7 @@ import time
 
 from django.db import transaction
 from django.utils import timezone
+from structlog.contextvars import bound_contextvars
 
 from orchestrator.definition import TemplateError, render
 from runs.engine import RUN_TERMINAL, StepStatus
@@ -59,17 +60,38 @@ def execute(step_id) -> None:
     step = claim(step_id)
     if step is None:
         return
+    # Every line logged until the outcome is recorded (the node, its provider, httpx, the
+    # services) carries these; the formatter merges them in. Unbound again on the way out.
+    with bound_contextvars(run_id=str(step.run_id), step_id=step.node_id, attempt=step.attempt):
+        _execute_claimed(step)
+
+
+def _execute_claimed(step: StepRun) -> None:
     run = step.run
     node = graph_of(run).nodes[step.node_id]
+    started = time.monotonic()
     try:
         result = _run_node(run, step, node)
     except StepFailed as exc:
         _record(step, failure=exc)
+        outcome, level, extra = "failed", logging.WARNING, {"error": exc.message[:500]}
     except Exception as exc:  # a bug in a node must fail the step, never lose the run
         logger.exception("step %s of run %s crashed", step.node_id, run.pk)
         _record(step, failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}"))
+        outcome, level, extra = "crashed", logging.ERROR, {}
     else:
         _record(step, result=result)
+        outcome, level, extra = "succeeded", logging.INFO, {}
+    logger.log(
+        level,
+        "step %s",
+        outcome,
+        extra={
+            "node_type": step.node_type,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            **extra,
+        },
+    )
 
 
 def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:

@@ -42,6 +42,12 @@
     return node;
   }
 
+  /* replaceChildren, skipping the nulls that conditional parts leave (it would print "null"). */
+  function fill(node, ...children) {
+    node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+    return node;
+  }
+
   function pretty(value) {
     if (value === null || value === undefined) return "—";
     return typeof value === "string" ? value : JSON.stringify(value, null, 2);
@@ -55,7 +61,7 @@
   }
 
   window.Api = {
-    ApiError, el, pretty, duration,
+    ApiError, el, fill, pretty, duration,
     get: (url, headers) => call("GET", url, undefined, headers),
     post: (url, body, headers) => call("POST", url, body === undefined ? {} : body, headers),
     put: (url, body, headers) => call("PUT", url, body, headers),

@@ -70,12 +70,12 @@
     if (!node) return;
     cards.delete(id);
     node.classList.add("decided");
-    node.replaceChildren(el("p", { class: "muted" }, label));
+    Api.fill(node, el("p", { class: "muted" }, label));
     setTimeout(() => { node.remove(); if (!cards.size) empty(); }, 800);
   }
 
   function empty() {
-    if (!cards.size && !inbox.querySelector(".approval")) inbox.replaceChildren(el("div", { class: "card empty", id: "inbox-empty" }, "Nothing waiting for a decision."));
+    if (!cards.size && !inbox.querySelector(".approval")) Api.fill(inbox, el("div", { class: "card empty", id: "inbox-empty" }, "Nothing waiting for a decision."));
   }
 
   async function poll() {
@@ -84,7 +84,7 @@
       const pending = new Set(data.items.map((i) => i.id));
       for (const id of [...cards.keys()]) if (!pending.has(id)) remove(id, "Decided elsewhere");
       const empties = inbox.querySelector("#inbox-empty, p.muted");
-      if (data.items.length && empties && !cards.size) inbox.replaceChildren();
+      if (data.items.length && empties && !cards.size) Api.fill(inbox);
       for (const item of data.items) {
         if (cards.has(item.id)) continue;
         const node = card(item);

@@ -62,9 +62,9 @@
 
   // --- messages -------------------------------------------------------------------------
   function flash(kind, text, actions) {
-    messages.replaceChildren(el("div", { class: `flash ${kind}`, role: kind === "bad" ? "alert" : "status" }, text, ...(actions || [])));
+    Api.fill(messages, el("div", { class: `flash ${kind}`, role: kind === "bad" ? "alert" : "status" }, text, ...(actions || [])));
   }
-  function clearFlash() { messages.replaceChildren(); }
+  function clearFlash() { Api.fill(messages); }
   function markDirty() {
     state.dirty = true;
     document.getElementById("dirty").hidden = false;
@@ -220,10 +220,10 @@
     graph.place();
     showTab("inspector");
     const panel = document.getElementById("tab-inspector");
-    if (!sel) panel.replaceChildren(...overviewForm());
-    else if (sel.kind === "node" && findNode(sel.id)) panel.replaceChildren(...nodeForm(findNode(sel.id)));
-    else if (sel.kind === "edge" && findEdge(sel.id)) panel.replaceChildren(...edgeForm(findEdge(sel.id)));
-    else panel.replaceChildren(...overviewForm());
+    if (!sel) Api.fill(panel, ...overviewForm());
+    else if (sel.kind === "node" && findNode(sel.id)) Api.fill(panel, ...nodeForm(findNode(sel.id)));
+    else if (sel.kind === "edge" && findEdge(sel.id)) Api.fill(panel, ...edgeForm(findEdge(sel.id)));
+    else Api.fill(panel, ...overviewForm());
   }
 
   function input(label, value, onChange, opts) {
@@ -338,7 +338,7 @@
     const d = state.definition;
     const rows = el("div", { class: "inputs" });
     function drawInputs() {
-      rows.replaceChildren(...d.inputs.map((spec, index) => el("div", { class: "input-row", "data-input": spec.name },
+      Api.fill(rows, ...d.inputs.map((spec, index) => el("div", { class: "input-row", "data-input": spec.name },
         input("Name", spec.name, (v) => { spec.name = v; }, {}),
         input("Type", spec.type || "string", (v) => { spec.type = v; }, { kind: "select", options: ["string", "number", "integer", "boolean", "object", "array"] }),
         input("Required", spec.required, (v) => { spec.required = v; }, { kind: "checkbox" }),
@@ -427,7 +427,7 @@
     document.getElementById("run-note").textContent = state.dirty
       ? "Unsaved changes are saved first."
       : state.orchestration.status !== "active" ? "This orchestration is not active: starting a run activates it." : "";
-    fields.replaceChildren(...state.definition.inputs.map((spec) => {
+    Api.fill(fields, ...state.definition.inputs.map((spec) => {
       const type = spec.type || "string";
       const attrs = { name: spec.name, "data-type": type, required: spec.required || null };
       let control;
@@ -437,7 +437,7 @@
       if (spec.default !== null && spec.default !== undefined && type !== "boolean") control.value = typeof spec.default === "string" ? spec.default : JSON.stringify(spec.default);
       return el("label", {}, `${spec.name}${spec.required ? " *" : ""}`, control, spec.description ? el("div", { class: "muted hint" }, spec.description) : null);
     }));
-    if (!state.definition.inputs.length) fields.replaceChildren(el("p", { class: "muted" }, "This orchestration declares no inputs."));
+    if (!state.definition.inputs.length) Api.fill(fields, el("p", { class: "muted" }, "This orchestration declares no inputs."));
     dialog.showModal();
   }
 
@@ -512,7 +512,7 @@
         }
       } }, "+ Schedule"),
     ) : null;
-    panel.replaceChildren(el("h2", {}, "Triggers"), ...(list.length ? list : [el("p", { class: "muted" }, "Only manual and API runs so far.")]), form);
+    Api.fill(panel, el("h2", {}, "Triggers"), ...(list.length ? list : [el("p", { class: "muted" }, "Only manual and API runs so far.")]), form);
   }
 
   // --- versions --------------------------------------------------------------------------------
@@ -522,7 +522,7 @@
     const items = data.items || data;
     const current = state.orchestration.version;
     const detail = el("div", { class: "version-diff" });
-    panel.replaceChildren(el("h2", {}, "Versions"), el("ul", { class: "versions" }, ...items.map((v) => el("li", { "data-version": v.version },
+    Api.fill(panel, el("h2", {}, "Versions"), el("ul", { class: "versions" }, ...items.map((v) => el("li", { "data-version": v.version },
       el("div", { class: "row" }, el("strong", {}, `v${v.version}`), v.version === current ? el("span", { class: "status active" }, "current") : null, el("span", { class: "spacer" }), el("span", { class: "muted" }, new Date(v.created_at).toLocaleString())),
       el("div", { class: "muted" }, v.summary || ""),
       v.version !== current ? el("div", { class: "row" },
@@ -538,12 +538,21 @@
 
   async function showDiff(a, b, target) {
     const { data } = await Api.get(`${BASE}/versions/${a}/diff/${b}`);
-    const section = (title, list) => list && list.length ? el("div", {}, el("h3", {}, title), el("ul", {}, ...list.map((x) => el("li", { class: "mono" }, typeof x === "string" ? x : (x.id || `${x.source || ""}→${x.target || ""}`) + (x.changes ? `: ${Object.keys(x.changes).join(", ")}` : ""))))) : null;
+    const label = (x) => (typeof x === "string" ? x : x.id || `${x.source || ""} → ${x.target || ""}`);
+    const section = (title, list) => (list && list.length
+      ? el("div", {}, el("h3", { class: "section" }, title), el("ul", {}, ...list.map((x) => el("li", { class: "mono" }, label(x) + (x.fields ? ` (${x.fields.join(", ")})` : "")))))
+      : null);
     const nodes = data.nodes || {};
     const edges = data.edges || {};
-    target.replaceChildren(el("h3", {}, `v${a} → v${b}`),
+    const inputs = data.inputs || {};
+    const parts = [
       section("Steps added", nodes.added), section("Steps removed", nodes.removed), section("Steps changed", nodes.changed),
       section("Edges added", edges.added), section("Edges removed", edges.removed), section("Edges changed", edges.changed),
+      section("Inputs added", inputs.added), section("Inputs removed", inputs.removed), section("Inputs changed", inputs.changed),
+      data.fields_changed && data.fields_changed.length ? el("p", {}, `Also changed: ${data.fields_changed.join(", ")}`) : null,
+      data.output_changed || data.output_type_changed ? el("p", {}, "The output template changed.") : null,
+    ].filter(Boolean);
+    Api.fill(target, el("h3", {}, `v${a} → v${b}`), parts.length ? parts : el("p", { class: "muted" }, "The graph is the same; only the name, description or settings changed."),
       el("details", {}, el("summary", {}, "Raw diff"), el("pre", {}, pretty(data))));
   }
 
@@ -552,21 +561,21 @@
     const panel = document.getElementById("tab-markdown");
     const area = el("textarea", { class: "code markdown-source", rows: 24, id: "markdown", readonly: !CAN_EDIT });
     const notes = el("div", { class: "markdown-notes" });
-    panel.replaceChildren(el("h2", {}, "Markdown"), el("p", { class: "muted" }, "The same definition as a document. Apply puts it on the canvas; Save keeps it."), area, notes,
+    Api.fill(panel, el("h2", {}, "Markdown"), el("p", { class: "muted" }, "The same definition as a document. Apply puts it on the canvas; Save keeps it."), area, notes,
       CAN_EDIT ? el("div", { class: "row" }, el("button", { type: "button", class: "secondary small", id: "apply-markdown", onclick: () => applyMarkdown(area, notes) }, "Apply to canvas")) : null);
     try {
       const { data } = await Api.post("/api/v1/orchestrations/render-markdown", { name: document.getElementById("name").value, description: state.orchestration.description || "", definition: state.definition });
       area.value = data.markdown;
-      if (data.warnings && data.warnings.length) notes.replaceChildren(el("div", { class: "flash warn" }, "Markdown cannot say everything this definition holds: ", el("ul", {}, ...data.warnings.map((w) => el("li", {}, w)))));
+      if (data.warnings && data.warnings.length) Api.fill(notes, el("div", { class: "flash warn" }, "Markdown cannot say everything this definition holds: ", el("ul", {}, ...data.warnings.map((w) => el("li", {}, w)))));
     } catch (err) {
-      notes.replaceChildren(el("div", { class: "flash bad" }, err.message));
+      Api.fill(notes, el("div", { class: "flash bad" }, err.message));
     }
   }
 
   async function applyMarkdown(area, notes) {
     const { data } = await Api.post("/api/v1/orchestrations/compile", { markdown: area.value });
     if (!data.valid) {
-      notes.replaceChildren(el("div", { class: "flash bad" }, "The document does not compile:", el("ul", {}, ...data.errors.map((e) => el("li", {}, `line ${e.line}: ${e.message}`)))));
+      Api.fill(notes, el("div", { class: "flash bad" }, "The document does not compile:", el("ul", {}, ...data.errors.map((e) => el("li", {}, `line ${e.line}: ${e.message}`)))));
       return;
     }
     state.definition = data.definition;
@@ -574,7 +583,7 @@
     state.orchestration.description = data.description || state.orchestration.description;
     markDirty();
     draw(true);
-    notes.replaceChildren(el("div", { class: "flash ok" }, "Applied to the canvas. Save to keep it."),
+    Api.fill(notes, el("div", { class: "flash ok" }, "Applied to the canvas. Save to keep it."),
       ...(data.compiler_notes || []).map((n) => el("div", { class: "muted" }, `Note: ${n}`)));
   }
 

@@ -76,7 +76,7 @@
   // --- a pending approval or input form, answered here ------------------------------------------
   function drawGate(gate) {
     const box = document.getElementById("gate");
-    if (!gate) { box.hidden = true; box.replaceChildren(); return; }
+    if (!gate) { box.hidden = true; Api.fill(box); return; }
     if (box.dataset.approvalId === gate.approval_id && !box.hidden) return;
     box.dataset.approvalId = gate.approval_id;
     box.hidden = false;
@@ -100,7 +100,7 @@
         error.textContent = `${err.message}${detail}`;
       }
     };
-    box.replaceChildren(
+    Api.fill(box, 
       el("div", { class: "row" }, el("span", { class: "status waiting" }, "waiting for you"), el("strong", {}, `Step ${gate.step_id}`)),
       el("p", { class: "gate-prompt" }, gate.prompt || "Approve this step?"),
       gate.agent_context ? el("details", { open: true }, el("summary", {}, "Context"), el("pre", {}, gate.agent_context)) : null,
@@ -145,7 +145,7 @@
     const kv = (label, value) => [el("dt", {}, label), el("dd", {}, value)];
     const output = el("div", { class: "prose step-output" });
     output.innerHTML = state.rendered.steps[id] || '<span class="muted">—</span>';
-    panel.replaceChildren(
+    Api.fill(panel, 
       el("div", { class: "inspector-head" }, el("span", { class: "gicon", "data-type": node.type }), el("h2", {}, node.name || id), el("span", { class: `status ${step ? step.status : "pending"}` }, step ? step.status : "pending")),
       el("dl", { class: "kv" },
         ...kv("Type", node.type), ...kv("Attempt", step ? step.attempt : "–"), ...kv("Duration", duration(step && step.duration_ms)),
@@ -217,10 +217,10 @@
     const shareBox = document.getElementById("share-box");
     const showShared = (url) => {
       shareBox.hidden = false;
-      shareBox.replaceChildren("Anyone with this link can read the output: ", el("a", { href: url, id: "share-url", target: "_blank", rel: "noopener" }, url), " ",
+      Api.fill(shareBox, "Anyone with this link can read the output: ", el("a", { href: url, id: "share-url", target: "_blank", rel: "noopener" }, url), " ",
         el("button", { type: "button", class: "ghost small", id: "unshare", onclick: async () => {
           await Api.del(`/api/v1/runs/${RUN}/share`);
-          shareBox.replaceChildren("The link is revoked; it now answers 404.");
+          Api.fill(shareBox, "The link is revoked; it now answers 404.");
         } }, "Revoke"));
     };
     document.getElementById("share").addEventListener("click", async () => {

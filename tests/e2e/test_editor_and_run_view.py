@@ -121,3 +121,58 @@ def test_a_pending_approval_is_answered_in_the_run_view(page, org):
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.output == "shipped"
+
+
+def test_connect_two_steps_by_dragging_and_delete_a_step_with_the_keyboard(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Loose",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "a",
+                        "type": "transform",
+                        "config": {"output": "1"},
+                        "position": {"x": 0, "y": 0},
+                    },
+                    {
+                        "id": "b",
+                        "type": "transform",
+                        "config": {"output": "2"},
+                        "position": {"x": 0, "y": 200},
+                    },
+                    {
+                        "id": "c",
+                        "type": "transform",
+                        "config": {"output": "3"},
+                        "position": {"x": 300, "y": 200},
+                    },
+                ],
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    source = page.locator('.gnode[data-node-id="a"]').bounding_box()
+    target = page.locator('.gnode[data-node-id="b"]').bounding_box()
+    page.mouse.move(source["x"] + source["width"] / 2, source["y"] + source["height"] / 2)
+    handle = page.locator(".connect-handle")
+    expect(handle).to_be_visible()
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(target["x"] + 40, target["y"] + 20, steps=12)
+    page.mouse.move(target["x"] + target["width"] / 2, target["y"] + target["height"] / 2, steps=6)
+    page.mouse.up()
+    expect(page.locator("#tab-inspector")).to_contain_text("a → b")
+
+    third = page.locator('.gnode[data-node-id="c"]').bounding_box()
+    page.mouse.click(third["x"] + third["width"] / 2, third["y"] + third["height"] / 2)
+    expect(page.locator("#tab-inspector h2")).to_have_text("c")
+    page.keyboard.press("Delete")
+    expect(page.locator(".gnode")).to_have_count(2)
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved")
+    saved = Orchestration.objects.get(pk=orchestration.pk).definition
+    assert [n["id"] for n in saved["nodes"]] == ["a", "b"]
+    assert [(e["source"], e["target"]) for e in saved["edges"]] == [("a", "b")]

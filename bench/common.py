@@ -1,0 +1,103 @@
+"""What every benchmark module shares: the JSON line per figure, progress on stderr, waiting,
+percentiles and the servers started as subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def report(name: str, value: float, unit: str, target: str | None, ok: bool | None, **extra):
+    """One figure on stdout. `target` and `ok` are None for a figure reported without a target."""
+    print(
+        json.dumps(
+            {"name": name, "value": round(value, 3), "unit": unit, "target": target, "ok": ok}
+            | extra
+        ),
+        flush=True,
+    )
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def wait(predicate: Callable[[], bool], timeout: float = 300.0, pause: float = 0.002) -> float:
+    started = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - started > timeout:
+            raise TimeoutError("benchmark workload did not finish")
+        time.sleep(pause)
+    return time.perf_counter() - started
+
+
+def percentile(samples: Sequence[float], pct: int) -> float:
+    """Inclusive percentile (pct from 1 to 99) of at least two samples."""
+    return statistics.quantiles(samples, n=100, method="inclusive")[pct - 1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group (a server's workers too), SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serving(command: list[str], port: int, env: dict[str, str]) -> Iterator[str]:
+    """Start a server in its own process group; yield its base URL once /healthz answers."""
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=sys.stderr,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[2]} exited with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command[2]} did not start serving")
+            time.sleep(0.1)
+        yield base
+    finally:
+        stop(process)
+
+
+def children_rss_kb(pid: int) -> dict[int, int]:
+    """Resident memory of the direct children of `pid` (a Celery worker's pool), from /proc."""
+    found = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                found[int(child)] = int(line.split()[1])
+    return found

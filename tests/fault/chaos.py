@@ -1,0 +1,173 @@
+"""What the fault tests share: a side-effect sink on 127.0.0.1, a worker whose pool children can
+be killed one by one, the broker flush, the clock of a soak, and the figures they report."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from tests.worker.conftest import Worker, purge_broker
+
+SOAK = os.environ.get("SOAK") == "1"
+FIGURES: list[dict] = []
+
+
+def scale(ci: int, soak: int) -> int:
+    """The short count in CI, the full one with SOAK=1."""
+    return soak if SOAK else ci
+
+
+def backend() -> str:
+    db = "postgresql" if connection.vendor == "postgresql" else "sqlite"
+    return f"{db}+{'redis' if settings.REDIS_URL else 'filesystem'}"
+
+
+def report(item: str, **figures) -> None:
+    """A figure a user can trust, printed in the summary and kept in VAR_DIR/fault-figures.jsonl."""
+    line = {"item": item, "backend": backend(), "soak": SOAK, **figures}
+    FIGURES.append(line)
+    with (Path(settings.VAR_DIR) / "fault-figures.jsonl").open("a") as out:
+        out.write(json.dumps(line, default=str) + "\n")
+
+
+class _SinkHandler(BaseHTTPRequestHandler):
+    """`POST /sink/<run>/<step>` records the side effect on arrival, then answers (after a
+    short random pause, so that a kill often lands while a request is in flight).
+    `/slow/<run>/<step>` does the same, but holds its first call per (run, step) for
+    `slow_s`, long enough for the test to kill the worker that made it."""
+
+    server: Sink
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        kind, run_id, step_id = self.path.strip("/").split("/")[:3]
+        with self.server.lock:
+            self.server.calls[(run_id, step_id)] += 1
+            nth = self.server.calls[(run_id, step_id)]
+            self.server.records.append((run_id, step_id, nth))
+        if kind == "slow" and nth == 1:
+            time.sleep(self.server.slow_s)
+        else:
+            time.sleep(random.uniform(0, self.server.max_pause_s))
+        data = json.dumps({"run": run_id, "step": step_id, "call": nth}).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the worker that asked was killed meanwhile
+
+
+class Sink(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, *, max_pause_s: float = 0.0, slow_s: float = 10.0) -> None:
+        super().__init__(("127.0.0.1", 0), _SinkHandler)
+        self.lock = threading.Lock()
+        self.calls: Counter = Counter()
+        self.records: list[tuple[str, str, int]] = []
+        self.max_pause_s = max_pause_s
+        self.slow_s = slow_s
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def step(self, node_id: str, *, kind: str = "sink", **extra) -> dict:
+        """An http node whose side effect lands here, keyed by (run, node)."""
+        return {
+            "id": node_id,
+            "type": "http",
+            "config": {
+                "method": "POST",
+                "url": f"{self.url}/{kind}/{{{{ run.id }}}}/{node_id}",
+                "body": {"run": "{{ run.id }}", "step": node_id},
+                "timeout_s": 60,
+            },
+            **extra,
+        }
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class ChaosWorker(Worker):
+    """A real worker that can also lose a single pool child (SIGKILL, as the OOM killer does)."""
+
+    def children(self) -> list[int]:
+        if not self.process or self.process.poll() is not None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                found.append(int(entry.name))
+        return found
+
+    def kill_child(self) -> bool:
+        children = self.children()
+        if not children:
+            return False
+        try:
+            os.kill(random.choice(children), signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+def flush_broker() -> None:
+    """Everything the broker held is gone: FLUSHDB on Redis, an emptied folder otherwise."""
+    if settings.REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    else:
+        purge_broker()
+
+
+def wait_for(predicate, timeout: float, *, reap_every: float | None = None) -> float:
+    """Poll until `predicate()` holds and return the seconds it took; with `reap_every`, play
+    beat's reaper at that interval meanwhile."""
+    from runs.services import timers
+
+    start = last_reap = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        now = time.monotonic()
+        if now - start > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s")
+        if reap_every is not None and now - last_reap >= reap_every:
+            timers.reap()
+            last_reap = now
+        time.sleep(0.1)
