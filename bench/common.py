@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -18,6 +19,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+
+logging.getLogger("httpx").setLevel(logging.WARNING)  # else a log line per request
 
 
 def report(name: str, value: float, unit: str, target: str | None, ok: bool | None, **extra):
@@ -83,7 +86,7 @@ def serving(command: list[str], port: int, env: dict[str, str]) -> Iterator[str]
             if process.poll() is not None:
                 raise RuntimeError(f"{command[2]} exited with {process.returncode}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/healthz", timeout=1, trust_env=False).status_code == 200:
                     break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{command[2]} did not start serving")

@@ -9,15 +9,12 @@ The machine is noisy (figures move up to 2x between runs): compare within one ru
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -31,31 +28,19 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 
+from bench import api, live  # noqa: E402
+from bench.common import ROOT, children_rss_kb, progress, report, stop, wait  # noqa: E402
 from bench.tasks import count, noop, stamp  # noqa: E402
 from orchestrator.models import Organization  # noqa: E402
 from orchestrator.services.orchestrations import create_orchestration  # noqa: E402
+from runs.engine import RUN_TERMINAL  # noqa: E402
 from runs.models import Run  # noqa: E402
 from runs.services import lifecycle  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 REPEATS = 3
 THROUGHPUT_RUNS = 200
-
-
-def report(name: str, value: float, unit: str, target: str, ok: bool | None, **extra) -> None:
-    print(
-        json.dumps(
-            {
-                "name": name,
-                "value": round(value, 3),
-                "unit": unit,
-                "target": target,
-                "meets_target": ok,
-                **extra,
-            }
-        ),
-        flush=True,
-    )
+SMALL_RUNS = 1000  # of 3 transforms: runs/s, and worker memory after run 100 and this one
+MEMORY_BASELINE_RUN = 100
 
 
 def start_worker(concurrency: int) -> subprocess.Popen:
@@ -79,22 +64,9 @@ def start_worker(concurrency: int) -> subprocess.Popen:
         ],
         cwd=ROOT,
         env={**os.environ, "DB_CONN_MAX_AGE": "300"},
+        stdout=sys.stderr,  # the banner: stdout carries only the figures
         start_new_session=True,
     )
-
-
-def stop_worker(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-
-
-def wait(predicate, timeout: float = 300.0, pause: float = 0.002) -> float:
-    started = time.perf_counter()
-    while not predicate():
-        if time.perf_counter() - started > timeout:
-            raise TimeoutError("benchmark workload did not finish")
-        time.sleep(pause)
-    return time.perf_counter() - started
 
 
 def flow(org, name: str, nodes: list, edges: list):
@@ -134,6 +106,56 @@ def celery_fan_out(width: int, store: redis.Redis) -> float:
     return time.perf_counter() - started
 
 
+def fire_and_finish(orchestration, how_many: int) -> float:
+    """Fire runs one after another with the worker running; seconds from the first fire to the
+    last finish."""
+    begun = time.time()
+    runs = [lifecycle.fire(orchestration, {})[0].pk for _ in range(how_many)]
+    wait(
+        lambda: Run.objects.filter(pk__in=runs, status__in=RUN_TERMINAL).count() == len(runs),
+        pause=0.05,
+    )
+    statuses = set(Run.objects.filter(pk__in=runs).values_list("status", flat=True))
+    assert statuses == {"succeeded"}, statuses
+    last = Run.objects.filter(pk__in=runs).aggregate(Max("finished_at"))["finished_at__max"]
+    return last.timestamp() - begun
+
+
+def small_runs(orchestration) -> None:
+    """Runs/s end to end, and the pool's memory after run 100 and after run 1,000."""
+    worker = start_worker(2)
+    try:
+        fire_and_finish(orchestration, MEMORY_BASELINE_RUN)
+        baseline = children_rss_kb(worker.pid)
+        progress(f"pool RSS after run {MEMORY_BASELINE_RUN}: {baseline} kB")
+        rest = SMALL_RUNS - MEMORY_BASELINE_RUN
+        elapsed = fire_and_finish(orchestration, rest)
+        after = children_rss_kb(worker.pid)
+        progress(f"pool RSS after run {SMALL_RUNS}: {after} kB")
+    finally:
+        stop(worker)
+    report(
+        "runs_per_second_3_step_runs",
+        rest / elapsed,
+        "runs/s",
+        None,
+        None,
+        runs=rest,
+        note="fired one after another while the worker runs; first fire to last finish",
+    )
+    growth = (sum(after.values()) - sum(baseline.values())) / sum(baseline.values()) * 100
+    report(
+        "worker_pool_rss_growth",
+        growth,
+        "%",
+        "< 10",
+        growth < 10,
+        rss_kb_after_run_100=sum(baseline.values()),
+        rss_kb_after_run_1000=sum(after.values()),
+        pool_processes=len(after),
+    )
+
+
 def main() -> None:
     if not settings.REDIS_URL or "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
         sys.exit("bench runs on PostgreSQL and Redis: set DATABASE_URL and REDIS_URL")
@@ -156,6 +178,12 @@ def main() -> None:
         [{"source": "start", "target": n} for n in fan_ids]
         + [{"source": n, "target": "join"} for n in fan_ids],
     )
+    small_flow = flow(
+        org,
+        f"small-{tag}",
+        [transform(n) for n in ("a", "b", "c")],
+        [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}],
+    )
     ten_ids = [f"t{i}" for i in range(10)]
     ten_flow = flow(
         org,
@@ -164,6 +192,7 @@ def main() -> None:
         [{"source": a, "target": b} for a, b in itertools.pairwise(ten_ids)],
     )
 
+    progress("step overhead, fan-out, steps/s (engine and plain Celery)")
     worker = start_worker(2)
     try:
         timed_run(ten_flow)  # warm-up: worker imports, connections, caches
@@ -194,7 +223,7 @@ def main() -> None:
 
         # Throughput: queue the work with no worker running, then time how fast 2 worker
         # processes drain it (first start to last finish), for the engine and plain Celery.
-        stop_worker(worker)
+        stop(worker)
         runs = [lifecycle.fire(ten_flow, {})[0].pk for _ in range(THROUGHPUT_RUNS)]
         worker = start_worker(2)
         wait(
@@ -204,7 +233,7 @@ def main() -> None:
         window = Run.objects.filter(pk__in=runs).aggregate(Min("started_at"), Max("finished_at"))
         elapsed = (window["finished_at__max"] - window["started_at__min"]).total_seconds()
         engine_rate = len(runs) * 10 / elapsed
-        stop_worker(worker)
+        stop(worker)
         key = f"bench:{uuid.uuid4()}"
         for _ in range(THROUGHPUT_RUNS * 10):
             stamp.delay(key)
@@ -224,7 +253,14 @@ def main() -> None:
             celery_noop_tasks_per_s=round(plain_rate, 1),
         )
     finally:
-        stop_worker(worker)
+        stop(worker)
+
+    progress(f"{SMALL_RUNS} small runs")
+    small_runs(small_flow)
+    progress("API lists under load")
+    api.run()
+    progress("websocket event latency")
+    live.run(org, Run.objects.filter(orchestration=small_flow).values_list("pk", flat=True)[0])
 
 
 if __name__ == "__main__":

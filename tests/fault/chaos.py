@@ -155,7 +155,9 @@ def flush_broker() -> None:
         purge_broker()
 
 
-def wait_for(predicate, timeout: float, *, reap_every: float | None = None) -> float:
+def wait_for(
+    predicate, timeout: float, *, reap_every: float | None = None, describe=None
+) -> float:
     """Poll until `predicate()` holds and return the seconds it took; with `reap_every`, play
     beat's reaper at that interval meanwhile."""
     from runs.services import timers
@@ -166,8 +168,28 @@ def wait_for(predicate, timeout: float, *, reap_every: float | None = None) -> f
             return time.monotonic() - start
         now = time.monotonic()
         if now - start > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s")
+            detail = f": {describe()}" if describe else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s{detail}")
         if reap_every is not None and now - last_reap >= reap_every:
             timers.reap()
             last_reap = now
         time.sleep(0.1)
+
+
+def unfinished(runs) -> list:
+    """What an unfinished run is doing: its status and the status of each step attempt."""
+    from runs.models import StepRun
+
+    return [
+        (
+            str(run.pk)[:8],
+            run.status,
+            run.cancel_requested,
+            list(
+                StepRun.objects.filter(run=run)
+                .order_by("node_id", "attempt")
+                .values_list("node_id", "attempt", "status", "created_at", "lease_expires_at")
+            ),
+        )
+        for run in runs.exclude(status__in=["succeeded", "failed", "cancelled"])[:5]
+    ]

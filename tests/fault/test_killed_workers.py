@@ -16,7 +16,7 @@ from orchestrator.services.orchestrations import create_orchestration
 from runs.engine import RUN_TERMINAL, STEP_UNFINISHED
 from runs.models import Run, RunEvent, StepRun
 from runs.services import lifecycle, timers
-from tests.fault.chaos import ChaosWorker, report, scale, wait_for
+from tests.fault.chaos import ChaosWorker, report, scale, unfinished, wait_for
 from tests.fault.conftest import GRACE_S, LEASE_S, REAP_EVERY_S, STALE_S
 
 pytestmark = pytest.mark.worker
@@ -87,6 +87,7 @@ def test_runs_survive_workers_killed_at_random_moments(org, fault_env, sink):
             lambda: not runs.exclude(status__in=RUN_TERMINAL).exists(),
             timeout=LEASE_S + GRACE_S + STALE_S + REAP_EVERY_S + WORK_AFTER_LAST_KILL_S + 60,
             reap_every=REAP_EVERY_S,
+            describe=lambda: unfinished(runs),
         )
         settle = time.monotonic() - last_kill
     finally:

@@ -34,9 +34,8 @@ def base_env(var_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def production_env(var_dir: Path, **extra: str) -> dict[str, str]:
-    """DEBUG off and every variable the README's production section lists."""
-    return base_env(
-        var_dir,
+    """DEBUG off and every variable the README's production section lists; `extra` wins."""
+    settings = dict(
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(64),
         ALLOWED_HOSTS="orchestrator.example.com",
@@ -50,8 +49,8 @@ def production_env(var_dir: Path, **extra: str) -> dict[str, str]:
         SECURE_HSTS_SECONDS="31536000",
         SECURE_HSTS_INCLUDE_SUBDOMAINS="true",
         SECURE_HSTS_PRELOAD="true",
-        **extra,
     )
+    return base_env(var_dir, **{**settings, **extra})
 
 
 def python() -> str:

@@ -6,6 +6,8 @@ the raw value of an old one cannot be shown again.
 
 from __future__ import annotations
 
+import os
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -39,12 +41,13 @@ class Command(BaseCommand):
         )
         ApiToken.objects.filter(user=user, name="make run", revoked_at__isnull=True).delete()
         _, raw = ApiToken.issue(organization, Role.ADMIN, user=user, name="make run")
+        base = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
         self.stdout.write("")
+        self.stdout.write(f"  Open:       {base}/login/")
         self.stdout.write(f"  Log in:     user {DEMO_USER}, password {DEMO_PASSWORD}")
         self.stdout.write(f"  API token:  {raw}")
         self.stdout.write(
-            f"  Try:        curl -H 'Authorization: Bearer {raw}' "
-            "http://127.0.0.1:8000/api/v1/orchestrations"
+            f"  Try:        curl -H 'Authorization: Bearer {raw}' {base}/api/v1/orchestrations"
         )
         self.stdout.write("")
         self.stdout.write(raw)

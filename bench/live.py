@@ -1,0 +1,100 @@
+"""Live trace latency: from an event appended (and committed) in this process to a websocket
+client of a daphne process receiving it, through the Redis channel layer.
+
+This process plays the worker: `append_now` commits and wakes the consumers through the
+notifier in runs.services.events, and the consumers read the event from the database. The
+clients run in a thread of their own; the event carries its send time.
+
+Import after django.setup() (bench.engine does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import threading
+import time
+
+from websockets.asyncio.client import connect
+
+from bench.common import free_port, percentile, progress, report, serving
+from orchestrator.choices import Role
+from orchestrator.models import ApiToken
+from runs.models import Run
+from runs.services.events import append_now
+
+CLIENTS = 5
+EVENTS = 300
+GAP_S = (0.005, 0.05)  # between appends, at random: an agent streaming its turn
+ORIGIN = "http://127.0.0.1"  # AllowedHostsOriginValidator checks it against ALLOWED_HOSTS
+
+
+class Listeners:
+    """CLIENTS websocket clients on one event loop in a thread; each records (seq, latency)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[list[tuple[int, float]]] = [[] for _ in range(CLIENTS)]
+        self.connected = threading.Barrier(CLIENTS + 1, timeout=30)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="ws-clients")
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._all())
+        except BaseException as exc:  # reported to the main thread, which raises it
+            self.failure = exc
+            self.connected.abort()
+
+    async def _all(self) -> None:
+        await asyncio.gather(*(self._listen(mine) for mine in self.samples))
+
+    async def _listen(self, mine: list[tuple[int, float]]) -> None:
+        async with connect(self.url, origin=ORIGIN, proxy=None, compression=None) as socket:
+            await asyncio.to_thread(self.connected.wait)
+            async for raw in socket:
+                received = time.time()
+                frame = json.loads(raw)
+                for event in frame.get("events", []):
+                    if event["type"] == "bench_done":
+                        return
+                    mine.append((event["seq"], received - event["data"]["sent_at"]))
+
+    def __enter__(self) -> Listeners:
+        self.thread.start()
+        self.connected.wait()  # every socket accepted: its consumer is in the run's group
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.thread.join(timeout=15)
+        if self.failure is not None:
+            raise self.failure
+        if self.thread.is_alive():
+            raise TimeoutError("websocket clients did not get every event")
+
+
+def run(org, run_id) -> None:
+    ApiToken.objects.filter(organization=org, service_account="bench-live").delete()
+    _, raw_token = ApiToken.issue(org, Role.VIEWER, service_account="bench-live")
+    after = Run.objects.values_list("last_seq", flat=True).get(pk=run_id)
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
+        *("-v", "0", "config.asgi:application"),
+    ]
+    with serving(command, port, {}):
+        url = f"ws://127.0.0.1:{port}/ws/runs/{run_id}/?token={raw_token}&after={after}"
+        progress(f"daphne: {CLIENTS} websocket clients, {EVENTS} events appended")
+        with Listeners(url) as listeners:
+            for _ in range(EVENTS):
+                append_now(run_id, "bench_ping", "", sent_at=time.time())
+                time.sleep(random.uniform(*GAP_S))
+            append_now(run_id, "bench_done", "")
+    latencies = [latency * 1000 for mine in listeners.samples for _, latency in mine]
+    complete = all(len(mine) == EVENTS for mine in listeners.samples)
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    extra = {"clients": CLIENTS, "events": EVENTS, "all_delivered": complete}
+    report("ws_event_latency_p50", p50, "ms", "< 10", complete and p50 < 10, **extra)
+    report("ws_event_latency_p99", p99, "ms", "< 25", complete and p99 < 25, **extra)

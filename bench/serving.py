@@ -1,0 +1,273 @@
+"""Serving benchmark: the same requests answered by daphne, uvicorn (2 workers) and gunicorn
+(2 sync workers), on PostgreSQL and Redis. Prints one JSON line per server and endpoint, then a
+table on stderr.
+
+    make bench-serving      (or: python -m bench.serving, with DATABASE_URL and REDIS_URL set)
+    python -m bench.serving --servers daphne gunicorn --duration 5
+
+Endpoints: `/healthz` (no database) and `GET /api/v1/orchestrations` (a bearer token, a page of
+the organization's ~100 orchestrations). Load: wrk when installed (`apt-get install wrk`), else
+Python threads on keep-alive connections; 16 concurrent clients for 10 s by default, after a
+short warm-up. The load generator shares the CPU with the server, as it did for DESIGN.md's
+figures: compare servers within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "false")
+
+import django
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+from orchestrator.choices import Role  # noqa: E402
+from orchestrator.models import ApiToken, Orchestration, Organization  # noqa: E402
+from orchestrator.services.orchestrations import create_orchestration  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ORCHESTRATIONS = 100
+WARM_UP_S = 2.0
+
+
+def servers(port: int) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Command line and extra environment of each server."""
+    address = f"127.0.0.1:{port}"
+    gunicorn = [str(BIN / "gunicorn"), "config.wsgi", "--workers", "2", "--bind", address]
+    return {
+        "daphne": (
+            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            {},
+        ),
+        "uvicorn": (
+            [
+                *(str(BIN / "uvicorn"), "config.asgi:application", "--workers", "2"),
+                *("--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
+                *("--lifespan", "off", "--log-level", "warning"),
+            ],
+            {},
+        ),
+        "gunicorn": (gunicorn, {}),
+        # Sync workers can keep their database connection between requests; ASGI servers
+        # cannot (Django opens one per request there), so this row has no ASGI counterpart.
+        "gunicorn-conn-max-age": (gunicorn, {"DB_CONN_MAX_AGE": "60"}),
+    }
+
+
+def seed() -> str:
+    """Migrate, make sure the organization has its orchestrations, and return a fresh token."""
+    call_command("migrate", "--noinput", verbosity=0)
+    org, _ = Organization.objects.get_or_create(slug="bench-serving", name="Bench serving")
+    have = Orchestration.objects.filter(organization=org).count()
+    for number in range(have, ORCHESTRATIONS):
+        definition = {
+            "nodes": [
+                {"id": "draft", "type": "agent", "config": {"agent": {"model": "builtin/echo"}}},
+                {"id": "shape", "type": "transform", "config": {"output": "{{ draft }}"}},
+            ],
+            "edges": [{"source": "draft", "target": "shape"}],
+        }
+        create_orchestration(
+            org,
+            {"name": f"Serving {number:03d}", "definition": definition, "status": "active"},
+        )
+    ApiToken.objects.filter(organization=org, service_account="bench-serving").delete()
+    _, raw = ApiToken.issue(org, Role.VIEWER, service_account="bench-serving")
+    return raw
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(command: list[str], extra_env: dict[str, str], base: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        **extra_env,
+        # The benchmark measures serving, not the rate limit (6000/min by default).
+        "THROTTLE_USER": "100000000/min",
+        "THROTTLE_ANON": "100000000/min",
+    }
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop(process)
+            raise RuntimeError(f"{command[0]} did not answer /healthz within 60 s")
+        time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+# --- load generators -----------------------------------------------------------------------
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * _UNITS[unit]
+
+
+def wrk(url: str, headers: dict[str, str], clients: int, duration: float) -> dict:
+    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{duration:g}s", "--latency"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=duration + 60
+    ).stdout
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", out, re.MULTILINE))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _ms(percentiles["50"]),
+        "p99_ms": _ms(percentiles["99"]),
+        "requests": total,
+        "errors": int(bad.group(1)) if bad else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def threads(url: str, headers: dict[str, str], clients: int, duration: float) -> dict:
+    """One thread per client, each on its own keep-alive connection (reopened when a server
+    closes it, as gunicorn's sync workers do after every response)."""
+    parsed = urllib.request.urlparse(url)
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    begin = threading.Barrier(clients + 1)
+    deadline = 0.0
+
+    def client(index: int) -> None:
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        begin.wait()
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                connection.request("GET", parsed.path, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                ok = False
+            latencies[index].append((time.perf_counter() - started) * 1000)
+            errors[index] += not ok
+        connection.close()
+
+    workers = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for worker in workers:
+        worker.start()
+    deadline = time.perf_counter() + duration
+    begin.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    every = sorted(value for per_client in latencies for value in per_client)
+    cut = statistics.quantiles(every, n=100) if len(every) > 1 else every * 99
+    return {
+        "requests_per_s": len(every) / elapsed,
+        "p50_ms": cut[49],
+        "p99_ms": cut[98],
+        "requests": len(every),
+        "errors": sum(errors),
+        "socket_errors": "",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    names = list(servers(0))
+    parser.add_argument("--servers", nargs="+", choices=names, default=names)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per figure")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
+    parser.add_argument("--load", choices=["wrk", "threads"], default=None)
+    args = parser.parse_args()
+    load_name = args.load or ("wrk" if shutil.which("wrk") else "threads")
+    load = wrk if load_name == "wrk" else threads
+
+    token = seed()
+    endpoints = {
+        "/healthz": {},
+        "/api/v1/orchestrations": {"Authorization": f"Bearer {token}"},
+    }
+    rows = []
+    for name in args.servers:
+        port = free_port()
+        command, extra_env = servers(port)[name]
+        base = f"http://127.0.0.1:{port}"
+        process = start(command, extra_env, base)
+        try:
+            for path, headers in endpoints.items():
+                load(base + path, headers, args.clients, WARM_UP_S)
+                figures = load(base + path, headers, args.clients, args.duration)
+                row = {
+                    "server": name,
+                    "endpoint": path,
+                    **{k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()},
+                    "clients": args.clients,
+                    "duration_s": args.duration,
+                    "load": load_name,
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            stop(process)
+
+    print(f"\n{'server':<24}{'endpoint':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}", file=sys.stderr)
+    for row in rows:
+        print(
+            f"{row['server']:<24}{row['endpoint']:<26}{row['requests_per_s']:>9.0f}"
+            f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}"
+            + (f"  errors: {row['errors']}" if row["errors"] else ""),
+            file=sys.stderr,
+        )
+
+
+if __name__ == "__main__":
+    main()
