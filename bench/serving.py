@@ -81,7 +81,7 @@ def seed() -> str:
     for number in range(have, ORCHESTRATIONS):
         definition = {
             "nodes": [
-                {"id": "draft", "type": "agent", "config": {"agent": {"model": "builtin/echo"}}},
+                {"id": "draft", "type": "transform", "config": {"output": "{{ input }}"}},
                 {"id": "shape", "type": "transform", "config": {"output": "{{ draft }}"}},
             ],
             "edges": [{"source": "draft", "target": "shape"}],

@@ -13,7 +13,8 @@
 
   const definition = JSON.parse(document.getElementById("graph-data").textContent);
   const graph = window.Graph.create(document.getElementById("canvas"), { editable: false });
-  const state = { run: null, steps: {}, lastSeq: 0, selected: null, rendered: { steps: {}, output: "" }, socket: null, retry: 500 };
+  const TRACE_TYPES = ["agent_turn", "tool_execution", "tool_result"];
+  const state = { run: null, steps: {}, stepEvents: {}, lastSeq: 0, selected: null, rendered: { steps: {}, output: "" }, socket: null, retry: 500 };
 
   graph.setGraph(definition.nodes.map((n) => ({ ...n, status: "pending" })), definition.edges.map((e) => ({ ...e, id: e.id || `${e.source}->${e.target}` })), false);
   graph.cy.on("tap", "node", (evt) => selectStep(evt.target.id()));
@@ -156,9 +157,25 @@
       step && step.error ? el("div", { class: "flash bad" }, pretty(step.error.detail || step.error)) : null,
       el("h3", { class: "section" }, "Input"), el("pre", {}, pretty(step ? step.input : null)),
       el("h3", { class: "section" }, "Output"), output,
-      step && step.turns && step.turns.length ? el("details", {}, el("summary", {}, `Agent turns (${step.turns.length})`), el("pre", {}, pretty(step.turns))) : null,
-      step && step.tool_calls && step.tool_calls.length ? el("details", {}, el("summary", {}, `Tool calls (${step.tool_calls.length})`), el("pre", {}, pretty(step.tool_calls))) : null,
+      node.type === "agent" ? agentTrace(id, step) : null,
     );
+  }
+
+  function agentTrace(id, step) {
+    const events = state.stepEvents[id] || [];
+    const line = (event) => {
+      const d = event.data || {};
+      if (event.type === "agent_turn") {
+        const calls = d.tool_calls && d.tool_calls.length ? ` → calls ${d.tool_calls.join(", ")}` : "";
+        return el("li", { class: "trace turn" }, el("strong", {}, `Turn ${d.turn}`), ` · ${d.model || ""} · ${d.tokens ? `${d.tokens.input} in / ${d.tokens.output} out` : ""}${calls}`,
+          d.content ? el("div", { class: "muted trace-text" }, d.content) : null);
+      }
+      if (event.type === "tool_execution") return el("li", { class: "trace tool" }, el("strong", {}, `Tool ${d.tool_name}`), el("pre", {}, pretty(d.args)));
+      return el("li", { class: `trace result ${d.ok ? "ok" : "bad"}` }, el("strong", {}, `${d.tool_name} ${d.ok ? "returned" : "failed"}`), el("div", { class: "muted trace-text" }, d.preview || ""));
+    };
+    return el("div", {},
+      el("h3", { class: "section" }, `Agent turns (${step ? step.turns : 0}) and tool calls (${step ? step.tool_calls : 0})`),
+      events.length ? el("ol", { class: "agent-trace" }, ...events.map(line)) : el("p", { class: "muted" }, "None yet."));
   }
 
   // --- the event stream ----------------------------------------------------------------------------
@@ -177,6 +194,9 @@
       if (event.seq <= state.lastSeq) continue;
       state.lastSeq = event.seq;
       addEvent(event);
+      if (TRACE_TYPES.includes(event.type) && event.step_id) {
+        (state.stepEvents[event.step_id] = state.stepEvents[event.step_id] || []).push(event);
+      }
       if (event.step_id && EVENT_STATUS[event.type]) setNodeStatus(event.step_id, EVENT_STATUS[event.type]);
     }
     if (status) setRunStatus(status);

@@ -60,6 +60,12 @@ def test_build_a_three_step_orchestration_save_run_and_watch_it_succeed(page, or
     assert run.status == "succeeded"
     assert run.output.startswith("Shout: ")
     expect(page.locator("#output")).to_contain_text("Shout:")
+    page.click('.gnode[data-node-id="draft"]')
+    panel = page.locator("#step-panel")
+    expect(panel).to_contain_text("builtin/echo")
+    expect(panel).to_contain_text("Agent turns (1)")
+    expect(panel.locator(".agent-trace li")).to_contain_text("Turn 1")
+    expect(panel).to_contain_text("tides")
     assert page.url != editor_url
 
 
