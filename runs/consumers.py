@@ -59,18 +59,24 @@ def _visible_run(run_id: str, user, params: dict) -> bool:
 
 @database_sync_to_async
 def _events_after(run_id: str, seq: int) -> tuple[list[dict], str]:
+    """The events after `seq` and the run's status (read with them: one query a wake-up, and
+    every viewer of the run reads on every wake-up). The status is only sent with events."""
+    rows = list(
+        RunEvent.objects.filter(run_id=run_id, seq__gt=seq)
+        .order_by("seq")
+        .values_list("seq", "type", "ts", "step_id", "data", "run__status")[:BATCH]
+    )
     events = [
         {
-            "seq": event.seq,
-            "type": event.type,
-            "ts": event.ts.isoformat().replace("+00:00", "Z"),
-            "step_id": event.step_id,
-            "data": event.data,
+            "seq": event_seq,
+            "type": kind,
+            "ts": ts.isoformat().replace("+00:00", "Z"),
+            "step_id": step_id,
+            "data": data,
         }
-        for event in RunEvent.objects.filter(run_id=run_id, seq__gt=seq).order_by("seq")[:BATCH]
+        for event_seq, kind, ts, step_id, data, _ in rows
     ]
-    status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
-    return events, status
+    return events, rows[-1][5] if rows else ""
 
 
 class RunTraceConsumer(AsyncJsonWebsocketConsumer):

@@ -182,3 +182,22 @@ def test_connect_two_steps_by_dragging_and_delete_a_step_with_the_keyboard(page,
     saved = Orchestration.objects.get(pk=orchestration.pk).definition
     assert [n["id"] for n in saved["nodes"]] == ["a", "b"]
     assert [(e["source"], e["target"]) for e in saved["edges"]] == [("a", "b")]
+
+
+def test_validation_errors_are_shown_on_the_step_they_belong_to(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Calls out",
+            "definition": {"nodes": [{"id": "a", "type": "transform", "config": {"output": "1"}}]},
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    page.click("[data-add-type=http]")
+    url = page.locator("#tab-inspector .field", has_text="URL").locator("input")
+    url.fill("")
+    page.click("#save")
+    expect(page.locator(".flash.bad")).to_contain_text("nodes[1].config.url: is required")
+    expect(page.locator('.gnode[data-node-id="http_1"]')).to_have_class("gnode invalid")
+    expect(page.locator('.gnode[data-node-id="a"]')).to_have_class("gnode")
+    assert Orchestration.objects.get(pk=orchestration.pk).version == 1

@@ -92,8 +92,9 @@ class Sink(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def step(self, node_id: str, *, kind: str = "sink", **extra) -> dict:
-        """An http node whose side effect lands here, keyed by (run, node)."""
+    def step(self, node_id: str, *, kind: str = "sink", timeout_s: float = 3, **extra) -> dict:
+        """An http node whose side effect lands here, keyed by (run, node). Its `timeout_s`
+        sets the lease of a claim (timeout_s + STEP_LEASE_GRACE_S)."""
         return {
             "id": node_id,
             "type": "http",
@@ -103,6 +104,7 @@ class Sink(ThreadingHTTPServer):
                 "body": {"run": "{{ run.id }}", "step": node_id},
                 "timeout_s": 60,
             },
+            "timeout_s": timeout_s,
             **extra,
         }
 

@@ -1,9 +1,10 @@
 """Fault tests: real workers killed at random, duplicate deliveries, restarts, broker flushes,
 two beats. CI runs short counts; SOAK=1 runs the full ones (make soak).
 
-Timing in these tests: a claimed step's lease is STEP_DEFAULT_LEASE_S + STEP_LEASE_GRACE_S
-(3 + 2 s here, an hour and a half-minute by default), and the test process plays beat, calling
-the reaper every REAP_EVERY_S. Pending steps and queued runs whose message was lost with a
+Timing in these tests: a claimed step's lease is the node's timeout_s + STEP_LEASE_GRACE_S
+(3 + 2 s here; 300 + 30 s with the defaults: a normalized node always has a timeout_s, so
+STEP_DEFAULT_LEASE_S, set small here too, only applies to nodes without one), and the test
+process plays beat, calling the reaper every REAP_EVERY_S. Pending steps and queued runs whose message was lost with a
 killed worker are sent again once they are STALE_S old (30 s in the product; the tests shorten
 it like the lease, so that a soak is minutes, not hours)."""
 
