@@ -183,6 +183,7 @@
   }
 
   function addNode(type) {
+    if (!state.definition) return; // still loading
     const id = newId(type);
     const extent = cy.extent();
     const last = state.definition.nodes[state.definition.nodes.length - 1];
@@ -378,6 +379,7 @@
   }
 
   async function save() {
+    if (!state.definition) return false;
     const button = document.getElementById("save");
     button.disabled = true;
     clearFlash();

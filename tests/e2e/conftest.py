@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
+from playwright.sync_api import expect
 
 from orchestrator.choices import Role
 from orchestrator.models import Membership
@@ -46,9 +48,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def stack(transactional_db, settings, tmp_path):
-    """(base URL, worker): the web server and a worker, both on the test database."""
+@pytest.fixture(scope="session")
+def stack(django_db_setup, tmp_path_factory):
+    """(base URL, worker): the web server and a worker on the test database, shared by the
+    browser tests (each test's data is committed through `transactional_db`, then flushed)."""
+    from django.conf import settings
+
+    tmp_path = tmp_path_factory.mktemp("stack")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"chromium is not installed at {CHROMIUM} (.ci/run installs it)")
     env = {
@@ -93,7 +99,7 @@ def stack(transactional_db, settings, tmp_path):
                 raise AssertionError((tmp_path / "daphne.log").read_text()) from None
             time.sleep(0.2)
     yield f"http://127.0.0.1:{port}", worker
-    worker.stop()
+    worker.kill()  # a throwaway worker: no need to wait for a warm shutdown
     os.killpg(web.pid, signal.SIGTERM)
     try:
         web.wait(timeout=5)
@@ -105,14 +111,16 @@ def stack(transactional_db, settings, tmp_path):
 
 
 @pytest.fixture
-def member(org):
+def member(transactional_db, org):
     user = get_user_model().objects.create_user("ada", password=PASSWORD)
     Membership.objects.create(user=user, organization=org, role=Role.EDITOR, is_default=True)
     return user
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One chromium per module: Playwright's sync API keeps an event loop in this thread while
+    it runs, which later async_to_sync calls in other test modules must not meet."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -123,17 +131,20 @@ def browser():
 
 @pytest.fixture
 def page(browser, stack, member):
-    """A signed-in page at 1280x800; JS errors fail the test."""
+    """A signed-in page at 1280x800 (the session cookie is set directly; one test signs in
+    through the form); JS errors fail the test."""
     base, _ = stack
     context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})
+    client = Client()
+    client.force_login(member)
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}]
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/login/")
-    page.fill("input[name=username]", member.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    page.goto("/")
+    expect(page.locator("h1")).to_have_text("Orchestrations")
     yield page
     context.close()
     assert errors == [], errors

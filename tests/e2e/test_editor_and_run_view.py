@@ -193,6 +193,7 @@ def test_validation_errors_are_shown_on_the_step_they_belong_to(page, org):
         },
     )
     page.goto(f"/orchestrations/{orchestration.pk}/")
+    expect(page.locator(".gnode")).to_have_count(1)
     page.click("[data-add-type=http]")
     url = page.locator("#tab-inspector .field", has_text="URL").locator("input")
     url.fill("")
