@@ -21,6 +21,7 @@ from orchestrator.models import (
     StarterTemplate,
     Trigger,
     WebhookDelivery,
+    WebhookRequestCount,
 )
 
 
@@ -246,4 +247,15 @@ class StarterTemplateAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookRequestCount)
+class WebhookRequestCountAdmin(admin.ModelAdmin):
+    """The webhook outcome counters behind /metrics, for a look without Prometheus."""
+
+    list_display = ["outcome", "count"]
+    readonly_fields = ["outcome", "count"]
+
+    def has_add_permission(self, request) -> bool:
         return False

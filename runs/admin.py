@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from orchestrator.api.errors import APIError
-from runs.models import Run, RunEvent, StepRun
+from runs.models import OutputVersion, Run, RunEvent, ShareLink, StepRun
 from runs.services import lifecycle
 
 
@@ -103,6 +103,41 @@ class StepRunAdmin(admin.ModelAdmin):
     list_filter = ["status", "node_type"]
     search_fields = ["node_id", "run__id"]
     readonly_fields = [field.name for field in StepRun._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(OutputVersion)
+class OutputVersionAdmin(admin.ModelAdmin):
+    """Refined outputs are history: readable, never edited here."""
+
+    list_display = ["run", "version", "output_type", "requested_by_name", "created_at"]
+    list_filter = ["output_type"]
+    search_fields = ["run__id", "prompt"]
+    readonly_fields = [
+        "run",
+        "version",
+        "output",
+        "output_type",
+        "prompt",
+        "requested_by_name",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    """Operators can revoke a public link (set revoked_at); the token itself is not shown."""
+
+    list_display = ["run", "created_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["run__id"]
+    fields = ["run", "created_at", "revoked_at"]
+    readonly_fields = ["run", "created_at"]
 
     def has_add_permission(self, request) -> bool:
         return False

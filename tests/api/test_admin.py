@@ -41,3 +41,16 @@ def test_every_registered_model_has_a_working_list_and_change_page(operator, edi
         if first is not None:
             change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk])
             assert operator.get(change).status_code == 200, change
+
+
+def test_every_model_of_the_project_has_an_admin_screen_or_is_shown_inline():
+    from django.apps import apps
+
+    inline_only = {"RunEvent", "OrchestrationTag"}
+    missing = [
+        model.__name__
+        for app in ("orchestrator", "runs", "approvals", "gallery")
+        for model in apps.get_app_config(app).get_models()
+        if model not in admin.site._registry and model.__name__ not in inline_only
+    ]
+    assert missing == []
