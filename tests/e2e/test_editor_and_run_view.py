@@ -202,3 +202,24 @@ def test_validation_errors_are_shown_on_the_step_they_belong_to(page, org):
     expect(page.locator('.gnode[data-node-id="http_1"]')).to_have_class("gnode invalid")
     expect(page.locator('.gnode[data-node-id="a"]')).to_have_class("gnode")
     assert Orchestration.objects.get(pk=orchestration.pk).version == 1
+
+
+def test_the_dashboard_filters_as_you_type(page, org):
+    for name in ("Invoice digest", "Lead scoring", "Invoice reminders"):
+        create_orchestration(
+            org,
+            {
+                "name": name,
+                "definition": {
+                    "nodes": [{"id": "a", "type": "transform", "config": {"output": "1"}}]
+                },
+            },
+        )
+    page.goto("/")
+    rows = page.locator("[data-orchestration-id]")
+    expect(rows).to_have_count(3)
+    page.fill("input[name=q]", "invoice")
+    expect(rows).to_have_count(2)
+    expect(page).to_have_url(re.compile(r"q=invoice"))
+    page.select_option("select[name=status]", "active")
+    expect(page.locator("#results")).to_contain_text("No orchestrations match these filters")
