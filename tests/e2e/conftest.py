@@ -48,10 +48,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(django_db_setup, tmp_path_factory):
     """(base URL, worker): the web server and a worker on the test database, shared by the
-    browser tests (each test's data is committed through `transactional_db`, then flushed)."""
+    tests of a module (each test's data is committed through `transactional_db`, then flushed).
+    Gone before the next module: a leftover worker would take other tests' tasks."""
     from django.conf import settings
 
     tmp_path = tmp_path_factory.mktemp("stack")

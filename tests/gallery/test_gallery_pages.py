@@ -131,7 +131,7 @@ def test_names_descriptions_tags_and_node_names_are_escaped(publish):
         description=f"Hello {IMG} and {SCRIPT}",
         tags=[SCRIPT, IMG],
         icon=IMG,
-        icon_color=f"red;background:url(x){IMG}",
+        icon_color="red;background:url(x)<b>",
     )
     definition = dict(orchestration.definition)
     definition["nodes"][0]["name"] = SCRIPT
