@@ -34,8 +34,11 @@ def report(name: str, value: float, unit: str, target: str | None, ok: bool | No
     )
 
 
+STARTED = time.monotonic()
+
+
 def progress(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
+    print(f"bench [{time.monotonic() - STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def wait(predicate: Callable[[], bool], timeout: float = 300.0, pause: float = 0.002) -> float:
@@ -59,9 +62,11 @@ def free_port() -> int:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the process group (a server's workers too), SIGKILL if it lingers."""
+    """SIGTERM to the main process, which stops its workers (a Celery worker finishes the tasks
+    it holds: its pool killed by a group-wide signal would hand them back to the queue, for the
+    next workload to run); SIGKILL to the whole group if it lingers."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+        os.kill(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:

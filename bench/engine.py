@@ -1,7 +1,13 @@
-"""Engine benchmarks on PostgreSQL and Redis with a real worker, next to plain Celery doing the
-same workloads in the same run. Prints one JSON line per figure.
+"""Benchmarks on PostgreSQL and Redis with a real worker and real servers. Prints one JSON line
+per figure on stdout, `{"name", "value", "unit", "target", "ok"}` (plus context), progress on
+stderr.
 
     make bench        (or: python -m bench.engine, with DATABASE_URL and REDIS_URL set)
+
+1. the engine next to plain Celery doing the same workloads: step overhead, fan-out, steps/s;
+2. runs/s of small runs end to end, and the worker pool's memory after run 100 and run 1,000;
+3. the API lists under load next to /healthz, and their query count per page (bench.api);
+4. live trace latency, from an appended event to websocket clients (bench.live).
 
 The machine is noisy (figures move up to 2x between runs): compare within one run only.
 """
@@ -15,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -26,6 +33,7 @@ import redis  # noqa: E402
 from celery import chain  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 
 from bench import api, live  # noqa: E402
@@ -41,6 +49,7 @@ REPEATS = 3
 THROUGHPUT_RUNS = 200
 SMALL_RUNS = 1000  # of 3 transforms: runs/s, and worker memory after run 100 and this one
 MEMORY_BASELINE_RUN = 100
+FIRING_THREADS = 4  # as API clients would; each fires its own orchestration
 
 
 def start_worker(concurrency: int) -> subprocess.Popen:
@@ -106,11 +115,24 @@ def celery_fan_out(width: int, store: redis.Redis) -> float:
     return time.perf_counter() - started
 
 
-def fire_and_finish(orchestration, how_many: int) -> float:
-    """Fire runs one after another with the worker running; seconds from the first fire to the
-    last finish."""
+def fire_and_finish(orchestrations: list, how_many: int) -> float:
+    """Fire runs from one thread per orchestration while the worker runs (fires of one
+    orchestration take turns on its row lock); seconds from the first fire to the last finish."""
+
+    def fire(orchestration, count: int) -> list:
+        try:
+            return [lifecycle.fire(orchestration, {})[0].pk for _ in range(count)]
+        finally:
+            connection.close()
+
+    share = how_many // len(orchestrations)
     begun = time.time()
-    runs = [lifecycle.fire(orchestration, {})[0].pk for _ in range(how_many)]
+    with ThreadPoolExecutor(len(orchestrations)) as pool:
+        runs = [
+            pk
+            for batch in pool.map(fire, orchestrations, [share] * len(orchestrations))
+            for pk in batch
+        ]
     wait(
         lambda: Run.objects.filter(pk__in=runs, status__in=RUN_TERMINAL).count() == len(runs),
         pause=0.05,
@@ -121,15 +143,15 @@ def fire_and_finish(orchestration, how_many: int) -> float:
     return last.timestamp() - begun
 
 
-def small_runs(orchestration) -> None:
+def small_runs(orchestrations: list) -> None:
     """Runs/s end to end, and the pool's memory after run 100 and after run 1,000."""
     worker = start_worker(2)
     try:
-        fire_and_finish(orchestration, MEMORY_BASELINE_RUN)
+        fire_and_finish(orchestrations, MEMORY_BASELINE_RUN)
         baseline = children_rss_kb(worker.pid)
         progress(f"pool RSS after run {MEMORY_BASELINE_RUN}: {baseline} kB")
         rest = SMALL_RUNS - MEMORY_BASELINE_RUN
-        elapsed = fire_and_finish(orchestration, rest)
+        elapsed = fire_and_finish(orchestrations, rest)
         after = children_rss_kb(worker.pid)
         progress(f"pool RSS after run {SMALL_RUNS}: {after} kB")
     finally:
@@ -141,7 +163,8 @@ def small_runs(orchestration) -> None:
         None,
         None,
         runs=rest,
-        note="fired one after another while the worker runs; first fire to last finish",
+        firing_threads=len(orchestrations),
+        note="fired while the worker runs; first fire to last finish",
     )
     growth = (sum(after.values()) - sum(baseline.values())) / sum(baseline.values()) * 100
     report(
@@ -178,12 +201,15 @@ def main() -> None:
         [{"source": "start", "target": n} for n in fan_ids]
         + [{"source": n, "target": "join"} for n in fan_ids],
     )
-    small_flow = flow(
-        org,
-        f"small-{tag}",
-        [transform(n) for n in ("a", "b", "c")],
-        [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}],
-    )
+    small_flows = [
+        flow(
+            org,
+            f"small-{tag}-{index}",
+            [transform(n) for n in ("a", "b", "c")],
+            [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}],
+        )
+        for index in range(FIRING_THREADS)
+    ]
     ten_ids = [f"t{i}" for i in range(10)]
     ten_flow = flow(
         org,
@@ -256,11 +282,11 @@ def main() -> None:
         stop(worker)
 
     progress(f"{SMALL_RUNS} small runs")
-    small_runs(small_flow)
+    small_runs(small_flows)
     progress("API lists under load")
     api.run()
     progress("websocket event latency")
-    live.run(org, Run.objects.filter(orchestration=small_flow).values_list("pk", flat=True)[0])
+    live.run(org, Run.objects.filter(orchestration=small_flows[0]).values_list("pk", flat=True)[0])
 
 
 if __name__ == "__main__":

@@ -59,8 +59,8 @@ def _visible_run(run_id: str, user, params: dict) -> bool:
 
 @database_sync_to_async
 def _events_after(run_id: str, seq: int) -> tuple[list[dict], str]:
-    """The events after `seq` and the run's status (read with them: one query a wake-up, and
-    every viewer of the run reads on every wake-up). The status is only sent with events."""
+    """The events after `seq`, and the run's status read with them in the same query (a wake-up
+    costs one query, not two). The status is only sent with events."""
     rows = list(
         RunEvent.objects.filter(run_id=run_id, seq__gt=seq)
         .order_by("seq")
@@ -77,6 +77,28 @@ def _events_after(run_id: str, seq: int) -> tuple[list[dict], str]:
         for event_seq, kind, ts, step_id, data, _ in rows
     ]
     return events, rows[-1][5] if rows else ""
+
+
+# Reads in flight, by (run, seq read after, seq of the wake-up). One wake-up reaches every viewer
+# of a run in this process at once, and they would each run the same query one after the other
+# (database_sync_to_async runs them on one thread): viewers woken by the same message share one
+# read, which started after that message arrived, so it sees the event that sent it.
+_shared_reads: dict[tuple[str, int, int], asyncio.Future] = {}
+
+
+async def _events_after_shared(run_id: str, seq: int, woken_for: int) -> tuple[list[dict], str]:
+    key, loop = (run_id, seq, woken_for), asyncio.get_running_loop()
+    read = _shared_reads.get(key)
+    if read is None or read.get_loop() is not loop:
+        read = _shared_reads[key] = asyncio.ensure_future(_events_after(run_id, seq))
+
+        def forget(done: asyncio.Future) -> None:
+            if _shared_reads.get(key) is done:
+                del _shared_reads[key]
+
+        read.add_done_callback(forget)
+    # Shielded: a viewer that disconnects mid-read must not cancel the read of the others.
+    return await asyncio.shield(read)
 
 
 class RunTraceConsumer(AsyncJsonWebsocketConsumer):
@@ -118,13 +140,19 @@ class RunTraceConsumer(AsyncJsonWebsocketConsumer):
 
     async def run_events(self, message: dict) -> None:
         """The wake-up sent by runs.services.events after a commit."""
-        if message.get("seq", 0) > self.last_seq:
-            await self.send_new_events()
+        seq = message.get("seq", 0)
+        if seq > self.last_seq:
+            await self.send_new_events(woken_for=seq)
 
-    async def send_new_events(self) -> None:
+    async def send_new_events(self, *, woken_for: int | None = None) -> None:
         async with self.lock:
             while True:
-                events, status = await _events_after(self.run_id, self.last_seq)
+                if woken_for is None:
+                    events, status = await _events_after(self.run_id, self.last_seq)
+                else:
+                    events, status = await _events_after_shared(
+                        self.run_id, self.last_seq, woken_for
+                    )
                 if events:
                     self.last_seq = events[-1]["seq"]
                     await self.send_json({"events": events, "status": status})
