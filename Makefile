@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install run migrate test lint format bench clean
+.PHONY: install run migrate test lint format bench bench-serving clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed: install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -32,7 +32,7 @@ run: migrate
 	$(BIN)/python manage.py load_starters
 	$(BIN)/python manage.py bootstrap_demo
 	@echo "  Serving on http://$(HOST):$(PORT)/  (Ctrl-C stops web, worker and beat)"
-	$(BIN)/honcho -f Procfile start
+	LOG_FORMAT=$${LOG_FORMAT:-console} $(BIN)/honcho -f Procfile start
 
 test: install
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0 || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
@@ -45,6 +45,14 @@ bench: install
 	@psql "$(dir $(BENCH_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(BENCH_DATABASE_URL))'" | grep -q 1 \
 		|| psql "$(dir $(BENCH_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATABASE_URL))"
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) VAR_DIR=$(CURDIR)/var/bench $(BIN)/python -m bench.engine
+
+# Requests/s of the API list and /healthz under daphne, uvicorn and gunicorn (wrk if installed).
+SERVING_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator_serving
+SERVING_REDIS_URL ?= redis://127.0.0.1:6379/13
+bench-serving: install
+	@psql "$(dir $(SERVING_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(SERVING_DATABASE_URL))'" | grep -q 1 \
+		|| psql "$(dir $(SERVING_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(SERVING_DATABASE_URL))"
+	DATABASE_URL=$(SERVING_DATABASE_URL) REDIS_URL=$(SERVING_REDIS_URL) VAR_DIR=$(CURDIR)/var/bench-serving $(BIN)/python -m bench.serving
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,13 +3,14 @@
 table on stderr.
 
     make bench-serving      (or: python -m bench.serving, with DATABASE_URL and REDIS_URL set)
-    python -m bench.serving --servers daphne gunicorn --duration 5
+    python -m bench.serving --servers daphne gunicorn --duration 5 --rounds 3
 
 Endpoints: `/healthz` (no database) and `GET /api/v1/orchestrations` (a bearer token, a page of
 the organization's ~100 orchestrations). Load: wrk when installed (`apt-get install wrk`), else
 Python threads on keep-alive connections; 16 concurrent clients for 10 s by default, after a
 short warm-up. The load generator shares the CPU with the server, as it did for DESIGN.md's
-figures: compare servers within one run.
+figures: compare servers within one run. On a busy machine req/s mostly measures each server's
+share of the CPU; `cpu ms` (the server's CPU time per answered request) still compares them.
 """
 
 from __future__ import annotations
@@ -143,6 +144,24 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def cpu_seconds(session: int) -> float | None:
+    """CPU time used so far by every process of the server's session (Linux /proc). Unlike
+    req/s, CPU per request barely moves when other work shares the machine."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    ticks = 0
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # Fields after the command name: state ppid pgrp session ... utime(11) stime(12).
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # --- load generators -----------------------------------------------------------------------
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -153,7 +172,9 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, headers: dict[str, str], clients: int, duration: float) -> dict:
-    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{duration:g}s", "--latency"]
+    # A 30 s timeout: wrk's 2 s default drops the slow answers from the figures instead.
+    command = ["wrk", "--latency", "--timeout", "30s", "-t", "2", "-c", str(clients)]
+    command += ["-d", f"{duration:g}s"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     out = subprocess.run(
@@ -220,12 +241,45 @@ def threads(url: str, headers: dict[str, str], clients: int, duration: float) ->
     }
 
 
+def measure(load, process, url: str, headers: dict[str, str], args) -> dict:
+    load(url, headers, args.clients, WARM_UP_S)
+    cpu_before = cpu_seconds(process.pid)
+    figures = load(url, headers, args.clients, args.duration)
+    cpu_after = cpu_seconds(process.pid)
+    if cpu_before is not None and figures["requests"]:
+        cpu_ms = (cpu_after - cpu_before) * 1000 / figures["requests"]
+        figures["server_cpu_ms_per_request"] = cpu_ms
+    return figures
+
+
+def summary(server: str, endpoint: str, rounds: list[dict], args, load_name: str) -> dict:
+    """The median of each figure over the rounds (all of them are kept for req/s)."""
+    keys = ["requests_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request"]
+    row = {"server": server, "endpoint": endpoint}
+    for key in keys:
+        values = [figures[key] for figures in rounds if key in figures]
+        if values:
+            row[key] = round(statistics.median(values), 2)
+    row["requests_per_s_each_round"] = [round(f["requests_per_s"], 1) for f in rounds]
+    row["errors"] = sum(figures["errors"] for figures in rounds)
+    row["socket_errors"] = "; ".join(f["socket_errors"] for f in rounds if f["socket_errors"])
+    row.update(clients=args.clients, duration_s=args.duration, load=load_name)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = list(servers(0))
     parser.add_argument("--servers", nargs="+", choices=names, default=names)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per figure")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every server this many times, in turn, and report medians: on a shared "
+        "machine, load that comes and goes then hits every server alike",
+    )
     parser.add_argument("--load", choices=["wrk", "threads"], default=None)
     args = parser.parse_args()
     load_name = args.load or ("wrk" if shutil.which("wrk") else "threads")
@@ -236,37 +290,44 @@ def main() -> None:
         "/healthz": {},
         "/api/v1/orchestrations": {"Authorization": f"Bearer {token}"},
     }
-    rows = []
-    for name in args.servers:
-        port = free_port()
-        command, extra_env = servers(port)[name]
-        base = f"http://127.0.0.1:{port}"
-        process = start(command, extra_env, base)
-        try:
-            for path, headers in endpoints.items():
-                load(base + path, headers, args.clients, WARM_UP_S)
-                figures = load(base + path, headers, args.clients, args.duration)
-                row = {
-                    "server": name,
-                    "endpoint": path,
-                    **{k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()},
-                    "clients": args.clients,
-                    "duration_s": args.duration,
-                    "load": load_name,
-                }
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-        finally:
+    # All servers run side by side (an idle one costs nothing) and take the load in turn.
+    running: dict[str, tuple[subprocess.Popen, str]] = {}
+    results: dict[tuple[str, str], list[dict]] = {}
+    try:
+        for name in args.servers:
+            port = free_port()
+            command, extra_env = servers(port)[name]
+            base = f"http://127.0.0.1:{port}"
+            running[name] = (start(command, extra_env, base), base)
+        for _ in range(args.rounds):
+            for name, (process, base) in running.items():
+                for path, headers in endpoints.items():
+                    figures = measure(load, process, base + path, headers, args)
+                    results.setdefault((name, path), []).append(figures)
+    finally:
+        for process, _ in running.values():
             stop(process)
 
-    print(f"\n{'server':<24}{'endpoint':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}", file=sys.stderr)
+    rows = [
+        summary(name, path, rounds, args, load_name) for (name, path), rounds in results.items()
+    ]
     for row in rows:
+        print(json.dumps(row), flush=True)
+    header = f"{'server':<24}{'endpoint':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>9}"
+    print(f"\n{header}", file=sys.stderr)
+    for row in rows:
+        cpu = row.get("server_cpu_ms_per_request")
         print(
             f"{row['server']:<24}{row['endpoint']:<26}{row['requests_per_s']:>9.0f}"
             f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}"
+            + (f"{cpu:>9.2f}" if cpu is not None else f"{'-':>9}")
             + (f"  errors: {row['errors']}" if row["errors"] else ""),
             file=sys.stderr,
         )
+    print(
+        "cpu ms: CPU time of the server's processes per answered request (database excluded)",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -155,6 +155,11 @@ else:
         "polling_interval": 0.05,
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # This transport has no event loop, so prefork would run billiard's threaded pool, whose
+    # children share one lock on the task queue: a child killed while holding it (the OOM
+    # killer, a SIGKILL) left the other children waiting on it for good, and the worker took
+    # no task again (tests/fault/test_killed_workers.py). A thread pool has no such lock.
+    CELERY_WORKER_POOL = "threads"
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -215,9 +220,6 @@ SPECTACULAR_SETTINGS = {
         "CredentialKindEnum": "orchestrator.choices.CredentialKind",
         "OrchestrationStatusEnum": "orchestrator.choices.OrchestrationStatus",
     },
-    # Off in `check --deploy`: it regenerates the whole schema and reports documentation gaps,
-    # not deployment risks. tests/ops/test_schema.py holds the schema to no new warnings.
-    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 
 # Bodies larger than this are refused with 413 before they are parsed.

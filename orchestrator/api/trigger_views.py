@@ -45,6 +45,8 @@ def _orchestration(request, key: str) -> Orchestration:
 
 @extend_schema(tags=["triggers"])
 class OrchestrationTriggerViewSet(viewsets.GenericViewSet):
+    # Only for the schema (the path parameter's type); every action reads its own orchestration.
+    queryset = Trigger.objects.none()
     serializer_class = TriggerSerializer
     cursor_ordering = "created_at"
 
@@ -170,7 +172,9 @@ class WebhookView(APIView):
         from runs.models import TriggerKind as RunTrigger
         from runs.services import lifecycle
 
-        body = read_limited(request.stream, settings.WEBHOOK_MAX_BODY_BYTES)
+        # The Django request, not DRF's `request.stream`: DRF drops a body sent without a
+        # Content-Length (chunked), which would read as empty here and never reach the limit.
+        body = read_limited(request._request, settings.WEBHOOK_MAX_BODY_BYTES)
         try:
             orchestration_uuid = uuid.UUID(orchestration_id)
         except ValueError:

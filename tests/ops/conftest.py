@@ -27,7 +27,11 @@ def base_env(var_dir: Path, **extra: str) -> dict[str, str]:
         if key in os.environ
     }
     env.update(
-        {"VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "config.settings"}
+        {
+            "VAR_DIR": str(var_dir),
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        }
     )
     env.update(extra)
     return env

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
 from tests.ops.conftest import ROOT, base_env, free_port, production_env, python
 
@@ -50,6 +51,23 @@ def test_a_short_secret_key_fails_the_deploy_check(tmp_path):
     assert "security.W009" in result.stderr
 
 
+@pytest.mark.django_db
+def test_the_https_redirect_spares_the_health_probes(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/login/").status_code == 301
+    assert client.get("/login/").headers["Location"] == "https://testserver/login/"
+
+
+def test_a_forwarded_proto_header_is_ignored_unless_behind_a_proxy(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert settings.SECURE_PROXY_SSL_HEADER is None  # BEHIND_PROXY is unset here
+    assert Client().get("/login/", HTTP_X_FORWARDED_PROTO="https").status_code == 301
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert Client().get("/login/", HTTP_X_FORWARDED_PROTO="https").status_code != 301
+
+
 def test_the_development_defaults_start_and_serve(tmp_path):
     env = base_env(tmp_path, DEBUG="true")
     check = manage(env, "check")
@@ -72,7 +90,11 @@ def test_the_development_defaults_start_and_serve(tmp_path):
         assert status == 200 and body
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def _get(url: str) -> tuple[int, bytes]:

@@ -43,7 +43,9 @@ def engine_logs(monkeypatch):
 
 def flow(org, nodes: list[dict], edges: list[dict] = ()):
     definition = {"nodes": nodes, "edges": list(edges), "inputs": [], "output_type": "json"}
-    return create_orchestration(org, {"name": "Logged", "definition": definition, "status": "active"})
+    return create_orchestration(
+        org, {"name": "Logged", "definition": definition, "status": "active"}
+    )
 
 
 def fetch(node_id: str, url: str) -> dict:
@@ -102,7 +104,7 @@ def test_a_provider_call_is_logged_with_the_agent_step(org, upstream, json_lines
 
 
 def test_the_ids_are_unbound_once_the_step_is_recorded(org, upstream, json_lines):
-    run, _ = lifecycle.fire(flow(org, [fetch("only", f"{upstream.url}/a")]), {})
+    lifecycle.fire(flow(org, [fetch("only", f"{upstream.url}/a")]), {})
     drain()
     logging.getLogger("tests.ops").warning("after the run")
 
