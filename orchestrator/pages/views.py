@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import F, Window
+from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -71,9 +71,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     tag = request.GET.get("tag", "").strip()
     if q:
-        orchestrations = orchestrations.filter(name__icontains=q) | orchestrations.filter(
-            description__icontains=q
-        )
+        orchestrations = orchestrations.filter(Q(name__icontains=q) | Q(description__icontains=q))
     if status in OrchestrationStatus.values:
         orchestrations = orchestrations.filter(status=status)
     if tag:
