@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.http import Http404
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from orchestrator.choices import Role
@@ -27,6 +29,21 @@ class HasTenantRole(BasePermission):
             return False
         role = required_role(request, view)
         if not tenant.allows(role):
+            _not_found_first(view)
             self.message = f"This needs the {role} role; your role here is {tenant.role}."
             return False
         return True
+
+
+def _not_found_first(view) -> None:
+    """A foreign or unknown id answers 404 before any role check: API.md's "never 403" for
+    another organization's objects, whatever the caller's role."""
+    finder = getattr(view, "get_object", None)
+    if finder is None or not getattr(view, "kwargs", None):
+        return
+    try:
+        finder()
+    except (Http404, NotFound):
+        raise NotFound("No such object in this organization.") from None
+    except Exception:  # views whose lookup is not get_object keep the 403
+        return

@@ -123,6 +123,10 @@ class RunAnswerViewSet(viewsets.GenericViewSet):
 
     lookup_value_regex = "[^/]+"
 
+    def get_object(self):
+        """The run in the URL (404 when foreign): also what the role check looks up first."""
+        return _run_or_404(self.request, self.kwargs["pk"])
+
     @extend_schema(request=ResumeSerializer, responses={200: ApprovalSerializer})
     def resume(self, request, pk=None):
         run = _run_or_404(request, pk)

@@ -50,6 +50,10 @@ class OrchestrationTriggerViewSet(viewsets.GenericViewSet):
     serializer_class = TriggerSerializer
     cursor_ordering = "created_at"
 
+    def get_object(self) -> Orchestration:
+        """The orchestration in the URL (404 when foreign), looked up before the role check."""
+        return _orchestration(self.request, self.kwargs["orchestration_pk"])
+
     def list(self, request, orchestration_pk=None):
         orchestration = _orchestration(request, orchestration_pk)
         page = self.paginate_queryset(orchestration.triggers.all())
@@ -69,6 +73,10 @@ class OrchestrationTriggerViewSet(viewsets.GenericViewSet):
 class TriggerViewSet(viewsets.GenericViewSet):
     serializer_class = TriggerSerializer
     lookup_value_regex = "[^/]+"
+
+    def get_object(self) -> Trigger:
+        """The trigger in the URL (404 when foreign), looked up before the role check."""
+        return self.get_trigger(self.kwargs["pk"])
 
     def get_trigger(self, key: str) -> Trigger:
         try:

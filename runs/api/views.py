@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.db.models import F
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
@@ -18,6 +19,7 @@ from runs.api.serializers import (
     FireSerializer,
     ReplaySerializer,
     RunSerializer,
+    prefetch_human_input,
     step_rows,
 )
 from runs.filtersets import RunFilter
@@ -80,6 +82,13 @@ class RunQuerysetMixin:
             "orchestration"
         )
 
+    def get_object(self):
+        """The run (or, on a collection, the orchestration) in the URL: 404 when foreign, and
+        looked up before the role check."""
+        if "pk" in self.kwargs:
+            return self.get_run(self.kwargs["pk"])
+        return orchestration_for(self.request, self.kwargs["orchestration_pk"])
+
     def get_run(self, key: str) -> Run:
         try:
             run_id = uuid.UUID(str(key))
@@ -91,8 +100,15 @@ class RunQuerysetMixin:
         return run
 
     def list(self, request, *args, **kwargs):
-        queryset = self.filter_queryset(self.get_queryset()).prefetch_related("step_runs")
+        # Of the orchestration the list shows only the name: join for that column alone
+        # rather than load every orchestration with its definition.
+        queryset = (
+            self.filter_queryset(self.get_queryset())
+            .select_related(None)
+            .annotate(orchestration_name=F("orchestration__name"))
+        )
         page = self.paginate_queryset(queryset)
+        prefetch_human_input(page)
         return self.get_paginated_response(RunSerializer(page, many=True).data)
 
     def _replay(self, request, run: Run) -> Response:

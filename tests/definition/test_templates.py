@@ -146,3 +146,19 @@ def test_the_definition_language_imports_nothing_of_django():
 def test_a_key_wins_over_a_dict_method_of_the_same_name():
     context = {"steps": {"get": {"output": 1}, "items": {"output": 2}}, "input": {"keys": 3}}
     assert render("{{ steps.get.output + steps.items.output + input.keys }}", context) == 6
+
+
+def test_compiling_a_template_does_not_count_against_its_render_budget(monkeypatch):
+    """A fresh worker compiles each template once; a slow compile must not fail the step."""
+    from orchestrator.definition import expressions
+
+    real = expressions._template.__wrapped__
+
+    def slow_compile(source):
+        spent = time.thread_time() + expressions.TIME_BUDGET_S * 1.5
+        while time.thread_time() < spent:
+            pass
+        return real(source)
+
+    monkeypatch.setattr(expressions, "_template", slow_compile)
+    assert render("a{{ 1 + 1 }}b", {}) == "a2b"
