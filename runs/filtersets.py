@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import django_filters
 
+from orchestrator.filtersets import ListFilterSet
 from runs.engine import RunStatus
 from runs.models import Run, TriggerKind
 
 
-class RunFilter(django_filters.FilterSet):
+class RunFilter(ListFilterSet):
     status = django_filters.ChoiceFilter(choices=[(s.value, s.value) for s in RunStatus])
     orchestration = django_filters.UUIDFilter(field_name="orchestration_id")
     trigger = django_filters.ChoiceFilter(field_name="trigger_kind", choices=TriggerKind.choices)
