@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install run migrate test lint format bench bench-serving clean
+.PHONY: install run migrate test lint format bench bench-serving soak clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed: install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -53,6 +53,16 @@ bench-serving: install
 	@psql "$(dir $(SERVING_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(SERVING_DATABASE_URL))'" | grep -q 1 \
 		|| psql "$(dir $(SERVING_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(SERVING_DATABASE_URL))"
 	DATABASE_URL=$(SERVING_DATABASE_URL) REDIS_URL=$(SERVING_REDIS_URL) VAR_DIR=$(CURDIR)/var/bench-serving $(BIN)/python -m bench.serving
+
+# Fault and security tests at full counts (killed workers, duplicate deliveries, broker flush,
+# two beats, DST) on PostgreSQL and Redis; `make test` runs the short counts. Figures are printed
+# at the end and kept in var/soak/fault-figures.jsonl.
+SOAK_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator_soak
+SOAK_REDIS_URL ?= redis://127.0.0.1:6379/11
+soak: install
+	@psql "$(dir $(SOAK_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(SOAK_DATABASE_URL))'" | grep -q 1 \
+		|| psql "$(dir $(SOAK_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(SOAK_DATABASE_URL))"
+	SOAK=1 DATABASE_URL=$(SOAK_DATABASE_URL) REDIS_URL=$(SOAK_REDIS_URL) VAR_DIR=$(CURDIR)/var/soak $(BIN)/pytest tests/fault tests/security -q
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,7 +3,8 @@ fires at most once.
 
 A slot is identified by its wall-clock time in the trigger's zone, so a daylight-saving change
 neither skips nor doubles it: a wall time that happens twice (clocks go back) fires the first
-time; one that never happens (clocks go forward) fires at the same instant shifted by the gap.
+time; one that never happens (clocks go forward) fires at the same instant shifted by the gap,
+beside the slot already there if there is one (hourly: 02:00 and 03:00 both fire at 03:00).
 Slots are computed on naive wall-clock times, where cron has no DST ambiguity, then placed.
 """
 
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
@@ -120,16 +122,11 @@ def remove(trigger: Trigger) -> None:
 
 def fire(trigger_id, now: datetime | None = None) -> ScheduleFiring | None:
     """Fire the slot due at `now` (beat's call, or the reaper's), once per slot ever."""
-    from runs.engine import RUN_TERMINAL
-    from runs.models import Run
-    from runs.models import TriggerKind as RunTrigger
-    from runs.services import lifecycle
-
     now = now or timezone.now()
     trigger = Trigger.objects.select_related("orchestration").filter(pk=trigger_id).first()
     if trigger is None or not _is_live(trigger):
         return None
-    wall, instant = last_slot(trigger.cron_expression, trigger.timezone, now)
+    latest, instant = last_slot(trigger.cron_expression, trigger.timezone, now)
     late = now - instant > LATE_AFTER
     outcome, detail = "fired", ""
     if (
@@ -138,6 +135,32 @@ def fire(trigger_id, now: datetime | None = None) -> ScheduleFiring | None:
         and (trigger.last_run_at is None or trigger.last_run_at < instant)
     ):
         outcome, detail = "missed", "the slot passed while nothing was running (catchup: none)"
+    fired = None
+    for wall in slots_at(trigger.cron_expression, trigger.timezone, latest, instant):
+        fired = _fire_slot(trigger, wall, instant, now, outcome, detail) or fired
+    return fired
+
+
+def slots_at(expression: str, zone_name: str, wall: datetime, instant: datetime) -> list:
+    """The wall-clock slots placed at `instant`: `wall`, and one that fell in a gap and was
+    shifted onto the same instant (an hourly schedule's 02:00 when clocks jump to 03:00)."""
+    zone = ZoneInfo(zone_name)
+    walls = {wall}
+    for moment in (instant, instant - timedelta(days=1)):
+        shifted = (instant + moment.astimezone(zone).utcoffset()).replace(tzinfo=None)
+        if croniter.match(expression, shifted, day_or=False) and place(shifted, zone) == instant:
+            walls.add(shifted)
+    return sorted(walls)
+
+
+def _fire_slot(
+    trigger: Trigger, wall: datetime, instant: datetime, now: datetime, outcome: str, detail: str
+) -> ScheduleFiring | None:
+    from runs.engine import RUN_TERMINAL
+    from runs.models import Run
+    from runs.models import TriggerKind as RunTrigger
+    from runs.services import lifecycle
+
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -173,7 +196,7 @@ def fire(trigger_id, now: datetime | None = None) -> ScheduleFiring | None:
                 firing.run_id = run.pk
                 Trigger.objects.filter(pk=trigger.pk).update(
                     last_run_at=instant,
-                    trigger_count=trigger.trigger_count + 1,
+                    trigger_count=F("trigger_count") + 1,
                     state=TriggerState.LIVE,
                 )
         firing.save()

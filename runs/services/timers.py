@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -66,6 +67,20 @@ def requeue_expired(step: StepRun) -> None:
         }
         current.finished_at = progress.now
         current.save()
+        if progress.run.cancel_requested:
+            # The run is stopping (cancel, timeout, cost limit) and starts nothing new: the lost
+            # attempt is the step's end, and the run, which was waiting for it, can end too.
+            progress.steps[current.node_id] = current
+            progress.log.add(
+                "step_failed",
+                current.node_id,
+                error=current.error["message"],
+                code="worker_lost",
+                attempt=current.attempt,
+            )
+            progress.advance()
+            progress.save()
+            return
         retry = progress.new_step(current.node_id, StepStatus.PENDING, attempt=current.attempt + 1)
         progress.log.add(
             "step_retry",
@@ -116,6 +131,13 @@ def time_out(run_id) -> None:
         progress.save()
 
 
+def _resend_due(kind: str, pk, every: timedelta) -> bool:
+    """At most one new message per stale row per `every`. Sending one on every pass would
+    flood a queue that is merely slow: each copy is a claim to refuse, and they all queue up in
+    front of the real work, so a backlog older than the threshold would only ever grow."""
+    return cache.add(f"reaper:resent:{kind}:{pk}", True, timeout=every.total_seconds())
+
+
 def reap() -> dict[str, int]:
     now = timezone.now()
     counts = {"expired": 0, "timers": 0, "requeued": 0, "runs": 0, "children": 0, "timed_out": 0}
@@ -140,12 +162,16 @@ def reap() -> dict[str, int]:
         Q(wake_at__lte=now) | Q(wake_at__isnull=True, created_at__lte=now - STALE_PENDING)
     )
     for step_id in stale.values_list("pk", flat=True):
+        if not _resend_due("step", step_id, STALE_PENDING):
+            continue
         with transaction.atomic():
             dispatch.enqueue_step(step_id)
         counts["requeued"] += 1
     for run_id in Run.objects.filter(
         status=RunStatus.QUEUED, created_at__lte=now - STALE_QUEUED
     ).values_list("pk", flat=True):
+        if not _resend_due("run", run_id, STALE_QUEUED):
+            continue
         with transaction.atomic():
             dispatch.enqueue_advance(run_id)
         counts["runs"] += 1

@@ -3,13 +3,14 @@ be killed one by one, the broker flush, the clock of a soak, and the figures the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -43,8 +44,9 @@ def report(item: str, **figures) -> None:
 class _SinkHandler(BaseHTTPRequestHandler):
     """`POST /sink/<run>/<step>` records the side effect on arrival, then answers (after a
     short random pause, so that a kill often lands while a request is in flight).
-    `/slow/<run>/<step>` does the same, but holds its first call per (run, step) for
-    `slow_s`, long enough for the test to kill the worker that made it."""
+    `/slow/<run>/<step>` does the same, but while the sink's `release` event is clear it holds
+    each call (up to `slow_s`), long enough for the test to kill the worker that made it.
+    `/fail/<run>/<step>` answers 503 (a retryable failure)."""
 
     server: Sink
 
@@ -59,13 +61,13 @@ class _SinkHandler(BaseHTTPRequestHandler):
             self.server.calls[(run_id, step_id)] += 1
             nth = self.server.calls[(run_id, step_id)]
             self.server.records.append((run_id, step_id, nth))
-        if kind == "slow" and nth == 1:
-            time.sleep(self.server.slow_s)
+        if kind == "slow":
+            self.server.release.wait(self.server.slow_s)
         else:
             time.sleep(random.uniform(0, self.server.max_pause_s))
         data = json.dumps({"run": run_id, "step": step_id, "call": nth}).encode()
         try:
-            self.send_response(200)
+            self.send_response(503 if kind == "fail" else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -85,6 +87,8 @@ class Sink(ThreadingHTTPServer):
         self.records: list[tuple[str, str, int]] = []
         self.max_pause_s = max_pause_s
         self.slow_s = slow_s
+        self.release = threading.Event()
+        self.release.set()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 
@@ -132,19 +136,45 @@ class ChaosWorker(Worker):
                 found.append(int(entry.name))
         return found
 
-    def kill_child(self) -> bool:
+    def kill_child(self, *, every: bool = False) -> bool:
+        """SIGKILL one pool child (or each of them); the worker forks replacements."""
         children = self.children()
         if not children:
             return False
-        try:
-            os.kill(random.choice(children), signal.SIGKILL)
-        except ProcessLookupError:
-            return False
+        for pid in children if every else [random.choice(children)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         return True
 
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+class CapturedBroker:
+    """Stands in for Celery's publishing (`Task.apply_async`, which `delay` calls too): keeps
+    each message in order as (task name, args, countdown), and everything it was sent with."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queue: deque = deque()
+        self.sent: list[dict] = []
+
+    def patch(self):
+        from unittest.mock import patch
+
+        broker = self
+
+        def apply_async(task, args=None, kwargs=None, **options):
+            with broker.lock:
+                broker.queue.append((task.name, tuple(args or ()), options.get("countdown")))
+                broker.sent.append({"task": task.name, "args": tuple(args or ()), **options})
+
+        return patch("celery.app.task.Task.apply_async", new=apply_async)
+
+    def next(self):
+        with self.lock:
+            return self.queue.popleft() if self.queue else None
 
 
 def flush_broker() -> None:
@@ -157,9 +187,7 @@ def flush_broker() -> None:
         purge_broker()
 
 
-def wait_for(
-    predicate, timeout: float, *, reap_every: float | None = None, describe=None
-) -> float:
+def wait_for(predicate, timeout: float, *, reap_every: float | None = None, describe=None) -> float:
     """Poll until `predicate()` holds and return the seconds it took; with `reap_every`, play
     beat's reaper at that interval meanwhile."""
     from runs.services import timers

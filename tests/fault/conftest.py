@@ -4,9 +4,9 @@ two beats. CI runs short counts; SOAK=1 runs the full ones (make soak).
 Timing in these tests: a claimed step's lease is the node's timeout_s + STEP_LEASE_GRACE_S
 (3 + 2 s here; 300 + 30 s with the defaults: a normalized node always has a timeout_s, so
 STEP_DEFAULT_LEASE_S, set small here too, only applies to nodes without one), and the test
-process plays beat, calling the reaper every REAP_EVERY_S. Pending steps and queued runs whose message was lost with a
-killed worker are sent again once they are STALE_S old (30 s in the product; the tests shorten
-it like the lease, so that a soak is minutes, not hours)."""
+process plays beat, calling the reaper every REAP_EVERY_S. Pending steps and queued runs whose
+message was lost with a killed worker are sent again once they are STALE_S old (30 s in the
+product; the tests shorten it like the lease, so that a soak is minutes, not hours)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def fault_env(transactional_db, settings, monkeypatch):
 
 @pytest.fixture
 def sink():
-    server = Sink(max_pause_s=0.15, slow_s=15)
+    server = Sink(max_pause_s=0.05, slow_s=15)
     yield server
     server.stop()
 
