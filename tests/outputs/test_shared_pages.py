@@ -108,8 +108,8 @@ def test_a_json_output_is_shown_escaped_and_pretty(client, editor, finished_run)
     html = client.get(f"/s/{token_of(share(editor, run))}").content.decode()
     assert "<script>alert(1)" not in html
     # Indented JSON (key order is the database's: jsonb sorts keys, SQLite keeps them).
-    assert '\n  &quot;title&quot;: &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;' in html
-    assert '\n  &quot;n&quot;: 1' in html
+    assert "\n  &quot;title&quot;: &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in html
+    assert "\n  &quot;n&quot;: 1" in html
     assert '<pre class="mono">' in html
 
 
