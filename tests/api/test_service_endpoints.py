@@ -22,11 +22,13 @@ def test_readyz_checks_the_database_and_the_broker():
 def test_readyz_reports_a_broker_that_does_not_answer(settings):
     from config.celery import app
 
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    # The embedded profile names its transport apart from the URL; the URL alone must decide here.
+    transport = app.conf.broker_transport
+    app.conf.broker_url, app.conf.broker_transport = "redis://127.0.0.1:1/0", None
     try:
         response = Client().get("/readyz")
     finally:
-        app.conf.broker_url = settings.CELERY_BROKER_URL
+        app.conf.broker_url, app.conf.broker_transport = settings.CELERY_BROKER_URL, transport
     assert response.status_code == 503
     assert response.json()["failures"][0].startswith("broker:")
 

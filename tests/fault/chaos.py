@@ -42,11 +42,11 @@ def report(item: str, **figures) -> None:
 
 
 class _SinkHandler(BaseHTTPRequestHandler):
-    """`POST /sink/<run>/<step>` records the side effect on arrival, then answers (after a
-    short random pause, so that a kill often lands while a request is in flight).
-    `/slow/<run>/<step>` does the same, but while the sink's `release` event is clear it holds
-    each call (up to `slow_s`), long enough for the test to kill the worker that made it.
-    `/fail/<run>/<step>` answers 503 (a retryable failure)."""
+    """`POST /sink/<run>/<step>` records the side effect on arrival, then answers after a short
+    random pause (so that a kill often lands while a request is in flight). While the sink's
+    `release` event is clear, it holds every call (up to `slow_s`): long enough for the test to
+    kill the worker that made it. `/slow/...` is the same without the pause; `/fail/...`
+    answers 503 (a retryable failure)."""
 
     server: Sink
 
@@ -61,9 +61,9 @@ class _SinkHandler(BaseHTTPRequestHandler):
             self.server.calls[(run_id, step_id)] += 1
             nth = self.server.calls[(run_id, step_id)]
             self.server.records.append((run_id, step_id, nth))
-        if kind == "slow":
-            self.server.release.wait(self.server.slow_s)
-        else:
+        # While `release` is clear, every call is held (a slow server), up to `slow_s`.
+        self.server.release.wait(self.server.slow_s)
+        if kind != "slow":
             time.sleep(random.uniform(0, self.server.max_pause_s))
         data = json.dumps({"run": run_id, "step": step_id, "call": nth}).encode()
         try:

@@ -25,12 +25,8 @@ pytestmark = pytest.mark.worker
 RUNS = scale(30, 200)
 KILLS = scale(4, 40)
 SIDE_EFFECTS = ("a", "b", "c")
-# The last kill lands when at most this many runs are left, so that what follows it measures
-# recovery, not the backlog of a busy queue.
-LAST_KILL_WITH_RUNS_LEFT = 1
-# After the last kill the lost step waits out its lease (or a lost message its STALE_S, the
-# same) while the worker boots again; the reaper finds it within one interval; then the step
-# and the rest of its run execute.
+# After the last kill the lost step waits out its lease while the worker boots again; the
+# reaper finds it within one interval; then the step and the rest of its run execute.
 TAIL_S = 5.0
 # Prefork on Redis; threads on the filesystem broker (config.settings says why).
 POOL = getattr(settings, "CELERY_WORKER_POOL", "prefork")
@@ -73,12 +69,6 @@ def ready_to_hurt(worker: ChaosWorker) -> bool:
     )
 
 
-def tail_in_flight(worker: ChaosWorker, runs) -> bool:
-    """The last runs are in flight (or, rarely, all ended between two looks)."""
-    left = runs.exclude(status__in=RUN_TERMINAL).count()
-    return left == 0 or (left <= LAST_KILL_WITH_RUNS_LEFT and ready_to_hurt(worker))
-
-
 def wait_to_kill(ready, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not ready() and time.monotonic() < deadline:
@@ -98,21 +88,36 @@ def test_runs_survive_workers_killed_at_random_moments(org, fault_env, sink):
     started = time.monotonic()
     try:
         for kill in range(KILLS):
-            for _ in range(RUNS * (kill + 1) // KILLS - runs.count()):
-                lifecycle.fire(flow, {})
             if kill < KILLS - 1:
+                # All but one run are fired in batches, each followed by a kill at a random moment.
+                for _ in range((RUNS - 1) * (kill + 1) // (KILLS - 1) - runs.count()):
+                    lifecycle.fire(flow, {})
                 play_beat(rng.uniform(0.3, 2.5))
                 wait_to_kill(lambda: ready_to_hurt(worker), timeout=15)
             else:
-                wait_to_kill(lambda: tail_in_flight(worker, runs), timeout=600)
+                # The last kill measures recovery, not a backlog: once the others are done, the
+                # last run starts, and its first step's call is held at the sink until the kill.
+                wait_for(
+                    lambda: not runs.exclude(status__in=RUN_TERMINAL).exists(),
+                    timeout=300,
+                    reap_every=REAP_EVERY_S,
+                    describe=lambda: unfinished(runs),
+                )
+                sink.release.clear()
+                last, _ = lifecycle.fire(flow, {})
+                wait_to_kill(
+                    lambda: (str(last.pk), "a") in sink.calls and ready_to_hurt(worker),  # noqa: B023
+                    timeout=60,
+                )
             # Every other kill takes a single pool child, where there are children (prefork);
-            # the last one takes them all, so that it surely catches the step in flight.
+            # the last one takes them all, so that it surely takes the step in flight.
             if kill % 2 == 1 and worker.children():
                 kills["pool_child"] += worker.kill_child(every=kill == KILLS - 1)
             else:
                 worker.restart()
                 kills["worker"] += 1
             last_kill, killed_at = time.monotonic(), timezone.now()
+            sink.release.set()
         wait_for(
             lambda: not runs.exclude(status__in=RUN_TERMINAL).exists(),
             timeout=120,

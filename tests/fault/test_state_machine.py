@@ -13,7 +13,7 @@ In-process, drain-style (like tests/runs/harness.py): the rows are the queue."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
 import pytest
@@ -84,6 +84,10 @@ FLOWS = {
 
 # The executor of http nodes, for this test: it does what the rule that called it says.
 OUTCOME = {"next": "ok"}
+# The services' clock: one second per step of the machine, so that an example replays exactly
+# (a backoff due by the wall clock would make the choices of a replay differ).
+START = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+CLOCK = {"now": START}
 
 
 def scripted_http(ctx) -> StepResult:
@@ -114,6 +118,7 @@ class Orchestrations(RuleBasedStateMachine):
         self.zombies: list[StepRun] = []  # claimed by a worker that then died
         self.step_history: dict = {}
         self.run_history: dict = {}
+        CLOCK["now"] = START
 
     @initialize()
     def flows(self) -> None:
@@ -298,6 +303,10 @@ class Orchestrations(RuleBasedStateMachine):
     # --- invariants ---------------------------------------------------------------------------
 
     @invariant()
+    def a_second_passes(self) -> None:
+        CLOCK["now"] += timedelta(seconds=1)
+
+    @invariant()
     def nothing_leaves_a_terminal_state(self) -> None:
         for pk, status in StepRun.objects.values_list("pk", "status"):
             history = self.step_history.setdefault(pk, [status])
@@ -373,7 +382,10 @@ class Orchestrations(RuleBasedStateMachine):
 
 def test_no_sequence_of_events_breaks_the_state_machine():
     SEEN.clear()
-    with patch.dict("runs.engine.nodes.EXECUTORS", {"http": scripted_http}):
+    with (
+        patch.dict("runs.engine.nodes.EXECUTORS", {"http": scripted_http}),
+        patch("django.utils.timezone.now", lambda: CLOCK["now"]),
+    ):
         run_state_machine_as_test(
             Orchestrations,
             settings=settings(
