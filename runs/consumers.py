@@ -20,7 +20,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from orchestrator.auth import tenant_for_token
 from orchestrator.tenancy import membership_for
 from runs.models import Run, RunEvent
-from runs.services.events import group_name
+from runs.services.events import group_name, wire
 
 BATCH = 500
 # Polling only backs up wake-ups; embedded (in-memory layer) it is the only way to learn of a
@@ -66,16 +66,7 @@ def _events_after(run_id: str, seq: int) -> tuple[list[dict], str]:
         .order_by("seq")
         .values_list("seq", "type", "ts", "step_id", "data", "run__status")[:BATCH]
     )
-    events = [
-        {
-            "seq": event_seq,
-            "type": kind,
-            "ts": ts.isoformat().replace("+00:00", "Z"),
-            "step_id": step_id,
-            "data": data,
-        }
-        for event_seq, kind, ts, step_id, data, _ in rows
-    ]
+    events = [wire(*row[:5]) for row in rows]
     return events, rows[-1][5] if rows else ""
 
 
@@ -139,10 +130,19 @@ class RunTraceConsumer(AsyncJsonWebsocketConsumer):
             await self.send_new_events()
 
     async def run_events(self, message: dict) -> None:
-        """The wake-up sent by runs.services.events after a commit."""
+        """The wake-up sent by runs.services.events after a commit. When it carries its events
+        and they follow on from what this viewer has, they go out as they came; otherwise (a
+        gap: another process's wake-up not here yet, or events too large to carry) the viewer
+        reads the table."""
         seq = message.get("seq", 0)
-        if seq > self.last_seq:
-            await self.send_new_events(woken_for=seq)
+        if seq <= self.last_seq:
+            return
+        async with self.lock:
+            if message.get("frame") and message.get("first") == self.last_seq + 1:
+                await self.send(text_data=message["frame"])
+                self.last_seq = seq
+                return
+        await self.send_new_events(woken_for=seq)
 
     async def send_new_events(self, *, woken_for: int | None = None) -> None:
         async with self.lock:

@@ -4,6 +4,7 @@ whoever is watching once it commits."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -17,8 +18,24 @@ from runs.models import Run, RunEvent
 logger = logging.getLogger(__name__)
 
 
+# A wake-up carries its events when they are at most this large (JSON); larger ones only name
+# their seq, and the consumers read the events from the table.
+WAKEUP_MAX_BYTES = 64 * 1024
+
+
 def group_name(run_id) -> str:
     return f"run-{run_id}"
+
+
+def wire(seq: int, kind: str, ts, step_id: str, data: Any) -> dict:
+    """An event as clients get it, over the websocket and in the API."""
+    return {
+        "seq": seq,
+        "type": kind,
+        "ts": ts.isoformat().replace("+00:00", "Z"),
+        "step_id": step_id,
+        "data": data,
+    }
 
 
 class EventLog:
@@ -47,8 +64,40 @@ class EventLog:
         if save_seq:
             Run.objects.filter(pk=self.run.pk).update(last_seq=self.run.last_seq)
         run_id, seq = self.run.pk, self.run.last_seq
-        transaction.on_commit(lambda: notify(run_id, seq))
+        # The committed events ride along with the wake-up, so that a viewer gets them without
+        # reading them back: one JSON text, built once here for every viewer.
+        first = self.pending[0].seq
+        text = json.dumps(
+            [wire(e.seq, e.type, e.ts, e.step_id, e.data) for e in self.pending],
+            separators=(",", ":"),
+        )
+        status = "" if "status" in self.run.get_deferred_fields() else self.run.status
+        transaction.on_commit(lambda: notify(run_id, seq, Batch(first, seq, text[1:-1], status)))
         self.pending = []
+
+
+class Batch:
+    """Events of one run, seqs `first`..`last` in a row, as the inside of a JSON array."""
+
+    __slots__ = ("first", "items", "last", "status")
+
+    def __init__(self, first: int, last: int, items: str, status: str) -> None:
+        self.first, self.last, self.items, self.status = first, last, items, status
+
+    def then(self, later: Batch | None) -> Batch | None:
+        """This batch followed by `later`, or None when they do not join up or grow too large
+        (a later wake-up then only names its seq)."""
+        if later is None or later.first != self.last + 1:
+            return None
+        if len(self.items) + len(later.items) > WAKEUP_MAX_BYTES:
+            return None
+        return Batch(
+            self.first, later.last, f"{self.items},{later.items}", later.status or self.status
+        )
+
+    def frame(self) -> str:
+        """What the consumer sends as is: the same shape as a frame it reads from the table."""
+        return f'{{"events":[{self.items}],"status":{json.dumps(self.status)}}}'
 
 
 class Notifier:
@@ -59,8 +108,10 @@ class Notifier:
     `notify` only records the newest seq of a run, and a loop thread sends what accumulated,
     at once if it sent nothing in the last COALESCE_S, else when that interval is over. A burst
     costs one wake-up per COALESCE_S; a lone event is not held back (waiting out a fixed
-    interval after every commit put ~50 ms on every live event). The event table stays the
-    truth; a lost wake-up only delays a viewer until its next poll.
+    interval after every commit put ~50 ms on every live event). A wake-up carries the events
+    it announces when they join up and are small, so a viewer that has everything before them
+    sends them on without a query. The event table stays the truth; a lost wake-up only delays
+    a viewer until its next poll.
     """
 
     COALESCE_S = 0.01
@@ -68,6 +119,7 @@ class Notifier:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.latest: dict[str, int] = {}
+        self.batches: dict[str, Batch | None] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.scheduled = False
         self.quiet_until = 0.0  # time.monotonic() before which a send waits
@@ -78,13 +130,18 @@ class Notifier:
             threading.Thread(target=self.loop.run_forever, name="run-notifier", daemon=True).start()
         return self.loop
 
-    def notify(self, run_id, seq: int) -> None:
+    def notify(self, run_id, seq: int, batch: Batch | None = None) -> None:
         layer = get_channel_layer()
         if layer is None or isinstance(layer, InMemoryChannelLayer):
             return  # no other process could hear it: viewers poll the table instead
         with self.lock:
             key = str(run_id)
             self.latest[key] = max(seq, self.latest.get(key, 0))
+            if key not in self.batches:
+                self.batches[key] = batch
+            else:
+                held = self.batches[key]
+                self.batches[key] = held.then(batch) if held is not None else None
             if self.scheduled:
                 return
             self.scheduled = True
@@ -96,13 +153,16 @@ class Notifier:
         if delay:
             await asyncio.sleep(delay)
         with self.lock:
-            batch, self.latest, self.scheduled = self.latest, {}, False
+            latest, batches = self.latest, self.batches
+            self.latest, self.batches, self.scheduled = {}, {}, False
             self.quiet_until = time.monotonic() + self.COALESCE_S
-        for run_id, seq in batch.items():
+        for run_id, seq in latest.items():
+            message = {"type": "run.events", "run_id": run_id, "seq": seq}
+            batch = batches.get(run_id)
+            if batch is not None and batch.last == seq:
+                message.update(first=batch.first, frame=batch.frame())
             try:
-                await layer.group_send(
-                    group_name(run_id), {"type": "run.events", "run_id": run_id, "seq": seq}
-                )
+                await layer.group_send(group_name(run_id), message)
             except Exception:  # a missed wake-up only delays a viewer until its next poll
                 logger.warning("could not notify watchers of run %s", run_id, exc_info=True)
 
@@ -110,8 +170,8 @@ class Notifier:
 _notifier = Notifier()
 
 
-def notify(run_id, seq: int) -> None:
-    _notifier.notify(run_id, seq)
+def notify(run_id, seq: int, batch: Batch | None = None) -> None:
+    _notifier.notify(run_id, seq, batch)
 
 
 def append_now(run_id, kind: str, step_id: str = "", /, **data: Any) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from unittest.mock import patch
+
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -12,8 +17,9 @@ from config.asgi import application
 from orchestrator.choices import Role
 from orchestrator.models import ApiToken, Membership
 from orchestrator.services.orchestrations import create_orchestration
+from runs import consumers
 from runs.models import TriggerKind as RunTrigger
-from runs.services import lifecycle
+from runs.services import events, lifecycle
 from runs.services.events import append_now
 from tests.runs.harness import drain
 
@@ -105,8 +111,6 @@ def test_events_appended_while_connected_are_pushed(org):
         )
         assert (await communicator.connect(timeout=5))[0]
         first = await communicator.receive_json_from(timeout=5)
-        from channels.db import database_sync_to_async
-
         await database_sync_to_async(append_now)(run.pk, "approval_escalated", "", note="late")
         pushed = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
@@ -142,3 +146,89 @@ def test_a_socket_from_a_foreign_origin_is_refused(org):
         f"/ws/runs/{run.pk}/", cookie=cookie, origin="https://evil.example"
     )
     assert not connected and messages == []
+
+
+redis_layer = pytest.mark.skipif(
+    not settings.REDIS_URL, reason="wake-ups cross processes only on the Redis channel layer"
+)
+
+
+def watch(run, cookie: str, act):
+    """Connect, take the backlog, await `act()`, then collect what is pushed until the socket
+    goes quiet. Also returns the seqs after which the consumer read the event table."""
+    reads = []
+    original = consumers._events_after
+
+    async def counted(run_id, seq):
+        reads.append(seq)
+        return await original(run_id, seq)
+
+    async def go():
+        communicator = WebsocketCommunicator(
+            application,
+            f"/ws/runs/{run.pk}/",
+            headers=[(b"origin", b"http://testserver"), (b"cookie", cookie.encode())],
+        )
+        assert (await communicator.connect(timeout=5))[0]
+        backlog = await communicator.receive_json_from(timeout=5)
+        await act()
+        pushed = []
+        while not await communicator.receive_nothing(timeout=1.0):
+            pushed.append(await communicator.receive_json_from())
+        await communicator.disconnect()
+        return backlog, pushed
+
+    with patch.object(consumers, "_events_after", counted):
+        backlog, pushed = async_to_sync(go)()
+    return backlog, pushed, reads
+
+
+@redis_layer
+def test_events_reach_a_viewer_with_their_wake_up_without_a_read(org):
+    run = finished_run(org)
+    cookie = session_cookie(org, "watcher")
+
+    async def act():
+        for n in range(5):
+            await database_sync_to_async(append_now)(run.pk, "agent_turn", "a", turn=n)
+
+    backlog, pushed, reads = watch(run, cookie, act)
+    last = backlog["events"][-1]["seq"]
+    events = [event for frame in pushed for event in frame["events"]]
+    assert [event["seq"] for event in events] == list(range(last + 1, last + 6))
+    assert [event["data"] for event in events] == [{"turn": n} for n in range(5)]
+    assert all(event["ts"].endswith("Z") and event["step_id"] == "a" for event in events)
+    assert reads == [0]  # only the backlog at connect came from the table
+
+
+@redis_layer
+def test_a_wake_up_that_does_not_follow_on_makes_the_viewer_read_the_table(org):
+    run = finished_run(org)
+    cookie = session_cookie(org, "watcher")
+
+    async def act():
+        # Events committed by another process, whose wake-up is lost...
+        with patch.object(events, "notify"):
+            await database_sync_to_async(append_now)(run.pk, "agent_turn", "a", turn=0)
+        # ...then one whose wake-up arrives: it does not follow on from what the viewer has.
+        await database_sync_to_async(append_now)(run.pk, "agent_turn", "a", turn=1)
+
+    backlog, pushed, reads = watch(run, cookie, act)
+    last = backlog["events"][-1]["seq"]
+    events_ = [event for frame in pushed for event in frame["events"]]
+    assert [event["seq"] for event in events_] == [last + 1, last + 2]
+    assert reads == [0, last]
+
+
+def test_batches_join_only_when_their_seqs_follow_on_and_stay_small():
+    one = events.Batch(4, 5, '{"seq":4},{"seq":5}', "running")
+    joined = one.then(events.Batch(6, 6, '{"seq":6}', ""))
+    assert (joined.first, joined.last, joined.status) == (4, 6, "running")
+    assert json.loads(joined.frame()) == {
+        "events": [{"seq": 4}, {"seq": 5}, {"seq": 6}],
+        "status": "running",
+    }
+    assert one.then(events.Batch(7, 7, '{"seq":7}', "")) is None  # a gap
+    assert one.then(None) is None
+    big = events.Batch(6, 6, "x" * events.WAKEUP_MAX_BYTES, "")
+    assert one.then(big) is None
