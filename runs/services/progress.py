@@ -409,9 +409,11 @@ class Progress:
         from approvals.services import cancel_pending
 
         run = self.run
+        # Only a person's step or a budget hold asks a question: most runs skip the query.
+        if run.budget_hold or any(s.node_type in HUMAN_TYPES for s in self.steps.values()):
+            cancel_pending(run.pk)
         run.finished_at = self.now
         run.budget_hold = False
-        cancel_pending(run.pk)
         if outcome == RunStatus.SUCCEEDED and run.error is None:
             try:
                 run.output = typed_output(self._output(), self.definition["output_type"])
