@@ -82,6 +82,9 @@ class Run(models.Model):
         max_length=10, choices=RefineStatus.choices, default=RefineStatus.IDLE
     )
     refine_error = models.TextField(blank=True, help_text="Why the last refine failed.")
+    refine_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the refine in progress was asked for."
+    )
     last_seq = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -204,6 +207,11 @@ class OutputVersion(models.Model):
     output_type = models.CharField(max_length=10, default="markdown")
     prompt = models.TextField(blank=True, help_text="The refine prompt; empty for the original.")
     requested_by_name = models.CharField(max_length=150, blank=True)
+    # What the refine that wrote this version used (zero for the original); the run's totals
+    # include it.
+    tokens_input = models.PositiveIntegerField(default=0)
+    tokens_output = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     # Not auto_now_add: the original version is dated when the run finished, not when stored.
     created_at = models.DateTimeField(default=timezone.now)
 

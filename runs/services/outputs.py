@@ -10,16 +10,18 @@ import json
 import logging
 import secrets
 import time
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from orchestrator.api.errors import Conflict
 from runs.engine import RunStatus, StepStatus
 from runs.engine.nodes.agent import run_agent
-from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed
+from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed, StepResult
 from runs.models import OutputVersion, RefineStatus, Run, ShareLink, StepRun
 from runs.services import resolve
 from runs.services.graphs import definition_of
@@ -28,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
 REFINE_TIMEOUT_S = 120.0
+# Past its model call's deadline, this long for the worker to store the result.
+REFINE_GRACE_S = 60.0
+LOST_REFINE = "The refine did not finish (its worker was lost); ask again."
 REFINE_INSTRUCTIONS = (
     "Rewrite the output below as the instructions ask. Answer with the complete new output "
     "only, {form}.\n\nInstructions:\n{prompt}\n\nOutput:\n{output}"
@@ -121,7 +126,8 @@ def refine(run: Run, prompt: str, requested_by=None) -> None:
         base = 1
     locked.refine_status = RefineStatus.REFINING
     locked.refine_error = ""
-    locked.save(update_fields=["refine_status", "refine_error"])
+    locked.refine_started_at = timezone.now()
+    locked.save(update_fields=["refine_status", "refine_error", "refine_started_at"])
     name = requested_by.get_username() if requested_by is not None else ""
     run_id = str(locked.pk)
 
@@ -146,7 +152,7 @@ def _as_text(output: Any) -> str:
     return output if isinstance(output, str) else json.dumps(output, indent=2, ensure_ascii=False)
 
 
-def _rewrite(run: Run, current: OutputVersion, prompt: str) -> Any:
+def _rewrite(run: Run, current: OutputVersion, prompt: str) -> StepResult:
     wants_json = current.output_type == "json"
     text = REFINE_INSTRUCTIONS.format(
         form="as JSON" if wants_json else "as markdown",
@@ -164,7 +170,7 @@ def _rewrite(run: Run, current: OutputVersion, prompt: str) -> Any:
         net=resolve.net_policy(),
         agent=refine_agent(run),
     )
-    return run_agent(ctx).output
+    return run_agent(ctx)
 
 
 def perform_refine(run_id: str, prompt: str, base_version: int, requested_by: str = "") -> None:
@@ -179,7 +185,7 @@ def perform_refine(run_id: str, prompt: str, base_version: int, requested_by: st
     if current is None or _is_stale(run, base_version):
         return
     try:
-        output = _rewrite(run, current, prompt)
+        result = _rewrite(run, current, prompt)
     except StepFailed as exc:
         _fail(run_id, base_version, exc.message)
         return
@@ -191,21 +197,43 @@ def perform_refine(run_id: str, prompt: str, base_version: int, requested_by: st
         locked = Run.objects.select_for_update().get(pk=run_id)
         if locked.refine_status != RefineStatus.REFINING or _is_stale(locked, base_version):
             return
+        cost = Decimal(str(result.cost_usd))
         OutputVersion.objects.create(
             run=locked,
             version=base_version + 1,
-            output=output,
+            output=result.output,
             output_type=current.output_type,
             prompt=prompt,
             requested_by_name=requested_by,
+            tokens_input=result.tokens_input,
+            tokens_output=result.tokens_output,
+            cost_usd=cost,
         )
-        locked.output = output
+        locked.output = result.output
         locked.refine_status = RefineStatus.IDLE
-        locked.save(update_fields=["output", "refine_status"])
+        # The rewrite was paid for on this run's behalf: its totals say so.
+        locked.cost_usd += cost
+        locked.tokens_input += result.tokens_input
+        locked.tokens_output += result.tokens_output
+        locked.save(
+            update_fields=["output", "refine_status", "cost_usd", "tokens_input", "tokens_output"]
+        )
 
 
 def _is_stale(run: Run, base_version: int) -> bool:
     return OutputVersion.objects.filter(run=run, version__gt=base_version).exists()
+
+
+def reap_lost_refines(now) -> int:
+    """A refine still marked refining long after its model call must have ended lost its
+    worker (the broker would only redeliver the task after its visibility timeout, an hour on
+    Redis): fail it, so the user sees why and can ask again."""
+    since = now - timedelta(seconds=REFINE_TIMEOUT_S + REFINE_GRACE_S)
+    lost = Run.objects.filter(refine_status=RefineStatus.REFINING).filter(
+        # Without a start time: asked for before start times were kept, long ago.
+        Q(refine_started_at__lt=since) | Q(refine_started_at__isnull=True)
+    )
+    return lost.update(refine_status=RefineStatus.FAILED, refine_error=LOST_REFINE)
 
 
 def _fail(run_id: str, base_version: int, message: str) -> None:

@@ -17,7 +17,7 @@ from approvals.services import reap as reap_approvals
 from orchestrator.services import schedules
 from runs.engine import RUN_TERMINAL, ErrorCode, RunStatus, StepStatus
 from runs.models import Run, StepRun
-from runs.services import dispatch
+from runs.services import dispatch, outputs
 from runs.services.progress import WORKER_TYPES, Progress
 from runs.services.subflows import resume_parent
 
@@ -180,4 +180,5 @@ def reap() -> dict[str, int]:
     ).values_list("child_run_id", flat=True):
         resume_parent_of(child_id)
         counts["children"] += 1
+    counts["refines_lost"] = outputs.reap_lost_refines(now)
     return counts

@@ -230,3 +230,53 @@ def test_without_an_agent_step_the_default_model_refines(editor, org, refine, re
     run = Run.objects.get(pk=run.pk)
     assert run.refine_status == "idle", run.refine_error
     assert "Shout it." in run.output and "Plain text." in run.output
+
+
+def test_what_a_refine_costs_is_added_to_the_run_and_kept_on_its_version(
+    editor, finished_run, refine, refines
+):
+    priced = {"model": "builtin/echo", "price": {"input_per_1k": 1, "output_per_1k": 2}}
+    run = finished_run("A draft of some length.", agent=priced)
+    before = (run.tokens_input, run.tokens_output, run.cost_usd)
+    assert before[0] > 0 and before[2] > 0
+
+    refine(editor, run, "Make it shorter.")
+    refines.work()
+    run.refresh_from_db()
+    two = OutputVersion.objects.get(run=run, version=2)
+    assert two.tokens_input > 0 and two.tokens_output > 0 and two.cost_usd > 0
+    assert (run.tokens_input, run.tokens_output, run.cost_usd) == (
+        before[0] + two.tokens_input,
+        before[1] + two.tokens_output,
+        before[2] + two.cost_usd,
+    )
+    detail = editor.get(f"/api/v1/runs/{run.pk}").json()
+    assert detail["cost_usd"] == pytest.approx(float(run.cost_usd))
+
+
+def test_a_refine_whose_worker_was_lost_fails_and_can_be_asked_again(
+    editor, finished_run, refine, refines
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.services import timers
+
+    run = finished_run("Draft.")
+    refine(editor, run, "Improve it.")
+    refines.queued.clear()  # the worker that took the task died with it
+    timers.reap()
+    assert editor.get(f"/api/v1/runs/{run.pk}").json()["refine_status"] == "refining"
+
+    Run.objects.filter(pk=run.pk).update(refine_started_at=timezone.now() - timedelta(minutes=4))
+    assert timers.reap()["refines_lost"] == 1
+    detail = editor.get(f"/api/v1/runs/{run.pk}").json()
+    assert detail["refine_status"] == "failed"
+    assert "worker was lost" in detail["refine_error"]
+    assert detail["output"] == "Draft."
+
+    assert refine(editor, run, "Improve it.").status_code == 202
+    refines.work()
+    run.refresh_from_db()
+    assert run.refine_status == "idle" and "Improve it." in run.output
