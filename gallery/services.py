@@ -2,8 +2,10 @@
 
 A public orchestration leaves its organization, so what is shown and copied is a *portable*
 definition: no credential references (their ids mean nothing elsewhere and say too much),
-no header that looks like it carries a secret, and agents the organization keeps in its
-library copied in as declared agents, so a fork runs in the organization that made it.
+no header that looks like it carries a secret, agents the organization keeps in its
+library copied in as declared agents, so a fork runs in the organization that made it, and
+sub-orchestrations named by slug rather than by id (an id only resolves in its own
+organization; a fork's subflow runs the orchestration of that slug in the forking one).
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ def portable_definition(orchestration: Orchestration, library: list[Agent] | Non
                 name = _free_name(row.name, declared)
                 agents.append(_library_agent(row, name))
                 copied.update(dict.fromkeys(refs, name))
+    _subflows_by_slug(definition, orchestration.organization_id)
     for node in definition["nodes"]:
         config = node["config"]
         _strip_secrets(config)
@@ -120,6 +123,25 @@ def portable_definition(orchestration: Orchestration, library: list[Agent] | Non
             # An agent the library no longer has: the fork uses its own default model.
             config["agent"] = copied.get(ref, "default")
     return definition
+
+
+def _subflows_by_slug(definition: dict, organization_id) -> None:
+    refs: dict[uuid.UUID, list[dict]] = {}
+    for node in definition["nodes"]:
+        if node["type"] != "subflow":
+            continue
+        try:
+            refs.setdefault(uuid.UUID(str(node["config"].get("orchestration"))), []).append(node)
+        except ValueError:
+            continue  # a slug or a template already
+    if not refs:
+        return
+    slugs = Orchestration.objects.filter(organization_id=organization_id, pk__in=refs).values_list(
+        "pk", "slug"
+    )
+    for pk, slug in slugs:
+        for node in refs[pk]:
+            node["config"]["orchestration"] = slug
 
 
 @transaction.atomic

@@ -95,3 +95,48 @@ def test_a_library_agent_named_like_a_declared_one_gets_a_free_name(publish, out
     assert [a["name"] for a in forked.definition["agents"]] == ["writer", "writer-2", "writer-3"]
     assert forked.definition["nodes"][0]["config"]["agent"] == "writer-3"
     assert forked.definition["agents"][2]["system_prompt"] == "You write."
+
+
+def test_a_forked_subflow_names_its_orchestration_by_slug_and_runs_the_forkers_own(
+    org, other_org, outsider
+):
+    def summarizer(organization, output: str):
+        return orchestrations.create_orchestration(
+            organization,
+            {
+                "name": "Summarize",
+                "status": "active",
+                "definition": {
+                    "nodes": [{"id": "s", "type": "transform", "config": {"output": output}}],
+                    "edges": [],
+                },
+            },
+        )
+
+    theirs = summarizer(org, "the source organization's summary")
+    source = orchestrations.create_orchestration(
+        org,
+        {
+            "name": "Digest",
+            "status": "active",
+            "is_public": True,
+            "public_definition": True,
+            "definition": {
+                "nodes": [
+                    {"id": "sum", "type": "subflow", "config": {"orchestration": str(theirs.pk)}}
+                ],
+                "edges": [],
+            },
+        },
+    )
+    shown = APIClient().get(f"/api/v1/gallery/{source.pk}").json()
+    assert str(theirs.pk) not in str(shown)
+
+    forked = Orchestration.objects.get(pk=fork(outsider, source).json()["id"])
+    assert forked.definition["nodes"][0]["config"]["orchestration"] == "summarize"
+    mine = summarizer(other_org, "my summary")
+    run = run_to_rest(orchestrations.activate(forked), {})
+    assert run.status == "succeeded", run.error
+    child = run.step_runs.get(node_id="sum").child_run
+    assert (child.orchestration_id, child.organization_id) == (mine.pk, other_org.pk)
+    assert child.output == "my summary"
