@@ -1,34 +1,67 @@
-"""Refuse oversized API bodies from Content-Length alone, before anything reads them."""
+"""Body-size limits: which limit applies to a path, and refusing a declared Content-Length over it
+before anything reads the body.
+
+A body sent without Content-Length (chunked) has no length to check here; the server-side
+wrappers in config/bodies.py count its bytes as it arrives, with the same `body_limit`.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import JsonResponse
 
-from orchestrator.api.errors import json_error
+from orchestrator.api.errors import error_body, json_error
 from orchestrator.models import WebhookOutcome
 from orchestrator.services import webhooks
 
+WEBHOOK_PREFIX = "/api/v1/webhooks/"
+API_PREFIX = "/api/"
+# Pages (forms, the admin) are bounded by Django's DATA_UPLOAD_MAX_MEMORY_SIZE, which counts the
+# values of a form but not the multipart boundaries and part headers around them (up to
+# DATA_UPLOAD_MAX_NUMBER_FIELDS parts of ~100 bytes each): this much more keeps any form Django
+# itself would accept.
+PAGE_BODY_ALLOWANCE = 128 * 1024
+
+
+def is_webhook_path(path: str) -> bool:
+    return path.startswith(WEBHOOK_PREFIX)
+
+
+def body_limit(path: str) -> int:
+    """The most bytes of request body accepted on this path."""
+    if is_webhook_path(path):
+        return settings.WEBHOOK_MAX_BODY_BYTES
+    if path.startswith(API_PREFIX):
+        return settings.API_MAX_BODY_BYTES
+    # None means "no limit" to Django; a body nobody reads is still not worth spooling unbounded.
+    form_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if form_limit is None:
+        form_limit = settings.API_MAX_BODY_BYTES
+    return form_limit + PAGE_BODY_ALLOWANCE
+
+
+def too_large_body(limit: int) -> dict:
+    """The API.md error body of a 413, the same from the middleware and the server wrappers."""
+    return error_body("payload_too_large", f"The request body is larger than {limit} bytes.")
+
 
 class BodySizeLimitMiddleware:
+    """Answers 413 from a declared Content-Length on API paths. Pages are left to Django's own
+    DATA_UPLOAD_MAX_MEMORY_SIZE check, which answers a form with its usual 400."""
+
     def __init__(self, get_response) -> None:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith("/api/"):
-            limit = (
-                settings.WEBHOOK_MAX_BODY_BYTES
-                if request.path.startswith("/api/v1/webhooks/")
-                else settings.API_MAX_BODY_BYTES
-            )
+        if request.path.startswith(API_PREFIX):
+            limit = body_limit(request.path)
             length = request.META.get("CONTENT_LENGTH") or "0"
             try:
                 declared = int(length)
             except ValueError:
                 return json_error("validation_error", "Content-Length is not a number.", 400)
             if declared > limit:
-                if request.path.startswith("/api/v1/webhooks/"):
+                if is_webhook_path(request.path):
                     webhooks.count_request(WebhookOutcome.TOO_LARGE)
-                return json_error(
-                    "payload_too_large", f"The request body is larger than {limit} bytes.", 413
-                )
+                return JsonResponse(too_large_body(limit), status=413)
         return self.get_response(request)

@@ -180,8 +180,8 @@ class WebhookView(APIView):
         from runs.models import TriggerKind as RunTrigger
         from runs.services import lifecycle
 
-        # The Django request, not DRF's `request.stream`: DRF drops a body sent without a
-        # Content-Length (chunked), which would read as empty here and never reach the limit.
+        # A bounded read of the Django request: the server wrappers (config/bodies.py) cap
+        # bodies already, but one that reached the view another way must not be read unbounded.
         body = read_limited(request._request, settings.WEBHOOK_MAX_BODY_BYTES)
         try:
             orchestration_uuid = uuid.UUID(orchestration_id)
