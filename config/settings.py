@@ -200,7 +200,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "orchestrator.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
+        "orchestrator.throttling.AnonymousRateThrottle",
         "orchestrator.throttling.TokenRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {

@@ -1,13 +1,55 @@
-"""Rate limits keyed by token, so service accounts (which have no user id) don't share a bucket."""
+"""Rate limits: per token (service accounts have no user id, so they must not share a bucket),
+per user, per client address.
+
+DRF's own throttles keep every request's timestamp in one cache entry, read and written whole
+on each request: at 6,000 requests a minute that is a 50 KB value sent to Redis and back every
+time. Here each key holds a counter per fixed window, and the limit applies to a sliding
+window estimated from the current and the previous counts (the previous one weighted by how
+much of it the sliding window still covers): one read of two small numbers and one increment.
+"""
 
 from __future__ import annotations
 
-from rest_framework.throttling import UserRateThrottle
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 from orchestrator.tenancy import Tenant
 
 
-class TokenRateThrottle(UserRateThrottle):
+class SlidingWindowMixin:
+    """For DRF's SimpleRateThrottle subclasses: the same rates, keys and `wait`, counted in
+    windows."""
+
+    def allow_request(self, request, view) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        now = self.timer()
+        window = int(now // self.duration)
+        current, previous = f"{self.key}:{window}", f"{self.key}:{window - 1}"
+        counts = self.cache.get_many([current, previous])
+        self.elapsed = now - window * self.duration
+        self.previous, self.count = counts.get(previous, 0), counts.get(current, 0)
+        if self.previous * (1 - self.elapsed / self.duration) + self.count >= self.num_requests:
+            return False
+        # Kept for two windows: the next one weighs this one.
+        if not self.cache.add(current, 1, timeout=2 * self.duration):
+            self.cache.incr(current)
+        return True
+
+    def wait(self) -> float:
+        """Seconds until the estimate drops below the limit, if nothing else arrives: the
+        previous window's weight falls linearly to zero over the current one."""
+        limit, span = self.num_requests, self.duration
+        if self.count < limit:
+            # previous * (1 - t / span) + count < limit, for t past now
+            return max(1.0, span * (1 - (limit - self.count) / self.previous) - self.elapsed)
+        # Not within this window: in the next one, this window's count is the one that fades.
+        return max(1.0, span - self.elapsed + span * (1 - limit / self.count))
+
+
+class TokenRateThrottle(SlidingWindowMixin, UserRateThrottle):
     def get_cache_key(self, request, view):
         tenant = request.auth
         if isinstance(tenant, Tenant) and tenant.token is not None:
@@ -17,3 +59,7 @@ class TokenRateThrottle(UserRateThrottle):
         else:
             ident = f"ip-{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class AnonymousRateThrottle(SlidingWindowMixin, AnonRateThrottle):
+    """Requests without credentials, per client address."""

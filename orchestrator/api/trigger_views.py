@@ -18,7 +18,6 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from orchestrator.api.errors import InvalidRequest, TriggerMismatch
@@ -28,6 +27,7 @@ from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, Trigger, WebhookDelivery, WebhookOutcome
 from orchestrator.services import triggers as trigger_service
 from orchestrator.services import webhooks
+from orchestrator.throttling import AnonymousRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class TriggerViewSet(viewsets.GenericViewSet):
         return Response(TriggerSerializer(trigger).data)
 
 
-class WebhookThrottle(AnonRateThrottle):
+class WebhookThrottle(AnonymousRateThrottle):
     scope = "webhook"
 
 

@@ -1,0 +1,69 @@
+"""The sliding-window rate limit: counts per window, the previous one fading over the current."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from orchestrator.throttling import TokenRateThrottle
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def limit(monkeypatch):
+    """`limit(rate)`: `allow()` makes one request of one token at the clock's time (a new
+    throttle each time, as DRF makes one per request) and returns the throttle."""
+    clock = Clock(6_000_000.0)  # the start of a minute
+    monkeypatch.setattr(TokenRateThrottle, "timer", clock)
+
+    def make(rate: str):
+        monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"user": rate})
+        request = SimpleNamespace(auth=None, user=SimpleNamespace(is_authenticated=True, pk=7))
+
+        def allow():
+            throttle = TokenRateThrottle()
+            throttle.allowed = throttle.allow_request(request, None)
+            return throttle
+
+        return clock, allow
+
+    return make
+
+
+def test_a_window_takes_its_limit_then_refuses_until_the_next(limit):
+    clock, allow = limit("10/min")
+    assert all(allow().allowed for _ in range(10))
+    clock.now += 20
+    refused = allow()
+    assert not refused.allowed
+    # This window's 10 fade over the next one: only past its start can one more go through.
+    assert 40 <= refused.wait() <= 41
+
+
+def test_the_previous_window_counts_as_much_as_the_sliding_window_still_covers_it(limit):
+    clock, allow = limit("10/min")
+    assert all(allow().allowed for _ in range(10))
+    clock.now += 90  # half-way through the next minute: the 10 count as 5
+    assert [allow().allowed for _ in range(6)] == [True] * 5 + [False]
+    clock.now += 15  # three quarters through: they count as 2.5, with 5 of this minute
+    assert [allow().allowed for _ in range(4)] == [True] * 3 + [False]
+    clock.now += 60  # a minute later, the 8 of that minute count as 2
+    assert [allow().allowed for _ in range(9)] == [True] * 8 + [False]
+
+
+def test_a_refusal_at_the_edge_of_the_sliding_window_waits_a_second(limit):
+    clock, allow = limit("10/min")
+    assert all(allow().allowed for _ in range(10))
+    clock.now += 60  # the next minute begins: the 10 still count whole, for an instant
+    refused = allow()
+    assert not refused.allowed and refused.wait() == 1.0
+    clock.now += 1
+    assert allow().allowed
