@@ -353,7 +353,14 @@ LOGGING = {
         ),
         "console": _log_formatter(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())),
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "filters": {"quiet_reaper": {"()": "config.logfilters.QuietReaper"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["quiet_reaper"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Django's default config gives "django" handlers of its own (plain text with DEBUG on):

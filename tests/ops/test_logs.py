@@ -196,3 +196,24 @@ def test_an_unknown_log_format_stops_the_process(tmp_path):
     )
     assert result.returncode != 0
     assert "LOG_FORMAT must be json or console" in result.stderr
+
+
+def test_the_reapers_routine_lines_are_dropped_and_everything_else_kept():
+    import logging
+
+    from config.logfilters import QuietReaper
+
+    def record(name: str, level: int, message: str, *args) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, message, args, None)
+
+    quiet = QuietReaper()
+    reap = "Task runs.tasks.reap[%s] succeeded in %ss: %s"
+    assert not quiet.filter(record("celery.app.trace", logging.INFO, reap, "1", 0.01, {}))
+    assert not quiet.filter(
+        record("celery.beat", logging.INFO, "Scheduler: Sending due task reap-runs (%s)", "x")
+    )
+    step = "Task runs.tasks.execute_step[%s] succeeded in %ss: %s"
+    assert quiet.filter(record("celery.app.trace", logging.INFO, step, "2", 0.5, None))
+    failed = "Task runs.tasks.reap[%s] raised unexpected: %r"
+    assert quiet.filter(record("celery.app.trace", logging.ERROR, failed, "3", ValueError()))
+    assert quiet.filter(record("runs.services", logging.INFO, "reap-runs in a user's message"))
