@@ -17,6 +17,7 @@ from orchestrator.definition import TemplateError, render
 from runs.engine import RUN_TERMINAL, StepStatus
 from runs.engine.nodes import EXECUTORS
 from runs.engine.nodes.base import StepContext, StepFailed, StepResult
+from runs.engine.redaction import Redactor
 from runs.models import Run, StepRun
 from runs.services import events, resolve
 from runs.services.context import latest_attempts, run_context
@@ -102,9 +103,18 @@ def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
         raise StepFailed(f"template error: {exc}", retryable=False) from None
     StepRun.objects.filter(pk=step.pk).update(input=config)
     step.input = config
+    agent = resolve.agent(run, definition_of(run), config) if node["type"] == "agent" else None
+    credential = (
+        resolve.credential(run, config.get("credential")) if node["type"] == "http" else None
+    )
+    # The servers a step talks to may send its secrets back (an echo, an error quoting the token
+    # it refused): nothing the step emits, returns or fails with is stored or logged unmasked.
+    hide = Redactor(
+        [*(agent.secrets() if agent else ()), *(credential.secrets() if credential else ())]
+    )
 
     def emit(type: str, data: dict) -> None:
-        events.append_now(run.pk, type, step.node_id, **data)
+        events.append_now(run.pk, type, step.node_id, **hide(data))
 
     timeout = node.get("timeout_s")
     ctx = StepContext(
@@ -115,12 +125,17 @@ def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
         emit=emit,
         deadline=time.monotonic() + timeout if timeout else None,
         net=resolve.net_policy(),
-        agent=resolve.agent(run, definition_of(run), config) if node["type"] == "agent" else None,
-        credential=resolve.credential(run, config.get("credential"))
-        if node["type"] == "http"
-        else None,
+        agent=agent,
+        credential=credential,
     )
-    return EXECUTORS[node["type"]](ctx)
+    try:
+        result = EXECUTORS[node["type"]](ctx)
+    except StepFailed as exc:
+        exc.message, exc.details = hide(exc.message), hide(exc.details)
+        exc.args = (exc.message,)
+        raise
+    result.output = hide(result.output)
+    return result
 
 
 def _metrics(result: StepResult | StepFailed) -> dict:

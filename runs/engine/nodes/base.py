@@ -6,9 +6,13 @@ runs, so executors are pure functions of their input plus the network.
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class AgentSpec:
             + tokens_output / 1000 * self.price_output_per_1k
         )
 
+    def secrets(self) -> tuple[str, ...]:
+        """The API key, for `redaction`: a model server's error may quote it."""
+        return (self.api_key, self.api_key.strip()) if self.api_key else ()
+
 
 @dataclass(frozen=True)
 class Credential:
@@ -41,17 +49,45 @@ class Credential:
 
     def headers(self) -> dict[str, str]:
         """How each kind of credential goes on an HTTP request."""
-        import base64
-
         if self.kind == "bearer":
-            return {"Authorization": f"Bearer {self.value}"}
+            return {"Authorization": f"Bearer {header_value(self.value, 'credential')}"}
         if self.kind == "basic":
             token = base64.b64encode(self.value.encode()).decode()
             return {"Authorization": f"Basic {token}"}
         if self.kind == "header":
             name, _, value = self.value.partition(":")
-            return {name.strip(): value.strip()}
-        return {"X-API-Key": self.value}
+            return {name.strip(): header_value(value, "credential")}
+        return {"X-API-Key": header_value(self.value, "credential")}
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every form in which the value can come back, for `redaction`: as stored and trimmed
+        (an error may quote a pasted value without its trailing newline), the basic token that goes
+        on the wire and its password alone, a header credential's value without its name."""
+        forms = {self.value, self.value.strip()}
+        if self.kind == "basic":
+            forms.add(base64.b64encode(self.value.encode()).decode())
+            forms.add(self.value.partition(":")[2])
+        if self.kind == "header":
+            forms.add(self.value.partition(":")[2].strip())
+        return tuple(forms)
+
+
+def header_value(secret: str, what: str) -> str:
+    """A secret as an HTTP header can carry it: without the whitespace around it, which HTTP does
+    not allow there and which a pasted value often brings along (a trailing newline).
+
+    One that still holds a line break or another control character is refused here, without being
+    quoted: the HTTP library would refuse it too, but with an exception, and a DEBUG log line, that
+    show it in clear. It also means that a stored value can never add a header of its own.
+    """
+    value = secret.strip()
+    if _CONTROL.search(value):
+        raise StepFailed(
+            f"the {what} holds a line break or another control character, which cannot be sent "
+            "in an HTTP header: store it again without them",
+            retryable=False,
+        )
+    return value
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import json
 
 from runs.engine.netguard import fetch
 from runs.engine.nodes.base import StepContext, StepFailed, StepResult
+from runs.engine.redaction import Redactor
 
 TEXT_LIMIT = 1_000_000
 
@@ -31,18 +32,23 @@ def run_http(ctx: StepContext) -> StepResult:
         timeout=float(config.get("timeout_s", 30)),
         transport=ctx.transport,
     )
+    # Masked here, before the text is cut short, so that no secret the server sent back survives
+    # in part; the service masks whatever the step returns once more (see runs.engine.redaction).
+    hide = Redactor(ctx.credential.secrets() if ctx.credential is not None else ())
+    text = hide(response.text)
     if "json" in response.headers.get("content-type", ""):
         try:
-            parsed = response.json()
+            parsed = hide(response.json())
         except ValueError:
-            parsed = response.text[:TEXT_LIMIT]
+            parsed = text[:TEXT_LIMIT]
     else:
-        parsed = response.text[:TEXT_LIMIT]
-    output = {"status": response.status_code, "headers": dict(response.headers), "body": parsed}
+        parsed = text[:TEXT_LIMIT]
+    headers = hide(dict(response.headers))
+    output = {"status": response.status_code, "headers": headers, "body": parsed}
     if response.status_code >= 400:
         raise StepFailed(
             f"HTTP {response.status_code} from {config['url']}",
             retryable=response.status_code >= 500 or response.status_code == 429,
-            details={"status": response.status_code, "body": response.text[:500]},
+            details={"status": response.status_code, "body": text[:500]},
         )
     return StepResult(output=output)

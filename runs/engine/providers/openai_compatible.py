@@ -7,7 +7,7 @@ import json
 import httpx2
 import openai
 
-from runs.engine.nodes.base import AgentSpec, StepFailed
+from runs.engine.nodes.base import AgentSpec, StepFailed, header_value
 from runs.engine.providers.types import Completion, ToolCall, words
 
 
@@ -15,7 +15,7 @@ def _client(spec: AgentSpec, timeout: float, transport) -> openai.OpenAI:
     http_client = httpx2.Client(transport=transport, timeout=timeout) if transport else None
     return openai.OpenAI(
         base_url=spec.base_url or None,
-        api_key=spec.api_key or "missing",
+        api_key=header_value(spec.api_key, "API key") if spec.api_key else "missing",
         timeout=timeout,
         max_retries=0,
         http_client=http_client,

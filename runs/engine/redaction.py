@@ -1,0 +1,44 @@
+"""Credential values never leave a step in clear.
+
+The product itself never writes a secret into an output, an error or an event, but the servers it
+talks to may: an upstream that reflects the request (httpbin's `/headers`), an API whose 401 quotes
+the token it refused, a model server whose error names the key, an HTTP library that puts an
+invalid header value in its exception. Whatever a step brings back is masked with the
+secrets the step was given (a `Redactor`) before it is stored, logged or sent to a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "[redacted]"
+# Shorter values are left alone: masking every "ab" in an output would make it unreadable, and a
+# two-letter secret is no secret anyway.
+MIN_LENGTH = 6
+
+
+class Redactor:
+    """Replaces each secret, longest first (so that a value never survives inside a longer one
+    half-masked), in every string of a JSON-like value: dict keys, list items, nested values."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        found = {secret for secret in secrets if secret and len(secret) >= MIN_LENGTH}
+        self.secrets = tuple(sorted(found, key=len, reverse=True))
+
+    def __bool__(self) -> bool:
+        return bool(self.secrets)
+
+    def __call__(self, value: Any) -> Any:
+        if not self.secrets:
+            return value
+        if isinstance(value, str):
+            for secret in self.secrets:
+                if secret in value:
+                    value = value.replace(secret, MASK)
+            return value
+        if isinstance(value, dict):
+            return {self(key): self(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self(item) for item in value]
+        return value
