@@ -46,7 +46,8 @@ class _SinkHandler(BaseHTTPRequestHandler):
     random pause (so that a kill often lands while a request is in flight). While the sink's
     `release` event is clear, it holds every call (up to `slow_s`): long enough for the test to
     kill the worker that made it. `/slow/...` is the same without the pause; `/fail/...`
-    answers 503 (a retryable failure)."""
+    answers 503 (a retryable failure). Like a payment API, it applies a call once per
+    Idempotency-Key: `applied` counts those, `calls` every arrival."""
 
     server: Sink
 
@@ -57,7 +58,11 @@ class _SinkHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         kind, run_id, step_id = self.path.strip("/").split("/")[:3]
+        key = self.headers.get("Idempotency-Key") or f"{run_id}:{step_id}:{time.monotonic()}"
         with self.server.lock:
+            if key not in self.server.keys:
+                self.server.keys.add(key)
+                self.server.applied[(run_id, step_id)] += 1
             self.server.calls[(run_id, step_id)] += 1
             nth = self.server.calls[(run_id, step_id)]
             self.server.records.append((run_id, step_id, nth))
@@ -84,6 +89,8 @@ class Sink(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _SinkHandler)
         self.lock = threading.Lock()
         self.calls: Counter = Counter()
+        self.applied: Counter = Counter()
+        self.keys: set[str] = set()
         self.records: list[tuple[str, str, int]] = []
         self.max_pause_s = max_pause_s
         self.slow_s = slow_s

@@ -99,6 +99,7 @@ def test_a_step_claimed_by_a_worker_killed_before_it_reported_is_run_again(org, 
         assert first.lease_expires_at - first.started_at == timedelta(seconds=LEASE_S + GRACE_S)
         # The second call worked; the first was cut off, or the kill came before it was made.
         assert sink.calls[(str(run.pk), "work")] in (1, 2)
+        assert sink.applied[(str(run.pk), "work")] == 1  # both attempts sent one key
         assert run.output == "done"
         types = list(RunEvent.objects.filter(run=run).values_list("type", flat=True))
         assert types.count("step_retry") == 1

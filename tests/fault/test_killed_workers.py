@@ -1,6 +1,7 @@
 """Workers SIGKILLed at random moments, the whole process group or a single pool child, while
 runs of http steps post their side effects to a sink: no run is lost or stuck, each step succeeds
-exactly once, and its side effect is applied at least once and at most once per attempt."""
+exactly once, and its call reaches the sink at least once and at most once per attempt, and is
+applied once (every attempt carries the step's Idempotency-Key)."""
 
 from __future__ import annotations
 
@@ -162,7 +163,8 @@ def test_runs_survive_workers_killed_at_random_moments(org, fault_env, sink):
         max_requeue_s=round(max(recovery, default=0), 1),
         worker_boot_s=round(boot, 1),
         settle_after_last_kill_s=round(settle, 1),
-        side_effects_beyond_successes=sum(sink.calls.values()) - len(attempts),
+        calls_beyond_successes=sum(sink.calls.values()) - len(attempts),
+        applied_beyond_successes=sum(sink.applied.values()) - len(attempts),
         total_s=round(time.monotonic() - started, 1),
     )
 
@@ -173,8 +175,10 @@ def test_runs_survive_workers_killed_at_random_moments(org, fault_env, sink):
     assert set(succeeded) == keys and set(succeeded.values()) == {1}
     assert set(completes) == keys and set(completes.values()) == {1}
     for run_id, node_id in attempts:
-        # Applied for its success, and never more often than it was attempted.
+        # Sent once per attempt at most (an attempt killed mid-call had sent it too), and applied
+        # exactly once: every attempt carries the step's Idempotency-Key.
         assert 1 <= sink.calls[(str(run_id), node_id)] <= attempts[(run_id, node_id)]
+        assert sink.applied[(str(run_id), node_id)] == 1
     for run in runs:
         seqs = list(RunEvent.objects.filter(run=run).values_list("seq", flat=True))
         assert seqs == list(range(1, run.last_seq + 1))

@@ -246,3 +246,26 @@ def test_budget_action_approve_denied_fails_with_cost_limit_exceeded(make_flow, 
     assert run.status == "failed"
     assert run.error["code"] == "cost_limit_exceeded"
     assert statuses(run) == {"one": "succeeded", "two": "cancelled"}
+
+
+def test_every_attempt_of_an_http_step_sends_the_same_idempotency_key(make_flow, upstream):
+    flaky = {
+        "id": "charge",
+        "type": "http",
+        "config": {"url": f"{upstream.url}/status/503"},
+        "retry": {"max_attempts": 2},
+    }
+    own = {
+        "id": "own",
+        "type": "http",
+        "config": {"url": f"{upstream.url}/things", "headers": {"idempotency-key": "mine-1"}},
+    }
+    run = run_to_rest(make_flow([flaky, own]))
+    skip_waits()
+    drain()
+    run.refresh_from_db()
+    assert StepRun.objects.filter(run=run, node_id="charge").count() == 2
+    keys = [
+        {k.lower(): v for k, v in seen.items()}["idempotency-key"] for seen in upstream.headers_seen
+    ]
+    assert sorted(keys) == sorted([f"{run.pk}:charge", f"{run.pk}:charge", "mine-1"])

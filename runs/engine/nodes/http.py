@@ -11,11 +11,19 @@ from runs.engine.redaction import Redactor
 TEXT_LIMIT = 1_000_000
 
 
+def idempotency_key(ctx: StepContext) -> str:
+    return f"{ctx.run_id}:{ctx.step_id}"
+
+
 def run_http(ctx: StepContext) -> StepResult:
     config = ctx.config
     headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
     if ctx.credential is not None:
         headers.update(ctx.credential.headers())
+    # The same key on every attempt of this step of this run: a server that honours it applies
+    # the call once even when a worker died after sending it and the step ran again.
+    if not any(name.lower() == "idempotency-key" for name in headers):
+        headers["Idempotency-Key"] = idempotency_key(ctx)
     body = config.get("body")
     content = None
     if isinstance(body, dict | list):
