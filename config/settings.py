@@ -197,7 +197,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "orchestrator.api.pagination.ItemsCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["orchestrator.api.filtering.StrictFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "orchestrator.api.schema.ErrorAutoSchema",
     "EXCEPTION_HANDLER": "orchestrator.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "orchestrator.throttling.AnonymousRateThrottle",

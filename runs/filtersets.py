@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 
 from orchestrator.filtersets import ListFilterSet
 from runs.engine import RunStatus
 from runs.models import Run, TriggerKind
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, compared in UTC. Python reads UTC offsets up to ±23:59, PostgreSQL only
+    up to ±15:59: `?to=...+18:23` failed the query there (a 500) until the time was sent as UTC."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # year 1 with a positive offset is before year 1 in UTC
+            raise ValidationError("is out of the range of dates", code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class RunFilter(ListFilterSet):
@@ -20,9 +42,5 @@ class RunFilter(ListFilterSet):
         fields: list[str] = []
 
 
-RunFilter.base_filters["from"] = django_filters.IsoDateTimeFilter(
-    field_name="created_at", lookup_expr="gte"
-)
-RunFilter.base_filters["to"] = django_filters.IsoDateTimeFilter(
-    field_name="created_at", lookup_expr="lte"
-)
+RunFilter.base_filters["from"] = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+RunFilter.base_filters["to"] = UtcDateTimeFilter(field_name="created_at", lookup_expr="lte")

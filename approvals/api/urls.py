@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import re_path
 
 from approvals.api.views import ApprovalViewSet, RunAnswerViewSet
+from orchestrator.api.schema import documented_as
 from orchestrator.api.urls import OptionalSlashRouter
 from runs.api import streaming
 
@@ -12,7 +13,11 @@ router.register("approvals", ApprovalViewSet, basename="approval")
 approve_step = RunAnswerViewSet.as_view({"post": "approve_step"})
 
 urlpatterns = [
-    re_path(r"^runs/(?P<pk>[^/]+)/resume/?$", streaming.resume, name="run-resume"),
+    re_path(
+        r"^runs/(?P<pk>[^/]+)/resume/?$",
+        documented_as(streaming.resume, RunAnswerViewSet.as_view({"post": "resume"})),
+        name="run-resume",
+    ),
     re_path(
         r"^runs/(?P<pk>[^/]+)/resume/stream/?$", streaming.resume_stream, name="run-resume-stream"
     ),

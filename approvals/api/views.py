@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -20,7 +20,24 @@ from approvals.api.serializers import (
 from approvals.filtersets import ApprovalFilter
 from approvals.models import Approval, ApprovalKind, ApprovalStatus
 from orchestrator.api.errors import Conflict, InvalidRequest
+from orchestrator.api.schema import error
+from runs.api.serializers import RunSerializer
 from runs.models import Run
+
+DECIDED = {
+    200: ApprovalSerializer,
+    409: error("`conflict`: the approval is not pending."),
+}
+RunAccepted = inline_serializer("RunAccepted", {"run_id": serializers.UUIDField()})
+RESUMED = {
+    200: RunSerializer,
+    202: PolymorphicProxySerializer(
+        component_name="ResumeAccepted",
+        serializers=[RunAccepted, RunSerializer],
+        resource_type_field_name=None,
+    ),
+    409: error("`conflict`: nothing in this run is waiting for an answer."),
+}
 
 
 def _approval_or_404(request, key: str) -> Approval:
@@ -74,12 +91,12 @@ class ApprovalViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
         return Response(ApprovalSerializer(decided).data)
 
-    @extend_schema(request=DecisionSerializer, responses=ApprovalSerializer)
+    @extend_schema(request=DecisionSerializer, responses=DECIDED)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         return self._decide(request, pk, approve=True)
 
-    @extend_schema(request=DecisionSerializer, responses=ApprovalSerializer)
+    @extend_schema(request=DecisionSerializer, responses=DECIDED)
     @action(detail=True, methods=["post"])
     def deny(self, request, pk=None):
         return self._decide(request, pk, approve=False)
@@ -127,7 +144,13 @@ class RunAnswerViewSet(viewsets.GenericViewSet):
         """The run in the URL (404 when foreign): also what the role check looks up first."""
         return _run_or_404(self.request, self.kwargs["pk"])
 
-    @extend_schema(request=ResumeSerializer, responses={200: ApprovalSerializer})
+    @extend_schema(
+        request=ResumeSerializer,
+        responses=RESUMED,
+        description="Waits like a sync run: 200 with the run once it ended or paused again "
+        '(202 if it is still going after SYNC_RUN_TIMEOUT_S); with `"async": true`, 202 '
+        "`{run_id}` at once.",
+    )
     def resume(self, request, pk=None):
         run = _run_or_404(request, pk)
         serializer = ResumeSerializer(data=request.data)
@@ -137,7 +160,13 @@ class RunAnswerViewSet(viewsets.GenericViewSet):
         response.wait_for_run = None if serializer.validated_data["async"] else run.pk
         return response
 
-    @extend_schema(request=StepApproveSerializer, responses=ApprovalSerializer)
+    @extend_schema(
+        request=StepApproveSerializer,
+        responses={
+            200: ApprovalSerializer,
+            409: error("`conflict`: that step is not awaiting approval."),
+        },
+    )
     def approve_step(self, request, pk=None, step_id=None):
         run = _run_or_404(request, pk)
         serializer = StepApproveSerializer(data=request.data)

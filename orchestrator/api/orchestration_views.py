@@ -13,6 +13,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from orchestrator.api.errors import PreconditionRequired
+from orchestrator.api.schema import error
 from orchestrator.api.serializers import (
     CompileSerializer,
     OrchestrationDetailSerializer,
@@ -36,6 +37,14 @@ IF_MATCH = OpenApiParameter(
     required=True,
     description="The ETag you last read; 412 when stale, 428 when missing.",
 )
+
+
+# The answers of a write guarded by If-Match (API.md: 428 without it, 412 when stale).
+GUARDED_WRITE = {
+    200: OrchestrationDetailSerializer,
+    412: error("`version_conflict`: If-Match does not match the current ETag."),
+    428: error("`precondition_required`: If-Match is missing."),
+}
 
 
 def _etag_header(orchestration: Orchestration) -> dict[str, str]:
@@ -154,9 +163,7 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
         return self._detail(orchestration, status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=OrchestrationWriteSerializer,
-        responses=OrchestrationDetailSerializer,
-        parameters=[IF_MATCH],
+        request=OrchestrationWriteSerializer, responses=GUARDED_WRITE, parameters=[IF_MATCH]
     )
     def update(self, request, pk=None):
         orchestration = self.get_object()
@@ -168,9 +175,7 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
         return self._detail(updated)
 
     @extend_schema(
-        request=OrchestrationWriteSerializer,
-        responses=OrchestrationDetailSerializer,
-        parameters=[IF_MATCH],
+        request=OrchestrationWriteSerializer, responses=GUARDED_WRITE, parameters=[IF_MATCH]
     )
     def partial_update(self, request, pk=None):
         orchestration = self.get_object()
@@ -227,7 +232,7 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
             definitions.render_markdown(data["name"], data["description"], data["definition"])
         )
 
-    @extend_schema(responses=VersionSerializer(many=True))
+    @extend_schema(responses=VersionSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"], cursor_ordering="-version")
     def versions(self, request, pk=None):
         orchestration = self.get_object()

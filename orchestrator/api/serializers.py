@@ -128,7 +128,7 @@ class SettingsSerializer(StrictSerializer):
 
 class OrchestrationSerializer(serializers.ModelSerializer):
     tags = serializers.SerializerMethodField()
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     steps = serializers.IntegerField(source="step_count", read_only=True)
     members = serializers.JSONField(source="member_ids", read_only=True)
     credit_limit = MoneyField(allow_null=True, read_only=True)
@@ -297,7 +297,9 @@ class OrchestrationWriteSerializer(TenantSerializerMixin, StrictSerializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = OrchestrationVersion

@@ -10,10 +10,10 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
-from rest_framework import status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.permissions import AllowAny
@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from orchestrator.api.errors import InvalidRequest, TriggerMismatch
 from orchestrator.api.parsers import read_limited
+from orchestrator.api.schema import error
 from orchestrator.api.serializers import TriggerSerializer, TriggerWriteSerializer
 from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, Trigger, WebhookDelivery, WebhookOutcome
@@ -120,7 +121,13 @@ class TriggerViewSet(viewsets.GenericViewSet):
             trigger_service.delete_trigger(self.get_trigger(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses=TriggerSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: TriggerSerializer,
+            400: error("`validation_error`: only webhook triggers have a signing secret."),
+        },
+    )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, pk=None):
         trigger = self.get_trigger(pk)
@@ -148,6 +155,8 @@ class WebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [WebhookThrottle]
+    # The signature covers the raw bytes, so `post` reads the body itself; DRF never parses it.
+    parser_classes: list = []
     # Set by `post` when the status alone cannot tell (a replay is 202 like an accepted request).
     outcome: WebhookOutcome | None = None
 
@@ -172,7 +181,19 @@ class WebhookView(APIView):
                 "X-Orchestrator-Signature", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True
             )
         ],
-        responses={202: OpenApiTypes.OBJECT},
+        responses={
+            202: inline_serializer(
+                "WebhookAccepted",
+                {
+                    "run_id": serializers.UUIDField(
+                        allow_null=True,
+                        help_text="The run started, or that of the same delivery before.",
+                    )
+                },
+            ),
+            400: error("`trigger_mismatch`: the trigger is paused or the body does not fit it."),
+            409: error("`orchestration_not_active`: the orchestration is a draft or paused."),
+        },
     )
     def post(self, request, orchestration_id: str, token: str):
         from django.conf import settings

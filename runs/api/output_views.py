@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from orchestrator.api.schema import error
 from runs.api.serializers import (
     OutputVersionDetailSerializer,
     OutputVersionSerializer,
@@ -55,8 +55,10 @@ class RunOutputViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         request=RefineSerializer,
-        responses={202: RefineAccepted},
-        description="409 when the run has not succeeded or is already being refined.",
+        responses={
+            202: RefineAccepted,
+            409: error("`conflict`: the run has not succeeded, or is being refined already."),
+        },
     )
     def refine(self, request, pk=None):
         run = self.get_run(pk)
@@ -72,7 +74,7 @@ class RunOutputViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         operation_id="runs_versions_retrieve",
-        responses={200: OutputVersionDetailSerializer, 404: OpenApiTypes.OBJECT},
+        responses=OutputVersionDetailSerializer,
     )
     def version(self, request, pk=None, number=None):
         found = outputs.version(self.get_run(pk), int(number))

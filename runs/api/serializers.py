@@ -58,13 +58,13 @@ def prefetch_human_input(runs: Sequence[Run]) -> None:
 class RunSerializer(serializers.ModelSerializer):
     orchestration_name = OrchestrationNameField(read_only=True)
     trigger = serializers.SerializerMethodField()
-    replays_run_id = serializers.UUIDField(read_only=True)
-    parent_run_id = serializers.UUIDField(read_only=True)
+    replays_run_id = serializers.UUIDField(read_only=True, allow_null=True)
+    parent_run_id = serializers.UUIDField(read_only=True, allow_null=True)
     cost_usd = MoneyField(read_only=True)
     tokens = serializers.SerializerMethodField()
     human_input_required = serializers.SerializerMethodField()
     requested_by = serializers.CharField(source="requested_by_name", read_only=True)
-    duration_ms = serializers.IntegerField(read_only=True)
+    duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
     refine_error = serializers.SerializerMethodField()
 
     class Meta:

@@ -30,7 +30,7 @@ POLL_MIN_S, POLL_MAX_S = 0.02, 0.25
 KEEPALIVE_S = 15.0
 WAITING = {RunStatus.QUEUED, RunStatus.RUNNING}
 
-_collection = OrchestrationRunViewSet.as_view({"get": "list", "post": "create"})
+collection = OrchestrationRunViewSet.as_view({"get": "list", "post": "create"})
 _run_detail = RunViewSet.as_view({"get": "retrieve"})
 
 
@@ -107,7 +107,7 @@ def sse_response(stream: AsyncIterator[str]) -> StreamingHttpResponse:
 @csrf_exempt
 async def runs_collection(request, orchestration_pk: str):
     """GET lists runs; POST fires one, and with "async": false waits for it to end or pause."""
-    response = await sync_to_async(_collection)(request, orchestration_pk=orchestration_pk)
+    response = await sync_to_async(collection)(request, orchestration_pk=orchestration_pk)
     run_id = getattr(response, "wait_for_run", None)
     if request.method != "POST" or run_id is None:
         return await _render(response)

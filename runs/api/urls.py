@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.urls import re_path
 
+from orchestrator.api.schema import documented_as
 from orchestrator.api.urls import OptionalSlashRouter
 from runs.api import streaming
 from runs.api.output_views import RunOutputViewSet
@@ -20,7 +21,7 @@ run_version = RunOutputViewSet.as_view({"get": "version"})
 urlpatterns = [
     re_path(
         r"^orchestrations/(?P<orchestration_pk>[^/]+)/runs/?$",
-        streaming.runs_collection,
+        documented_as(streaming.runs_collection, streaming.collection),
         name="orchestration-runs",
     ),
     re_path(

@@ -6,13 +6,14 @@ import uuid
 
 from django.db.models import F
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from orchestrator.api.errors import InvalidRequest
+from orchestrator.api.schema import error
 from orchestrator.models import Orchestration
 from runs.api.serializers import (
     EventSerializer,
@@ -29,6 +30,24 @@ from runs.services.comparison import compare_runs
 from runs.services.graphs import definition_of, graph_of
 
 EVENTS_PAGE = 500
+
+EventPage = inline_serializer(
+    "EventPage",
+    {
+        "items": EventSerializer(many=True),
+        "next_after": serializers.IntegerField(
+            allow_null=True, help_text="The `after` of the next page; null on the last one."
+        ),
+    },
+)
+REPLAYED = {
+    202: RunSerializer,
+    409: error("`orchestration_not_active`: the run's orchestration was deleted."),
+}
+CANCELLED = {
+    202: RunSerializer,
+    409: error("`conflict`: the run already ended."),
+}
 
 
 def run_detail(run: Run) -> dict:
@@ -136,16 +155,16 @@ class RunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return Response(run_detail(self.get_run(pk)))
 
-    @extend_schema(request=None, responses={202: RunSerializer})
+    @extend_schema(request=None, responses=CANCELLED)
     def destroy(self, request, pk=None):
         return self._cancel(self.get_run(pk))
 
-    @extend_schema(request=None, responses={202: RunSerializer})
+    @extend_schema(request=None, responses=CANCELLED)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self._cancel(self.get_run(pk))
 
-    @extend_schema(request=ReplaySerializer, responses={202: RunSerializer})
+    @extend_schema(request=ReplaySerializer, responses=REPLAYED)
     @action(detail=True, methods=["post"])
     def replay(self, request, pk=None):
         return self._replay(request, self.get_run(pk))
@@ -158,7 +177,8 @@ class RunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[OpenApiParameter("after", OpenApiTypes.INT, description="Last seq seen.")],
-        responses=EventSerializer(many=True),
+        responses=EventPage,
+        filters=False,
     )
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
@@ -174,7 +194,12 @@ class RunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
         more = len(items) == EVENTS_PAGE
         return Response({"items": items, "next_after": items[-1]["seq"] if more else None})
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        responses={
+            200: OpenApiTypes.OBJECT,
+            400: error("`validation_error`: the two runs are of different orchestrations."),
+        }
+    )
     @action(detail=True, methods=["get"], url_path=r"diff/(?P<other>[^/]+)")
     def diff(self, request, pk=None, other=None):
         return Response(compare_runs(self.get_run(pk), self.get_run(other)))
@@ -190,7 +215,16 @@ class OrchestrationRunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
         orchestration = orchestration_for(self.request, self.kwargs["orchestration_pk"])
         return self.base_queryset().filter(orchestration=orchestration)
 
-    @extend_schema(request=FireSerializer, responses={202: RunSerializer, 200: RunSerializer})
+    @extend_schema(
+        request=FireSerializer,
+        responses={
+            202: RunSerializer,
+            200: RunSerializer,
+            409: error("`orchestration_not_active`: the orchestration is a draft or paused."),
+        },
+        description='202 at once; with `"async": false`, 200 once the run ended or paused '
+        "(202 if it is still going after SYNC_RUN_TIMEOUT_S).",
+    )
     def create(self, request, orchestration_pk=None):
         orchestration = orchestration_for(request, orchestration_pk)
         run, _, wait = fire_from_request(request, orchestration)
@@ -202,11 +236,11 @@ class OrchestrationRunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
     def retrieve(self, request, orchestration_pk=None, pk=None):
         return Response(run_detail(self.get_run(pk)))
 
-    @extend_schema(request=None, responses={202: RunSerializer})
+    @extend_schema(request=None, responses=CANCELLED)
     def destroy(self, request, orchestration_pk=None, pk=None):
         return self._cancel(self.get_run(pk))
 
-    @extend_schema(request=ReplaySerializer, responses={202: RunSerializer})
+    @extend_schema(request=ReplaySerializer, responses=REPLAYED)
     @action(detail=True, methods=["post"])
     def replay(self, request, orchestration_pk=None, pk=None):
         return self._replay(request, self.get_run(pk))

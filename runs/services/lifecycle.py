@@ -175,7 +175,10 @@ def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
     With `from_step`, every step that does not depend on it keeps its recorded output from the
     original run, and only that step and what follows it run again.
     """
-    orchestration = Orchestration.objects.alive().get(pk=run.orchestration_id)
+    orchestration = Orchestration.objects.alive().filter(pk=run.orchestration_id).first()
+    if orchestration is None:
+        # Its runs stay readable after a soft delete, but no new run starts (API.md).
+        raise OrchestrationNotActive("The orchestration is deleted; its runs cannot be replayed.")
     if from_step is not None:
         node_ids = {n["id"] for n in orchestration.definition["nodes"]}
         if from_step not in node_ids:

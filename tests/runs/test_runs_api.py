@@ -133,6 +133,17 @@ def test_run_lists_filter_by_status_and_orchestration(editor, flow):
     assert len(editor.get("/api/v1/runs?to=2000-01-01T00:00:00Z").json()["items"]) == 0
 
 
+def test_time_filters_take_any_utc_offset_python_reads(editor, flow):
+    """PostgreSQL refuses offsets past ±15:59; the bound is compared in UTC instead."""
+    fire(editor, flow, {"message": "a"})
+    late = editor.get("/api/v1/runs", {"to": "2999-01-01T07:40:11+18:23"})
+    assert late.status_code == 200, late.content
+    assert len(late.json()["items"]) == 1
+    early = editor.get("/api/v1/runs", {"from": "0001-01-01T00:00:00+05:00"})
+    assert early.status_code == 400
+    assert list(early.json()["fields"]) == ["from"]
+
+
 def test_cancel_answers_202_then_409_once_finished(editor, flow):
     run = fire(editor, flow, {"message": "a"}).json()
     response = editor.post(f"/api/v1/runs/{run['id']}/cancel")
@@ -159,6 +170,16 @@ def test_replay_starts_a_new_run_linked_to_the_old_one(editor, flow):
         ).status_code
         == 400
     )
+
+
+def test_a_run_of_a_deleted_orchestration_stays_readable_but_is_not_replayed(editor, flow):
+    run = fire(editor, flow, {"message": "a"}).json()
+    drain()
+    assert editor.delete(f"/api/v1/orchestrations/{flow['id']}").status_code == 204
+    assert editor.get(f"/api/v1/runs/{run['id']}").status_code == 200
+    response = editor.post(f"/api/v1/runs/{run['id']}/replay", {}, format="json")
+    assert response.status_code == 409, response.content
+    assert response.json()["error"] == "orchestration_not_active"
 
 
 def test_run_diff_shows_what_changed_between_two_runs(editor, flow):
