@@ -83,9 +83,14 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay the selected runs")
     def replay_runs(self, request, queryset):
+        done = 0
         for run in queryset:
-            lifecycle.replay(run, requested_by=request.user)
-        self.message_user(request, f"Started {queryset.count()} replays.", messages.SUCCESS)
+            try:
+                lifecycle.replay(run, requested_by=request.user)
+                done += 1
+            except APIError as exc:
+                self.message_user(request, f"{run.pk}: {exc.detail}", messages.WARNING)
+        self.message_user(request, f"Started {done} replays.", messages.SUCCESS)
 
 
 @admin.register(StepRun)

@@ -175,10 +175,15 @@ def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
     With `from_step`, every step that does not depend on it keeps its recorded output from the
     original run, and only that step and what follows it run again.
     """
-    orchestration = Orchestration.objects.alive().filter(pk=run.orchestration_id).first()
-    if orchestration is None:
-        # Its runs stay readable after a soft delete, but no new run starts (API.md).
+    orchestration = Orchestration.objects.select_for_update().get(pk=run.orchestration_id)
+    # A replay starts a run like a fire does: not of a deleted (its runs stay readable), draft or
+    # paused orchestration (API.md's 409 `orchestration_not_active`).
+    if orchestration.deleted_at is not None:
         raise OrchestrationNotActive("The orchestration is deleted; its runs cannot be replayed.")
+    if orchestration.status != OrchestrationStatus.ACTIVE:
+        raise OrchestrationNotActive(
+            f"The orchestration is {orchestration.status}; activate it before replaying its runs."
+        )
     if from_step is not None:
         node_ids = {n["id"] for n in orchestration.definition["nodes"]}
         if from_step not in node_ids:

@@ -54,3 +54,23 @@ def test_every_model_of_the_project_has_an_admin_screen_or_is_shown_inline():
         if model not in admin.site._registry and model.__name__ not in inline_only
     ]
     assert missing == []
+
+
+def test_the_replay_action_starts_what_it_may_and_says_why_not_for_the_rest(operator, editor):
+    from runs.models import Run
+
+    created = editor.post("/api/v1/orchestrations", two_step(), format="json").json()
+    editor.post(f"/api/v1/orchestrations/{created['id']}/activate")
+    fired = editor.post(
+        f"/api/v1/orchestrations/{created['id']}/runs", {"input": {"topic": "x"}}, format="json"
+    ).json()
+    url = reverse("admin:runs_run_changelist")
+    action = {"action": "replay_runs", "_selected_action": [fired["id"]]}
+    response = operator.post(url, action, follow=True)
+    assert "Started 1 replays." in response.content.decode()
+    editor.post(f"/api/v1/orchestrations/{created['id']}/pause")
+    response = operator.post(url, action, follow=True)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "activate it before replaying its runs" in page and "Started 0 replays." in page
+    assert Run.objects.filter(replays_run_id=fired["id"]).count() == 1

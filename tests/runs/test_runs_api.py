@@ -182,6 +182,23 @@ def test_a_run_of_a_deleted_orchestration_stays_readable_but_is_not_replayed(edi
     assert response.json()["error"] == "orchestration_not_active"
 
 
+def test_a_run_of_a_paused_orchestration_is_not_replayed_until_it_is_active_again(editor, flow):
+    run = fire(editor, flow, {"message": "a"}).json()
+    drain()
+    path = f"/api/v1/orchestrations/{flow['id']}"
+    etag = editor.get(path)["ETag"]
+    paused = editor.patch(path, {"status": "paused"}, format="json", HTTP_IF_MATCH=etag)
+    assert paused.status_code == 200, paused.content
+    response = editor.post(f"/api/v1/runs/{run['id']}/replay", {}, format="json")
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "orchestration_not_active",
+        "detail": "The orchestration is paused; activate it before replaying its runs.",
+    }
+    editor.patch(path, {"status": "active"}, format="json", HTTP_IF_MATCH=paused["ETag"])
+    assert editor.post(f"/api/v1/runs/{run['id']}/replay", {}, format="json").status_code == 202
+
+
 def test_run_diff_shows_what_changed_between_two_runs(editor, flow):
     first = fire(editor, flow, {"message": "Ada"}).json()
     second = fire(editor, flow, {"message": "Bob"}).json()
