@@ -18,10 +18,11 @@ from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
-from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from orchestrator.models import Orchestration
 from runs.api.views import OrchestrationRunViewSet, RunViewSet, run_detail
 from runs.engine import RUN_TERMINAL, RunStatus
 from runs.models import Run, RunEvent
@@ -117,12 +118,23 @@ async def runs_collection(request, orchestration_pk: str):
     return await _render(_json(detail, code))
 
 
-@api_view(["POST"])
-def _fire_for_stream(request, orchestration_pk: str):
-    from runs.api.views import fire_from_request, orchestration_for
+class _FireForStream(APIView):
+    """The fire behind `fire_stream`. `get_object` lets the role check answer 404 for another
+    organization's orchestration before it answers 403 to a viewer."""
 
-    run, _, _ = fire_from_request(request, orchestration_for(request, orchestration_pk))
-    return Response({"run_id": str(run.pk)}, status=status.HTTP_202_ACCEPTED)
+    def get_object(self) -> Orchestration:
+        from runs.api.views import orchestration_for
+
+        return orchestration_for(self.request, self.kwargs["orchestration_pk"])
+
+    def post(self, request, orchestration_pk: str):
+        from runs.api.views import fire_from_request
+
+        run, _, _ = fire_from_request(request, self.get_object())
+        return Response({"run_id": str(run.pk)}, status=status.HTTP_202_ACCEPTED)
+
+
+_fire_for_stream = _FireForStream.as_view()
 
 
 @csrf_exempt
