@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -63,16 +64,9 @@ class EventLog:
         RunEvent.objects.bulk_create(self.pending)
         if save_seq:
             Run.objects.filter(pk=self.run.pk).update(last_seq=self.run.last_seq)
-        run_id, seq = self.run.pk, self.run.last_seq
-        # The committed events ride along with the wake-up, so that a viewer gets them without
-        # reading them back: one JSON text, built once here for every viewer.
-        first = self.pending[0].seq
-        text = json.dumps(
-            [wire(e.seq, e.type, e.ts, e.step_id, e.data) for e in self.pending],
-            separators=(",", ":"),
-        )
+        run_id, seq, written = self.run.pk, self.run.last_seq, self.pending
         status = "" if "status" in self.run.get_deferred_fields() else self.run.status
-        transaction.on_commit(lambda: notify(run_id, seq, Batch(first, seq, text[1:-1], status)))
+        transaction.on_commit(lambda: notify(run_id, seq, written, status))
         self.pending = []
 
 
@@ -83,6 +77,15 @@ class Batch:
 
     def __init__(self, first: int, last: int, items: str, status: str) -> None:
         self.first, self.last, self.items, self.status = first, last, items, status
+
+    @classmethod
+    def of(cls, written: Sequence[RunEvent], status: str) -> Batch:
+        """The events a transaction wrote, as one JSON text built once for every viewer."""
+        text = json.dumps(
+            [wire(e.seq, e.type, e.ts, e.step_id, e.data) for e in written],
+            separators=(",", ":"),
+        )
+        return cls(written[0].seq, written[-1].seq, text[1:-1], status)
 
     def then(self, later: Batch | None) -> Batch | None:
         """This batch followed by `later`, or None when they do not join up or grow too large
@@ -130,10 +133,13 @@ class Notifier:
             threading.Thread(target=self.loop.run_forever, name="run-notifier", daemon=True).start()
         return self.loop
 
-    def notify(self, run_id, seq: int, batch: Batch | None = None) -> None:
+    def notify(self, run_id, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
         layer = get_channel_layer()
         if layer is None or isinstance(layer, InMemoryChannelLayer):
             return  # no other process could hear it: viewers poll the table instead
+        # The committed events ride along with the wake-up, so that a viewer gets them without
+        # reading them back; built only here, where someone in another process may listen.
+        batch = Batch.of(written, status) if written else None
         with self.lock:
             key = str(run_id)
             self.latest[key] = max(seq, self.latest.get(key, 0))
@@ -170,8 +176,8 @@ class Notifier:
 _notifier = Notifier()
 
 
-def notify(run_id, seq: int, batch: Batch | None = None) -> None:
-    _notifier.notify(run_id, seq, batch)
+def notify(run_id, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
+    _notifier.notify(run_id, seq, written, status)
 
 
 def append_now(run_id, kind: str, step_id: str = "", /, **data: Any) -> None:

@@ -15,27 +15,24 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
-from django.db import connection
 from rest_framework.test import APIClient
 
 from config.asgi import application
 from orchestrator.models import Orchestration, WebhookOutcome, WebhookRequestCount
 from orchestrator.services.webhooks import sign
 from runs.models import Run
+from tests.serving import database_url, free_port, server_process
 
-ROOT = Path(__file__).resolve().parents[2]
 # Small limits (the settings' minimum is 1024) keep the bodies small; the webhook one differs from
 # the API one so that a test can tell which was applied.
 API_LIMIT = 4096
@@ -47,23 +44,6 @@ PAGE_LIMIT = API_LIMIT + 128 * 1024
 FLOOD_BYTES = 64 * 1024 * 1024
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def database_url() -> str:
-    """The test database as a URL, for a server process to use the rows the tests commit."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgres://{user}{password}@{db['HOST'] or 'localhost'}{port}/{quote(db['NAME'])}"
 
 
 def command(server: str, port: int) -> list[str]:
@@ -97,32 +77,8 @@ def server(request, django_db_setup, tmp_path_factory) -> Iterator[Server]:
         "WEBHOOK_MAX_BODY_BYTES": str(WEBHOOK_LIMIT),
         "PYTHONUNBUFFERED": "1",
     }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command(name, port),
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError):
-                if send(port, "GET", "/healthz", None).status == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with server_process(command(name, port), port, env, log):
         yield Server(name, port)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from playwright.sync_api import expect
 
 from orchestrator.choices import Role
 from orchestrator.models import Membership
+from tests.serving import free_port
 from tests.worker.conftest import ROOT, Worker, database_url, purge_broker
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -40,12 +41,6 @@ PASSWORD = "a-long-test-password"
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
 # plain synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import sys
 from pathlib import Path
 
@@ -59,12 +58,6 @@ def production_env(var_dir: Path, **extra: str) -> dict[str, str]:
 
 def python() -> str:
     return sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def configured_formatter(name: str) -> logging.Formatter:

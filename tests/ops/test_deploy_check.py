@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from tests.ops.conftest import ROOT, base_env, free_port, production_env, python
+from tests.ops.conftest import ROOT, base_env, production_env, python
+from tests.serving import free_port
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -4,21 +4,16 @@ so a limit of N was N per process)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 from django.conf import settings
 
 from orchestrator.throttling import TokenRateThrottle
-from tests.api.test_chunked_bodies import database_url, free_port
+from tests.serving import database_url, free_port, server_process
 
-ROOT = Path(__file__).resolve().parents[2]
 URL = "/api/v1/orchestrations"
 
 pytestmark = [
@@ -36,31 +31,10 @@ def gunicorn(tmp_path):
         "VAR_DIR": str(settings.VAR_DIR),
         "THROTTLE_USER": "3/min",
     }
-    bind = f"127.0.0.1:{port}"
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-w", "2", "-b", bind],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", trust_env=False).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-w", "2"]
+    command += ["-b", f"127.0.0.1:{port}"]
+    with server_process(command, port, env, tmp_path / "gunicorn.log") as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def test_a_token_has_one_limit_across_processes(api, gunicorn, monkeypatch):

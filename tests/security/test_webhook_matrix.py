@@ -14,11 +14,9 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,17 +25,11 @@ from rest_framework.test import APIClient
 
 from orchestrator.services.webhooks import sign
 from runs.models import Run
+from tests.serving import ROOT, database_url, free_port, server_process
 
-ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 1024 * 1024  # WEBHOOK_MAX_BODY_BYTES, the default the subprocess runs with
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,42 +43,17 @@ def daphne(django_db_setup, tmp_path_factory):
     log = tmp_path_factory.mktemp("daphne") / "daphne.log"
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "VAR_DIR": str(settings.VAR_DIR),
         "WEBHOOK_MAX_BODY_BYTES": str(LIMIT),
         "PYTHONUNBUFFERED": "1",
     }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
-                "config.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if request(port, "GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    command = [
+        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
+        "config.asgi:application",
+    ]
+    with server_process(command, port, env, log):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def request(
