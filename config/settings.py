@@ -178,6 +178,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup would close every database connection around every task, so each task
+# opened a new PostgreSQL session; config/celery.py recycles them by CONN_MAX_AGE instead.
+CELERY_DB_REUSE_MAX = 1_000_000_000
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 REAPER_INTERVAL_S = env_float("REAPER_INTERVAL_S", 5.0)
