@@ -26,6 +26,7 @@ from orchestrator.models import Orchestration
 from runs.api.views import OrchestrationRunViewSet, RunViewSet, run_detail
 from runs.engine import RUN_TERMINAL, RunStatus
 from runs.models import Run, RunEvent
+from runs.services.events import wire
 
 POLL_MIN_S, POLL_MAX_S = 0.02, 0.25
 KEEPALIVE_S = 15.0
@@ -66,13 +67,9 @@ async def wait_for(run_id, timeout: float) -> str:
 
 
 def _frame(event: RunEvent) -> str:
-    data = {
-        "seq": event.seq,
-        "type": event.type,
-        "step_id": event.step_id,
-        "ts": event.ts.isoformat().replace("+00:00", "Z"),
-        **event.data,
-    }
+    """The event as the events list and the websocket give it: its own fields stay under `data`
+    (a step's `type` is its node type, which must not hide the event's)."""
+    data = wire(event.seq, event.type, event.ts, event.step_id, event.data)
     return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(data, default=str)}\n\n"
 
 

@@ -274,4 +274,15 @@ def test_firing_as_a_stream_sends_the_events_then_done(editor, flow, eager):
     assert "step_complete" in events
     assert events[-2:] == ["orchestration_complete", "done"]
     last = [line for line in text.splitlines() if line.startswith("data: ")][-2]
-    assert json.loads(last[6:])["output"] == "HELLO ADA"
+    assert json.loads(last[6:])["data"]["output"] == "HELLO ADA"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_streamed_event_is_the_event_the_events_list_gives(editor, flow, eager):
+    run = fire(editor, flow, {"message": "Ada"}).json()
+    text = read_stream(editor.get(f"/api/v1/runs/{run['id']}/events/stream"))
+    frames = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    listed = editor.get(f"/api/v1/runs/{run['id']}/events").json()["items"]
+    assert frames[:-1] == listed
+    step_start = next(frame for frame in frames if frame["type"] == "step_start")
+    assert step_start["data"]["type"] == "transform"  # the node's type, kept apart
