@@ -72,6 +72,37 @@ def test_create_token_refuses_an_unknown_org_without_create_org():
         run_create_token("--org", "ghost", "--role", "viewer", "--service-account", "x")
 
 
+def bootstrap_demo() -> str:
+    out = StringIO()
+    call_command("bootstrap_demo", stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def works(raw: str) -> bool:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client.get(URL).status_code == 200
+
+
+def test_make_run_prints_the_same_working_demo_token_on_every_start(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    first = bootstrap_demo()
+    assert bootstrap_demo() == first
+    assert works(first)
+    assert (tmp_path / "demo-token").stat().st_mode & 0o077 == 0
+
+
+def test_a_revoked_or_lost_demo_token_is_replaced(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    first = bootstrap_demo()
+    ApiToken.objects.filter(name="make run").update(revoked_at=timezone.now())
+    second = bootstrap_demo()
+    assert second != first and works(second) and not works(first)
+    (tmp_path / "demo-token").unlink()
+    third = bootstrap_demo()
+    assert third != second and works(third) and not works(second)
+
+
 @pytest.fixture
 def member(org, other_org):
     user = get_user_model().objects.create_user("sam", password="pw-123456")
