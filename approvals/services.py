@@ -6,6 +6,7 @@ so two people clicking at the same moment get one 200 and one 409.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -45,12 +46,16 @@ def _coerce(field: dict, value: Any) -> tuple[Any, str | None]:
     if kind == "number":
         if isinstance(value, bool):
             return value, "must be a number"
-        if isinstance(value, int | float):
+        if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
             return value, None
         try:
             number = float(value)
         except (TypeError, ValueError):
             return value, "must be a number"
+        if not math.isfinite(number):
+            # "NaN", "inf" and "1e999" parse, but JSON (and the database's JSON check) has no
+            # such numbers: storing one would fail with a server error, not a field error.
+            return value, "must be a finite number"
         return (int(number) if number.is_integer() else number), None
     if isinstance(value, bool):
         return value, None
@@ -174,15 +179,19 @@ def _settle(
     if approved or approval.on_deny == "continue":
         progress.succeed(step, output)
     else:
-        reason = f" ({approval.comment})" if approval.comment else ""
-        verb = "expired" if code == ErrorCode.APPROVAL_EXPIRED else f"denied by {decided_by}"
-        progress.fail(step, f"The {approval.kind} was {verb}{reason}.", retryable=False, code=code)
+        if code == ErrorCode.APPROVAL_EXPIRED:
+            message = f"Nobody answered the {approval.kind} before its timeout."
+        else:
+            reason = f" ({approval.comment})" if approval.comment else ""
+            message = f"The {approval.kind} was denied by {decided_by}{reason}."
+        progress.fail(step, message, retryable=False, code=code)
     progress.advance()
 
 
 def decide(
     approval_id, *, approve: bool, user, comment: str = "", response: Any = None
 ) -> Approval:
+    """Take one person's decision, once; past the gate's timeout, the timeout decides instead."""
     with transaction.atomic():
         run_id = Approval.objects.values_list("run_id", flat=True).get(pk=approval_id)
         progress = Progress.lock(run_id)
@@ -191,21 +200,46 @@ def decide(
             raise Conflict(f"This {approval.kind} is not pending: it is {approval.status}.")
         username = user.get_username()
         _check_decider(approval, username)
-        if approve and approval.kind == ApprovalKind.INPUT:
-            approval.response = validate_response(approval.fields, response)
-        elif approve and not approval.step_id:
-            approval.response = _check_budget(approval, progress, response)
-        elif response is not None:
-            approval.response = response
-        approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
-        approval.comment = comment or ""
-        approval.decided_by = user if getattr(user, "pk", None) else None
-        approval.decided_by_name = username
-        approval.decided_at = progress.now
-        approval.save()
-        _settle(progress, approval, approved=approve, decided_by=username)
+        if not _is_due(approval, progress):
+            if approve and approval.kind == ApprovalKind.INPUT:
+                approval.response = validate_response(approval.fields, response)
+            elif approve and not approval.step_id:
+                approval.response = _check_budget(approval, progress, response)
+            elif response is not None:
+                approval.response = response
+            approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
+            approval.comment = comment or ""
+            approval.decided_by = user if getattr(user, "pk", None) else None
+            approval.decided_by_name = username
+            approval.decided_at = progress.now
+            approval.save()
+            _settle(progress, approval, approved=approve, decided_by=username)
+            progress.save()
+            return approval
+        # Past its timeout but not reaped yet (the reaper passes every few seconds): the timeout
+        # decides now, as it would have a moment later, and is committed before the 409.
+        _expire(progress, approval)
         progress.save()
-        return approval
+    raise Conflict(
+        f"This {approval.kind} expired at {approval.expires_at:%Y-%m-%dT%H:%M:%SZ} and was "
+        f"decided by its timeout: it is {approval.status}."
+    )
+
+
+def _is_due(approval: Approval, progress: Progress) -> bool:
+    return approval.expires_at is not None and approval.expires_at <= progress.now
+
+
+def _expire(progress: Progress, approval: Approval) -> None:
+    approve = approval.on_timeout == "approve" and approval.kind == ApprovalKind.APPROVAL
+    approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.EXPIRED
+    approval.comment = "Decided automatically: no answer before the timeout."
+    approval.decided_by_name = SYSTEM
+    approval.decided_at = progress.now
+    approval.save()
+    _settle(
+        progress, approval, approved=approve, decided_by=SYSTEM, code=ErrorCode.APPROVAL_EXPIRED
+    )
 
 
 def expire(approval_id) -> None:
@@ -214,17 +248,9 @@ def expire(approval_id) -> None:
         run_id = Approval.objects.values_list("run_id", flat=True).get(pk=approval_id)
         progress = Progress.lock(run_id)
         approval = Approval.objects.select_for_update().get(pk=approval_id)
-        if approval.status != ApprovalStatus.PENDING or approval.expires_at > progress.now:
+        if approval.status != ApprovalStatus.PENDING or not _is_due(approval, progress):
             return
-        approve = approval.on_timeout == "approve" and approval.kind == ApprovalKind.APPROVAL
-        approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.EXPIRED
-        approval.comment = "Decided automatically: no answer before the timeout."
-        approval.decided_by_name = SYSTEM
-        approval.decided_at = progress.now
-        approval.save()
-        _settle(
-            progress, approval, approved=approve, decided_by=SYSTEM, code=ErrorCode.APPROVAL_EXPIRED
-        )
+        _expire(progress, approval)
         progress.save()
 
 

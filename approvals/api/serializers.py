@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from approvals.models import Approval
+from approvals.services import allowed_deciders
 from orchestrator.api.fields import StrictSerializer
 
 
@@ -11,6 +12,10 @@ class ApprovalSerializer(serializers.ModelSerializer):
     orchestration = serializers.UUIDField(source="run.orchestration_id", read_only=True)
     orchestration_name = serializers.CharField(source="run.orchestration.name", read_only=True)
     decided_by = serializers.CharField(source="decided_by_name", read_only=True)
+    deciders = serializers.SerializerMethodField(
+        help_text="Usernames who may decide now: `approvers`, plus `escalate_to` once escalated. "
+        "Empty means any editor of the organization."
+    )
 
     class Meta:
         model = Approval
@@ -28,11 +33,16 @@ class ApprovalSerializer(serializers.ModelSerializer):
             "comment",
             "response",
             "approvers",
+            "deciders",
             "decided_by",
             "decided_at",
             "expires_at",
             "created_at",
         ]
+
+    def get_deciders(self, approval: Approval) -> list[str]:
+        """So an inbox can say who may decide before someone clicks and gets a 403."""
+        return allowed_deciders(approval)
 
 
 class DecisionSerializer(StrictSerializer):

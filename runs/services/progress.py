@@ -319,6 +319,8 @@ class Progress:
                 self.log.add("step_skipped", node_id)
             for node_id in decision.cancelled:
                 self._cancel_step(node_id)
+            if decision.run_outcome is None and self._withdraw_questions():
+                continue
             moved = False
             # Over budget and waiting for approval: finish what runs, start nothing new.
             for node_id in [] if self.run.budget_hold else decision.ready:
@@ -330,6 +332,34 @@ class Progress:
             if not moved:
                 self._settle_status()
                 return
+
+    def _withdraw_questions(self) -> bool:
+        """A failed run stops asking people. The scheduler lets waiting steps finish before the
+        run fails, but no answer to an approval or a form can change the outcome any more, and
+        an open gate would keep the run paused, not failed, until someone answered it or it
+        timed out (a week by default). True when it withdrew some, so the scheduler looks again."""
+        asking = [
+            step
+            for step in self.steps.values()
+            if step.status == StepStatus.WAITING and step.node_type in HUMAN_TYPES
+        ]
+        if (
+            not asking
+            or self.run.cancel_requested
+            or not any(
+                self.graph.fails_run(node_id, StepView(step.status))
+                for node_id, step in self.steps.items()
+            )
+        ):
+            return False
+        from approvals.services import cancel_pending
+
+        cancel_pending(self.run.pk)
+        for step in asking:
+            step.status = StepStatus.CANCELLED
+            step.finished_at = self.now
+            self.store(step)
+        return True
 
     def _cancel_step(self, node_id: str) -> None:
         step = self.steps.get(node_id)

@@ -26,7 +26,7 @@
   function card(item) {
     const fields = (item.fields || []).map(fieldControl);
     const comment = el("input", { name: "comment", placeholder: "Comment (optional)" });
-    const error = el("div", { class: "field-error" });
+    const error = el("div", { class: "field-error", "data-card-error": "" });
     const decide = async (decision) => {
       error.textContent = "";
       fields.forEach((f) => { f.error.textContent = ""; });
@@ -40,11 +40,14 @@
         remove(item.id, decision === "approve" ? "Approved" : "Denied");
       } catch (err) {
         const problems = (err.body && err.body.fields) || {};
+        let shown = 0;
         for (const f of fields) {
           const key = Object.keys(problems).find((k) => k === f.name || k.endsWith(`.${f.name}`));
-          if (key) f.error.textContent = problems[key].join(", ");
+          if (key) { f.error.textContent = problems[key].join(", "); shown += 1; }
         }
-        error.textContent = err.status === 409 ? "Someone already decided this one." : err.message;
+        // Field problems sit under their fields; the line below says what is left (a 403 or a
+        // 409 names who may decide, or what became of the item).
+        error.textContent = shown ? "Check the fields marked above." : err.message;
         if (err.status === 409) setTimeout(() => remove(item.id, "Decided elsewhere"), 1200);
       }
     };
@@ -55,6 +58,7 @@
         el("span", { class: "spacer" }),
         el("a", { href: `/runs/${item.run_id}/` }, "Open run →")),
       el("p", { class: "gate-prompt" }, item.prompt || "Approve this step?"),
+      showDeciders(el("p", { class: "muted", "data-deciders": "" }), item.deciders),
       item.agent_context ? el("details", { open: true }, el("summary", {}, "Agent context"), el("pre", {}, item.agent_context)) : null,
       ...fields.map((f) => f.node),
       comment,
@@ -63,6 +67,14 @@
       CAN_DECIDE ? el("div", { class: "row" },
         el("button", { type: "button", class: "ok", "data-action": "approve", onclick: () => decide("approve") }, fields.length ? "Submit" : "Approve"),
         el("button", { type: "button", class: "danger", "data-action": "deny", onclick: () => decide("deny") }, "Deny")) : el("p", { class: "muted" }, "Your role can read these but not decide."));
+  }
+
+  /* Who may decide; kept current by the poll, since an escalation widens it while the page is open. */
+  function showDeciders(node, deciders) {
+    const list = deciders || [];
+    node.hidden = !list.length;
+    node.textContent = list.length ? `Only ${list.join(", ")} may decide.` : "";
+    return node;
   }
 
   function remove(id, label) {
@@ -86,7 +98,11 @@
       const empties = inbox.querySelector("#inbox-empty, p.muted");
       if (data.items.length && empties && !cards.size) Api.fill(inbox);
       for (const item of data.items) {
-        if (cards.has(item.id)) continue;
+        if (cards.has(item.id)) {
+          const hint = cards.get(item.id).querySelector("[data-deciders]");
+          if (hint) showDeciders(hint, item.deciders);
+          continue;
+        }
         const node = card(item);
         cards.set(item.id, node);
         inbox.append(node);

@@ -208,6 +208,20 @@ def test_bad_field_values_are_refused_with_the_field(editor, flow, response, fie
     assert Approval.objects.get(run=run).status == "pending"
 
 
+@pytest.mark.parametrize("value", ["NaN", "inf", "-Infinity", "1e999"])
+def test_a_number_field_refuses_what_json_cannot_hold(editor, flow, value):
+    """These parse as floats but are not JSON numbers: a field error, not a server error."""
+    run = start(editor, flow([form()], []))
+    result = editor.post(
+        f"/api/v1/runs/{run.pk}/resume",
+        {"response": {"decision": "approve", "score": value}, "async": True},
+        format="json",
+    )
+    assert result.status_code == 400
+    assert result.json()["fields"] == {"response.score": ["must be a finite number"]}
+    assert Approval.objects.get(run=run).status == "pending"
+
+
 def test_resume_when_nothing_is_pending_conflicts(editor, flow):
     run = start(editor, flow([publish()], []))
     result = editor.post(f"/api/v1/runs/{run.pk}/resume", {"response": "x"}, format="json")
@@ -234,9 +248,13 @@ def test_approvers_restrict_who_may_decide_and_escalation_widens_it(editor, flow
     client = APIClient()
     client.force_login(deputy)
     assert client.post(f"/api/v1/approvals/{approval.pk}/approve").status_code == 403
+    [item] = editor.get("/api/v1/approvals?pending=true").json()["items"]
+    assert (item["approvers"], item["deciders"]) == (["boss"], ["boss"])
     Approval.objects.filter(pk=approval.pk).update(escalate_at=timezone.now())
     timers.reap()
     assert RunEvent.objects.filter(run=run, type="approval_escalated").count() == 1
+    [item] = editor.get("/api/v1/approvals?pending=true").json()["items"]
+    assert item["deciders"] == ["boss", "deputy"]
     assert client.post(f"/api/v1/approvals/{approval.pk}/approve").status_code == 200
     run.refresh_from_db()
     assert run.status == "succeeded"
@@ -252,6 +270,27 @@ def test_an_expired_gate_is_decided_by_on_timeout(editor, flow):
     assert (denied.status, denied.error["code"]) == ("failed", "approval_expired")
     assert approved.status == "succeeded"
     assert Approval.objects.get(run=denied).status == "expired"
+
+
+def test_deciding_a_gate_past_its_timeout_conflicts_even_before_the_reaper_ran(editor, flow):
+    denied = start(editor, flow([gate(timeout_s=60)], [], name="Deny"))
+    approved = start(editor, flow([gate(timeout_s=60, on_timeout="approve")], [], name="Ok"))
+    Approval.objects.update(expires_at=timezone.now())
+    for run in (denied, approved):
+        approval = Approval.objects.get(run=run)
+        response = editor.post(f"/api/v1/approvals/{approval.pk}/approve")
+        assert response.status_code == 409
+        assert "expired" in response.json()["detail"]
+        # The timeout decided, once, as the reaper would have: the click changed nothing.
+        assert editor.post(f"/api/v1/approvals/{approval.pk}/deny").status_code == 409
+    denied.refresh_from_db()
+    approved.refresh_from_db()
+    assert (denied.status, denied.error["code"]) == ("failed", "approval_expired")
+    assert Approval.objects.get(run=denied).decided_by_name == "system"
+    assert approved.status == "succeeded"
+    assert Approval.objects.get(run=approved).status == "approved"
+    assert RunEvent.objects.filter(type="approval_decided").count() == 2
+    assert timers.reap()["expired"] == 0
 
 
 def test_cancelling_a_paused_run_cancels_its_approvals(editor, flow):
@@ -282,6 +321,54 @@ def test_two_parallel_gates_pend_together_and_both_must_be_answered(editor, flow
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.output == "shipped"
+
+
+def parallel_gates() -> tuple[list[dict], list[dict]]:
+    nodes = [
+        {"id": "legal", "type": "approval", "config": {"prompt": "Legal?"}},
+        {"id": "brand", "type": "approval", "config": {"prompt": "Brand?"}},
+        {"id": "ship", "type": "transform", "config": {"output": "shipped"}},
+    ]
+    return nodes, [{"source": "legal", "target": "ship"}, {"source": "brand", "target": "ship"}]
+
+
+def test_denying_one_of_two_parallel_gates_fails_the_run_at_once(editor, flow):
+    """No answer to the other gate can save the run: it is withdrawn, not left paused."""
+    run = start(editor, flow(*parallel_gates()))
+    brand = Approval.objects.get(run=run, step_id="brand")
+    response = editor.post(
+        f"/api/v1/approvals/{brand.pk}/deny", {"comment": "off-brand"}, format="json"
+    )
+    assert response.status_code == 200
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error["code"] == "approval_denied"
+    assert run.error["step_id"] == "brand"
+    assert statuses(run) == {"legal": "cancelled", "brand": "failed", "ship": "cancelled"}
+    legal = Approval.objects.get(run=run, step_id="legal")
+    assert legal.status == "cancelled"
+    assert editor.get("/api/v1/approvals?pending=true").json()["items"] == []
+    assert editor.post(f"/api/v1/approvals/{legal.pk}/approve").status_code == 409
+
+
+def test_a_run_that_fails_elsewhere_withdraws_its_open_gate(editor, flow):
+    broken = {"id": "broken", "type": "transform", "config": {"output": "{{ input.x.nope }}"}}
+    run = start(editor, flow([gate(), broken], []))
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error["step_id"] == "broken"
+    assert Approval.objects.get(run=run).status == "cancelled"
+
+
+def test_an_expired_gate_beside_a_pending_one_fails_the_run(editor, flow):
+    nodes, edges = parallel_gates()
+    nodes[0]["config"]["timeout_s"] = 60
+    run = start(editor, flow(nodes, edges))
+    Approval.objects.filter(step_id="legal").update(expires_at=timezone.now())
+    timers.reap()
+    run.refresh_from_db()
+    assert (run.status, run.error["code"]) == ("failed", "approval_expired")
+    assert Approval.objects.get(run=run, step_id="brand").status == "cancelled"
 
 
 def test_another_org_cannot_see_or_decide_approvals(editor, outsider, flow):

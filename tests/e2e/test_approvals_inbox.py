@@ -85,7 +85,8 @@ def test_the_seed_example_is_answered_in_the_inbox(page, org):
     expect(card).to_contain_text("AI orchestration trends")
 
     card.locator("[data-action=approve]").click()  # no decision chosen: refused per field
-    expect(card.locator('[data-field-error="decision"]')).not_to_be_empty()
+    expect(card.locator('[data-field-error="decision"]')).to_have_text("is required")
+    expect(card.locator("[data-card-error]")).to_have_text("Check the fields marked above.")
     assert paused(run)
 
     card.locator("select[name=decision]").select_option("approve")
@@ -117,3 +118,35 @@ def test_an_item_decided_elsewhere_leaves_the_inbox_without_a_reload(page, org, 
     expect(
         page.locator(f'[data-approval-id="{Approval.objects.get(run=second).pk}"]')
     ).to_be_visible()
+
+
+def test_the_inbox_says_who_may_decide_and_refuses_others(page, org, member):
+    """`approvers` shows on the card; someone else's click is refused (403) and changes nothing."""
+    gated = create_orchestration(
+        org,
+        {
+            "name": "Boss only",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "sign_off",
+                        "type": "approval",
+                        "config": {"prompt": "Sign off?", "approvers": ["boss"]},
+                    }
+                ],
+                "edges": [],
+            },
+        },
+    )
+    run, _ = lifecycle.fire(gated, {}, trigger_kind=RunTrigger.API)
+    wait_until(lambda: paused(run))
+    approval = Approval.objects.get(run=run)
+    page.goto("/approvals/")
+    card = page.locator(f'[data-approval-id="{approval.pk}"]')
+    expect(card.locator("[data-deciders]")).to_have_text("Only boss may decide.")
+    card.locator("[data-action=approve]").click()
+    expect(card).to_contain_text("Only boss may decide this approval.")
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+    assert paused(run)
