@@ -6,6 +6,7 @@ rendered as markdown go through markdown-it (raw HTML off) and nh3.
 
 from __future__ import annotations
 
+import html
 import re
 from urllib.parse import urlencode
 
@@ -15,6 +16,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import strip_tags
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound
 
@@ -34,6 +36,12 @@ _COLOR = re.compile(r"^(#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20})$")
 
 def safe_color(value: str) -> str:
     return value if _COLOR.match(value or "") else ""
+
+
+def summary(description: str) -> str:
+    """A description as plain text for a card: its markdown rendered, then the tags removed
+    (not shown as `**stars**`). Plain text again, so the template escapes it."""
+    return html.unescape(strip_tags(markdown_html(description))).strip()
 
 
 def _popular_tags() -> list[str]:
@@ -61,6 +69,7 @@ def gallery_list(request: HttpRequest) -> HttpResponse:
             "orchestration": o,
             "tags": [t.name for t in o.tag_rows.all()],
             "icon_color": safe_color(o.icon_color),
+            "summary": summary(o.description),
         }
         for o in page
     ]

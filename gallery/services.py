@@ -2,10 +2,13 @@
 
 A public orchestration leaves its organization, so what is shown and copied is a *portable*
 definition: no credential references (their ids mean nothing elsewhere and say too much),
-no header that looks like it carries a secret, agents the organization keeps in its
-library copied in as declared agents, so a fork runs in the organization that made it, and
-sub-orchestrations named by slug rather than by id (an id only resolves in its own
-organization; a fork's subflow runs the orchestration of that slug in the forking one).
+no header that looks like it carries a secret, no URL user:password nor value of a query
+parameter named like a secret, no approver usernames (they say who works there, and no one
+of a forking organization could decide a gate that names them: a fork's gates go to any of
+its editors), agents the organization keeps in its library copied in as declared agents, so
+a fork runs in the organization that made it, and sub-orchestrations named by slug rather
+than by id (an id only resolves in its own organization; a fork's subflow runs the
+orchestration of that slug in the forking one).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from orchestrator.models import Agent, Orchestration, Organization
 from orchestrator.services.orchestrations import create_orchestration
 
 SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|password|passwd|signature", re.I)
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
 
 
 def public_orchestrations() -> QuerySet[Orchestration]:
@@ -51,6 +55,30 @@ def _strip_secrets(config: dict) -> None:
     headers = config.get("headers")
     if isinstance(headers, dict):
         config["headers"] = {k: v for k, v in headers.items() if not SECRET_HEADER.search(k)}
+    if isinstance(config.get("url"), str):
+        config["url"] = _portable_url(config["url"])
+    for key in ("approvers", "escalate_to"):
+        if key in config:
+            config[key] = []
+
+
+def _portable_url(url: str) -> str:
+    """The URL without user:password, and with the values of query parameters named like a
+    secret emptied (the name stays, so whoever forks it sees what to fill in).
+
+    Edited as text, not parsed and rebuilt: the URL may hold `{{ templates }}`, which
+    re-encoding would break.
+    """
+    url = _USERINFO.sub(r"\g<scheme>", url)
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url
+    query, hash_sep, fragment = query.partition("#")
+    parts = []
+    for part in query.split("&"):
+        name, equals, _ = part.partition("=")
+        parts.append(f"{name}{equals}" if SECRET_HEADER.search(name) else part)
+    return f"{head}?{'&'.join(parts)}{hash_sep}{fragment}"
 
 
 def _library_agent(row: Agent, name: str) -> dict:

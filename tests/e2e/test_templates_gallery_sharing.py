@@ -1,5 +1,5 @@
 """Issue-level walk-through in chromium: a template used and run, published, seen signed out,
-forked from another organization, its output shared and the link revoked."""
+forked from another organization, its output shared, refined and the link revoked."""
 
 from __future__ import annotations
 
@@ -56,6 +56,14 @@ def test_use_a_template_run_it_publish_fork_and_share(page, browser, stack, org,
     shared = visitor.new_page()
     assert shared.goto(shared_url).status == 200
     expect(shared.locator("body")).to_contain_text("heat pumps")
+
+    # Refine it: a worker rewrites it, and the shared link shows the newest version.
+    page.fill("#refine input[name=prompt]", "Add a closing line: Fin.")
+    page.click("#refine button[type=submit]")
+    expect(page.locator("#output")).to_contain_text("Add a closing line: Fin.", timeout=LIVE)
+    assert shared.goto(shared_url).status == 200
+    expect(shared.locator(".shared-output")).to_contain_text("Add a closing line: Fin.")
+    expect(shared.locator(".page-head")).to_contain_text("version 2")
     page.click("#unshare")
     expect(page.locator("#share-box")).to_contain_text("revoked")
     assert shared.goto(shared_url).status == 404

@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 
 import pytest
+from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from orchestrator.models import Agent, Orchestration
+from approvals.models import Approval
+from orchestrator.choices import Role
+from orchestrator.models import Agent, ApiToken, Membership, Orchestration
 from orchestrator.services import orchestrations
-from tests.runs.harness import run_to_rest, statuses
+from tests.runs.harness import drain, run_to_rest, statuses
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +143,50 @@ def test_a_forked_subflow_names_its_orchestration_by_slug_and_runs_the_forkers_o
     child = run.step_runs.get(node_id="sum").child_run
     assert (child.orchestration_id, child.organization_id) == (mine.pk, other_org.pk)
     assert child.output == "my summary"
+
+
+def approval_flow(org, **approval):
+    return orchestrations.create_orchestration(
+        org,
+        {
+            "name": "Gated",
+            "status": "active",
+            "is_public": True,
+            "public_definition": True,
+            "definition": {
+                "nodes": [
+                    {"id": "gate", "type": "approval", "config": {"prompt": "Ship?", **approval}},
+                    {"id": "done", "type": "transform", "config": {"output": "shipped"}},
+                ],
+                "edges": [{"source": "gate", "target": "done"}],
+            },
+        },
+    )
+
+
+def test_a_fork_can_be_approved_by_its_own_organization_and_shows_no_approver_names(
+    org, other_org, outsider
+):
+    """Approvers are usernames of the source organization: on a public page they say who works
+    there, and in a fork nobody of the forking organization could ever decide the gate."""
+    source = approval_flow(
+        org, approvers=["alice-at-acme"], escalate_to=["bob-at-acme"], escalate_after_s=60
+    )
+    shown = APIClient().get(f"/api/v1/gallery/{source.pk}").json()
+    assert "alice-at-acme" not in str(shown) and "bob-at-acme" not in str(shown)
+
+    forked = Orchestration.objects.get(pk=fork(outsider, source).json()["id"])
+    config = forked.definition["nodes"][0]["config"]
+    assert (config["approvers"], config["escalate_to"]) == ([], [])
+    run = run_to_rest(orchestrations.activate(forked), {})
+    assert run.status == "paused"
+    grace = get_user_model().objects.create_user("grace-at-globex")
+    Membership.objects.create(user=grace, organization=other_org, role=Role.EDITOR)
+    _, raw = ApiToken.issue(other_org, Role.EDITOR, user=grace)
+    theirs = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    approval = Approval.objects.get(run=run)
+    response = theirs.post(f"/api/v1/approvals/{approval.pk}/approve", {}, format="json")
+    assert response.status_code == 200, response.json()
+    drain()
+    run.refresh_from_db()
+    assert (run.status, run.output) == ("succeeded", "shipped")

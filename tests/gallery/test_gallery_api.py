@@ -117,6 +117,29 @@ def test_the_public_definition_carries_no_credentials_and_no_secret_headers(shel
     assert nodes["research"]["config"]["agent"] == "writer"
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://ops:hunter2@hooks.example.com/in?team=a&api_key=sk-1&x={{ input.topic }}",
+            "https://hooks.example.com/in?team=a&api_key=&x={{ input.topic }}",
+        ),
+        ("https://example.com/a?access_token=abc#top", "https://example.com/a?access_token=#top"),
+        (
+            "{{ input.base }}/orgs/{{ input.org }}?page=2",
+            "{{ input.base }}/orgs/{{ input.org }}?page=2",
+        ),
+    ],
+)
+def test_a_public_url_carries_no_password_or_secret_query_value(publish, url, shown):
+    source = publish()
+    definition = dict(source.definition)
+    definition["nodes"][2]["config"]["url"] = url
+    Orchestration.objects.filter(pk=source.pk).update(definition=definition)
+    public = APIClient().get(f"/api/v1/gallery/{source.pk}").json()["definition"]
+    assert public["nodes"][2]["config"]["url"] == shown
+
+
 def test_no_response_contains_webhook_tokens_secrets_or_credentials(shelf):
     client = APIClient()
     bodies = [client.get("/api/v1/gallery").content.decode()]

@@ -31,6 +31,13 @@ def test_the_list_is_public_and_shows_only_public_orchestrations(publish):
     assert 'name="q"' in html and 'name="tag"' in html
 
 
+def test_the_list_shows_descriptions_as_text_not_markdown_source(publish):
+    publish("Lead router", description="Routes **leads** to [the right team](https://x.test).")
+    html = page("/gallery/")
+    assert '<p class="gallery-summary">Routes leads to the right team.</p>' in html
+    assert "**leads**" not in html
+
+
 def test_the_list_searches_and_filters_by_tag(publish):
     publish("Lead router")
     publish("Churn radar", tags=["retention"], description="Spots churn early.")
@@ -123,6 +130,15 @@ def test_pages_never_show_webhook_tokens_secrets_or_credentials(publish):
     for html in pages:
         for secret in shown.secrets + hidden.secrets:
             assert secret not in html
+
+
+def test_javascript_links_in_a_description_are_not_links(publish):
+    hostile = "[a](javascript:alert(1)) [b](<javascript:alert(2)>) <a href='javascript:x'>c</a>"
+    orchestration = publish(description=f"{hostile} [ok](https://example.com)")
+    for html in (page("/gallery/"), page(f"/gallery/{orchestration.pk}/")):
+        assert not re.search(r"<a[^>]*href=[\"']?\s*javascript", html, re.I)
+    detail = page(f"/gallery/{orchestration.pk}/")
+    assert '<a href="https://example.com" rel="noopener noreferrer">ok</a>' in detail
 
 
 def test_names_descriptions_tags_and_node_names_are_escaped(publish):

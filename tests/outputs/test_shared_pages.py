@@ -102,6 +102,13 @@ def test_scripts_and_javascript_links_in_the_output_are_neutralised(client, edit
     assert '<a href="https://example.com" rel="noopener noreferrer">ok</a>' in output
 
 
+def test_a_hostile_orchestration_name_is_escaped_on_the_shared_page(client, editor, finished_run):
+    run = finished_run("Fine.", name="<script>alert(1)</script><img src=x onerror=alert(2)>")
+    html = client.get(f"/s/{token_of(share(editor, run))}").content.decode()
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in html
+
+
 def test_a_json_output_is_shown_escaped_and_pretty(client, editor, finished_run):
     run = finished_run('{"title": "<script>alert(1)</script>", "n": 1}', output_type="json")
     assert run.output == {"title": "<script>alert(1)</script>", "n": 1}
