@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from rest_framework import serializers
 
+from orchestrator.services.schedules import cron_problem
 from orchestrator.tenancy import Tenant
 
 
@@ -73,14 +73,13 @@ class JSONSchemaField(JSONObjectField):
 
 
 class CronField(serializers.CharField):
+    """Five fields that celery beat and croniter read alike (see `schedules.cron_problem`)."""
+
     def to_internal_value(self, data):
         value = " ".join(str(super().to_internal_value(data)).split())
-        if len(value.split(" ")) != 5:
-            raise serializers.ValidationError(
-                "must have 5 fields: minute hour day-of-month month day-of-week"
-            )
-        if not croniter.is_valid(value):
-            raise serializers.ValidationError(f"'{value}' is not a valid cron expression")
+        problem = cron_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
 

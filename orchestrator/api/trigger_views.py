@@ -8,6 +8,7 @@ import logging
 import uuid
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -249,7 +250,7 @@ class WebhookView(APIView):
                     {"run_id": str(earlier.run_id) if earlier.run_id else None},
                     status=status.HTTP_202_ACCEPTED,
                 )
-            run, _ = lifecycle.fire(
+            run, created = lifecycle.fire(
                 trigger.orchestration,
                 {**trigger.input, **payload},
                 trigger_kind=RunTrigger.WEBHOOK,
@@ -258,7 +259,11 @@ class WebhookView(APIView):
             )
             delivery.run_id = run.pk
             delivery.save(update_fields=["run_id"])
-            Trigger.objects.filter(pk=trigger.pk).update(
-                last_run_at=timezone.now(), trigger_count=trigger.trigger_count + 1
-            )
+            if created:
+                # Counted in the database: concurrent deliveries each add one.
+                Trigger.objects.filter(pk=trigger.pk).update(
+                    last_run_at=timezone.now(), trigger_count=F("trigger_count") + 1
+                )
+            else:  # an Idempotency-Key seen before: its run, nothing new started
+                self.outcome = WebhookOutcome.DUPLICATE
         return Response({"run_id": str(run.pk)}, status=status.HTTP_202_ACCEPTED)

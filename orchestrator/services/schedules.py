@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from celery.schedules import crontab
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -31,8 +33,60 @@ LATE_AFTER = timedelta(seconds=120)
 TASK = "runs.tasks.fire_schedule"
 
 
+# Month and weekday names are the only words both croniter and celery's crontab read alike.
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+CRON_NAMES = frozenset((*MONTHS, "sun", "mon", "tue", "wed", "thu", "fri", "sat"))
+
+
 def task_name(trigger: Trigger) -> str:
     return f"trigger-{trigger.pk}"
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why a 5-field expression cannot be a schedule, or None.
+
+    Beat decides when to send with celery's crontab and `fire` decides which slot is due with
+    croniter, so both must read the expression alike. Celery reads `MON#2` as every Monday
+    (beat then sent the task on Mondays whose slot had not come, and `catchup: latest` fired a
+    slot that never was) and drops an entry it cannot parse (`L`, `7` for Sunday) without a
+    word; and an expression that never occurs (`0 9 31 2 *`) made computing `next_run_at` fail.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        return "must have 5 fields: minute hour day-of-month month day-of-week"
+    for field in fields:
+        for token in re.split(r"[,/-]", field):
+            if not (token == "*" or token.isdigit() or token.lower() in CRON_NAMES):
+                return (
+                    f"'{token}' is not supported: use numbers, ranges, lists, steps, * and "
+                    "month or weekday names (no L, W, # or ?)"
+                )
+    minute, hour, day_of_month, month, day_of_week = fields
+    if "7" in re.split(r"[,/-]", day_of_week):
+        return "day-of-week runs from 0 (Sunday) to 6 (Saturday)"
+    try:
+        schedule = crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month,
+            day_of_week=day_of_week,
+        )
+        expanded, _ = croniter.expand(expression)
+        croniter(expression, datetime(2000, 1, 1), day_or=False).get_next(datetime)
+    except (ValueError, CroniterBadCronError, CroniterBadDateError) as exc:
+        return f"'{expression}' is not a valid cron expression ({exc})"
+    beat = [
+        schedule.minute,
+        schedule.hour,
+        schedule.day_of_month,
+        schedule.month_of_year,
+        schedule.day_of_week,
+    ]
+    for values, sent in zip(expanded, beat, strict=True):
+        if values != ["*"] and {int(value) for value in values} != set(sent):
+            return f"'{expression}' is read differently by celery beat and croniter"
+    return None
 
 
 def place(wall: datetime, zone: ZoneInfo) -> datetime:
@@ -65,27 +119,35 @@ def next_slot(expression: str, zone_name: str, now: datetime | None = None) -> d
     return instant
 
 
-def _is_live(trigger: Trigger) -> bool:
+def _can_fire(trigger: Trigger) -> bool:
     orchestration = trigger.orchestration
     return (
-        trigger.kind == TriggerKind.SCHEDULE
-        and trigger.is_active
+        trigger.is_active
         and orchestration.deleted_at is None
         and orchestration.status == OrchestrationStatus.ACTIVE
     )
 
 
+def _is_live(trigger: Trigger) -> bool:
+    return trigger.kind == TriggerKind.SCHEDULE and _can_fire(trigger)
+
+
 def sync(trigger: Trigger) -> None:
-    """Make beat's PeriodicTask match the trigger: present and enabled only while it can fire."""
+    """Make the trigger's `state` and `next_run_at`, and beat's PeriodicTask, follow whether it
+    can fire: a paused trigger or orchestration keeps its task, disabled (the admin shows it
+    paused, and re-enabling does not fire the slots it slept through: django-celery-beat forgets
+    a disabled task's last run); a deleted orchestration's task is removed."""
+    live = _can_fire(trigger)
+    state = TriggerState.LIVE if live else TriggerState.PAUSED
     if trigger.kind != TriggerKind.SCHEDULE:
+        Trigger.objects.filter(pk=trigger.pk).update(state=state)
         return
-    if not _is_live(trigger):
-        PeriodicTask.objects.filter(name=task_name(trigger)).delete()
-        PeriodicTasks.update_changed()
-        Trigger.objects.filter(pk=trigger.pk).update(state=TriggerState.PAUSED)
+    if trigger.orchestration.deleted_at is not None:
+        remove(trigger)
+        Trigger.objects.filter(pk=trigger.pk).update(state=state, next_run_at=None)
         return
     minute, hour, day_of_month, month, day_of_week = trigger.cron_expression.split()
-    crontab, _ = CrontabSchedule.objects.get_or_create(
+    crontab_schedule, _ = CrontabSchedule.objects.get_or_create(
         minute=minute,
         hour=hour,
         day_of_month=day_of_month,
@@ -97,26 +159,33 @@ def sync(trigger: Trigger) -> None:
         name=task_name(trigger),
         defaults={
             "task": TASK,
-            "crontab": crontab,
+            "crontab": crontab_schedule,
             "interval": None,
             "args": json.dumps([str(trigger.pk)]),
-            "enabled": True,
+            "enabled": live,
             "description": f"Schedule of {trigger.orchestration.name}",
         },
     )
+    # A paused trigger fires at no time: a next_run_at kept from before would soon be in the past.
     Trigger.objects.filter(pk=trigger.pk).update(
-        state=TriggerState.LIVE,
-        next_run_at=next_slot(trigger.cron_expression, trigger.timezone),
+        state=state,
+        next_run_at=next_slot(trigger.cron_expression, trigger.timezone) if live else None,
     )
 
 
 def sync_orchestration(orchestration: Orchestration) -> None:
-    for trigger in orchestration.triggers.filter(kind=TriggerKind.SCHEDULE):
+    for trigger in orchestration.triggers.all():
         sync(trigger)
 
 
 def remove(trigger: Trigger) -> None:
-    PeriodicTask.objects.filter(name=task_name(trigger)).delete()
+    remove_tasks([trigger.pk])
+
+
+def remove_tasks(trigger_ids: list) -> None:
+    """Beat's tasks of these triggers, which are being deleted (or already are: an admin
+    deletion leaves only their ids)."""
+    PeriodicTask.objects.filter(name__in=[f"trigger-{pk}" for pk in trigger_ids]).delete()
     PeriodicTasks.update_changed()
 
 

@@ -50,24 +50,53 @@ def test_an_active_schedule_is_a_beat_task_in_its_time_zone(org):
     assert trigger.next_run_at is not None
 
 
-def test_pausing_deleting_and_deactivating_remove_the_beat_task(org, editor):
+def test_pausing_disables_the_beat_task_and_deleting_removes_it(org, editor):
     orchestration, trigger = make(org)
+
+    def task():
+        return PeriodicTask.objects.filter(name=f"trigger-{trigger.pk}").first()
+
     pause(orchestration)
-    assert not PeriodicTask.objects.filter(name=f"trigger-{trigger.pk}").exists()
-    assert Trigger.objects.get(pk=trigger.pk).state == "paused"
+    assert task().enabled is False
+    paused = Trigger.objects.get(pk=trigger.pk)
+    assert (paused.state, paused.next_run_at) == ("paused", None)
     activate(orchestration)
-    assert PeriodicTask.objects.filter(name=f"trigger-{trigger.pk}").exists()
+    assert task().enabled is True
+    assert Trigger.objects.get(pk=trigger.pk).next_run_at is not None
     editor.patch(f"/api/v1/triggers/{trigger.pk}", {"is_active": False}, format="json")
-    assert not PeriodicTask.objects.filter(name=f"trigger-{trigger.pk}").exists()
+    assert task().enabled is False
     editor.patch(f"/api/v1/triggers/{trigger.pk}", {"is_active": True}, format="json")
+    assert task().enabled is True
     editor.delete(f"/api/v1/orchestrations/{orchestration.pk}")
-    assert not PeriodicTask.objects.filter(name=f"trigger-{trigger.pk}").exists()
+    assert task() is None
+    _, other = make(org)
+    editor.delete(f"/api/v1/triggers/{other.pk}")
+    assert not PeriodicTask.objects.filter(name=f"trigger-{other.pk}").exists()
+
+
+def test_a_resumed_schedule_does_not_fire_the_slots_it_slept_through(org):
+    """django-celery-beat forgets a disabled task's last run, so beat counts from the resume."""
+    from django_celery_beat.schedulers import ModelEntry
+
+    from config.celery import app
+
+    orchestration, trigger = make(org, cron="* * * * *", tz="UTC")
+    task = PeriodicTask.objects.get(name=f"trigger-{trigger.pk}")
+    PeriodicTask.objects.filter(pk=task.pk).update(
+        last_run_at=datetime(2020, 1, 1, tzinfo=UTC)
+    )  # as if beat ran it long ago
+    pause(orchestration)
+    activate(orchestration)
+    entry = ModelEntry(PeriodicTask.objects.get(pk=task.pk), app=app)
+    assert entry.last_run_at > datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def test_a_draft_orchestrations_schedule_waits_for_activation(org):
-    _, trigger = make(org, status="draft")
-    assert not PeriodicTask.objects.exists()
+    orchestration, trigger = make(org, status="draft")
+    assert not PeriodicTask.objects.filter(enabled=True, name__startswith="trigger-").exists()
     assert Trigger.objects.get(pk=trigger.pk).state == "paused"
+    activate(orchestration)
+    assert PeriodicTask.objects.get(name=f"trigger-{trigger.pk}").enabled is True
 
 
 def test_a_slot_fires_once_even_when_delivered_twice_or_by_two_beats(org):

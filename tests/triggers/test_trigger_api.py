@@ -21,7 +21,9 @@ def test_triggers_are_created_listed_changed_and_deleted(editor, flow):
     )
     assert created.status_code == 201, created.json()
     trigger = created.json()
-    assert trigger["next_run_at"] is not None
+    assert trigger["next_run_at"] is None  # a draft: not scheduled
+    editor.post(f"/api/v1/orchestrations/{flow['id']}/activate")
+    assert editor.get(f"/api/v1/triggers/{trigger['id']}").json()["next_run_at"] is not None
     assert trigger["webhook_url"] is None
     assert [t["id"] for t in editor.get(url).json()["items"]] == [trigger["id"]]
     changed = editor.patch(f"/api/v1/triggers/{trigger['id']}", {"is_active": False}, format="json")
@@ -37,6 +39,15 @@ def test_triggers_are_created_listed_changed_and_deleted(editor, flow):
         ({"kind": "schedule"}, "cron_expression"),
         ({"kind": "schedule", "cron_expression": "every day"}, "cron_expression"),
         ({"kind": "schedule", "cron_expression": "* * * *"}, "cron_expression"),
+        # Never occurs: computing next_run_at was a 500.
+        ({"kind": "schedule", "cron_expression": "0 9 31 2 *"}, "cron_expression"),
+        # croniter reads them, celery's crontab does not (or reads them otherwise): beat dropped
+        # the task, or sent it on days whose slot had not come.
+        ({"kind": "schedule", "cron_expression": "0 9 * * 7"}, "cron_expression"),
+        ({"kind": "schedule", "cron_expression": "0 9 * * MON#2"}, "cron_expression"),
+        ({"kind": "schedule", "cron_expression": "0 9 L * *"}, "cron_expression"),
+        ({"kind": "schedule", "cron_expression": "0 9 15W * *"}, "cron_expression"),
+        ({"kind": "schedule", "cron_expression": "0 9 ? * *"}, "cron_expression"),
         (
             {"kind": "schedule", "cron_expression": "* * * * *", "timezone": "Mars/Olympus"},
             "timezone",
@@ -74,3 +85,31 @@ def test_another_org_cannot_reach_triggers(editor, outsider, flow):
     ]:
         response = getattr(outsider, method)(url, {"kind": "manual"}, format="json")
         assert response.status_code == 404, (method, url)
+
+
+@pytest.mark.parametrize(
+    "cron", ["30 7 * * 1-5", "*/15 9-17 1,15 jan-mar *", "0 9 * * MON-FRI", "0 9 * * sun,wed"]
+)
+def test_cron_expressions_beat_can_schedule_are_accepted(editor, flow, cron):
+    response = editor.post(
+        f"/api/v1/orchestrations/{flow['id']}/triggers",
+        {"kind": "schedule", "cron_expression": cron},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+
+
+def test_a_webhook_triggers_state_follows_its_switch_and_its_orchestration(editor, flow):
+    trigger = editor.post(
+        f"/api/v1/orchestrations/{flow['id']}/triggers", {"kind": "webhook"}, format="json"
+    ).json()
+    url = f"/api/v1/triggers/{trigger['id']}"
+    editor.post(f"/api/v1/orchestrations/{flow['id']}/activate")
+    assert editor.get(url).json()["state"] == "live"
+    assert editor.patch(url, {"is_active": False}, format="json").json()["state"] == "paused"
+    editor.patch(url, {"is_active": True}, format="json")
+    assert editor.get(url).json()["state"] == "live"
+    editor.post(f"/api/v1/orchestrations/{flow['id']}/pause")
+    assert editor.get(url).json()["state"] == "paused"
+    editor.post(f"/api/v1/orchestrations/{flow['id']}/activate")
+    assert editor.get(url).json()["state"] == "live"
