@@ -10,6 +10,8 @@ from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods
 
 from orchestrator.api.errors import APIError
@@ -38,6 +40,15 @@ STARTER_DEFINITION = {
     ],
     "edges": [],
 }
+
+
+def _ago(moment) -> str:
+    """'just now' for the last minute (timesince alone says '0 minutes'), then '3 hours ago'."""
+    if moment is None:
+        return ""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment)} ago"
 
 
 def _recent_runs(orchestration_ids: list) -> dict:
@@ -78,15 +89,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         orchestrations = orchestrations.filter(tag_rows__name=tag)
     page = Paginator(orchestrations.distinct(), PAGE_SIZE).get_page(request.GET.get("page"))
     recent = _recent_runs([o.pk for o in page])
-    rows = [
-        {
-            "orchestration": o,
-            "tags": [t.name for t in o.tag_rows.all()],
-            "last_run": (recent.get(o.pk) or [None])[0],
-            "spark": list(reversed(recent.get(o.pk, []))),
-        }
-        for o in page
-    ]
+    rows = []
+    for o in page:
+        last_run = (recent.get(o.pk) or [None])[0]
+        rows.append(
+            {
+                "orchestration": o,
+                "tags": [t.name for t in o.tag_rows.all()],
+                "last_run": last_run,
+                "last_run_ago": _ago(last_run["created_at"]) if last_run else "",
+                "updated_ago": _ago(o.updated_at),
+                "spark": list(reversed(recent.get(o.pk, []))),
+            }
+        )
     return render(
         request,
         "orchestrator/dashboard.html",

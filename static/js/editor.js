@@ -61,10 +61,17 @@
   const messages = document.getElementById("messages");
 
   // --- messages -------------------------------------------------------------------------
+  // Messages float over the top of the canvas (the graph does not move); a success fades
+  // after a few seconds, a problem stays until dismissed or replaced.
+  let flashTimer = null;
   function flash(kind, text, actions) {
-    Api.fill(messages, el("div", { class: `flash ${kind}`, role: kind === "bad" ? "alert" : "status" }, text, ...(actions || [])));
+    clearTimeout(flashTimer);
+    Api.fill(messages, el("div", { class: `flash ${kind}`, role: kind === "bad" ? "alert" : "status" },
+      el("button", { type: "button", class: "flash-close", title: "Dismiss", "aria-label": "Dismiss", onclick: clearFlash }, "×"),
+      text, ...(actions || [])));
+    if (kind === "ok") flashTimer = setTimeout(clearFlash, 6000);
   }
-  function clearFlash() { Api.fill(messages); }
+  function clearFlash() { clearTimeout(flashTimer); Api.fill(messages); }
   function markDirty() {
     state.dirty = true;
     document.getElementById("dirty").hidden = false;
@@ -85,7 +92,8 @@
     document.getElementById("version").textContent = `v${data.version}`;
     showStatus(data.status);
     draw(false);
-    select(null);
+    // Drawn in place: a tab opened while the page was loading (or before a reload) stays open.
+    select(null, { reveal: false });
   }
 
   function showStatus(status) {
@@ -113,17 +121,25 @@
       d.edges.map((e) => ({ ...e, id: e.id || `${e.source}->${e.target}` })),
       layoutAll,
     );
+    keepPositions();
+  }
+
+  /* The definition holds the positions the canvas shows. A definition without positions (made
+  by the API, markdown or a template) is laid out when drawn; without this, saving after a drag
+  would keep the dragged step's position only, and the next load would lay it all out again. */
+  function keepPositions() {
+    cy.nodes().forEach((n) => {
+      const node = findNode(n.id());
+      if (node) node.position = { x: Math.round(n.position().x), y: Math.round(n.position().y) };
+    });
   }
 
   // --- canvas interactions -----------------------------------------------------------------
   cy.on("tap", "node", (evt) => select({ kind: "node", id: evt.target.id() }));
   cy.on("tap", "edge", (evt) => select({ kind: "edge", id: evt.target.id() }));
   cy.on("tap", (evt) => { if (evt.target === cy) select(null); });
-  cy.on("dragfree", "node", (evt) => {
-    const node = findNode(evt.target.id());
-    if (!node) return;
-    const p = evt.target.position();
-    node.position = { x: Math.round(p.x), y: Math.round(p.y) };
+  cy.on("dragfree", "node", () => {
+    keepPositions();
     markDirty();
   });
 
@@ -214,12 +230,12 @@
   }
 
   // --- inspector ------------------------------------------------------------------------------
-  function select(sel) {
+  function select(sel, { reveal = true } = {}) {
     state.selected = sel;
     cy.elements().unselect();
     if (sel) cy.getElementById(sel.id).select();
     graph.place();
-    showTab("inspector");
+    if (reveal) showTab("inspector");
     const panel = document.getElementById("tab-inspector");
     if (!sel) Api.fill(panel, ...overviewForm());
     else if (sel.kind === "node" && findNode(sel.id)) Api.fill(panel, ...nodeForm(findNode(sel.id)));
@@ -286,7 +302,7 @@
       el("div", { class: "inspector-head" }, el("span", { class: "gicon", "data-type": node.type }), el("h2", {}, node.name || node.id), el("span", { class: "muted mono" }, node.id)),
     ];
     if (state.errors[node.id]) parts.push(el("div", { class: "flash bad" }, state.errors[node.id]));
-    parts.push(input("Name", node.name, (v) => { node.name = v; repaint(node); }));
+    parts.push(input("Name", node.name, (v) => { node.name = v; repaint(node); parts[0].querySelector("h2").textContent = v || node.id; }));
     if (node.type === "agent") parts.push(...agentFields(node));
     for (const field of CONFIG_FIELDS[node.type] || []) {
       parts.push(input(field.label, node.config[field.key], (v) => { setOrDelete(node.config, field.key, v); repaint(node); }, field));
@@ -335,15 +351,31 @@
     ];
   }
 
+  // The default an input takes when a run leaves it out, edited in the input's own type.
+  function defaultField(spec) {
+    const type = spec.type || "string";
+    if (type === "boolean") {
+      const shown = spec.default === true ? "true" : spec.default === false ? "false" : "";
+      return input("Default", shown, (v) => setOrDelete(spec, "default", v === "" ? null : v === "true"), { kind: "select", options: ["", "true", "false"] });
+    }
+    const kind = type === "number" || type === "integer" ? "number" : type === "object" || type === "array" ? "json" : "text";
+    return input("Default", spec.default, (v) => setOrDelete(spec, "default", v), { kind, rows: 2 });
+  }
+
   function overviewForm() {
     const d = state.definition;
     const rows = el("div", { class: "inputs" });
     function drawInputs() {
-      Api.fill(rows, ...d.inputs.map((spec, index) => el("div", { class: "input-row", "data-input": spec.name },
-        input("Name", spec.name, (v) => { spec.name = v; }, {}),
-        input("Type", spec.type || "string", (v) => { spec.type = v; }, { kind: "select", options: ["string", "number", "integer", "boolean", "object", "array"] }),
-        input("Required", spec.required, (v) => { spec.required = v; }, { kind: "checkbox" }),
-        CAN_EDIT ? el("button", { type: "button", class: "ghost small", title: "Remove input", onclick: () => { d.inputs.splice(index, 1); markDirty(); drawInputs(); } }, "✕") : null,
+      Api.fill(rows, ...d.inputs.map((spec, index) => el("div", { class: "input-spec", "data-input": spec.name },
+        el("div", { class: "input-row" },
+          input("Name", spec.name, (v) => { spec.name = v; }, {}),
+          // A default of the old type would not fit the new one.
+          input("Type", spec.type || "string", (v) => { spec.type = v; delete spec.default; drawInputs(); }, { kind: "select", options: ["string", "number", "integer", "boolean", "object", "array"] }),
+          input("Required", spec.required, (v) => { spec.required = v; }, { kind: "checkbox" }),
+          CAN_EDIT ? el("button", { type: "button", class: "ghost small", title: "Remove input", onclick: () => { d.inputs.splice(index, 1); markDirty(); drawInputs(); } }, "✕") : null),
+        el("div", { class: "input-more" },
+          defaultField(spec),
+          input("Description", spec.description, (v) => setOrDelete(spec, "description", v), {})),
       )));
     }
     drawInputs();
@@ -479,7 +511,11 @@
   }
 
   // --- triggers --------------------------------------------------------------------------------
-  async function loadTriggers(secrets) {
+  // Secrets are shown once by the API: they stay on screen until the page is left, even when
+  // the panel is drawn again (adding a schedule after a webhook must not hide its secret).
+  const secrets = {};
+  async function loadTriggers(shown) {
+    Object.assign(secrets, shown || {});
     const panel = document.getElementById("tab-triggers");
     const { data } = await Api.get(`${BASE}/triggers`);
     const items = data.items || data;
@@ -487,7 +523,7 @@
       el("div", { class: "row" }, el("strong", {}, t.kind), el("span", { class: `status ${t.state === "live" ? "active" : t.state}` }, t.state), el("span", { class: "spacer" }),
         CAN_EDIT ? el("button", { type: "button", class: "ghost small", onclick: async () => { await Api.del(`/api/v1/triggers/${t.id}`); loadTriggers(); } }, "Remove") : null),
       t.kind === "webhook" ? el("div", {}, el("label", {}, "URL"), el("code", { class: "wrap" }, `${location.origin}${t.webhook_url}`)) : null,
-      t.kind === "webhook" && secrets && secrets[t.id] ? el("div", { class: "flash warn" }, "Signing secret (shown once): ", el("code", { class: "wrap secret" }, secrets[t.id])) : null,
+      t.kind === "webhook" && secrets[t.id] ? el("div", { class: "flash warn" }, "Signing secret (shown once): ", el("code", { class: "wrap secret" }, secrets[t.id])) : null,
       t.kind === "webhook" && CAN_EDIT ? el("button", { type: "button", class: "secondary small", onclick: async () => {
         const { data: rotated } = await Api.post(`/api/v1/triggers/${t.id}/rotate-secret`);
         loadTriggers({ [t.id]: rotated.signing_secret });
@@ -530,6 +566,7 @@
       v.version !== current ? el("div", { class: "row" },
         el("button", { type: "button", class: "ghost small", onclick: () => showDiff(v.version, current, detail) }, "Diff with current"),
         CAN_EDIT ? el("button", { type: "button", class: "secondary small", onclick: async () => {
+          if (state.dirty && !window.confirm(`Restore version ${v.version}? Your unsaved changes are lost.`)) return;
           await Api.post(`${BASE}/versions/${v.version}/restore`);
           await load();
           flash("ok", `Restored version ${v.version} as a new version.`);
@@ -605,7 +642,7 @@
   for (const button of document.querySelectorAll("[data-add-type]")) button.addEventListener("click", () => addNode(button.dataset.addType));
   document.getElementById("layout").addEventListener("click", () => {
     graph.layout();
-    cy.nodes().forEach((n) => { const node = findNode(n.id()); if (node) node.position = { x: Math.round(n.position().x), y: Math.round(n.position().y) }; });
+    keepPositions();
     if (CAN_EDIT) markDirty();
   });
   document.getElementById("name").addEventListener("input", markDirty);

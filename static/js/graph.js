@@ -7,12 +7,13 @@ data-status in the run view) that people read and tests find. Cards follow pan, 
   "use strict";
   cytoscape.use(cytoscapeDagre);
 
-  const NODE_W = 190, NODE_H = 62;
+  const NODE_W = 190, NODE_H = 62, LABEL_W = 170;
   const ICONS = { agent: "✦", transform: "⇄", http: "⇅", approval: "✓", human_input: "✎", subflow: "↳", delay: "◷" };
 
   const STYLE = [
     { selector: "node", style: { shape: "round-rectangle", width: NODE_W, height: NODE_H, "background-opacity": 0, "border-width": 0, label: "" } },
-    { selector: "edge", style: { width: 2, "line-color": "#b6bcc8", "target-arrow-color": "#b6bcc8", "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": 1.1, label: "data(label)", "font-size": 11, color: "#475467", "text-background-color": "#f6f7f9", "text-background-opacity": 1, "text-background-padding": 3 } },
+    // Long conditions are cut to one line on the canvas; the inspector shows them whole.
+    { selector: "edge", style: { width: 2, "line-color": "#b6bcc8", "target-arrow-color": "#b6bcc8", "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": 1.1, label: "data(label)", "font-size": 11, color: "#475467", "text-background-color": "#f6f7f9", "text-background-opacity": 1, "text-background-padding": 3, "text-wrap": "ellipsis", "text-max-width": `${LABEL_W}px` } },
     { selector: "edge.taken", style: { "line-color": "#16a34a", "target-arrow-color": "#16a34a" } },
     { selector: "edge:selected", style: { "line-color": "#4f46e5", "target-arrow-color": "#4f46e5", width: 3 } },
     { selector: ".eh-handle", style: { "background-color": "#4f46e5", width: 12, height: 12, shape: "ellipse", "background-opacity": 1, "border-width": 2, "border-color": "#fff" } },
@@ -53,6 +54,52 @@ data-status in the run view) that people read and tests find. Cards follow pan, 
       });
     }
     cy.on("render pan zoom position", place);
+    // The container changes size with the page around it (a message above, a resized window).
+    if (window.ResizeObserver) new ResizeObserver(() => { cy.resize(); place(); }).observe(container);
+
+    /* Dagre puts long edges on their own lane, but Cytoscape draws every edge from centre to
+    centre: an edge that skips a rank can run under the step between. Such an edge bends to the
+    side of the steps in its way that needs the smaller detour. */
+    const MARGIN = 18;
+    const DETOUR_STYLE = "curve-style edge-distances control-point-weights control-point-distances";
+    function route() {
+      const boxes = cy.nodes().map((n) => ({ id: n.id(), box: n.boundingBox({ includeLabels: false }) }));
+      cy.edges().forEach((e) => {
+        const p1 = e.source().position(), p2 = e.target().position();
+        const dx = p2.x - p1.x, dy = p2.y - p1.y, length = Math.hypot(dx, dy);
+        let right = 0, left = 0, blocked = false;
+        if (length > 0) {
+          const normal = { x: -dy / length, y: dx / length }; // Cytoscape's positive side
+          for (const { id, box } of boxes) {
+            if (id === e.source().id() || id === e.target().id()) continue;
+            const corners = [[box.x1, box.y1], [box.x2, box.y1], [box.x1, box.y2], [box.x2, box.y2]];
+            const along = corners.map(([x, y]) => ((x - p1.x) * dx + (y - p1.y) * dy) / (length * length));
+            const across = corners.map(([x, y]) => (x - p1.x) * normal.x + (y - p1.y) * normal.y);
+            const min = Math.min(...across), max = Math.max(...across);
+            if (Math.max(...along) <= 0 || Math.min(...along) >= 1 || min > MARGIN || max < -MARGIN) continue;
+            blocked = true;
+            right = Math.max(right, max + MARGIN);
+            left = Math.max(left, MARGIN - min);
+          }
+        }
+        if (!blocked) {
+          if (e.hasClass("detour")) e.removeClass("detour").removeStyle(DETOUR_STYLE);
+          return;
+        }
+        // Two control points at a quarter and three quarters keep the curve near its full
+        // offset across the middle, where the step in the way is; a condition's label sits
+        // on the curve there, so half its width is added (about 6 units a character).
+        const label = Math.min(String(e.data("label") || "").length * 6 + 6, LABEL_W) / 2;
+        const distance = Math.round(((right <= left ? right : left) + label) * 1.15) * (right <= left ? 1 : -1);
+        e.addClass("detour").style({ "curve-style": "unbundled-bezier", "edge-distances": "node-position", "control-point-weights": [0.25, 0.75], "control-point-distances": [distance, distance] });
+      });
+    }
+    let routing = false;
+    cy.on("position", "node", () => {
+      if (routing) return;
+      routing = true;
+      requestAnimationFrame(() => { routing = false; route(); });
+    });
 
     function paint(n) {
       const c = card(n.id);
@@ -75,17 +122,20 @@ data-status in the run view) that people read and tests find. Cards follow pan, 
       cy.add(edges.map((e) => ({ group: "edges", data: { id: e.id, source: e.source, target: e.target, label: e.condition || "" } })));
       nodes.forEach(paint);
       const placed = nodes.every((n) => n.position && (n.position.x || n.position.y)) && nodes.length > 1;
-      if (layoutAll || !placed) layout(); else { cy.fit(undefined, 40); if (cy.zoom() > 1.1) cy.zoom(1.1); cy.center(); }
+      if (layoutAll || !placed) layout(); else { route(); cy.fit(undefined, 40); if (cy.zoom() > 1.1) cy.zoom(1.1); cy.center(); }
       place();
     }
 
     function layout() {
       cy.layout({ name: "dagre", rankDir: "TB", nodeSep: 50, rankSep: 70, fit: true, padding: 40 }).run();
+      route();
       if (cy.zoom() > 1.1) { cy.zoom(1.1); cy.center(); }
       place();
     }
 
-    return { cy, card, paint, setGraph, layout, place, cards };
+    const api = { cy, card, paint, setGraph, layout, place, route, cards };
+    container.graph = api; // for the browser tests and the console
+    return api;
   }
 
   window.Graph = { create, ICONS };

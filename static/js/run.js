@@ -14,7 +14,7 @@
   const definition = JSON.parse(document.getElementById("graph-data").textContent);
   const graph = window.Graph.create(document.getElementById("canvas"), { editable: false });
   const TRACE_TYPES = ["agent_turn", "tool_execution", "tool_result"];
-  const state = { run: null, steps: {}, stepEvents: {}, lastSeq: 0, selected: null, rendered: { steps: {}, output: "" }, socket: null, retry: 500 };
+  const state = { run: null, steps: {}, stepEvents: {}, lastSeq: 0, selected: null, pinned: false, rendered: { steps: {}, output: "" }, socket: null, retry: 500 };
 
   graph.setGraph(definition.nodes.map((n) => ({ ...n, status: "pending" })), definition.edges.map((e) => ({ ...e, id: e.id || `${e.source}->${e.target}` })), false);
   graph.cy.on("tap", "node", (evt) => selectStep(evt.target.id()));
@@ -44,11 +44,16 @@
     refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 150);
   }
 
+  // Reads can overlap (events keep coming while one is in flight) and answer out of order: an
+  // older answer arriving last would paint stale statuses that no later event corrects.
+  let latestRead = 0;
   async function refresh() {
+    const read = ++latestRead;
     const [{ data: run }, { data: rendered }] = await Promise.all([
       Api.get(`/api/v1/runs/${RUN}`),
       Api.get(`/runs/${RUN}/outputs/`),
     ]);
+    if (read !== latestRead) return;
     state.run = run;
     state.rendered = rendered;
     for (const step of run.steps) {
@@ -65,13 +70,26 @@
     if (run.error) error.textContent = `${run.error.code}: ${run.error.detail}${run.error.step_id ? ` (step ${run.error.step_id})` : ""}`;
     const output = document.getElementById("output");
     if (run.output !== null && run.output !== undefined) output.innerHTML = rendered.output;
+    else if (TERMINAL.includes(run.status)) Api.fill(output, el("span", { class: "muted" }, `No output: the run ${run.status}.`));
     drawGate(run.human_input_required);
     const refine = document.getElementById("refine");
     if (refine) refine.hidden = run.status !== "succeeded" || run.refine_status === "refining";
     document.getElementById("refine-status").textContent =
       run.refine_status === "refining" ? "Refining…" : run.refine_status === "failed" ? `Refine failed: ${run.refine_error || ""}` : "";
     if (run.refine_status === "refining") setTimeout(refreshSoon, 1000);
-    if (state.selected) drawStep(state.selected);
+    const shown = state.pinned ? state.selected : firstToShow(run) || state.selected;
+    if (shown) selectStep(shown, { byUser: state.pinned });
+  }
+
+  // Until someone picks a step, the panel follows the one most worth reading: the step waiting
+  // for people, else the one that failed, else the one running, else the last that ran.
+  function firstToShow(run) {
+    for (const status of ["waiting", "failed", "running"]) {
+      const step = run.steps.find((s) => s.status === status);
+      if (step) return step.step_id;
+    }
+    const ran = run.steps.filter((s) => s.status === "succeeded");
+    return ran.length ? ran[ran.length - 1].step_id : null;
   }
 
   // --- a pending approval or input form, answered here ------------------------------------------
@@ -101,16 +119,19 @@
         error.textContent = `${err.message}${detail}`;
       }
     };
-    Api.fill(box, 
-      el("div", { class: "row" }, el("span", { class: "status waiting" }, "waiting for you"), el("strong", {}, `Step ${gate.step_id}`)),
-      el("p", { class: "gate-prompt" }, gate.prompt || "Approve this step?"),
-      gate.agent_context ? el("details", { open: true }, el("summary", {}, "Context"), el("pre", {}, gate.agent_context)) : null,
-      ...fields.map((f) => f.node),
-      comment,
-      error,
-      CAN_EDIT ? el("div", { class: "row" },
-        el("button", { type: "button", class: "ok", id: "approve", onclick: () => decide("approve") }, fields.length ? "Submit" : "Approve"),
-        el("button", { type: "button", class: "danger", id: "deny", onclick: () => decide("deny") }, "Deny")) : el("p", { class: "muted" }, "Your role cannot decide."),
+    // What is asked on the left, the answer on the right: the graph stays in view below.
+    Api.fill(box,
+      el("div", { class: "gate-about" },
+        el("div", { class: "row" }, el("span", { class: "status waiting" }, "waiting for you"), el("strong", {}, `Step ${gate.step_id}`)),
+        el("p", { class: "gate-prompt" }, gate.prompt || "Approve this step?"),
+        gate.agent_context ? el("details", { open: true }, el("summary", {}, "Context"), el("pre", {}, gate.agent_context)) : null),
+      el("div", { class: "gate-form" },
+        ...fields.map((f) => f.node),
+        comment,
+        error,
+        CAN_EDIT ? el("div", { class: "row" },
+          el("button", { type: "button", class: "ok", id: "approve", onclick: () => decide("approve") }, fields.length ? "Submit" : "Approve"),
+          el("button", { type: "button", class: "danger", id: "deny", onclick: () => decide("deny") }, "Deny")) : el("p", { class: "muted" }, "Your role cannot decide.")),
     );
   }
 
@@ -130,8 +151,9 @@
   }
 
   // --- step detail ---------------------------------------------------------------------------------
-  function selectStep(id) {
+  function selectStep(id, { byUser = true } = {}) {
     state.selected = id;
+    state.pinned = byUser;
     graph.cy.nodes().unselect();
     graph.cy.getElementById(id).select();
     graph.place();
@@ -154,11 +176,32 @@
         ...kv("Tokens", step ? `${step.tokens.input} in · ${step.tokens.output} out` : "–"),
         ...kv("Cost", step ? `$${Number(step.cost_usd || 0).toFixed(4)}` : "–"),
       ),
-      step && step.error ? el("div", { class: "flash bad" }, pretty(step.error.detail || step.error)) : null,
-      el("h3", { class: "section" }, "Input"), el("pre", {}, pretty(step ? step.input : null)),
+      step && step.error ? el("div", { class: "flash bad step-error" }, stepError(step.error)) : null,
+      ...inputParts(step ? step.input : null),
       el("h3", { class: "section" }, "Output"), output,
       node.type === "agent" ? agentTrace(id, step) : null,
     );
+  }
+
+  // A rendered prompt reads as text, not as one escaped JSON string; the rest of the input
+  // (the agent, the format, the script) is there when opened.
+  function inputParts(input) {
+    if (!input || typeof input !== "object" || typeof input.prompt !== "string") {
+      return [el("h3", { class: "section" }, "Input"), el("pre", {}, pretty(input))];
+    }
+    const { prompt, ...rest } = input;
+    return [
+      el("h3", { class: "section" }, "Prompt"), el("pre", { class: "step-prompt" }, prompt),
+      el("details", { class: "step-input" }, el("summary", {}, "Full input"), el("pre", {}, pretty(rest))),
+    ];
+  }
+
+  // A step's error is {"code", "message"}; older records may carry "detail" or a plain string.
+  function stepError(error) {
+    if (typeof error !== "object") return String(error);
+    const text = error.message || error.detail;
+    if (!text) return pretty(error);
+    return error.code && error.code !== "step_failed" ? `${error.code}: ${text}` : text;
   }
 
   function agentTrace(id, step) {
@@ -182,11 +225,28 @@
   const timeline = document.getElementById("timeline");
   function addEvent(event) {
     const time = new Date(event.ts).toLocaleTimeString();
-    const summary = event.data && (event.data.detail || event.data.error || event.data.status || event.data.tool || "");
+    const summary = eventSummary(event.type, event.data || {});
     timeline.prepend(el("li", { "data-seq": event.seq, class: `ev ${event.type}` },
       el("span", { class: "mono muted" }, `#${event.seq}`), el("span", { class: "mono" }, time),
       el("strong", {}, event.type.replace(/_/g, " ")), event.step_id ? el("a", { href: "#", onclick: (e) => { e.preventDefault(); selectStep(event.step_id); } }, event.step_id) : null,
-      summary && typeof summary !== "object" ? el("span", { class: "muted" }, String(summary).slice(0, 140)) : null));
+      summary ? el("span", { class: "muted" }, String(summary).slice(0, 140)) : null));
+  }
+
+  // One line of what happened, from the event's data (runs/services/events.py writes it).
+  function eventSummary(type, d) {
+    const error = d.error && typeof d.error === "object" ? d.error.detail || d.error.message : d.error;
+    switch (type) {
+      case "run_queued": return d.trigger ? `${d.trigger} · v${d.version}` : "";
+      case "step_failed": case "orchestration_error": return error || "";
+      case "step_retry": return [d.attempt ? `attempt ${d.attempt}` : "", error].filter(Boolean).join(" · ");
+      case "agent_turn": return [d.model, d.tool_calls && d.tool_calls.length ? `calls ${d.tool_calls.join(", ")}` : ""].filter(Boolean).join(" · ");
+      case "tool_execution": return d.tool_name || "";
+      case "tool_result": return `${d.tool_name || "tool"} ${d.ok ? "returned" : "failed"}`;
+      case "approval_decided": return [d.status, d.decided_by ? `by ${d.decided_by}` : ""].filter(Boolean).join(" ");
+      case "human_input_required": return d.kind === "input" ? "waiting for a form" : "waiting for a decision";
+      case "orchestration_complete": return d.status || "";
+      default: return typeof d.detail === "string" ? d.detail : "";
+    }
   }
 
   function onEvents(events, status) {

@@ -46,8 +46,15 @@ def test_build_a_three_step_orchestration_save_run_and_watch_it_succeed(page, or
         ("transform_1", "transform_2"),
     }
 
+    # The declared input gets a default in the inspector (an empty spot of the canvas shows the
+    # orchestration's form); the run form starts from it, and saves it first.
+    canvas = page.locator("#canvas").bounding_box()
+    page.mouse.click(canvas["x"] + 15, canvas["y"] + canvas["height"] - 15)
+    topic = page.locator('#tab-inspector [data-input="topic"]')
+    topic.locator(".field", has_text="Default").locator("input").fill("tides")
     page.click("#run")
-    page.fill("#run-fields input[name=topic]", "tides")
+    expect(page.locator("#run-fields input[name=topic]")).to_have_value("tides")
+    expect(page.locator("#run-note")).to_have_text("Unsaved changes are saved first.")
     page.click("#run-submit")
     page.wait_for_url(re.compile(r"/runs/[0-9a-f-]+/$"))
     for node_id in ("draft", "transform_1", "transform_2"):
@@ -58,6 +65,8 @@ def test_build_a_three_step_orchestration_save_run_and_watch_it_succeed(page, or
     expect(page.locator("#timeline")).to_contain_text("orchestration complete")
     run = Run.objects.get(orchestration=orchestration)
     assert run.status == "succeeded"
+    orchestration.refresh_from_db()
+    assert orchestration.definition["inputs"][0]["default"] == "tides"
     assert run.output.startswith("Shout: ")
     expect(page.locator("#output")).to_contain_text("Shout:")
     page.click('.gnode[data-node-id="draft"]')
@@ -86,8 +95,11 @@ def test_a_save_conflict_says_so_and_reload_brings_the_other_version(page, org):
         replace=False,
     )
     page.fill("#name", "My name")
+    canvas = page.locator("#canvas").bounding_box()
     page.click("#save")
     expect(page.locator(".flash.bad")).to_contain_text("Someone else saved")
+    # The message floats over the canvas: the graph does not move down under it.
+    assert page.locator("#canvas").bounding_box() == canvas
     page.click("#reload")
     expect(page.locator("#name")).to_have_value("Renamed elsewhere")
     assert Orchestration.objects.get(pk=orchestration.pk).name == "Renamed elsewhere"
@@ -223,3 +235,291 @@ def test_the_dashboard_filters_as_you_type(page, org):
     expect(page).to_have_url(re.compile(r"q=invoice"))
     page.select_option("select[name=status]", "active")
     expect(page.locator("#results")).to_contain_text("No orchestrations match these filters")
+
+
+def card_offset(page, first: str, second: str) -> tuple[float, float]:
+    """Where one step's card sits relative to another's, in canvas units (zoom divided out)."""
+    return page.evaluate(
+        """([first, second]) => {
+            const cy = document.getElementById("canvas").graph.cy;
+            const a = cy.getElementById(first).position(), b = cy.getElementById(second).position();
+            return [b.x - a.x, b.y - a.y];
+        }""",
+        [first, second],
+    )
+
+
+def test_a_dragged_step_keeps_its_place_after_save_and_reload(page, org):
+    # Made through the API without positions: the editor lays it out when it opens.
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Unplaced",
+            "definition": {
+                "nodes": [
+                    {"id": "a", "type": "transform", "config": {"output": "1"}},
+                    {"id": "b", "type": "transform", "config": {"output": "2"}},
+                    {"id": "c", "type": "transform", "config": {"output": "3"}},
+                ],
+                "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}],
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    expect(page.locator(".gnode")).to_have_count(3)
+    box = page.locator('.gnode[data-node-id="b"]').bounding_box()
+    page.mouse.move(box["x"] + 60, box["y"] + 30)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 260, box["y"] + 30, steps=10)
+    page.mouse.up()
+    dropped = card_offset(page, "a", "b")
+    assert dropped[0] > 150
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved as version 2")
+    positions = [
+        n["position"] for n in Orchestration.objects.get(pk=orchestration.pk).definition["nodes"]
+    ]
+    assert len({(p["x"], p["y"]) for p in positions}) == 3, positions
+
+    page.reload()
+    expect(page.locator(".gnode")).to_have_count(3)
+    assert card_offset(page, "a", "b") == pytest.approx(dropped, abs=2)
+
+
+def test_an_edge_that_skips_a_step_bends_around_it(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Shortcut",
+            "definition": {
+                "nodes": [
+                    {"id": "a", "type": "transform", "config": {"output": "1"}},
+                    {"id": "b", "type": "transform", "config": {"output": "2"}},
+                    {"id": "c", "type": "transform", "config": {"output": "3"}},
+                ],
+                "edges": [
+                    {"source": "a", "target": "b"},
+                    {"source": "b", "target": "c"},
+                    {"source": "a", "target": "c", "condition": "output == '1' and true"},
+                ],
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    expect(page.locator(".gnode")).to_have_count(3)
+    clear = page.evaluate(
+        """() => {
+            const cy = document.getElementById("canvas").graph.cy;
+            const box = cy.getElementById("b").boundingBox();
+            const edge = cy.edges('[source = "a"][target = "c"]');
+            const mid = edge.midpoint();
+            const label = edge.boundingBox({ includeEdges: false, includeLabels: true });
+            const inside = (x, y) => x >= box.x1 && x <= box.x2 && y >= box.y1 && y <= box.y2;
+            const apart = label.x2 <= box.x1 || label.x1 >= box.x2
+                || label.y2 <= box.y1 || label.y1 >= box.y2;
+            return { line: !inside(mid.x, mid.y), label: apart };
+        }"""
+    )
+    assert clear == {"line": True, "label": True}
+
+
+def test_a_failed_run_opens_on_the_failed_step_and_says_why_in_words(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Calls home",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    # The page opens while this waits: the panel must move on to what follows.
+                    {"id": "wait", "type": "delay", "config": {"seconds": 2}},
+                    {
+                        "id": "look",
+                        "type": "agent",
+                        "config": {
+                            "agent": {"name": "looker", "model": "builtin/script"},
+                            "script": [
+                                {"tool": "http_get", "args": {"url": "http://127.0.0.1:9/"}}
+                            ],
+                            "prompt": "Look.",
+                        },
+                    },
+                    {"id": "call", "type": "http", "config": {"url": "http://127.0.0.1:9/"}},
+                ],
+                "edges": [
+                    {"source": "wait", "target": "look"},
+                    {"source": "look", "target": "call"},
+                ],
+            },
+        },
+    )
+    run, _ = lifecycle.fire(orchestration, {}, trigger_kind=RunTrigger.API)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#step-panel h2")).to_have_text("wait", timeout=LIVE)
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "failed", timeout=LIVE)
+    panel = page.locator("#step-panel")
+    expect(panel.locator("h2")).to_have_text("call")  # nobody clicked: the failed step is shown
+    expect(panel.locator(".step-error")).to_contain_text("internal address")
+    expect(panel.locator(".step-error")).not_to_contain_text("{")
+    expect(page.locator("#output")).to_have_text("No output: the run failed.")
+    expect(page.locator("#timeline li.tool_execution")).to_contain_text("http_get")
+    expect(page.locator("#timeline li.tool_result")).to_contain_text("http_get failed")
+
+
+def test_triggers_add_a_webhook_and_a_schedule_and_rotate_the_secret(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Triggered",
+            "definition": {"nodes": [{"id": "a", "type": "transform", "config": {"output": "1"}}]},
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    page.click(".tab[data-tab=triggers]")
+    page.click("#add-webhook")
+    webhook = page.locator(".trigger", has_text="webhook")
+    expect(webhook.locator("code").first).to_contain_text(f"/api/v1/webhooks/{orchestration.pk}/")
+    first_secret = webhook.locator("code.secret").inner_text()
+    page.fill("#cron", "30 7 * * 1-5")
+    page.fill("#cron-tz", "UTC")
+    page.click("#add-schedule")
+    schedule = page.locator(".trigger", has_text="schedule")
+    expect(schedule.locator(".cron-text")).to_have_text("At 07:30 AM, Monday through Friday")
+    # Shown once by the API, but still on screen after the panel was drawn again.
+    expect(webhook.locator("code.secret")).to_have_text(first_secret)
+    webhook.locator("button", has_text="Rotate secret").click()
+    expect(webhook.locator("code.secret")).not_to_have_text(first_secret)
+    assert webhook.locator("code.secret").inner_text().startswith("whsec_")
+    page.fill("#cron", "61 * * * *")
+    page.click("#add-schedule")
+    expect(page.locator("#cron-error")).to_contain_text("not a valid cron expression")
+
+
+def test_versions_diff_and_restore_and_the_markdown_tab_edits_the_same_definition(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Versioned",
+            "definition": {
+                "nodes": [
+                    {"id": "a", "type": "transform", "name": "First", "config": {"output": "1"}}
+                ]
+            },
+        },
+    )
+    update_orchestration(
+        orchestration,
+        {
+            "definition": {
+                "nodes": [
+                    {"id": "a", "type": "transform", "name": "First", "config": {"output": "1"}},
+                    {"id": "b", "type": "transform", "name": "Second", "config": {"output": "2"}},
+                ],
+                "edges": [{"source": "a", "target": "b"}],
+            }
+        },
+        if_match=orchestration.etag,
+        replace=False,
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    expect(page.locator(".gnode")).to_have_count(2)
+
+    # The inspector's title follows a rename as it is typed.
+    box = page.locator('.gnode[data-node-id="a"]').bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.locator("#tab-inspector .field", has_text="Name").first.locator("input").fill("Renamed")
+    expect(page.locator("#tab-inspector h2")).to_have_text("Renamed")
+
+    page.click(".tab[data-tab=versions]")
+    v1 = page.locator("#tab-versions li[data-version='1']")
+    v1.locator("button", has_text="Diff").click()
+    expect(page.locator(".version-diff")).to_contain_text("Steps added")
+    expect(page.locator(".version-diff")).to_contain_text("b")
+    # Unsaved changes are not thrown away without asking.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    v1.locator("button", has_text="Restore").click()
+    expect(page.locator(".gnode")).to_have_count(2)
+    assert Orchestration.objects.get(pk=orchestration.pk).version == 2
+    page.once("dialog", lambda dialog: dialog.accept())
+    v1.locator("button", has_text="Restore").click()
+    expect(page.locator(".flash.ok")).to_contain_text("Restored version 1")
+    expect(page.locator(".gnode")).to_have_count(1)
+    expect(page.locator("#version")).to_have_text("v3")
+
+    page.click(".tab[data-tab=markdown]")
+    source = page.locator("#markdown")
+    expect(source).to_have_value(re.compile(r"^# Versioned"))
+    source.fill(
+        source.input_value() + "\n### shout\n- type: transform\n- after: a\n{{ steps.a.output }}!\n"
+    )
+    page.click("#apply-markdown")
+    expect(page.locator('.gnode[data-node-id="shout"]')).to_be_visible()
+    page.click("#save")
+    expect(page.locator("#messages .flash.ok")).to_contain_text("Saved as version 4")
+    saved = Orchestration.objects.get(pk=orchestration.pk).definition
+    assert [n["id"] for n in saved["nodes"]] == ["a", "shout"]
+
+
+# The next read of the run detail answers, once the test lets it through, what the run looked
+# like when the test took `window.oldRun`: an old answer arriving after newer ones.
+LATE_OLD_ANSWER = """
+(() => {
+  const fetch = window.fetch;
+  window.holdNextRead = false;
+  window.fetch = async (url, init) => {
+    const response = await fetch(url, init);
+    if (!/\\/api\\/v1\\/runs\\/[0-9a-f-]+$/.test(String(url))) return response;
+    window.reads = (window.reads || 0) + 1;
+    if (window.holdNextRead) {
+      window.holdNextRead = false;
+      await new Promise((resolve) => { window.releaseRead = resolve; });
+      return new Response(window.oldRun, { status: 200, headers: response.headers });
+    }
+    return response;
+  };
+})();
+"""
+
+
+def test_a_late_answer_about_the_run_does_not_paint_over_a_newer_one(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Gated twice",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {"id": "first", "type": "approval", "config": {"prompt": "First?"}},
+                    {"id": "second", "type": "approval", "config": {"prompt": "Second?"}},
+                ],
+                "edges": [{"source": "first", "target": "second"}],
+            },
+        },
+    )
+    run, _ = lifecycle.fire(orchestration, {}, trigger_kind=RunTrigger.API)
+    page.add_init_script(LATE_OLD_ANSWER)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#gate")).to_contain_text("First?", timeout=LIVE)
+    page.evaluate(
+        f"""async () => {{
+            window.oldRun = await (await fetch("/api/v1/runs/{run.pk}")).text();
+            window.holdNextRead = true;
+        }}"""
+    )
+    page.click("#approve")  # the read that follows is held, and will answer the old state
+    page.wait_for_function("typeof window.releaseRead === 'function'")
+    # A newer read shows the second gate. Once no read is left to come (the events may reach
+    # the page in more than one push), the old answer arrives, last.
+    expect(page.locator("#gate")).to_contain_text("Second?", timeout=LIVE)
+    reads = page.evaluate("window.reads")
+    while True:
+        page.wait_for_timeout(750)
+        reads, before = page.evaluate("window.reads"), reads
+        if reads == before:
+            break
+    page.evaluate("window.releaseRead()")
+    page.wait_for_timeout(500)
+    expect(page.locator("#gate")).to_contain_text("Second?")
+    expect(page.locator('.gnode[data-node-id="first"]')).to_have_attribute(
+        "data-status", "succeeded"
+    )

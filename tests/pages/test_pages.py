@@ -151,3 +151,12 @@ def test_the_markdown_tab_renders_a_definition_and_rejects_an_invalid_one(editor
     )
     assert bad.status_code == 400 and bad.json()["error"] == "validation_error"
     assert any(path.startswith("definition.nodes[0]") for path in bad.json()["fields"])
+
+
+def test_the_dashboard_says_just_now_rather_than_zero_minutes(client, org):
+    flow = orchestration(org, name="Fresh")
+    lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
+    page = member_client(client, org).get("/").content.decode()
+    row = page[page.index(f'data-orchestration-id="{flow.pk}"') :]
+    assert row.count("just now") == 2  # the last run and the last change
+    assert "0\xa0minutes" not in page
