@@ -128,7 +128,8 @@ def browser():
 @pytest.fixture
 def page(browser, stack, member):
     """A signed-in page at 1280x800 (the session cookie is set directly; one test signs in
-    through the form); JS errors fail the test."""
+    through the form); JS errors and assets the server does not have (scripts, styles, images,
+    the icon) fail the test."""
     base, _ = stack
     context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})
     client = Client()
@@ -139,8 +140,19 @@ def page(browser, stack, member):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("response", lambda response: _note_missing_asset(response, errors))
     page.goto("/")
     expect(page.locator("h1")).to_have_text("Orchestrations")
     yield page
     context.close()
     assert errors == [], errors
+
+
+def _note_missing_asset(response, errors: list[str]) -> None:
+    """API answers and pages may be 4xx on purpose (a conflict, a revoked link); an asset never."""
+    if response.status >= 400 and response.request.resource_type not in (
+        "document",
+        "fetch",
+        "xhr",
+    ):
+        errors.append(f"{response.status} {response.url}")
