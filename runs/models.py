@@ -57,6 +57,11 @@ class Run(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
     )
     replay_from_step = models.CharField(max_length=63, blank=True)
+    entry_step = models.CharField(
+        max_length=63,
+        blank=True,
+        help_text="The node the run started at (its trigger's node_id); empty: the graph's roots.",
+    )
     parent_run = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )

@@ -45,6 +45,15 @@ KNOWN_TOOLS = ("http_get",)
 # --- Triggers ------------------------------------------------------------------------------
 
 
+ENTRY_HELP = (
+    "Optional entry node: a run this trigger starts begins at this step (its incoming edges "
+    "ignored), what it feeds runs as usual, and every other step is `skipped`. It must name a "
+    "step of the current definition (400 `validation_error`). If a later version drops the "
+    "step, firing is refused with 409 `conflict` (a schedule's slot is recorded as an error "
+    "and the trigger's `state` becomes `error`) until the trigger or the definition is fixed."
+)
+
+
 class TriggerSerializer(serializers.ModelSerializer):
     webhook_url = serializers.SerializerMethodField()
     signing_secret = serializers.SerializerMethodField()
@@ -73,6 +82,7 @@ class TriggerSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+        extra_kwargs = {"node_id": {"help_text": ENTRY_HELP + " Empty: no entry node."}}
 
     def get_webhook_url(self, trigger: Trigger) -> str | None:
         if trigger.kind != TriggerKind.WEBHOOK:
@@ -95,7 +105,13 @@ class TriggerSerializer(serializers.ModelSerializer):
 
 class TriggerWriteSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=TriggerKind.choices)
-    node_id = serializers.RegexField(NODE_ID, required=False, allow_blank=True)
+    node_id = serializers.RegexField(
+        NODE_ID,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text=ENTRY_HELP + " Empty or null: start at the steps with no incoming edge.",
+    )
     is_active = serializers.BooleanField(required=False)
     input_schema = JSONSchemaField(required=False, allow_null=True)
     input = JSONObjectField(required=False)
@@ -105,6 +121,8 @@ class TriggerWriteSerializer(StrictSerializer):
     catchup = serializers.ChoiceField(choices=ScheduleCatchup.choices, required=False)
 
     def validate(self, attrs):
+        if "node_id" in attrs and attrs["node_id"] is None:
+            attrs["node_id"] = ""
         if attrs["kind"] == TriggerKind.SCHEDULE and not attrs.get("cron_expression"):
             raise serializers.ValidationError(
                 {"cron_expression": ["a schedule trigger needs a cron expression"]}

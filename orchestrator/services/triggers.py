@@ -7,6 +7,7 @@ import secrets
 from django.utils import timezone
 
 from orchestrator import crypto
+from orchestrator.api.errors import InvalidRequest
 from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, Trigger
 from orchestrator.services import schedules
@@ -28,7 +29,30 @@ def new_signing_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def check_entry(orchestration: Orchestration, node_id: str) -> None:
+    """A trigger's entry node must be a step of the orchestration's current definition.
+
+    A later version may still drop it: firing such a trigger is then refused (see
+    `runs.services.lifecycle.trigger_entry`), so nothing starts where its owner did not choose.
+    """
+    if not node_id:
+        return
+    steps = [node["id"] for node in orchestration.definition.get("nodes", [])]
+    if node_id not in steps:
+        raise InvalidRequest(
+            f"node_id: version {orchestration.version} of the definition has no step '{node_id}'.",
+            fields={"node_id": [f"no step '{node_id}'; steps: {_listing(steps)}"]},
+        )
+
+
+def _listing(steps: list[str], most: int = 20) -> str:
+    shown = ", ".join(steps[:most])
+    return shown if len(steps) <= most else f"{shown} and {len(steps) - most} more"
+
+
 def update_trigger(trigger: Trigger, data: dict) -> Trigger:
+    if "node_id" in data:
+        check_entry(trigger.orchestration, data["node_id"])
     for field in TRIGGER_FIELDS:
         if field in data and field != "kind":
             setattr(trigger, field, data[field])
@@ -56,6 +80,7 @@ def rotate_secret(trigger: Trigger) -> Trigger:
 
 def create_trigger(orchestration: Orchestration, data: dict) -> Trigger:
     """Returns the trigger with `signing_secret` set on the instance: the only time it is shown."""
+    check_entry(orchestration, data.get("node_id", ""))
     trigger = Trigger(orchestration=orchestration)
     for field in TRIGGER_FIELDS:
         if field in data:

@@ -27,6 +27,13 @@ class OrchestrationNameField(serializers.CharField):
         return orchestration_name(run)
 
 
+class BlankAsNullField(serializers.CharField):
+    """A string column where empty means "none": null in the API, as clients expect."""
+
+    def to_representation(self, value: str) -> str | None:
+        return value or None
+
+
 def prefetch_human_input(runs: Sequence[Run]) -> None:
     """What the paused runs of a page wait for, so that `human_input_required` costs no query per
     run: at most two queries for the page, none when no run on it is paused."""
@@ -58,6 +65,15 @@ def prefetch_human_input(runs: Sequence[Run]) -> None:
 class RunSerializer(serializers.ModelSerializer):
     orchestration_name = OrchestrationNameField(read_only=True)
     trigger = serializers.SerializerMethodField()
+    entry_step = BlankAsNullField(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "The step the run started at: its trigger's `node_id` (a replay keeps it). Steps "
+            "that are not this one or downstream of it are `skipped`. Null: the run started at "
+            "the steps with no incoming edge."
+        ),
+    )
     replays_run_id = serializers.UUIDField(read_only=True, allow_null=True)
     parent_run_id = serializers.UUIDField(read_only=True, allow_null=True)
     cost_usd = MoneyField(read_only=True)
@@ -76,6 +92,7 @@ class RunSerializer(serializers.ModelSerializer):
             "version",
             "status",
             "trigger",
+            "entry_step",
             "input",
             "output",
             "output_type",
@@ -110,6 +127,7 @@ class RunSerializer(serializers.ModelSerializer):
             "version": run.version,
             "status": run.status,
             "trigger": self.get_trigger(run),
+            "entry_step": run.entry_step or None,
             "input": run.input,
             "output": run.output,
             "output_type": run.output_type,

@@ -17,6 +17,10 @@ Semantics (API.md, "The definition"):
   steps finish, then the pending ones are cancelled and the run fails.
 - A cancel starts nothing new and cancels pending steps at once; the run ends cancelled when
   no step is running or waiting any more.
+- A run may start at an *entry* node (a trigger's `node_id`): the entry runs at once, its
+  incoming edges ignored; the nodes downstream of it are routed as above; every other node
+  (upstream of the entry, or unrelated to it) is skipped at once, so its outgoing edges count
+  as resolved and not taken for the joins downstream.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class Graph:
     outgoing: Mapping[str, tuple[Mapping[str, Any], ...]]
     order: tuple[str, ...]
     position: Mapping[str, int] = field(repr=False)
+    # Memo of `reach`: the graph is immutable, so an entry's reach never changes.
+    _reach: dict[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_definition(cls, defn: Mapping[str, Any]) -> Graph:
@@ -117,6 +123,23 @@ class Graph:
             position=MappingProxyType({n: i for i, n in enumerate(order)}),
         )
 
+    def reach(self, entry: str) -> frozenset[str]:
+        """The entry node and every node downstream of it; raises ValueError for an unknown node."""
+        found = self._reach.get(entry)
+        if found is None:
+            if entry not in self.nodes:
+                raise ValueError(f"unknown entry node {entry!r}")
+            seen = {entry}
+            stack = [entry]
+            while stack:
+                for edge in self.outgoing[stack.pop()]:
+                    target = edge["target"]
+                    if target not in seen:
+                        seen.add(target)
+                        stack.append(target)
+            found = self._reach[entry] = frozenset(seen)
+        return found
+
     def on_error(self, node_id: str, view: StepView) -> str:
         """The failure policy for this attempt: the view's, else the node's, else fail."""
         if view.on_error is not None:
@@ -163,6 +186,7 @@ def decide(
     *,
     condition: Condition,
     cancelling: bool = False,
+    entry: str | None = None,
 ) -> Decision:
     """Decide what is ready, skipped, cancelled and whether the run is over.
 
@@ -172,6 +196,9 @@ def decide(
     target is still pending with every incoming edge resolved; it may short-circuit (a node
     with one taken edge runs whatever the others say). Exceptions from it propagate: how a
     broken condition is reported is the caller's policy.
+
+    `entry` starts the run at that node (see the module docstring); None, the default, starts
+    at the nodes with no incoming edge. An unknown entry raises ValueError.
 
     One pass in topological order, O(nodes + edges): a node's sources are always decided
     before it, so a skip cascades down the whole graph in a single call.
@@ -207,6 +234,7 @@ def decide(
             return Decision(cancelled=cancelled, run_outcome=RunStatus.CANCELLED)
         return Decision(cancelled=cancelled, run_outcome=RunStatus.FAILED, failed_step=failed_step)
 
+    reach = None if entry is None else graph.reach(entry)
     # Statuses as of this call: newly skipped nodes count as terminal for the nodes after them.
     status: dict[str, StepStatus] = {}
     all_terminal = True
@@ -217,7 +245,10 @@ def decide(
             if view.status not in STEP_TERMINAL:
                 all_terminal = False
             continue
-        verdict = _route(graph, n, steps, status, condition)
+        if reach is None or (n != entry and n in reach):
+            verdict = _route(graph, n, steps, status, condition)
+        else:  # the entry runs at once; what it does not feed never runs
+            verdict = n == entry
         if verdict is None:
             status[n] = StepStatus.PENDING
             all_terminal = False

@@ -13,13 +13,15 @@ from orchestrator.api.errors import Conflict, OrchestrationNotActive, TriggerMis
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition import DefinitionError, validate_run_input
 from orchestrator.definition.graph import descendants
-from orchestrator.models import Orchestration
+from orchestrator.models import Orchestration, Trigger
 from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
 from runs.models import Run, RunEvent, StepRun, TriggerKind
 from runs.services import dispatch
 from runs.services.progress import Progress, change
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# Run trigger kinds whose `trigger_ref` is a Trigger, which may name an entry node.
+FROM_TRIGGER = frozenset({TriggerKind.WEBHOOK, TriggerKind.SCHEDULE, TriggerKind.MANUAL})
 
 
 def check_input(orchestration: Orchestration, data: Any) -> dict:
@@ -31,6 +33,34 @@ def check_input(orchestration: Orchestration, data: Any) -> dict:
         raise TriggerMismatch(
             f"The input does not match the declared inputs: {path}: {messages[0]}", fields=fields
         ) from None
+
+
+def has_step(orchestration: Orchestration, node_id: str) -> bool:
+    return any(node["id"] == node_id for node in orchestration.definition.get("nodes", []))
+
+
+def trigger_entry(orchestration: Orchestration, trigger_ref) -> str:
+    """The entry node of the trigger that fires, or "" (start at the graph's roots).
+
+    The trigger's `node_id` was checked against the definition when it was set, but a later
+    version may have dropped that step: firing is then refused (409 `conflict`) rather than
+    started somewhere the trigger's owner did not choose. A schedule records the refusal on
+    its firing and puts the trigger in the `error` state.
+    """
+    node_id = (
+        Trigger.objects.filter(pk=trigger_ref, orchestration_id=orchestration.pk)
+        .values_list("node_id", flat=True)
+        .first()
+    )
+    if not node_id:
+        return ""
+    if not has_step(orchestration, node_id):
+        raise Conflict(
+            f"This trigger starts runs at step '{node_id}', which version "
+            f"{orchestration.version} of the definition no longer has: set the trigger's "
+            "node_id to an existing step (or clear it), or restore the step."
+        )
+    return node_id
 
 
 def first_input_name(orchestration: Orchestration) -> str | None:
@@ -51,8 +81,13 @@ def create_run(
     parent_step_id: str = "",
     depth: int = 0,
     replays: Run | None = None,
+    entry_step: str = "",
 ) -> Run:
-    """Create a queued run pinned to the current version; a worker starts it after commit."""
+    """Create a queued run pinned to the current version; a worker starts it after commit.
+
+    `entry_step` (a node of the current version, checked by the caller) starts the run there
+    instead of at the graph's roots: what it does not feed is skipped.
+    """
     run_input = check_input(orchestration, data)
     version = orchestration.versions.get(version=orchestration.version)
     user = requested_by if getattr(requested_by, "pk", None) else None
@@ -75,12 +110,14 @@ def create_run(
         parent_step_id=parent_step_id,
         depth=depth,
         replays_run=replays,
+        entry_step=entry_step,
         steps_total=len(version.definition.get("nodes", [])),
         last_seq=1,
     )
-    RunEvent.objects.create(
-        run=run, seq=1, type="run_queued", data={"trigger": trigger_kind, "version": run.version}
-    )
+    queued = {"trigger": trigger_kind, "version": run.version}
+    if entry_step:
+        queued["entry_step"] = entry_step
+    RunEvent.objects.create(run=run, seq=1, type="run_queued", data=queued)
     dispatch.enqueue_advance(run.pk)
     return run
 
@@ -111,6 +148,9 @@ def fire(
         ).first()
         if existing is not None:
             return existing, False
+    entry_step = ""
+    if trigger_ref is not None and trigger_kind in FROM_TRIGGER:
+        entry_step = trigger_entry(current, trigger_ref)
     run = create_run(
         current,
         data,
@@ -119,6 +159,7 @@ def fire(
         requested_by=requested_by,
         metadata=metadata,
         idempotency_key=idempotency_key,
+        entry_step=entry_step,
     )
     return run, True
 
@@ -174,6 +215,10 @@ def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
 
     With `from_step`, every step that does not depend on it keeps its recorded output from the
     original run, and only that step and what follows it run again.
+
+    A run that started at an entry step is replayed from the same entry: refused (409
+    `conflict`) when the current version no longer has that step, and a `from_step` must be
+    the entry or downstream of it (the steps before the entry never run in such a run).
     """
     orchestration = Orchestration.objects.select_for_update().get(pk=run.orchestration_id)
     # A replay starts a run like a fire does: not of a deleted (its runs stay readable), draft or
@@ -184,12 +229,26 @@ def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
         raise OrchestrationNotActive(
             f"The orchestration is {orchestration.status}; activate it before replaying its runs."
         )
+    entry = run.entry_step
+    if entry and not has_step(orchestration, entry):
+        raise Conflict(
+            f"The run started at step '{entry}', which version {orchestration.version} of the "
+            "definition no longer has: a replay starts where the run started."
+        )
+    edges = []
     if from_step is not None:
+        edges = [(e["source"], e["target"]) for e in orchestration.definition["edges"]]
         node_ids = {n["id"] for n in orchestration.definition["nodes"]}
         if from_step not in node_ids:
             raise TriggerMismatch(
                 f"The current version has no step '{from_step}'.",
                 fields={"from_step": [f"no step '{from_step}' in version {orchestration.version}"]},
+            )
+        if entry and from_step != entry and from_step not in descendants(entry, edges):
+            raise TriggerMismatch(
+                f"The run started at step '{entry}', and step '{from_step}' is not downstream "
+                "of it: replay from the entry or a step after it.",
+                fields={"from_step": [f"not '{entry}' or downstream of it"]},
             )
     new = create_run(
         orchestration,
@@ -199,12 +258,12 @@ def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
         requested_by=requested_by,
         metadata=run.metadata,
         replays=run,
+        entry_step=entry,
     )
     if from_step is None:
         return new
     new.replay_from_step = from_step
     new.save(update_fields=["replay_from_step"])
-    edges = [(e["source"], e["target"]) for e in orchestration.definition["edges"]]
     rerun = {from_step} | descendants(from_step, edges)
     reused = []
     state = dict(new.shared_state)

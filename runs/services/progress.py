@@ -305,6 +305,7 @@ class Progress:
         self.advance()
 
     def advance(self) -> None:
+        entry = self.run.entry_step or None
         while True:
             decision = decide(
                 self.graph,
@@ -313,10 +314,15 @@ class Progress:
                     edge["id"] in (self.steps[edge["source"]].edges_taken or [])
                 ),
                 cancelling=self.run.cancel_requested,
+                entry=entry,
             )
             for node_id in decision.skipped:
                 self.new_step(node_id, StepStatus.SKIPPED, finished_at=self.now)
-                self.log.add("step_skipped", node_id)
+                if entry is not None and node_id not in self.graph.reach(entry):
+                    # Not a branch left untaken: the run started at a step this one does not feed.
+                    self.log.add("step_skipped", node_id, reason="outside_entry", entry_step=entry)
+                else:
+                    self.log.add("step_skipped", node_id)
             for node_id in decision.cancelled:
                 self._cancel_step(node_id)
             if decision.run_outcome is None and self._withdraw_questions():

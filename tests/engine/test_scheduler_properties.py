@@ -2,7 +2,8 @@
 
 The simulation plays the service layer: it starts what is ready, marks what is skipped or
 cancelled, and completes one running (or waiting) step at a time, in an order hypothesis picks.
-Conditions, failures, `on_error` and an occasional cancel are drawn too.
+Conditions, failures, `on_error` and an occasional cancel are drawn too, and half the runs
+start at a random entry node (a trigger's `node_id`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,26 @@ class Scenario:
     waits: dict[str, bool]  # goes through `waiting` before it finishes
     cancel_after: int | None  # completions before a cancel is requested
     edges: list[dict] = field(default_factory=list)
+    entry: str | None = None
+    # The entry and what is downstream of it, computed here, not by the scheduler; None
+    # without an entry (every node may run).
+    reach: frozenset[str] | None = None
+
+    def outside(self, node: str) -> bool:
+        """Upstream of the entry or unrelated to it: it never runs."""
+        return self.reach is not None and node not in self.reach
+
+
+def downstream(entry: str, edges: list[dict]) -> frozenset[str]:
+    found = {entry}
+    changed = True
+    while changed:
+        changed = False
+        for edge in edges:
+            if edge["source"] in found and edge["target"] not in found:
+                found.add(edge["target"])
+                changed = True
+    return frozenset(found)
 
 
 @st.composite
@@ -61,6 +82,10 @@ def scenarios(draw) -> Scenario:
     fails = {i: draw(st.integers(0, 9)) == 0 for i in ids}
     waits = {i: draw(st.integers(0, 4)) == 0 for i in ids}
     cancel_after = draw(st.none() | st.integers(0, 40))
+    # Random graphs are sparse, so many nodes are roots: draw inner nodes (with a predecessor,
+    # whose incoming edges the entry ignores) as often as any node.
+    inner = sorted({e["target"] for e in edges})
+    entry = draw(st.none() | st.sampled_from(ids) | st.sampled_from(inner or ids))
     defn = {
         "nodes": [
             {
@@ -88,6 +113,8 @@ def scenarios(draw) -> Scenario:
         waits=waits,
         cancel_after=cancel_after,
         edges=edges,
+        entry=entry,
+        reach=None if entry is None else downstream(entry, edges),
     )
 
 
@@ -126,26 +153,38 @@ def test_random_runs_end_with_every_node_in_one_terminal_state(sc: Scenario, dat
 
     outcome = None
     failed_step = None
-    for _ in range(10 * len(g.order) + 10):
-        d = decide(g, steps, condition=condition, cancelling=cancelling)
+    started: set[str] = set()
+    for call in range(10 * len(g.order) + 10):
+        d = decide(g, steps, condition=condition, cancelling=cancelling, entry=sc.entry)
         assert d.ready == sorted(d.ready, key=g.position.__getitem__)
         # Skips of this decision come first: they are terminal for the nodes it readies.
         for node in d.skipped:
             assert node not in decided, f"{node} reported twice"
             decided.add(node)
-            incoming = g.incoming[node]
-            assert incoming
-            assert all(status.get(e["source"]) in STEP_TERMINAL for e in incoming)
-            assert not any(taken(sc, e, status) for e in incoming)
+            assert node != sc.entry, "the entry is never skipped"
+            if sc.outside(node):
+                # Skipped at once, whatever its sources: they never run either.
+                assert call == 0, f"{node} outside the entry skipped late"
+            else:
+                incoming = g.incoming[node]
+                assert incoming
+                assert all(status.get(e["source"]) in STEP_TERMINAL for e in incoming)
+                assert not any(taken(sc, e, status) for e in incoming)
             set_status(node, S.SKIPPED)
         for node in d.ready:
             assert node not in decided, f"{node} reported twice"
             decided.add(node)
-            incoming = g.incoming[node]
-            assert all(status.get(e["source"]) in STEP_TERMINAL for e in incoming)
-            assert not incoming or any(taken(sc, e, status) for e in incoming)
+            assert not sc.outside(node), f"{node} is not downstream of the entry {sc.entry}"
+            if node == sc.entry:
+                # Its incoming edges are ignored: it runs at once.
+                assert call == 0
+            else:
+                incoming = g.incoming[node]
+                assert all(status.get(e["source"]) in STEP_TERMINAL for e in incoming)
+                assert not incoming or any(taken(sc, e, status) for e in incoming)
             assert not cancelling
             set_status(node, S.RUNNING)
+            started.add(node)
         for node in d.cancelled:
             assert node not in decided, f"{node} reported twice"
             decided.add(node)
@@ -171,11 +210,17 @@ def test_random_runs_end_with_every_node_in_one_terminal_state(sc: Scenario, dat
 
     event(f"outcome: {outcome}")
     event(f"nodes: {'1' if len(g.order) == 1 else '2-10' if len(g.order) <= 10 else '11-30'}")
+    if sc.entry is not None:
+        event(f"entry: {'a root' if not g.incoming[sc.entry] else 'an inner node'}")
     # Every node ends in exactly one terminal state.
     assert set(status) == set(g.order)
     assert all(s in STEP_TERMINAL for s in status.values())
+    # Nothing upstream of the entry or unrelated to it runs: each is recorded skipped.
+    if sc.reach is not None:
+        assert started <= sc.reach
+        assert all(status[n] is S.SKIPPED for n in g.order if n not in sc.reach)
     # Asking again about a finished run gives the same answer and nothing to do.
-    again = decide(g, steps, condition=condition, cancelling=cancelling)
+    again = decide(g, steps, condition=condition, cancelling=cancelling, entry=sc.entry)
     assert (again.ready, again.skipped, again.cancelled) == ([], [], [])
     assert again.run_outcome is outcome
 
@@ -193,14 +238,19 @@ def test_random_runs_end_with_every_node_in_one_terminal_state(sc: Scenario, dat
         # Nothing stopped the run: the result matches the semantics computed directly.
         for node in g.order:
             incoming = g.incoming[node]
-            runs = not incoming or any(taken(sc, e, status) for e in incoming)
+            if sc.outside(node):
+                runs = False
+            elif node == sc.entry:
+                runs = True
+            else:
+                runs = not incoming or any(taken(sc, e, status) for e in incoming)
             assert (status[node] is not S.SKIPPED) == runs, node
 
 
 @settings(max_examples=100, deadline=None)
 @given(sc=scenarios())
 def test_a_cancel_at_the_start_cancels_everything_at_once(sc: Scenario):
-    d = decide(sc.graph, {}, condition=lambda e, v: True, cancelling=True)
+    d = decide(sc.graph, {}, condition=lambda e, v: True, cancelling=True, entry=sc.entry)
     assert d.ready == [] and d.skipped == []
     assert d.cancelled == list(sc.graph.order)
     assert d.run_outcome is RunStatus.CANCELLED
@@ -213,3 +263,10 @@ def test_the_topological_order_puts_every_source_before_its_targets(sc: Scenario
     assert sorted(g.order) == sorted(g.node_ids)
     for edge in sc.edges:
         assert g.position[edge["source"]] < g.position[edge["target"]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(sc=scenarios())
+def test_the_reach_of_an_entry_is_the_entry_and_everything_downstream(sc: Scenario):
+    for node in sc.graph.order:
+        assert sc.graph.reach(node) == downstream(node, sc.edges)
