@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
@@ -23,6 +25,8 @@ from orchestrator.models import (
     WebhookDelivery,
     WebhookRequestCount,
 )
+from orchestrator.services import schedules
+from orchestrator.services import triggers as trigger_service
 
 
 class MembershipInline(admin.TabularInline):
@@ -139,8 +143,53 @@ class VersionInline(admin.TabularInline):
         return False
 
 
+class TriggerAdminForm(forms.ModelForm):
+    """The API's checks on what an operator may change: a cron expression beat can schedule, an
+    IANA zone. Otherwise the save that syncs beat's task failed, or beat dropped the task."""
+
+    class Meta:
+        model = Trigger
+        fields = [
+            "orchestration",
+            "node_id",
+            "is_active",
+            "input_schema",
+            "input",
+            "cron_expression",
+            "timezone",
+            "overlap",
+            "catchup",
+            "secret_rotated_at",
+        ]
+
+    def clean_cron_expression(self) -> str:
+        value = " ".join(self.cleaned_data.get("cron_expression", "").split())
+        problem = value and schedules.cron_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
+
+    def clean_timezone(self) -> str:
+        value = self.cleaned_data.get("timezone", "")
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError(f"'{value}' is not an IANA time zone") from None
+        return value
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance.kind == "schedule" and not cleaned.get("cron_expression"):
+            self.add_error("cron_expression", "a schedule trigger needs a cron expression")
+        return cleaned
+
+
 class TriggerInline(admin.TabularInline):
+    """Changes and deletions keep beat's tasks in step (OrchestrationAdmin.save_formset); new
+    triggers come from the API or the editor, which show a webhook's signing secret once."""
+
     model = Trigger
+    form = TriggerAdminForm
     extra = 0
     fields = [
         "kind",
@@ -152,7 +201,10 @@ class TriggerInline(admin.TabularInline):
         "next_run_at",
         "trigger_count",
     ]
-    readonly_fields = ["last_run_at", "next_run_at", "trigger_count"]
+    readonly_fields = ["kind", "state", "last_run_at", "next_run_at", "trigger_count"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Orchestration)
@@ -184,6 +236,21 @@ class OrchestrationAdmin(admin.ModelAdmin):
     ]
     inlines = [TagInline, TriggerInline, VersionInline]
 
+    def save_formset(self, request, form, formset, change) -> None:
+        """Beat's tasks of the triggers deleted here go with them (their ids are gone after)."""
+        if formset.model is not Trigger:
+            super().save_formset(request, form, formset, change)
+            return
+        deleted = [f.instance.pk for f in formset.deleted_forms if f.instance.pk]
+        super().save_formset(request, form, formset, change)
+        schedules.remove_tasks(deleted)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        """A status or trigger changed here pauses, resumes or reschedules beat's tasks, as the
+        API's pause and activate do."""
+        super().save_related(request, form, formsets, change)
+        schedules.sync_orchestration(form.instance)
+
 
 @admin.register(OrchestrationVersion)
 class OrchestrationVersionAdmin(admin.ModelAdmin):
@@ -195,6 +262,10 @@ class OrchestrationVersionAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # History, and what runs point at: deleting a version cascaded to every run of it.
         return False
 
 
@@ -212,7 +283,32 @@ class TriggerAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "state", "is_active"]
     search_fields = ["orchestration__name", "cron_expression"]
-    readonly_fields = ["webhook_token", "last_run_at", "trigger_count", "created_at", "updated_at"]
+    form = TriggerAdminForm
+    readonly_fields = [
+        "kind",
+        "state",
+        "webhook_token",
+        "last_run_at",
+        "next_run_at",
+        "trigger_count",
+        "created_at",
+        "updated_at",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        """Through the API or the editor, which show a webhook's signing secret once."""
+        return False
+
+    def save_model(self, request, obj: Trigger, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        schedules.sync(obj)
+
+    def delete_model(self, request, obj: Trigger) -> None:
+        trigger_service.delete_trigger(obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for trigger in queryset.select_related("orchestration"):
+            trigger_service.delete_trigger(trigger)
 
 
 @admin.register(ScheduleFiring)
