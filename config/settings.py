@@ -116,6 +116,13 @@ try:
     _db = environ.Env.db_url_config(DATABASE_URL)
 except Exception as exc:  # environ raises several types for a malformed URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+# django-environ passes an unknown scheme through as the engine's name, and Django's own error
+# for it does not name the variable; only the two databases the project runs on are accepted.
+if _db["ENGINE"] not in ("django.db.backends.sqlite3", "django.db.backends.postgresql"):
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be sqlite:///<path> or postgres://user:password@host:port/name, "
+        f"not {DATABASE_URL!r}"
+    )
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
@@ -132,6 +139,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, Celery, Channels ---------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://")):
+    # Celery, Channels and the cache each read it; any other scheme failed only at first use.
+    raise ImproperlyConfigured(
+        f"REDIS_URL must be redis://host:port/db or rediss://..., not {REDIS_URL!r}"
+    )
 
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -354,7 +366,14 @@ LOGGING = {
         "json": _log_formatter(
             structlog.processors.format_exc_info, structlog.processors.JSONRenderer(default=str)
         ),
-        "console": _log_formatter(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())),
+        # A plain traceback: structlog's default (rich, when installed) prints every frame's
+        # local variables, which put credential values into the log, and took minutes and
+        # ~90 MB of output for one error holding a large request, stalling the web process.
+        "console": _log_formatter(
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+            )
+        ),
     },
     "filters": {"quiet_reaper": {"()": "config.logfilters.QuietReaper"}},
     "handlers": {

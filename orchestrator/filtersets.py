@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import django_filters
+from django import forms
 from django.db.models import Q
 from rest_framework.exceptions import ValidationError
 
@@ -12,6 +13,27 @@ from orchestrator.choices import OrchestrationStatus
 from orchestrator.models import Orchestration
 
 METADATA_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
+
+
+class StrictBooleanField(forms.Field):
+    """true/false (or 1/0, any case). django-filter's own field reads anything else as "no
+    filter", so `?is_public=yes` answered every row as if it had been obeyed."""
+
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if isinstance(value, bool):
+            return value
+        try:
+            return self.VALUES[str(value).lower()]
+        except KeyError:
+            raise forms.ValidationError(f"'{value}' is not true or false.") from None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
 
 
 class ListFilterSet(django_filters.FilterSet):
@@ -48,7 +70,7 @@ class OrchestrationFilter(ListFilterSet):
     group = django_filters.UUIDFilter(field_name="group_id")
     q = django_filters.CharFilter(method="filter_search")
     metadata = django_filters.CharFilter(method="filter_metadata")
-    is_public = django_filters.BooleanFilter()
+    is_public = StrictBooleanFilter()
 
     class Meta:
         model = Orchestration

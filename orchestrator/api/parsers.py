@@ -1,14 +1,19 @@
-"""A JSON parser that refuses oversized bodies even when no Content-Length was sent."""
+"""A JSON parser that refuses oversized bodies even when no Content-Length was sent, JSON
+nested deeper than the rest of the code can walk, and strings PostgreSQL cannot store."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 
 from orchestrator.api.errors import PayloadTooLarge
+from orchestrator.definition.checks import MAX_DEPTH, json_path, loads_strict, too_deep
+
+NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
 
 
 def read_limited(stream, limit: int) -> bytes:
@@ -18,6 +23,28 @@ def read_limited(stream, limit: int) -> bytes:
     return data
 
 
+def nul_path(value: Any) -> str | None:
+    """The JSON path of the first string (or key) holding U+0000, or None.
+
+    PostgreSQL's text and jsonb cannot store it: a definition, a run input or any JSON column
+    holding one failed on INSERT with a DataError, a 500. Refused here, the same on SQLite.
+    """
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return json_path(list(path))
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    return json_path(list(path))
+                stack.append((child, (*path, key)))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, index)) for index, child in enumerate(item))
+    return None
+
+
 class LimitedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         limit = getattr(settings, "API_MAX_BODY_BYTES", 2 * 1024 * 1024)
@@ -25,10 +52,24 @@ class LimitedJSONParser(JSONParser):
         if not raw.strip():
             return {}
         try:
-            return json.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
+            data = loads_strict(text)
         except UnicodeDecodeError:
             raise ParseError("the body is not UTF-8.") from None
         except json.JSONDecodeError as exc:
             raise ParseError(f"{exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+        except ValueError as exc:  # NaN, Infinity, 1e400: Python reads them, JSON has none
+            raise ParseError(f"{exc}.") from None
         except RecursionError:
-            raise ParseError("the JSON is nested too deeply.") from None
+            raise ParseError(f"the JSON nests more than {MAX_DEPTH} levels deep.") from None
+        # json.loads copes with ~1,000 levels, but validation and templating recurse a few
+        # frames per level and would end in a RecursionError (a 500) far sooner.
+        if too_deep(data) is not None:
+            raise ParseError(f"the JSON nests more than {MAX_DEPTH} levels deep.")
+        # JSON can only carry U+0000 escaped (a raw control character is a syntax error), so
+        # the walk runs only for the rare body that has the escape in its text.
+        if "\\u0000" in text:
+            path = nul_path(data)
+            if path is not None:
+                raise ValidationError({path: [NUL_MESSAGE]})
+        return data

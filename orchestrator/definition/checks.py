@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any
 
@@ -9,6 +11,10 @@ from orchestrator.definition.errors import Problems
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MISSING = object()
+# How deeply JSON may nest (the outermost object or list is level 1). Validation, templating,
+# diffs and the JSON encoder walk values recursively and hit Python's recursion limit a few
+# hundred levels down; no definition or input needs more than a handful.
+MAX_DEPTH = 64
 
 _TYPE_NAMES = {
     dict: "an object",
@@ -34,6 +40,55 @@ def is_number(value: Any) -> bool:
 
 def is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> list[str | int] | None:
+    """The path to the first object or list nested deeper than `limit` levels, or None.
+
+    Iterative on purpose: a recursive walk is what this guards the rest of the code against.
+    """
+    stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(value, 1, ())]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.items()
+        elif isinstance(item, list):
+            children = enumerate(item)
+        else:
+            continue
+        if depth > limit:
+            return list(path)
+        stack.extend((child, depth + 1, (*path, key)) for key, child in children)
+    return None
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_strict(text: str) -> Any:
+    """json.loads without what Python's parser accepts beyond JSON: NaN, Infinity, and numbers
+    that overflow to infinity. Kept, they failed later: DRF's encoder refuses them (a 500 on
+    the answer) and so does PostgreSQL's jsonb (a 500 on INSERT)."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def json_path(parts: list[str | int], root: str = "") -> str:
+    """`["nodes", 0, "config"]` as `nodes[0].config`, the notation of every error path."""
+    path = root
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else str(part)
+    return path or "$"
 
 
 class Checker:

@@ -6,13 +6,13 @@ is taken verbatim from the source lines so that `{{ ... }}` and markdown survive
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from markdown_it import MarkdownIt
 
+from orchestrator.definition.checks import loads_strict
 from orchestrator.definition.errors import DefinitionError
 from orchestrator.definition.expressions import referenced_roots, strings_in
 from orchestrator.definition.graph import topological_order
@@ -290,8 +290,8 @@ class _Compiler:
         if raw is None or spec["type"] == "string":
             return raw
         try:
-            value = json.loads(raw.lower() if spec["type"] == "boolean" else raw)
-        except ValueError:
+            value = loads_strict(raw.lower() if spec["type"] == "boolean" else raw)
+        except (ValueError, RecursionError):
             self.error(line, f"default '{raw}' is not a valid {spec['type']}")
             return None
         return value
@@ -439,9 +439,11 @@ class _Compiler:
         fenced_json = None
         if fence is not None:
             try:
-                fenced_json = json.loads(fence.text)
+                fenced_json = loads_strict(fence.text)
             except ValueError as exc:
                 self.error(fence.line, f"step '{node_id}': the json block is not JSON ({exc})")
+            except RecursionError:
+                self.error(fence.line, f"step '{node_id}': the json block nests too deeply")
         if node_type == "transform":
             if fence is not None and len(entity.body) == 1:
                 config.setdefault("output", fenced_json)

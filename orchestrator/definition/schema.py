@@ -7,7 +7,16 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from orchestrator.definition.checks import MISSING, Checker, is_integer, is_number, type_name
+from orchestrator.definition.checks import (
+    MAX_DEPTH,
+    MISSING,
+    Checker,
+    is_integer,
+    is_number,
+    json_path,
+    too_deep,
+    type_name,
+)
 from orchestrator.definition.errors import Problems
 from orchestrator.definition.expressions import expression_syntax_error, template_syntax_error
 from orchestrator.definition.graph import find_cycle
@@ -252,6 +261,11 @@ def validate_definition(data: Any) -> dict:
     if not isinstance(data, dict):
         problems.add("$", f"the definition must be an object, not {type_name(data)}")
         problems.raise_if_any()
+    deep = too_deep(data)
+    if deep is not None:
+        # Named at its node's config (or edge, input...): the full path would be 64 levels long.
+        problems.add(json_path(deep[:3]), f"nests more than {MAX_DEPTH} levels deep")
+        problems.raise_if_any()
     check.unknown_keys(data, TOP_LEVEL_KEYS, "")
 
     inputs = _inputs(check, _list(check, data, "inputs"))
@@ -309,6 +323,10 @@ def validate_run_input(inputs_spec: list[dict], data: Any) -> dict:
         data = {}
     if not isinstance(data, dict):
         problems.add("input", f"must be an object, not {type_name(data)}")
+        problems.raise_if_any()
+    deep = too_deep(data)
+    if deep is not None:
+        problems.add(json_path(deep[:1], "input"), f"nests more than {MAX_DEPTH} levels deep")
         problems.raise_if_any()
     if not inputs_spec:
         return dict(data)

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework.exceptions import NotFound
@@ -319,7 +320,10 @@ def restore_version(orchestration: Orchestration, number: int, *, user=None) -> 
 
 
 def diff_versions(orchestration: Orchestration, a: int, b: int) -> dict:
-    versions = {v.version: v for v in orchestration.versions.filter(version__in=[a, b])}
+    # Two exact lookups rather than `version__in`: Django turns an exact lookup on a number
+    # beyond the column's range into "no row", while `IN` passes it to the driver (SQLite
+    # raises OverflowError on /versions/1/diff/99999999999999999999).
+    versions = {v.version: v for v in orchestration.versions.filter(Q(version=a) | Q(version=b))}
     missing = [n for n in (a, b) if n not in versions]
     if missing:
         raise NotFound(f"There is no version {missing[0]} of this orchestration.")

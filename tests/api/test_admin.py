@@ -74,3 +74,21 @@ def test_the_replay_action_starts_what_it_may_and_says_why_not_for_the_rest(oper
     assert response.status_code == 200
     assert "activate it before replaying its runs" in page and "Started 0 replays." in page
     assert Run.objects.filter(replays_run_id=fired["id"]).count() == 1
+
+
+def test_version_history_cannot_be_changed_or_deleted_in_the_admin(operator, editor):
+    # The delete page offered to remove a version and, by cascade, every run of it.
+    from orchestrator.models import OrchestrationVersion
+
+    created = editor.post("/api/v1/orchestrations", two_step(), format="json").json()
+    version = OrchestrationVersion.objects.get(orchestration_id=created["id"])
+    change = reverse("admin:orchestrator_orchestrationversion_change", args=[version.pk])
+    delete = reverse("admin:orchestrator_orchestrationversion_delete", args=[version.pk])
+    page = operator.get(change).content.decode()
+    assert 'name="_save"' not in page
+    assert operator.get(delete).status_code == 403
+    assert operator.post(delete, {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:orchestrator_orchestrationversion_changelist")
+    bulk = {"action": "delete_selected", "_selected_action": [version.pk], "post": "yes"}
+    operator.post(changelist, bulk)
+    assert OrchestrationVersion.objects.filter(pk=version.pk).exists()

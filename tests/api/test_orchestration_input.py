@@ -167,3 +167,101 @@ def test_a_non_json_content_type_is_refused(editor):
         415,
         "unsupported_media_type",
     )
+
+
+def nested_json(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("levels", [65, 500, 5000])
+def test_json_nested_too_deeply_is_a_validation_error(editor, levels):
+    # 500 levels parsed, then ended in a RecursionError (a 500) while the definition was checked.
+    body = (
+        '{"name": "deep", "definition": {"nodes": [{"id": "a", "type": "transform", '
+        f'"config": {{"output": {nested_json(levels)}}}}}]}}}}'
+    )
+    response = assert_error(post_raw(editor, body), 400, "validation_error")
+    assert "64 levels" in response["detail"]
+    assert Orchestration.objects.count() == 0
+
+
+def test_a_markdown_json_block_nested_too_deeply_is_refused_with_its_line(editor):
+    markdown = (
+        "# Deep\n## Steps\n### a\n- type: transform\n\n```json\n" + nested_json(500) + "\n```\n"
+    )
+    body = assert_error(
+        editor.post(URL, {"markdown": markdown}, format="json"), 400, "validation_error"
+    )
+    assert body["fields"]["markdown"][0].startswith("line ")
+    compiled = editor.post(f"{URL}/compile", {"markdown": markdown}, format="json")
+    assert compiled.status_code == 200
+    assert compiled.json()["valid"] is False
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes", "2"])
+def test_a_boolean_filter_that_is_not_true_or_false_is_refused(editor, value):
+    # django-filter read these as "no filter" and answered every orchestration.
+    body = assert_error(editor.get(f"{URL}?is_public={value}"), 400, "validation_error")
+    assert "is_public" in body["fields"]
+
+
+@pytest.mark.parametrize("value", ["true", "True", "1", "false", "0"])
+def test_a_boolean_filter_takes_true_false_1_and_0(editor, value):
+    editor.post(URL, two_step(is_public=True), format="json")
+    response = editor.get(f"{URL}?is_public={value}")
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == (1 if value.lower() in ("true", "1") else 0)
+
+
+@pytest.mark.parametrize(
+    ("node", "key", "path"),
+    [
+        (0, "prompt", "definition.nodes[0].config.prompt"),
+        (1, "output", "definition.nodes[1].config.output"),
+    ],
+)
+def test_a_nul_character_in_a_definition_is_refused_with_its_path(editor, node, key, path):
+    # PostgreSQL cannot store U+0000 in jsonb: the INSERT failed with a DataError, a 500.
+    data = two_step()
+    data["definition"]["nodes"][node]["config"][key] = "a\u0000b"
+    body = assert_error(editor.post(URL, data, format="json"), 400, "validation_error")
+    assert body["fields"] == {path: ["must not contain the NUL character (\\u0000)"]}
+    assert Orchestration.objects.count() == 0
+
+
+def test_a_nul_character_in_a_run_input_is_refused(editor):
+    created = editor.post(URL, two_step(status="active"), format="json").json()
+    response = editor.post(
+        f"{URL}/{created['id']}/runs", {"input": {"topic": "a\u0000b"}}, format="json"
+    )
+    body = assert_error(response, 400, "validation_error")
+    assert list(body["fields"]) == ["input.topic"]
+
+
+def test_an_escaped_backslash_before_u0000_is_an_ordinary_string(editor):
+    data = two_step()
+    data["definition"]["nodes"][0]["config"]["prompt"] = "a literal \\u0000 in the text"
+    created = editor.post(URL, data, format="json")
+    assert created.status_code == 201, created.content
+    prompt = created.json()["definition"]["nodes"][0]["config"]["prompt"]
+    assert prompt == "a literal \\u0000 in the text"
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_nan_and_infinity_are_refused_wherever_they_are(editor, value):
+    # Python's json reads them. A run's metadata kept one (PostgreSQL's jsonb refuses it), and a
+    # markdown default of NaN made the compile answer fail to encode: both 500s.
+    created = editor.post(URL, two_step(status="active"), format="json").json()
+    run_body = '{"input": {"topic": "x"}, "metadata": {"a": ' + value + "}}"
+    response = editor.generic(
+        "POST", f"{URL}/{created['id']}/runs", run_body, content_type="application/json"
+    )
+    assert_error(response, 400, "validation_error")
+    markdown = (
+        f"# T\n## Inputs\n- n (number, default: {value}): x\n"
+        "## Steps\n### a\n- type: transform\n{{ input.n }}\n"
+    )
+    compiled = editor.post(f"{URL}/compile", {"markdown": markdown}, format="json")
+    assert compiled.status_code == 200
+    assert compiled.json()["valid"] is False
+    assert_error(editor.post(URL, {"markdown": markdown}, format="json"), 400, "validation_error")

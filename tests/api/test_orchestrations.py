@@ -179,6 +179,21 @@ def test_a_missing_version_answers_404(editor):
     assert editor.post(f"{URL}/{created['id']}/versions/9/restore").status_code == 404
 
 
+def test_a_version_number_beyond_any_integer_answers_404(editor):
+    # The diff's lookup handed the number to SQLite, which raised OverflowError: a 500.
+    created = create(editor).json()
+    huge = "9" * 25
+    for method, path in (
+        ("get", f"versions/{huge}"),
+        ("get", f"versions/1/diff/{huge}"),
+        ("get", f"versions/{huge}/diff/1"),
+        ("post", f"versions/{huge}/restore"),
+    ):
+        response = getattr(editor, method)(f"{URL}/{created['id']}/{path}")
+        assert response.status_code == 404, (path, response.content)
+        assert response.json()["error"] == "not_found"
+
+
 def test_activate_and_pause(editor):
     created = create(editor).json()
     assert editor.post(f"{URL}/{created['id']}/activate").json()["status"] == "active"

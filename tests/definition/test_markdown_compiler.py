@@ -116,6 +116,34 @@ def test_errors_carry_line_numbers():
     assert broken_json.errors[0]["line"] == 6
 
 
+def fenced_transform(json_text: str) -> str:
+    return f"# T\n## Steps\n### a\n- type: transform\n\n```json\n{json_text}\n```\n"
+
+
+def test_nan_and_infinity_are_line_numbered_errors_not_values():
+    # Python's json reads them; the compile answer then failed to encode (a 500).
+    default = compile_markdown(
+        "# T\n## Inputs\n- n (number, default: NaN): x\n## Steps\n### a\n- type: transform\n"
+        "{{ input.n }}\n"
+    )
+    assert not default.valid
+    assert default.errors[0]["line"] == 3, default.errors
+    for value in ("Infinity", "1e400"):
+        fenced = compile_markdown(fenced_transform('{"x": ' + value + "}"))
+        assert not fenced.valid
+        assert fenced.errors[0]["line"] == 6, fenced.errors
+        assert "not JSON" in fenced.errors[0]["message"]
+
+
+def test_a_json_block_nested_too_deeply_is_a_line_numbered_error_not_a_crash():
+    # 500 levels parse, then overflowed the recursive walks; 5,000 overflowed json.loads itself.
+    for levels in (500, 5000):
+        result = compile_markdown(fenced_transform("[" * levels + "]" * levels))
+        assert not result.valid
+        assert result.errors[0]["line"] in (3, 6), result.errors
+        assert "deep" in result.errors[0]["message"], result.errors
+
+
 def test_compiler_notes_warn_about_likely_mistakes():
     source = """# T
 ## Inputs

@@ -188,3 +188,27 @@ def test_with_no_declared_inputs_any_object_is_accepted():
     assert validate_run_input([], {"anything": [1]}) == {"anything": [1]}
     with pytest.raises(DefinitionError):
         validate_run_input([], "text")
+
+
+def nested(levels: int) -> list:
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_config_nested_too_deeply_is_reported_at_its_node_not_a_recursion_error():
+    # 500 levels: below json.loads' limit, far past what the recursive walks survive.
+    found = problems(with_changes(lambda d: d["nodes"][1]["config"].update(output=nested(500))))
+    assert found == {"nodes[1].config": ["nests more than 64 levels deep"]}
+
+
+def test_config_nested_within_the_limit_is_accepted():
+    data = with_changes(lambda d: d["nodes"][1]["config"].update(output=nested(60)))
+    assert validate_definition(data)["nodes"][1]["config"]["output"] == nested(60)
+
+
+def test_a_run_input_nested_too_deeply_is_refused_with_its_name():
+    with pytest.raises(DefinitionError) as caught:
+        validate_run_input([], {"payload": nested(500)})
+    assert caught.value.errors_by_path() == {"input.payload": ["nests more than 64 levels deep"]}

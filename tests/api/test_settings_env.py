@@ -1,0 +1,51 @@
+"""A malformed setting stops the process at start-up with a message naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    environ.update(VAR_DIR=str(tmp_path), **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "nonsense://x"),  # Django's error named neither the variable nor the fix
+        ("DATABASE_URL", "mysql://u:p@localhost/db"),  # no driver: failed on the first import
+        ("REDIS_URL", "http://127.0.0.1:6379/0"),  # accepted, then failed at the first task
+    ],
+)
+def test_a_database_or_redis_url_of_another_kind_stops_the_start_naming_it(
+    tmp_path, variable, value
+):
+    result = manage_check(tmp_path, **{variable: value})
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last and f"{variable} must be" in last, result.stderr
+
+
+def test_the_embedded_defaults_pass_the_check(tmp_path):
+    result = manage_check(tmp_path)
+    assert result.returncode == 0, result.stderr
