@@ -45,31 +45,36 @@ def nul_path(value: Any) -> str | None:
     return None
 
 
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as JSON, held to what the rest of the code and the database can take:
+    strict JSON, at most MAX_DEPTH levels deep, no NUL character. An empty body is `{}`."""
+    if not raw.strip():
+        return {}
+    try:
+        text = raw.decode("utf-8")
+        data = loads_strict(text)
+    except UnicodeDecodeError:
+        raise ParseError("the body is not UTF-8.") from None
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"{exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    except ValueError as exc:  # NaN, Infinity, 1e400: Python reads them, JSON has none
+        raise ParseError(f"{exc}.") from None
+    except RecursionError:
+        raise ParseError(f"the JSON nests more than {MAX_DEPTH} levels deep.") from None
+    # json.loads copes with ~1,000 levels, but validation and templating recurse a few
+    # frames per level and would end in a RecursionError (a 500) far sooner.
+    if too_deep(data) is not None:
+        raise ParseError(f"the JSON nests more than {MAX_DEPTH} levels deep.")
+    # JSON can only carry U+0000 escaped (a raw control character is a syntax error), so
+    # the walk runs only for the rare body that has the escape in its text.
+    if "\\u0000" in text:
+        path = nul_path(data)
+        if path is not None:
+            raise ValidationError({path: [NUL_MESSAGE]})
+    return data
+
+
 class LimitedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         limit = getattr(settings, "API_MAX_BODY_BYTES", 2 * 1024 * 1024)
-        raw = read_limited(stream, limit)
-        if not raw.strip():
-            return {}
-        try:
-            text = raw.decode("utf-8")
-            data = loads_strict(text)
-        except UnicodeDecodeError:
-            raise ParseError("the body is not UTF-8.") from None
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"{exc.msg} at line {exc.lineno} column {exc.colno}.") from None
-        except ValueError as exc:  # NaN, Infinity, 1e400: Python reads them, JSON has none
-            raise ParseError(f"{exc}.") from None
-        except RecursionError:
-            raise ParseError(f"the JSON nests more than {MAX_DEPTH} levels deep.") from None
-        # json.loads copes with ~1,000 levels, but validation and templating recurse a few
-        # frames per level and would end in a RecursionError (a 500) far sooner.
-        if too_deep(data) is not None:
-            raise ParseError(f"the JSON nests more than {MAX_DEPTH} levels deep.")
-        # JSON can only carry U+0000 escaped (a raw control character is a syntax error), so
-        # the walk runs only for the rare body that has the escape in its text.
-        if "\\u0000" in text:
-            path = nul_path(data)
-            if path is not None:
-                raise ValidationError({path: [NUL_MESSAGE]})
-        return data
+        return parse_json_body(read_limited(stream, limit))

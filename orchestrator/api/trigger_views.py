@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 
@@ -22,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orchestrator.api.errors import InvalidRequest, TriggerMismatch
-from orchestrator.api.parsers import read_limited
+from orchestrator.api.parsers import parse_json_body, read_limited
 from orchestrator.api.schema import error
 from orchestrator.api.serializers import TriggerSerializer, TriggerWriteSerializer
 from orchestrator.choices import TriggerKind
@@ -226,10 +225,7 @@ class WebhookView(APIView):
             _refuse(str(exc), orchestration_id)
         if not trigger.is_active:
             raise TriggerMismatch("This webhook trigger is paused.")
-        try:
-            payload = json.loads(body.decode("utf-8")) if body.strip() else {}
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidRequest(f"Malformed JSON: {exc}") from None
+        payload = parse_json_body(body)
         if not isinstance(payload, dict):
             raise TriggerMismatch("The webhook body must be a JSON object.")
         if trigger.input_schema:

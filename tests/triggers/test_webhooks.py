@@ -146,6 +146,23 @@ def test_bad_json_is_400(hook):
     assert Run.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"text": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+        b'{"text": "a\\u0000b"}',
+        b'{"text": NaN}',
+        b'{"text": 1e400}',
+    ],
+    ids=["nested-3000-deep", "nul-character", "nan", "overflowing-number"],
+)
+def test_a_body_the_database_cannot_hold_is_400_and_starts_nothing(hook, body):
+    response = post(hook["url"], body, signed(hook["secret"], body))
+    assert response.status_code == 400
+    assert response.json()["error"] == "validation_error"
+    assert Run.objects.count() == 0
+
+
 def test_a_body_that_misses_the_schema_is_a_trigger_mismatch(hook):
     body = json.dumps({"txt": "hello"}).encode()
     response = post(hook["url"], body, signed(hook["secret"], body))
