@@ -3,10 +3,11 @@ from __future__ import annotations
 import django_filters
 
 from approvals.models import Approval, ApprovalStatus
+from orchestrator.filtersets import StrictBooleanFilter
 
 
 class ApprovalFilter(django_filters.FilterSet):
-    pending = django_filters.BooleanFilter(method="filter_pending")
+    pending = StrictBooleanFilter(method="filter_pending")
     status = django_filters.ChoiceFilter(choices=ApprovalStatus.choices)
     orchestration = django_filters.UUIDFilter(field_name="run__orchestration_id")
     run = django_filters.UUIDFilter(field_name="run_id")

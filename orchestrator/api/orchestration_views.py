@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import F, Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from orchestrator.api.errors import PreconditionRequired
@@ -25,7 +26,7 @@ from orchestrator.api.serializers import (
 )
 from orchestrator.choices import Role
 from orchestrator.definition import compile_markdown
-from orchestrator.filtersets import OrchestrationFilter
+from orchestrator.filtersets import OrchestrationFilter, StrictBooleanField
 from orchestrator.models import Orchestration, OrchestrationTag
 from orchestrator.services import definitions
 from orchestrator.services import orchestrations as service
@@ -52,6 +53,18 @@ def _etag_header(orchestration: Orchestration) -> dict[str, str]:
 
 
 @extend_schema(tags=["orchestrations"])
+def purge_requested(request) -> bool:
+    """`?purge=` read strictly: a value that is not true or false (`yes`) is refused rather
+    than taken for a soft delete the caller did not ask for."""
+    value = request.query_params.get("purge")
+    if value is None:
+        return False
+    try:
+        return StrictBooleanField().to_python(value) or False
+    except DjangoValidationError as exc:
+        raise ValidationError({"purge": exc.messages}) from None
+
+
 class OrchestrationViewSet(viewsets.GenericViewSet):
     serializer_class = OrchestrationSerializer
     filterset_class = OrchestrationFilter
@@ -86,7 +99,7 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
         return queryset
 
     def required_role(self, request) -> str:
-        if request.method == "DELETE" and request.query_params.get("purge") in ("true", "1"):
+        if request.method == "DELETE" and purge_requested(request):
             return Role.ADMIN
         if request.method in ("GET", "HEAD", "OPTIONS") or self.action in (
             "compile",
@@ -198,7 +211,7 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
     )
     def destroy(self, request, pk=None):
         orchestration = self.get_object()
-        if request.query_params.get("purge") in ("true", "1"):
+        if purge_requested(request):
             service.purge(orchestration)
         else:
             service.soft_delete(orchestration)

@@ -218,6 +218,16 @@ def test_purge_needs_the_admin_role_and_removes_the_row(editor, admin_client):
     assert not Orchestration.objects.filter(pk=created["id"]).exists()
 
 
+def test_a_purge_value_that_is_not_true_or_false_is_refused_and_deletes_nothing(admin_client):
+    created = create(admin_client).json()
+    response = admin_client.delete(f"{URL}/{created['id']}?purge=yes")
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"purge": ["'yes' is not true or false."]}
+    assert admin_client.get(f"{URL}/{created['id']}").status_code == 200
+    assert admin_client.delete(f"{URL}/{created['id']}?purge=false").status_code == 204
+    assert Orchestration.objects.filter(pk=created["id"]).exists()
+
+
 def test_compile_reports_what_the_markdown_would_be_without_saving(editor):
     response = editor.post(f"{URL}/compile", {"markdown": MARKDOWN}, format="json")
     assert response.status_code == 200

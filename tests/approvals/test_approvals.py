@@ -96,6 +96,10 @@ def test_a_gate_pauses_the_run_and_lists_a_pending_approval(editor, flow):
     ]
     assert required["approval_id"] == items[0]["id"]
     assert RunEvent.objects.filter(run=run, type="human_input_required").count() == 1
+    assert editor.get("/api/v1/approvals?pending=false").json()["items"] == []
+    refused = editor.get("/api/v1/approvals?pending=maybe")
+    assert refused.status_code == 400
+    assert "pending" in refused.json()["fields"]
 
 
 def test_approving_resumes_the_run_and_the_gate_output_feeds_the_next_step(editor, flow):
