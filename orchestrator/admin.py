@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from orchestrator import crypto
+from orchestrator.api.errors import InvalidRequest
 from orchestrator.models import (
     Agent,
     ApiToken,
@@ -167,6 +168,15 @@ class TriggerAdminForm(forms.ModelForm):
         problem = value and schedules.cron_problem(value)
         if problem:
             raise forms.ValidationError(problem)
+        return value
+
+    def clean_node_id(self) -> str:
+        value = self.cleaned_data.get("node_id", "")
+        orchestration = self.cleaned_data.get("orchestration") or self.instance.orchestration
+        try:
+            trigger_service.check_entry(orchestration, value)
+        except InvalidRequest as exc:
+            raise forms.ValidationError(exc.fields["node_id"]) from None
         return value
 
     def clean_timezone(self) -> str:

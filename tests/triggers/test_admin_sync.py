@@ -121,6 +121,17 @@ def test_the_admin_refuses_a_cron_expression_beat_cannot_schedule(operator, nigh
     assert Trigger.objects.get(pk=trigger.pk).cron_expression == "30 2 * * *"
 
 
+def test_the_admin_takes_an_entry_step_of_the_definition_only(operator, nightly):
+    trigger = nightly.triggers.get()
+    url = reverse("admin:orchestrator_trigger_change", args=[trigger.pk])
+    data = change_form_data(operator.get(url))
+    response = operator.post(url, {**data, "node_id": "nope"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["node_id"] == ["no step 'nope'; steps: t"]
+    assert operator.post(url, {**data, "node_id": "t"}).status_code == 302
+    assert Trigger.objects.get(pk=trigger.pk).node_id == "t"
+
+
 def test_deleting_triggers_in_the_admin_removes_their_beat_tasks(operator, org, nightly):
     trigger = nightly.triggers.get()
     url = reverse("admin:orchestrator_trigger_delete", args=[trigger.pk])
