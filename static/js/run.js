@@ -14,7 +14,7 @@
   const definition = JSON.parse(document.getElementById("graph-data").textContent);
   const graph = window.Graph.create(document.getElementById("canvas"), { editable: false });
   const TRACE_TYPES = ["agent_turn", "tool_execution", "tool_result"];
-  const state = { run: null, steps: {}, stepEvents: {}, lastSeq: 0, selected: null, pinned: false, rendered: { steps: {}, output: "" }, socket: null, retry: 500 };
+  const state = { run: null, steps: {}, stepEvents: {}, lastSeq: 0, selected: null, pinned: false, rendered: { steps: {}, output: "" }, socket: null, retry: 500, connected: false, dropped: false };
 
   graph.setGraph(definition.nodes.map((n) => ({ ...n, status: "pending" })), definition.edges.map((e) => ({ ...e, id: e.id || `${e.source}->${e.target}` })), false);
   graph.cy.on("tap", "node", (evt) => selectStep(evt.target.id()));
@@ -35,6 +35,21 @@
     badge.textContent = status;
     const cancel = document.getElementById("cancel");
     if (cancel) cancel.hidden = TERMINAL.includes(status);
+    showConnection();
+  }
+
+  // "live" while the run can still change; a finished run's page is just up to date (the socket
+  // stays open for what may still come: a refine, a share).
+  function showConnection() {
+    const live = document.getElementById("live");
+    if (!state.connected) {
+      live.textContent = state.dropped ? "reconnecting…" : "connecting…";
+      live.className = "live";
+      return;
+    }
+    const finished = TERMINAL.includes(document.getElementById("run-status").dataset.status);
+    live.textContent = finished ? "up to date" : "live";
+    live.className = finished ? "live" : "live on";
   }
 
   // --- the run detail from the API ------------------------------------------------------------
@@ -267,15 +282,15 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws/runs/${RUN}/?after=${state.lastSeq}`);
     state.socket = socket;
-    const live = document.getElementById("live");
-    socket.onopen = () => { live.textContent = "live"; live.className = "live on"; state.retry = 500; };
+    socket.onopen = () => { state.connected = true; state.retry = 500; showConnection(); };
     socket.onmessage = (msg) => {
       const data = JSON.parse(msg.data);
       if (data.events) onEvents(data.events, data.status);
     };
     socket.onclose = () => {
-      live.textContent = "reconnecting…";
-      live.className = "live";
+      state.connected = false;
+      state.dropped = true;
+      showConnection();
       setTimeout(connect, state.retry);
       state.retry = Math.min(state.retry * 2, 10000);
     };

@@ -129,6 +129,7 @@ def test_a_pending_approval_is_answered_in_the_run_view(page, org):
     review = page.locator('.gnode[data-node-id="review"]')
     expect(review).to_have_attribute("data-status", "waiting", timeout=LIVE)
     expect(page.locator("#gate")).to_contain_text("Ship v1?")
+    expect(page.locator("#live")).to_have_text("live")
     page.fill("#gate input[name=comment]", "looks good")
     page.click("#approve")
     expect(page.locator('.gnode[data-node-id="ship"]')).to_have_attribute(
@@ -136,6 +137,7 @@ def test_a_pending_approval_is_answered_in_the_run_view(page, org):
     )
     expect(review).to_have_attribute("data-status", "succeeded")
     expect(page.locator("#gate")).to_be_hidden()
+    expect(page.locator("#live")).to_have_text("up to date")  # not "live" once it cannot change
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.output == "shipped"
