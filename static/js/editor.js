@@ -21,7 +21,7 @@
       { key: "url", label: "URL", kind: "text" },
       { key: "headers", label: "Headers (JSON)", kind: "json" },
       { key: "body", label: "Body", kind: "template" },
-      { key: "credential", label: "Credential id", kind: "text" },
+      { key: "credential", label: "Credential", kind: "text", list: "credential-options", hint: "A credential's id (pick one by name)" },
       { key: "timeout_s", label: "Timeout (s)", kind: "number" },
     ],
     approval: [
@@ -40,7 +40,7 @@
       { key: "timeout_s", label: "Timeout (s)", kind: "number" },
     ],
     subflow: [
-      { key: "orchestration", label: "Orchestration (id or slug)", kind: "text" },
+      { key: "orchestration", label: "Orchestration (slug or id)", kind: "text", list: "orchestration-options" },
       { key: "input", label: "Input (JSON)", kind: "json" },
     ],
     delay: [{ key: "seconds", label: "Seconds", kind: "number" }],
@@ -94,6 +94,21 @@
     draw(false);
     // Drawn in place: a tab opened while the page was loading (or before a reload) stays open.
     select(null, { reveal: false });
+  }
+
+  // Suggestions for the fields that name another object of the organization: a subflow's
+  // orchestration, an http step's credential (one page of each is plenty to pick from).
+  async function loadSuggestions() {
+    const lists = [
+      ["orchestration-options", "/api/v1/orchestrations?limit=200", (o) => o.id !== ID && el("option", { value: o.slug }, o.name)],
+      ["credential-options", "/api/v1/credentials?limit=200", (c) => el("option", { value: c.id }, `${c.name} (${c.kind})`)],
+    ];
+    for (const [id, url, option] of lists) {
+      try {
+        const { data } = await Api.get(url);
+        document.body.appendChild(el("datalist", { id }, ...data.items.map(option).filter(Boolean)));
+      } catch (err) { /* no suggestions: the field still takes a typed value */ }
+    }
   }
 
   function showStatus(status) {
@@ -665,4 +680,5 @@
   window.addEventListener("resize", () => { cy.resize(); graph.place(); });
 
   load().catch((err) => flash("bad", `Could not load the orchestration: ${err.message}`));
+  if (CAN_EDIT) loadSuggestions();
 })();

@@ -198,6 +198,26 @@ def test_connect_two_steps_by_dragging_and_delete_a_step_with_the_keyboard(page,
     assert [(e["source"], e["target"]) for e in saved["edges"]] == [("a", "b")]
 
 
+def test_a_subflow_step_picks_its_orchestration_from_the_organizations(page, org):
+    one_step = {"nodes": [{"id": "start", "type": "transform", "config": {"output": "x"}}]}
+    create_orchestration(org, {"name": "Child flow", "definition": one_step})
+    parent = create_orchestration(org, {"name": "Parent", "definition": one_step})
+    page.goto(f"/orchestrations/{parent.pk}/")
+    expect(page.locator(".gnode")).to_have_count(1)
+    page.click("[data-add-type=subflow]")  # the new step is selected
+    field = page.locator("#tab-inspector input[list=orchestration-options]")
+    expect(field).to_be_visible()
+    options = page.locator("#orchestration-options option")
+    expect(options).to_have_count(1)  # not the orchestration being edited
+    assert (options.get_attribute("value"), options.text_content()) == ("child-flow", "Child flow")
+    field.fill("child-flow")
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved as version 2")
+    parent.refresh_from_db()
+    subflow = next(n for n in parent.definition["nodes"] if n["type"] == "subflow")
+    assert subflow["config"]["orchestration"] == "child-flow"
+
+
 def test_validation_errors_are_shown_on_the_step_they_belong_to(page, org):
     orchestration = create_orchestration(
         org,
