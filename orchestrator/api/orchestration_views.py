@@ -207,7 +207,7 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
                 description="Remove it and its runs for good (admin role).",
             ),
         ],
-        responses={204: None},
+        responses={204: None, 400: error("`validation_error`: `purge` is not true or false.")},
     )
     def destroy(self, request, pk=None):
         orchestration = self.get_object()
