@@ -150,16 +150,10 @@ class TriggerAdminForm(forms.ModelForm):
 
     class Meta:
         model = Trigger
+        # What the API may change (a trigger's kind is fixed), plus the rows operators mend.
         fields = [
             "orchestration",
-            "node_id",
-            "is_active",
-            "input_schema",
-            "input",
-            "cron_expression",
-            "timezone",
-            "overlap",
-            "catchup",
+            *(name for name in trigger_service.TRIGGER_FIELDS if name != "kind"),
             "secret_rotated_at",
         ]
 

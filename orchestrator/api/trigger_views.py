@@ -251,6 +251,7 @@ class WebhookView(APIView):
                 {**trigger.input, **payload},
                 trigger_kind=RunTrigger.WEBHOOK,
                 trigger_ref=trigger.pk,
+                entry_node=trigger.node_id,
                 idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
             )
             delivery.run_id = run.pk

@@ -257,6 +257,7 @@ def _fire_slot(
                     dict(trigger.input),
                     trigger_kind=RunTrigger.SCHEDULE,
                     trigger_ref=trigger.pk,
+                    entry_node=trigger.node_id,
                 )
             except APIError as exc:
                 firing.outcome, firing.detail = "error", str(exc.detail)[:500]

@@ -13,15 +13,13 @@ from orchestrator.api.errors import Conflict, OrchestrationNotActive, TriggerMis
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition import DefinitionError, validate_run_input
 from orchestrator.definition.graph import descendants
-from orchestrator.models import Orchestration, Trigger
+from orchestrator.models import Orchestration
 from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
 from runs.models import Run, RunEvent, StepRun, TriggerKind
 from runs.services import dispatch
 from runs.services.progress import Progress, change
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-# Run trigger kinds whose `trigger_ref` is a Trigger, which may name an entry node.
-FROM_TRIGGER = frozenset({TriggerKind.WEBHOOK, TriggerKind.SCHEDULE, TriggerKind.MANUAL})
 
 
 def check_input(orchestration: Orchestration, data: Any) -> dict:
@@ -39,19 +37,14 @@ def has_step(orchestration: Orchestration, node_id: str) -> bool:
     return any(node["id"] == node_id for node in orchestration.definition.get("nodes", []))
 
 
-def trigger_entry(orchestration: Orchestration, trigger_ref) -> str:
-    """The entry node of the trigger that fires, or "" (start at the graph's roots).
+def trigger_entry(orchestration: Orchestration, node_id: str) -> str:
+    """The firing trigger's entry node (its `node_id`), or "" (start at the graph's roots).
 
     The trigger's `node_id` was checked against the definition when it was set, but a later
     version may have dropped that step: firing is then refused (409 `conflict`) rather than
     started somewhere the trigger's owner did not choose. A schedule records the refusal on
     its firing and puts the trigger in the `error` state.
     """
-    node_id = (
-        Trigger.objects.filter(pk=trigger_ref, orchestration_id=orchestration.pk)
-        .values_list("node_id", flat=True)
-        .first()
-    )
     if not node_id:
         return ""
     if not has_step(orchestration, node_id):
@@ -132,8 +125,11 @@ def fire(
     requested_by=None,
     metadata: dict | None = None,
     idempotency_key: str = "",
+    entry_node: str = "",
 ) -> tuple[Run, bool]:
-    """Start a run from outside (API, webhook, schedule). Returns (run, created)."""
+    """Start a run from outside (API, webhook, schedule). Returns (run, created).
+
+    `entry_node` is the firing trigger's `node_id`, if it names one."""
     current = Orchestration.objects.select_for_update().get(pk=orchestration.pk)
     if current.deleted_at is not None or current.status != OrchestrationStatus.ACTIVE:
         state = "deleted" if current.deleted_at else current.status
@@ -148,9 +144,7 @@ def fire(
         ).first()
         if existing is not None:
             return existing, False
-    entry_step = ""
-    if trigger_ref is not None and trigger_kind in FROM_TRIGGER:
-        entry_step = trigger_entry(current, trigger_ref)
+    entry_step = trigger_entry(current, entry_node)
     run = create_run(
         current,
         data,

@@ -22,7 +22,13 @@ def entry_flow(make_flow, nodes, edges, node_id, **fields):
 
 
 def fire_at(flow, trigger, data=None) -> Run:
-    return run_to_rest(flow, data or {}, trigger_kind="webhook", trigger_ref=trigger.pk)
+    return run_to_rest(
+        flow,
+        data or {},
+        trigger_kind="webhook",
+        trigger_ref=trigger.pk,
+        entry_node=trigger.node_id,
+    )
 
 
 def chain(make_flow, entry: str):
@@ -179,10 +185,14 @@ def test_an_entry_costs_the_run_no_extra_query(make_flow):
     warm_up, _ = lifecycle.fire(flow, {})
     lifecycle.advance(warm_up.pk)  # loads the version's graph into the process cache
     plain, _ = lifecycle.fire(flow, {})
-    rooted, _ = lifecycle.fire(flow, {}, trigger_kind="webhook", trigger_ref=trigger.pk)
+    rooted, _ = lifecycle.fire(
+        flow, {}, trigger_kind="webhook", trigger_ref=trigger.pk, entry_node=trigger.node_id
+    )
     trigger.node_id = "c"
     trigger.save(update_fields=["node_id"])
-    inner, _ = lifecycle.fire(flow, {}, trigger_kind="webhook", trigger_ref=trigger.pk)
+    inner, _ = lifecycle.fire(
+        flow, {}, trigger_kind="webhook", trigger_ref=trigger.pk, entry_node=trigger.node_id
+    )
     assert (plain.entry_step, rooted.entry_step, inner.entry_step) == ("", "a", "c")
     counts = [advance_queries(run) for run in (plain, rooted, inner)]
     assert counts[0] == counts[1] == counts[2], counts
