@@ -11,6 +11,16 @@ from rest_framework.test import APIClient
 from orchestrator.choices import Role
 from orchestrator.models import ApiToken, Organization
 
+# The tests of the pure Python packages (the engine's scheduler, the definition language): no
+# database, broker or setting reaches them, so they run once, not again on every profile.
+PURE_DIRECTORIES = ("engine", "definition")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent.name in PURE_DIRECTORIES and item.path.parent.parent.name == "tests":
+            item.add_marker(pytest.mark.pure)
+
 
 @pytest.fixture(autouse=True)
 def _plain_static_storage(settings):

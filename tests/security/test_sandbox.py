@@ -250,16 +250,19 @@ KNOWN_EXPRESSIONS = [
 ]
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize("source", KNOWN_ESCAPES)
 def test_a_known_escape_or_bomb_fails_cleanly_or_renders_harmlessly(source):
     check(source, measure_memory=True)
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize("source", KNOWN_EXPRESSIONS)
 def test_a_known_escape_in_a_condition_fails_cleanly(source):
     check(source, expression=True, measure_memory=True)
 
 
+@pytest.mark.pure
 def test_the_immutable_sandbox_left_the_context_as_it_was():
     before = json.dumps(CONTEXT, sort_keys=True)
     for source in KNOWN_ESCAPES:
@@ -267,6 +270,7 @@ def test_the_immutable_sandbox_left_the_context_as_it_was():
     assert json.dumps(CONTEXT, sort_keys=True) == before
 
 
+@pytest.mark.pure
 def test_the_known_list_is_counted():
     assert len(KNOWN_ESCAPES) >= 100
     print(
@@ -537,6 +541,7 @@ class Generator:
         return f"{{% set x %}}{{{{ {e} }}}}{{% endset %}}{{{{ x ~ x }}}}"
 
 
+@pytest.mark.pure
 def test_generated_templates_never_escape():
     generator = Generator(SEED)
     outcomes = {"rendered": 0, "error": 0}
