@@ -209,7 +209,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["orchestrator.permissions.HasTenantRole"],
     "DEFAULT_PARSER_CLASSES": ["orchestrator.api.parsers.LimitedJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["orchestrator.api.renderers.FastJSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "orchestrator.api.pagination.ItemsCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["orchestrator.api.filtering.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "orchestrator.api.schema.ErrorAutoSchema",

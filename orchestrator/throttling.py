@@ -6,13 +6,33 @@ on each request: at 6,000 requests a minute that is a 50 KB value sent to Redis 
 time. Here each key holds a counter per fixed window, and the limit applies to a sliding
 window estimated from the current and the previous counts (the previous one weighted by how
 much of it the sliding window still covers): one read of two small numbers and one increment.
+On Redis the read, the check and the increment are one script: one round trip per request
+rather than four (Django's cache client opens a client object and asks whether the key exists
+before each increment).
 """
 
 from __future__ import annotations
 
+from django.core.cache.backends.redis import RedisCache
+from redis.commands.core import Script
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 from orchestrator.tenancy import Tenant
+
+# KEYS: the current and the previous window's counters. ARGV: the previous window's weight, the
+# limit, the counters' lifetime. Answers whether the request is allowed, and the two counts.
+SLIDING_WINDOW_LUA = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
+if previous * tonumber(ARGV[1]) + current >= tonumber(ARGV[2]) then
+  return {0, current, previous}
+end
+if redis.call('INCR', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return {1, current, previous}
+"""
+_sliding_window = Script(None, SLIDING_WINDOW_LUA.encode())  # run on the cache's own client
 
 
 class SlidingWindowMixin:
@@ -28,8 +48,10 @@ class SlidingWindowMixin:
         now = self.timer()
         window = int(now // self.duration)
         current, previous = f"{self.key}:{window}", f"{self.key}:{window - 1}"
-        counts = self.cache.get_many([current, previous])
         self.elapsed = now - window * self.duration
+        if isinstance(self.cache, RedisCache):
+            return self._count_on_redis(current, previous)
+        counts = self.cache.get_many([current, previous])
         self.previous, self.count = counts.get(previous, 0), counts.get(current, 0)
         if self.previous * (1 - self.elapsed / self.duration) + self.count >= self.num_requests:
             return False
@@ -37,6 +59,15 @@ class SlidingWindowMixin:
         if not self.cache.add(current, 1, timeout=2 * self.duration):
             self.cache.incr(current)
         return True
+
+    def _count_on_redis(self, current: str, previous: str) -> bool:
+        keys = [self.cache.make_and_validate_key(key) for key in (current, previous)]
+        client = self.cache._cache.get_client(keys[0], write=True)
+        weight = repr(1 - self.elapsed / self.duration)
+        allowed, self.count, self.previous = _sliding_window(
+            keys, [weight, self.num_requests, 2 * self.duration], client=client
+        )
+        return bool(allowed)
 
     def wait(self) -> float:
         """Seconds until the estimate drops below the limit, if nothing else arrives: the

@@ -65,6 +65,21 @@ def purge_requested(request) -> bool:
         raise ValidationError({"purge": exc.messages}) from None
 
 
+def attach_tag_names(orchestrations: list[Orchestration]) -> None:
+    """The tags of a page's orchestrations, in one query of names: a prefetch of the tag rows
+    built a model object per tag and cost a third of the whole request."""
+    names: dict = {orchestration.pk: [] for orchestration in orchestrations}
+    rows = (
+        OrchestrationTag.objects.filter(orchestration_id__in=list(names))
+        .order_by("orchestration_id", "position")
+        .values_list("orchestration_id", "name")
+    )
+    for orchestration_id, name in rows:
+        names[orchestration_id].append(name)
+    for orchestration in orchestrations:
+        orchestration.tag_names = names[orchestration.pk]
+
+
 class OrchestrationViewSet(viewsets.GenericViewSet):
     serializer_class = OrchestrationSerializer
     filterset_class = OrchestrationFilter
@@ -151,8 +166,9 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
         ]
     )
     def list(self, request):
-        queryset = self.filter_queryset(self.get_queryset())
+        queryset = self.filter_queryset(self.get_queryset()).prefetch_related(None)
         page = self.paginate_queryset(queryset)
+        attach_tag_names(page)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(responses=OrchestrationDetailSerializer)

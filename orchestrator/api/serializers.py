@@ -208,6 +208,9 @@ class OrchestrationSerializer(serializers.ModelSerializer):
         }
 
     def get_tags(self, orchestration: Orchestration) -> list[str]:
+        names = getattr(orchestration, "tag_names", None)  # attached by the list
+        if names is not None:
+            return names
         rows = getattr(orchestration, "tag_list", None)  # prefetched by the views
         if rows is None:
             rows = orchestration.tag_rows.all()
