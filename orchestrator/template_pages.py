@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from orchestrator.choices import Role
 from orchestrator.models import StarterTemplate
 from orchestrator.pages.context import membership
+from orchestrator.pages.handover import hand_over_secrets
 from orchestrator.rendering import markdown_html
 from orchestrator.services import starters
 
@@ -61,4 +62,5 @@ def use_template(request: HttpRequest, template_id: str) -> HttpResponse:
         name=request.POST.get("name", "").strip()[:200],
         user=request.user,
     )
+    hand_over_secrets(request, orchestration)
     return redirect(f"/orchestrations/{orchestration.pk}/")

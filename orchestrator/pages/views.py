@@ -19,6 +19,7 @@ from orchestrator.choices import OrchestrationStatus, Role
 from orchestrator.definition.nodes import NODE_TYPES
 from orchestrator.models import Orchestration
 from orchestrator.pages.context import membership
+from orchestrator.pages.handover import take_secrets
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import Run
 
@@ -162,5 +163,6 @@ def editor(request: HttpRequest, pk) -> HttpResponse:
             "orchestration": orchestration,
             "node_types": [(t, t.replace("_", " ").capitalize()) for t in NODE_TYPES],
             "can_edit": current.role in (Role.EDITOR, Role.ADMIN),
+            "new_secrets": take_secrets(request, orchestration),
         },
     )

@@ -681,4 +681,11 @@
 
   load().catch((err) => flash("bad", `Could not load the orchestration: ${err.message}`));
   if (CAN_EDIT) loadSuggestions();
+  // Made from a template with a webhook: its signing secret, handed over once by the server.
+  const handed = JSON.parse(document.getElementById("new-secrets").textContent || "{}");
+  if (Object.keys(handed).length) {
+    showTab("triggers");
+    loadTriggers(handed).catch((err) => flash("bad", err.message));
+    flash("ok", "Created from the template. Copy the webhook's signing secret from Triggers now: it is shown only once.");
+  }
 })();

@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from orchestrator.choices import Role
-from orchestrator.models import Membership, Orchestration
+from orchestrator.models import Membership, Orchestration, Trigger
 from orchestrator.services.starters import load_starters
+from orchestrator.services.webhooks import secrets_of
 from runs.models import Run
 from tests.e2e.conftest import PASSWORD
 
@@ -96,3 +97,20 @@ def test_use_a_template_run_it_publish_fork_and_share(page, browser, stack, org,
     assert run.status == "succeeded"
     visitor.close()
     theirs.close()
+
+
+def test_a_template_with_a_webhook_shows_its_signing_secret_once_and_the_secret_works(page, org):
+    load_starters()
+    page.goto("/templates/")
+    page.locator("form[action='/templates/webhook-summary/use/'] button").click()
+    page.wait_for_url(re.compile(r"/orchestrations/[0-9a-f-]+/$"))
+    secret = page.locator("#tab-triggers .secret")
+    expect(secret).to_be_visible()
+    expect(page.locator("#messages")).to_contain_text("shown only once")
+    trigger = Trigger.objects.get(orchestration__organization=org, kind="webhook")
+    assert secret.inner_text().strip() == secrets_of(trigger)[0]
+    # Shown once: a reload no longer has it.
+    page.reload()
+    page.click(".tab[data-tab=triggers]")
+    expect(page.locator("#tab-triggers .trigger")).to_have_count(1)
+    expect(page.locator("#tab-triggers .secret")).to_have_count(0)
