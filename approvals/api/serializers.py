@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from approvals.models import Approval
 from approvals.services import allowed_deciders
-from orchestrator.api.fields import StrictSerializer
+from orchestrator.api.fields import StrictCharField, StrictSerializer
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -46,13 +46,13 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
 
 class DecisionSerializer(StrictSerializer):
-    comment = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    comment = StrictCharField(required=False, allow_blank=True, max_length=10_000)
     response = serializers.JSONField(required=False)
 
 
 class ResumeSerializer(StrictSerializer):
     response = serializers.JSONField()
-    step_id = serializers.CharField(required=False)
+    step_id = StrictCharField(required=False)
     async_ = serializers.BooleanField(required=False, default=False)
 
     def get_fields(self):
@@ -63,4 +63,4 @@ class ResumeSerializer(StrictSerializer):
 
 class StepApproveSerializer(StrictSerializer):
     approved = serializers.BooleanField()
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    reason = StrictCharField(required=False, allow_blank=True, max_length=10_000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.db import models
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from rest_framework import serializers
@@ -40,11 +41,33 @@ class TenantSerializerMixin:
         return self.context["request"].auth
 
 
+class StrictCharField(serializers.CharField):
+    """Text, and only text: DRF's CharField turns `5` into "5" and `1.5` into "1.5", so a client
+    that sent a number where text belongs would never hear of its mistake."""
+
+    default_error_messages = {"invalid": "Not a valid string: send text, in quotes."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose text columns take only text (see StrictCharField)."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
+
+
 class StringMapField(serializers.DictField):
     """A flat object of strings (orchestration metadata)."""
 
     def __init__(self, **kwargs):
-        super().__init__(child=serializers.CharField(allow_blank=True, max_length=2000), **kwargs)
+        super().__init__(child=StrictCharField(allow_blank=True, max_length=2000), **kwargs)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)

@@ -14,6 +14,8 @@ from orchestrator.api.fields import (
     JSONObjectField,
     JSONSchemaField,
     MoneyField,
+    StrictCharField,
+    StrictModelSerializer,
     StrictSerializer,
     StringMapField,
     TenantSerializerMixin,
@@ -253,17 +255,17 @@ class OrchestrationWriteSerializer(TenantSerializerMixin, StrictSerializer):
         "updated_at",
     )
 
-    name = serializers.CharField(max_length=200, required=False)
+    name = StrictCharField(max_length=200, required=False)
     slug = serializers.SlugField(max_length=120, required=False)
-    description = serializers.CharField(allow_blank=True, max_length=10_000, required=False)
-    icon = serializers.CharField(allow_blank=True, max_length=64, required=False)
-    icon_color = serializers.CharField(allow_blank=True, max_length=32, required=False)
-    zone = serializers.CharField(allow_blank=True, max_length=100, required=False)
+    description = StrictCharField(allow_blank=True, max_length=10_000, required=False)
+    icon = StrictCharField(allow_blank=True, max_length=64, required=False)
+    icon_color = StrictCharField(allow_blank=True, max_length=32, required=False)
+    zone = StrictCharField(allow_blank=True, max_length=100, required=False)
     tags = serializers.ListField(
-        child=serializers.CharField(max_length=64), max_length=30, required=False
+        child=StrictCharField(max_length=64), max_length=30, required=False
     )
     group = serializers.UUIDField(allow_null=True, required=False)
-    owner = serializers.CharField(allow_null=True, required=False)
+    owner = StrictCharField(allow_null=True, required=False)
     metadata = StringMapField(required=False)
     status = serializers.ChoiceField(choices=OrchestrationStatus.choices, required=False)
     is_public = serializers.BooleanField(required=False)
@@ -271,7 +273,7 @@ class OrchestrationWriteSerializer(TenantSerializerMixin, StrictSerializer):
     credit_limit = MoneyField(allow_null=True, required=False)
     settings = SettingsSerializer(required=False)
     definition = serializers.JSONField(required=False)
-    markdown = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False)
+    markdown = StrictCharField(allow_blank=True, trim_whitespace=False, required=False)
     nodes = serializers.JSONField(required=False)
     edges = serializers.JSONField(required=False)
     inputs = serializers.JSONField(required=False)
@@ -341,12 +343,12 @@ class VersionDetailSerializer(VersionSerializer):
 
 
 class CompileSerializer(StrictSerializer):
-    markdown = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    markdown = StrictCharField(allow_blank=True, trim_whitespace=False)
 
 
 class RenderMarkdownSerializer(StrictSerializer):
-    name = serializers.CharField(allow_blank=True, required=False, default="")
-    description = serializers.CharField(allow_blank=True, required=False, default="")
+    name = StrictCharField(allow_blank=True, required=False, default="")
+    description = StrictCharField(allow_blank=True, required=False, default="")
     definition = serializers.JSONField()
 
 
@@ -366,7 +368,7 @@ class NameUniqueInTenantMixin(TenantSerializerMixin):
         return name
 
 
-class GroupSerializer(NameUniqueInTenantMixin, serializers.ModelSerializer):
+class GroupSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
     class Meta:
         model = Group
         fields = ["id", "name", "description", "created_at", "updated_at"]
@@ -377,7 +379,7 @@ class PriceSerializer(StrictSerializer):
     output_per_1k = serializers.FloatField(min_value=0, default=0)
 
 
-class AgentSerializer(NameUniqueInTenantMixin, serializers.ModelSerializer):
+class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
     tools = serializers.ListField(
         child=serializers.ChoiceField(choices=KNOWN_TOOLS), required=False
     )
@@ -441,8 +443,8 @@ class AgentSerializer(NameUniqueInTenantMixin, serializers.ModelSerializer):
         return credential
 
 
-class CredentialSerializer(NameUniqueInTenantMixin, serializers.ModelSerializer):
-    value = serializers.CharField(write_only=True, max_length=10_000, trim_whitespace=False)
+class CredentialSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
+    value = StrictCharField(write_only=True, max_length=10_000, trim_whitespace=False)
 
     class Meta:
         model = Credential

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from orchestrator.api.fields import StrictSerializer
+from orchestrator.api.fields import StrictCharField, StrictSerializer
 from orchestrator.models import StarterTemplate
 
 
@@ -29,4 +29,4 @@ class StarterTemplateDetailSerializer(StarterTemplateSerializer):
 
 
 class InstantiateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    name = StrictCharField(max_length=200, required=False, allow_blank=True)

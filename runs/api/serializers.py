@@ -8,7 +8,7 @@ from django.db.models import Prefetch, prefetch_related_objects
 from rest_framework import serializers
 
 from approvals.models import Approval, ApprovalStatus
-from orchestrator.api.fields import MoneyField, StrictSerializer
+from orchestrator.api.fields import MoneyField, StrictCharField, StrictSerializer
 from runs.engine import RunStatus, StepStatus
 from runs.models import OutputVersion, Run, RunEvent, StepRun
 
@@ -240,9 +240,9 @@ class EventSerializer(serializers.ModelSerializer):
 
 class FireSerializer(StrictSerializer):
     input = serializers.JSONField(required=False)
-    message = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    message = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     # "async" is a Python keyword, so the field is declared under another name below.
-    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+    metadata = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)
 
     def get_fields(self):
         fields = super().get_fields()
@@ -260,7 +260,7 @@ class ReplaySerializer(StrictSerializer):
 
 
 class RefineSerializer(StrictSerializer):
-    prompt = serializers.CharField(max_length=20_000)
+    prompt = StrictCharField(max_length=20_000)
 
 
 class OutputVersionSerializer(serializers.ModelSerializer):
