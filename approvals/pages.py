@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 from orchestrator.choices import Role
-from orchestrator.pages.context import membership
+from orchestrator.pages.context import membership, pending_approvals
 
 
 @login_required
@@ -18,3 +19,10 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "approvals/inbox.html",
         {"nav": "approvals", "can_decide": current.role in (Role.EDITOR, Role.ADMIN)},
     )
+
+
+@login_required
+@require_GET
+def pending_count(request: HttpRequest) -> JsonResponse:
+    """What the nav's Approvals badge shows, read again while a page stays open."""
+    return JsonResponse({"pending": pending_approvals(membership(request).organization_id)})

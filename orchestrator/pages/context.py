@@ -26,13 +26,14 @@ def workspace(request: HttpRequest) -> dict:
         current = membership(request)
     except Http404:
         return {}
-    from approvals.models import Approval
-
-    pending = Approval.objects.filter(
-        organization_id=current.organization_id, status="pending"
-    ).count()
     return {
         "organization": current.organization,
         "role": current.role,
-        "pending_approvals": pending,
+        "pending_approvals": pending_approvals(current.organization_id),
     }
+
+
+def pending_approvals(organization_id) -> int:
+    from approvals.models import Approval
+
+    return Approval.objects.filter(organization_id=organization_id, status="pending").count()

@@ -38,6 +38,7 @@
       try {
         await Api.post(`/api/v1/approvals/${item.id}/${decision}`, body);
         remove(item.id, decision === "approve" ? "Approved" : "Denied");
+        if (window.Nav) window.Nav.refresh();
       } catch (err) {
         const problems = (err.body && err.body.fields) || {};
         let shown = 0;

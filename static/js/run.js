@@ -129,6 +129,7 @@
         }
         box.hidden = true;
         refreshSoon();
+        if (window.Nav) window.Nav.refresh();
       } catch (err) {
         const detail = err.body && err.body.fields ? ` ${Object.entries(err.body.fields).map(([k, v]) => `${k}: ${v.join(", ")}`).join("; ")}` : "";
         error.textContent = `${err.message}${detail}`;
@@ -264,6 +265,7 @@
     }
   }
 
+  const GATE_EVENTS = ["human_input_required", "approval_decided", "approval_escalated"];
   function onEvents(events, status) {
     for (const event of events) {
       if (event.seq <= state.lastSeq) continue;
@@ -276,6 +278,7 @@
     }
     if (status) setRunStatus(status);
     refreshSoon();
+    if (window.Nav && events.some((e) => GATE_EVENTS.includes(e.type))) window.Nav.refresh();
   }
 
   function connect() {

@@ -150,3 +150,23 @@ def test_the_inbox_says_who_may_decide_and_refuses_others(page, org, member):
     approval.refresh_from_db()
     assert approval.status == "pending"
     assert paused(run)
+
+
+def test_the_nav_badge_counts_open_approvals_without_a_reload(page, org, member):
+    """A gate opened elsewhere shows within a poll; one decided on the page, at once."""
+    flow = research_report(org)
+    first, _ = lifecycle.fire(flow, {"topic": "one"}, trigger_kind=RunTrigger.API)
+    wait_until(lambda: paused(first))
+    page.goto(f"/runs/{first.pk}/")
+    badge = page.locator("[data-pending-count]")
+    expect(badge).to_have_text("1")
+
+    second, _ = lifecycle.fire(flow, {"topic": "two"}, trigger_kind=RunTrigger.API)
+    wait_until(lambda: paused(second))
+    expect(badge).to_have_text("2", timeout=LIVE)
+
+    page.locator("#gate select[name=decision]").select_option("approve")
+    page.click("#approve")
+    expect(badge).to_have_text("1", timeout=3_000)
+    decide(Approval.objects.get(run=second).pk, approve=False, user=member, comment="no")
+    expect(badge).to_be_hidden(timeout=LIVE)

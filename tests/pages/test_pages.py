@@ -160,3 +160,17 @@ def test_the_dashboard_says_just_now_rather_than_zero_minutes(client, org):
     row = page[page.index(f'data-orchestration-id="{flow.pk}"') :]
     assert row.count("just now") == 2  # the last run and the last change
     assert "0\xa0minutes" not in page
+
+
+def test_the_nav_badge_count_is_the_organizations_open_gates_only(client, org, other_org):
+    gated = {"nodes": [{"id": "gate", "type": "approval", "config": {"prompt": "Go?"}}]}
+    for owner in (org, other_org, other_org):
+        flow = create_orchestration(
+            owner, {"name": "Gated", "status": "active", "definition": gated}
+        )
+        lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
+    drain()
+    assert client.get("/approvals/pending-count/").status_code == 302  # signed out
+    member_client(client, org)
+    assert client.get("/approvals/pending-count/").json() == {"pending": 1}
+    assert "data-pending-count>1</span>" in client.get("/").content.decode()
