@@ -13,6 +13,7 @@ before each increment).
 
 from __future__ import annotations
 
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from redis.commands.core import Script
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
@@ -38,6 +39,11 @@ _sliding_window = Script(None, SLIDING_WINDOW_LUA.encode())  # run on the cache'
 class SlidingWindowMixin:
     """For DRF's SimpleRateThrottle subclasses: the same rates, keys and `wait`, counted in
     windows."""
+
+    @property
+    def cache(self):
+        # The backend itself: DRF's `default_cache` is a proxy, which no isinstance() sees through.
+        return caches[DEFAULT_CACHE_ALIAS]
 
     def allow_request(self, request, view) -> bool:
         if self.rate is None:

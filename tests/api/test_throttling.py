@@ -5,6 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.redis import RedisCache
+from redis import Redis
 
 from orchestrator.throttling import TokenRateThrottle
 
@@ -67,3 +70,22 @@ def test_a_refusal_at_the_edge_of_the_sliding_window_waits_a_second(limit):
     assert not refused.allowed and refused.wait() == 1.0
     clock.now += 1
     assert allow().allowed
+
+
+@pytest.mark.skipif(
+    not isinstance(caches[DEFAULT_CACHE_ALIAS], RedisCache), reason="counts Redis commands"
+)
+def test_on_redis_a_request_is_counted_in_one_round_trip(limit, monkeypatch):
+    """One script (read both windows, check, increment) per request, not Django's cache calls
+    (get_many, add, exists, incr) one after the other."""
+    sent = []
+    execute = Redis.execute_command
+
+    def counting(self, *args, **options):
+        sent.append(args[0])
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(Redis, "execute_command", counting)
+    _, allow = limit("5/min")
+    assert [allow().allowed for _ in range(6)] == [True] * 5 + [False]
+    assert [command for command in sent if command != "SCRIPT LOAD"] == ["EVALSHA"] * 6
