@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
@@ -158,7 +156,7 @@ class TriggerAdminForm(forms.ModelForm):
         ]
 
     def clean_cron_expression(self) -> str:
-        value = " ".join(self.cleaned_data.get("cron_expression", "").split())
+        value = schedules.normalize_cron(self.cleaned_data.get("cron_expression", ""))
         problem = value and schedules.cron_problem(value)
         if problem:
             raise forms.ValidationError(problem)
@@ -175,10 +173,9 @@ class TriggerAdminForm(forms.ModelForm):
 
     def clean_timezone(self) -> str:
         value = self.cleaned_data.get("timezone", "")
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise forms.ValidationError(f"'{value}' is not an IANA time zone") from None
+        problem = schedules.zone_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
         return value
 
     def clean(self) -> dict:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import models
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from rest_framework import serializers
 
-from orchestrator.services.schedules import cron_problem
+from orchestrator.services.schedules import cron_problem, normalize_cron, zone_problem
 from orchestrator.tenancy import Tenant
 
 
@@ -99,7 +98,7 @@ class CronField(serializers.CharField):
     """Five fields that celery beat and croniter read alike (see `schedules.cron_problem`)."""
 
     def to_internal_value(self, data):
-        value = " ".join(str(super().to_internal_value(data)).split())
+        value = normalize_cron(str(super().to_internal_value(data)))
         problem = cron_problem(value)
         if problem:
             raise serializers.ValidationError(problem)
@@ -109,10 +108,9 @@ class CronField(serializers.CharField):
 class TimezoneField(serializers.CharField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise serializers.ValidationError(f"'{value}' is not an IANA time zone") from None
+        problem = zone_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
 

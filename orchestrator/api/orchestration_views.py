@@ -52,7 +52,6 @@ def _etag_header(orchestration: Orchestration) -> dict[str, str]:
     return {"ETag": f'"{orchestration.etag}"'}
 
 
-@extend_schema(tags=["orchestrations"])
 def purge_requested(request) -> bool:
     """`?purge=` read strictly: a value that is not true or false (`yes`) is refused rather
     than taken for a soft delete the caller did not ask for."""
@@ -80,6 +79,7 @@ def attach_tag_names(orchestrations: list[Orchestration]) -> None:
         orchestration.tag_names = names[orchestration.pk]
 
 
+@extend_schema(tags=["orchestrations"])
 class OrchestrationViewSet(viewsets.GenericViewSet):
     serializer_class = OrchestrationSerializer
     filterset_class = OrchestrationFilter

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
@@ -40,6 +40,20 @@ CRON_NAMES = frozenset((*MONTHS, "sun", "mon", "tue", "wed", "thu", "fri", "sat"
 
 def task_name(trigger: Trigger) -> str:
     return f"trigger-{trigger.pk}"
+
+
+def normalize_cron(expression: str) -> str:
+    """The expression as stored: its fields separated by single spaces."""
+    return " ".join(expression.split())
+
+
+def zone_problem(name: str) -> str | None:
+    """Why `name` cannot be a schedule's time zone, or None."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"'{name}' is not an IANA time zone"
+    return None
 
 
 def cron_problem(expression: str) -> str | None:

@@ -20,15 +20,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from django.db import transaction
 
 from orchestrator.choices import TriggerKind
 from orchestrator.definition import DefinitionError, compile_markdown, validate_definition
 from orchestrator.models import Orchestration, Organization, StarterTemplate
 from orchestrator.services.orchestrations import create_orchestration
+from orchestrator.services.schedules import cron_problem, normalize_cron, zone_problem
 
 STARTERS_DIR = Path(__file__).resolve().parent.parent / "starters"
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<meta>.*?)\n---[ \t]*\n", re.DOTALL)
@@ -96,9 +95,10 @@ def _trigger(value: str, timezone: str, name: str) -> dict:
     if kind in (TriggerKind.WEBHOOK, TriggerKind.MANUAL) and not rest.strip():
         return {"kind": kind}
     if kind == TriggerKind.SCHEDULE:
-        cron = " ".join(rest.split())
-        if len(cron.split(" ")) != 5 or not croniter.is_valid(cron):
-            raise StarterError(f"{name}: '{cron}' is not a 5-field cron expression")
+        cron = normalize_cron(rest)
+        problem = cron_problem(cron)
+        if problem:
+            raise StarterError(f"{name}: cron '{cron}' {problem}")
         return {"kind": kind, "cron_expression": cron, "timezone": timezone}
     raise StarterError(f"{name}: trigger '{value}' is not webhook, manual or schedule <cron>")
 
@@ -132,10 +132,9 @@ def parse_starter(path: Path) -> Starter:
     if bad:
         raise StarterError(f"{name}: tags must be short slugs, not {bad[0]!r}")
     timezone = values.get("timezone", "UTC")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise StarterError(f"{name}: '{timezone}' is not an IANA time zone") from None
+    problem = zone_problem(timezone)
+    if problem:
+        raise StarterError(f"{name}: {problem}")
     triggers = [_trigger(value, timezone, name) for key, value in meta if key == "trigger"]
 
     result = compile_markdown(markdown)
