@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -35,6 +36,14 @@ def _fresh_cache():
     # test's whole database, which the broker and the channel layer share: nothing a test left
     # there (a queued message, a group) reaches the next one.
     cache.clear()
+
+
+@pytest.fixture
+def operator(client):
+    """A Django client signed in as a superuser, for the admin."""
+    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from tests.api.helpers import two_step
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator(client):
-    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
-    client.force_login(user)
-    return client
 
 
 def test_every_registered_model_has_a_working_list_and_change_page(operator, editor):

@@ -4,7 +4,6 @@ changed there pauses or resumes the schedule, a deletion there removes its task.
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
@@ -12,13 +11,6 @@ from orchestrator.models import Orchestration, Trigger
 from orchestrator.services.orchestrations import create_orchestration
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator(client):
-    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -66,6 +58,13 @@ def change_form_data(response) -> dict:
     return data
 
 
+def trigger_change_page(operator, orchestration: Orchestration) -> tuple[Trigger, str, dict]:
+    """The orchestration's trigger, its admin change URL, and the form as the page holds it."""
+    trigger = orchestration.triggers.get()
+    url = reverse("admin:orchestrator_trigger_change", args=[trigger.pk])
+    return trigger, url, change_form_data(operator.get(url))
+
+
 def test_pausing_and_activating_an_orchestration_in_the_admin_moves_its_beat_task(
     operator, nightly
 ):
@@ -97,9 +96,7 @@ def test_a_trigger_deleted_inline_takes_its_beat_task_with_it(operator, nightly)
 
 
 def test_a_trigger_changed_in_the_admin_reschedules_or_pauses_its_task(operator, nightly):
-    trigger = nightly.triggers.get()
-    url = reverse("admin:orchestrator_trigger_change", args=[trigger.pk])
-    data = change_form_data(operator.get(url))
+    trigger, url, data = trigger_change_page(operator, nightly)
     response = operator.post(url, {**data, "cron_expression": "0 9 * * 1-5"})
     assert response.status_code == 302
     assert (task(trigger).crontab.hour, task(trigger).crontab.day_of_week) == ("9", "1-5")
@@ -112,9 +109,7 @@ def test_a_trigger_changed_in_the_admin_reschedules_or_pauses_its_task(operator,
 
 @pytest.mark.parametrize("cron", ["0 9 31 2 *", "0 9 * * MON#2", "0 9 * * 7", "every day"])
 def test_the_admin_refuses_a_cron_expression_beat_cannot_schedule(operator, nightly, cron):
-    trigger = nightly.triggers.get()
-    url = reverse("admin:orchestrator_trigger_change", args=[trigger.pk])
-    data = change_form_data(operator.get(url))
+    trigger, url, data = trigger_change_page(operator, nightly)
     response = operator.post(url, {**data, "cron_expression": cron})
     assert response.status_code == 200
     assert "cron_expression" in response.context["adminform"].form.errors
@@ -122,9 +117,7 @@ def test_the_admin_refuses_a_cron_expression_beat_cannot_schedule(operator, nigh
 
 
 def test_the_admin_takes_an_entry_step_of_the_definition_only(operator, nightly):
-    trigger = nightly.triggers.get()
-    url = reverse("admin:orchestrator_trigger_change", args=[trigger.pk])
-    data = change_form_data(operator.get(url))
+    trigger, url, data = trigger_change_page(operator, nightly)
     response = operator.post(url, {**data, "node_id": "nope"})
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["node_id"] == ["no step 'nope'; steps: t"]
