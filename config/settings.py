@@ -257,6 +257,10 @@ DEFAULT_MODEL = env_str("DEFAULT_MODEL", "builtin/echo")
 SYNC_RUN_TIMEOUT_S = env_float("SYNC_RUN_TIMEOUT_S", 300.0)
 HTTP_ALLOWED_NETWORKS = env_list("HTTP_ALLOWED_NETWORKS", [])
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# How many runs, and how many steps in all, one fired run and its subflows may create (an
+# orchestration's max_runs_per_root / max_steps_per_root settings override them).
+MAX_RUNS_PER_ROOT = env_int("MAX_RUNS_PER_ROOT", 100, minimum=1)
+MAX_STEPS_PER_ROOT = env_int("MAX_STEPS_PER_ROOT", 1000, minimum=1)
 # A claimed step whose worker has not reported back this long after its timeout is re-queued.
 STEP_LEASE_GRACE_S = env_float("STEP_LEASE_GRACE_S", 30.0)
 STEP_DEFAULT_LEASE_S = env_float("STEP_DEFAULT_LEASE_S", 3600.0)

@@ -69,7 +69,7 @@ def gallery_list(request: HttpRequest) -> HttpResponse:
             "orchestration": o,
             "tags": [t.name for t in o.tag_rows.all()],
             "icon_color": safe_color(o.icon_color),
-            "summary": summary(o.description),
+            "summary": summary(services.public_description(o)),
         }
         for o in page
     ]
@@ -108,7 +108,7 @@ def gallery_detail(request: HttpRequest, pk) -> HttpResponse:
             "orchestration": orchestration,
             "tags": [t.name for t in orchestration.tag_rows.all()],
             "icon_color": safe_color(orchestration.icon_color),
-            "description_html": markdown_html(orchestration.description),
+            "description_html": markdown_html(services.public_description(orchestration)),
             "graph": graph,
             "login_next": urlencode({"next": request.path}),
         },

@@ -2,8 +2,8 @@
 
 A public orchestration leaves its organization, so what is shown and copied is a *portable*
 definition: no credential references (their ids mean nothing elsewhere and say too much),
-no header that looks like it carries a secret, no URL user:password nor value of a query
-parameter named like a secret, no approver usernames (they say who works there, and no one
+no secret in any URL or header anywhere in it (see `gallery.scrub`, also applied to the
+description), no approver usernames (they say who works there, and no one
 of a forking organization could decide a gate that names them: a fork's gates go to any of
 its editors), agents the organization keeps in its library copied in as declared agents, so
 a fork runs in the organization that made it, and sub-orchestrations named by slug rather
@@ -14,19 +14,16 @@ orchestration of that slug in the forking one).
 from __future__ import annotations
 
 import copy
-import re
 import uuid
 
 from django.db import transaction
 from django.db.models import F, QuerySet
 from rest_framework.exceptions import NotFound
 
+from gallery.scrub import scrub_secrets, scrub_text
 from orchestrator.definition import validate_definition
 from orchestrator.models import Agent, Orchestration, Organization
 from orchestrator.services.orchestrations import create_orchestration
-
-SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|password|passwd|signature", re.I)
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
 
 
 def public_orchestrations() -> QuerySet[Orchestration]:
@@ -50,35 +47,11 @@ def public_orchestration(key: str) -> Orchestration:
     return found
 
 
-def _strip_secrets(config: dict) -> None:
+def _strip_references(config: dict) -> None:
     config.pop("credential", None)
-    headers = config.get("headers")
-    if isinstance(headers, dict):
-        config["headers"] = {k: v for k, v in headers.items() if not SECRET_HEADER.search(k)}
-    if isinstance(config.get("url"), str):
-        config["url"] = _portable_url(config["url"])
     for key in ("approvers", "escalate_to"):
         if key in config:
             config[key] = []
-
-
-def _portable_url(url: str) -> str:
-    """The URL without user:password, and with the values of query parameters named like a
-    secret emptied (the name stays, so whoever forks it sees what to fill in).
-
-    Edited as text, not parsed and rebuilt: the URL may hold `{{ templates }}`, which
-    re-encoding would break.
-    """
-    url = _USERINFO.sub(r"\g<scheme>", url)
-    head, sep, query = url.partition("?")
-    if not sep:
-        return url
-    query, hash_sep, fragment = query.partition("#")
-    parts = []
-    for part in query.split("&"):
-        name, equals, _ = part.partition("=")
-        parts.append(f"{name}{equals}" if SECRET_HEADER.search(name) else part)
-    return f"{head}?{'&'.join(parts)}{hash_sep}{fragment}"
 
 
 def _library_agent(row: Agent, name: str) -> dict:
@@ -143,14 +116,20 @@ def portable_definition(orchestration: Orchestration, library: list[Agent] | Non
     _subflows_by_slug(definition, orchestration.organization_id)
     for node in definition["nodes"]:
         config = node["config"]
-        _strip_secrets(config)
+        _strip_references(config)
         ref = config.get("agent")
         if isinstance(ref, dict):
             ref.pop("credential", None)
         elif ref in library_refs:
             # An agent the library no longer has: the fork uses its own default model.
             config["agent"] = copied.get(ref, "default")
-    return definition
+    return scrub_secrets(definition)
+
+
+def public_description(orchestration: Orchestration) -> str:
+    """The description as the gallery shows it and a fork copies it: its URLs scrubbed like
+    the definition's."""
+    return scrub_text(orchestration.description)
 
 
 def _subflows_by_slug(definition: dict, organization_id) -> None:
@@ -183,7 +162,7 @@ def fork(key: str, organization: Organization, *, user=None) -> Orchestration:
         organization,
         {
             "name": source.name,
-            "description": source.description,
+            "description": public_description(source),
             "icon": source.icon,
             "icon_color": source.icon_color,
             "tags": [tag.name for tag in source.tag_rows.all()],

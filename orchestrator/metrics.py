@@ -5,6 +5,11 @@ one process's memory would miss most of the work. The rows already hold every ru
 approval; a scrape aggregates them in a fixed number of queries (six, however many rows), so
 every process's work is counted and nothing is lost when a process restarts.
 
+A scrape is instance-wide (the operator's METRICS_TOKEN) or one organization's (its admin
+service account): the same series over that organization's rows only. Webhook request counts are
+instance-wide only: a request is counted before anything ties it to an organization (a body too
+large, a token that names no trigger), so they cannot be split.
+
 Counters only count rows that can no longer change (finished runs and steps), so a series never
 goes down while its rows exist; deleting old runs shows up as a counter reset, which `rate()`
 handles.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from uuid import UUID
 
 from django.db.models import Count, FloatField, Func, Q, QuerySet, Sum
 from django.utils import timezone
@@ -86,20 +92,32 @@ def _histogram_buckets(row: dict, buckets: Sequence[float]) -> list[tuple[str, f
 
 class DatabaseCollector(Collector):
     """Yields every series from aggregate queries; registered on its own registry, so the
-    process's default metrics (and their per-process numbers) stay out of `/metrics`."""
+    process's default metrics (and their per-process numbers) stay out of `/metrics`.
+
+    `organization_id` narrows every series to that organization's rows; None is the instance."""
+
+    def __init__(self, organization_id: UUID | None = None) -> None:
+        self.organization_id = organization_id
+
+    def _of_organization(self, queryset: QuerySet, path: str = "organization_id") -> QuerySet:
+        if self.organization_id is None:
+            return queryset
+        return queryset.filter(**{path: self.organization_id})
 
     def collect(self) -> Iterator[Metric]:
-        runs = _run_counts()
-        steps = _step_rows()
+        run_rows = self._of_organization(Run.objects.order_by())
+        step_rows = self._of_organization(StepRun.objects.order_by(), "run__organization_id")
+        runs = _run_counts(run_rows)
+        steps = _step_rows(step_rows)
         yield _runs_total(runs)
         yield GaugeMetricFamily(
             "orchestrator_runs_in_progress",
             "Runs running or paused (waiting for a person, a timer or a subflow).",
             value=sum(n for (status, _), n in runs.items() if status in IN_PROGRESS),
         )
-        yield _run_durations()
+        yield _run_durations(run_rows)
         yield _steps_total(steps)
-        yield _step_durations()
+        yield _step_durations(step_rows)
         yield GaugeMetricFamily(
             "orchestrator_queue_depth",
             "Work waiting for a worker: queued runs plus due agent and http steps not yet claimed.",
@@ -113,30 +131,29 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily(
             "orchestrator_approvals_pending",
             "Approval gates and input forms waiting for an answer.",
-            value=Approval.objects.filter(status=ApprovalStatus.PENDING).count(),
+            value=self._of_organization(Approval.objects.filter(status=ApprovalStatus.PENDING))
+            .order_by()
+            .count(),
         )
         yield from _usage(steps)
-        yield _webhook_requests()
+        if self.organization_id is None:
+            yield _webhook_requests()
 
 
-def _run_counts() -> dict[tuple[str, str], int]:
-    rows = Run.objects.order_by().values_list("status", "trigger_kind").annotate(n=Count("pk"))
+def _run_counts(runs: QuerySet) -> dict[tuple[str, str], int]:
+    rows = runs.values_list("status", "trigger_kind").annotate(n=Count("pk"))
     return {(status, kind): n for status, kind, n in rows}
 
 
-def _step_rows() -> list[dict]:
+def _step_rows(steps: QuerySet) -> list[dict]:
     """One row per (node type, status): counts, due pending attempts, tokens and cost."""
     due = Q(wake_at__isnull=True) | Q(wake_at__lte=timezone.now())
-    rows = (
-        StepRun.objects.order_by()
-        .values("node_type", "status")
-        .annotate(
-            n=Count("pk"),
-            due=Count("pk", filter=due),
-            tokens_input=Sum("tokens_input"),
-            tokens_output=Sum("tokens_output"),
-            cost=Sum("cost_usd"),
-        )
+    rows = steps.values("node_type", "status").annotate(
+        n=Count("pk"),
+        due=Count("pk", filter=due),
+        tokens_input=Sum("tokens_input"),
+        tokens_output=Sum("tokens_output"),
+        cost=Sum("cost_usd"),
     )
     return sorted(rows, key=lambda row: (row["node_type"], row["status"]))
 
@@ -156,8 +173,8 @@ def _runs_total(runs: dict[tuple[str, str], int]) -> Metric:
     return family
 
 
-def _run_durations() -> Metric:
-    row = _timed(Run.objects.order_by()).aggregate(
+def _run_durations(runs: QuerySet) -> Metric:
+    row = _timed(runs).aggregate(
         count=Count("pk"), total=Sum("seconds"), **_bucket_counts(RUN_BUCKETS_S)
     )
     return HistogramMetricFamily(
@@ -180,9 +197,9 @@ def _steps_total(steps: list[dict]) -> Metric:
     return family
 
 
-def _step_durations() -> Metric:
+def _step_durations(steps: QuerySet) -> Metric:
     rows = (
-        _timed(StepRun.objects.order_by())
+        _timed(steps)
         .values("node_type")
         .annotate(count=Count("pk"), total=Sum("seconds"), **_bucket_counts(STEP_BUCKETS_S))
     )
@@ -229,10 +246,9 @@ def _webhook_requests() -> Metric:
     return family
 
 
-registry = CollectorRegistry()
-registry.register(DatabaseCollector())
-
-
-def exposition() -> bytes:
-    """The text format of every series, freshly read from the database."""
+def exposition(organization_id: UUID | None = None) -> bytes:
+    """The text format of every series, freshly read from the database: the instance's, or one
+    organization's. A registry per scrape, since the collector carries the organization."""
+    registry = CollectorRegistry()
+    registry.register(DatabaseCollector(organization_id))
     return generate_latest(registry)

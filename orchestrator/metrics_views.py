@@ -1,13 +1,14 @@
 """`GET /metrics` for Prometheus and `GET /grafana.json`, the dashboard over its series.
 
-Plain Django views: a scraper is neither a browser session nor an API client of one
-organization, and the series cover every organization, so only an instance-wide credential
-opens them: the METRICS_TOKEN setting, or a service-account token with the admin role.
+Plain Django views: a scraper is not a browser session. The METRICS_TOKEN setting (the
+operator's) reads the series of the whole instance; a service-account token with the admin role
+reads the same series over its own organization's rows, never another's.
 """
 
 from __future__ import annotations
 
 import hmac
+from uuid import UUID
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -22,24 +23,35 @@ from orchestrator.choices import Role
 from orchestrator.grafana import dashboard
 
 
-def _refusal(request: HttpRequest) -> JsonResponse | None:
-    """None when the bearer token may read metrics, else the 401 or 403 to answer with."""
+class _Refused(Exception):
+    def __init__(self, response: JsonResponse) -> None:
+        self.response = response
+
+
+def _scope(request: HttpRequest) -> UUID | None:
+    """What the bearer token may read: None for the whole instance (METRICS_TOKEN), else the id
+    of its organization; raises `_Refused` with the 401 or 403 to answer otherwise."""
     try:
         raw = token_from_header(request)
         if raw is None:
-            return _unauthorized("Send Authorization: Bearer <metrics token>.")
+            raise _Refused(_unauthorized("Send Authorization: Bearer <metrics token>."))
         if settings.METRICS_TOKEN and hmac.compare_digest(
             raw.encode(), settings.METRICS_TOKEN.encode()
         ):
             return None
         _, tenant = tenant_for_token(raw)
     except APIException as exc:
-        return _unauthorized(str(exc.detail))
+        raise _Refused(_unauthorized(str(exc.detail))) from None
     if tenant.token.user_id is not None or tenant.role != Role.ADMIN:
-        return json_error(
-            "forbidden", "Metrics need a service-account token with the admin role.", 403
+        raise _Refused(
+            json_error(
+                "forbidden",
+                "Metrics need the METRICS_TOKEN, or a service-account token with the admin "
+                "role (its organization's series).",
+                403,
+            )
         )
-    return None
+    return tenant.organization.pk
 
 
 def _unauthorized(detail: str) -> JsonResponse:
@@ -50,11 +62,12 @@ def _unauthorized(detail: str) -> JsonResponse:
 
 @require_GET
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
-    refused = _refusal(request)
-    if refused is not None:
-        return refused
+    try:
+        organization_id = _scope(request)
+    except _Refused as refused:
+        return refused.response
     # The 0.0.4 text format: what every Prometheus version and agent reads.
-    return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+    return HttpResponse(metrics.exposition(organization_id), content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 @require_GET

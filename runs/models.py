@@ -66,6 +66,14 @@ class Run(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     parent_step_id = models.CharField(max_length=63, blank=True)
+    root_run = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="descendants",
+        help_text="The fired run at the top of this subflow's tree; empty on that run itself.",
+    )
     depth = models.PositiveSmallIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     tokens_input = models.PositiveBigIntegerField(default=0)

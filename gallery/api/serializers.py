@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from gallery.services import portable_definition
+from gallery.services import portable_definition, public_description
 from orchestrator.models import Orchestration
 
 
@@ -17,6 +17,7 @@ class GalleryItemSerializer(serializers.ModelSerializer):
     organization = serializers.CharField(source="organization.name", read_only=True)
     steps = serializers.IntegerField(source="step_count", read_only=True)
     forks = serializers.IntegerField(source="fork_count", read_only=True)
+    description = serializers.SerializerMethodField()
     definition = serializers.SerializerMethodField()
 
     class Meta:
@@ -38,6 +39,9 @@ class GalleryItemSerializer(serializers.ModelSerializer):
 
     def get_tags(self, orchestration: Orchestration) -> list[str]:
         return [tag.name for tag in orchestration.tag_rows.all()]
+
+    def get_description(self, orchestration: Orchestration) -> str:
+        return public_description(orchestration)
 
     @extend_schema_field({"type": "object", "description": "Only when public_definition."})
     def get_definition(self, orchestration: Orchestration) -> dict | None:

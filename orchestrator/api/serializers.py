@@ -143,6 +143,13 @@ class SettingsSerializer(StrictSerializer):
         min_value=1, max_value=30 * 86400, required=False, allow_null=True
     )
     max_subflow_depth = serializers.IntegerField(min_value=1, max_value=20, required=False)
+    # Null: the instance's MAX_RUNS_PER_ROOT / MAX_STEPS_PER_ROOT.
+    max_runs_per_root = serializers.IntegerField(
+        min_value=1, max_value=100_000, required=False, allow_null=True
+    )
+    max_steps_per_root = serializers.IntegerField(
+        min_value=1, max_value=1_000_000, required=False, allow_null=True
+    )
     budget_action = serializers.ChoiceField(choices=BudgetAction.choices, required=False)
 
 

@@ -97,6 +97,7 @@ class ErrorCode:
     STEP_FAILED = "step_failed"
     COST_LIMIT_EXCEEDED = "cost_limit_exceeded"
     SUBFLOW_DEPTH_EXCEEDED = "subflow_depth_exceeded"
+    RUN_LIMIT_EXCEEDED = "run_limit_exceeded"
     APPROVAL_DENIED = "approval_denied"
     APPROVAL_EXPIRED = "approval_expired"
     TIMEOUT = "timeout"
@@ -107,9 +108,13 @@ class ErrorCode:
             STEP_FAILED,
             COST_LIMIT_EXCEEDED,
             SUBFLOW_DEPTH_EXCEEDED,
+            RUN_LIMIT_EXCEEDED,
             APPROVAL_DENIED,
             APPROVAL_EXPIRED,
             TIMEOUT,
             CANCELLED,
         }
     )
+    # A subflow step that fails because its child hit a limit of the run tree passes the child's
+    # code up, so the root run says which limit stopped it rather than `step_failed`.
+    TREE_LIMITS: frozenset[str] = frozenset({SUBFLOW_DEPTH_EXCEEDED, RUN_LIMIT_EXCEEDED})

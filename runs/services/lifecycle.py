@@ -101,6 +101,7 @@ def create_run(
         credit_limit=orchestration.credit_limit,
         parent_run=parent,
         parent_step_id=parent_step_id,
+        root_run_id=(parent.root_run_id or parent.pk) if parent is not None else None,
         depth=depth,
         replays_run=replays,
         entry_step=entry_step,

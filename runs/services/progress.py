@@ -43,7 +43,7 @@ HUMAN_TYPES = frozenset({"approval", "human_input"})
 # Run-level failure codes a step's error may carry up to the run.
 RUN_CODES = frozenset(
     {
-        ErrorCode.SUBFLOW_DEPTH_EXCEEDED,
+        *ErrorCode.TREE_LIMITS,
         ErrorCode.APPROVAL_DENIED,
         ErrorCode.APPROVAL_EXPIRED,
         ErrorCode.TIMEOUT,

@@ -1,9 +1,20 @@
-"""Sub-orchestrations: a step that runs another orchestration as a child run and waits for it."""
+"""Sub-orchestrations: a step that runs another orchestration as a child run and waits for it.
+
+A fired run and every run its subflows start, at any depth, form one tree. Besides the depth,
+the tree's size is bounded: a flow that calls itself twice per level would otherwise start 2^depth
+runs from one request. The root run's orchestration settings `max_runs_per_root` and
+`max_steps_per_root` (else the instance's MAX_RUNS_PER_ROOT and MAX_STEPS_PER_ROOT) cap how many
+runs the tree may hold and how many steps (nodes) they have in all; a subflow step whose child
+would go over fails with `run_limit_exceeded` instead of starting it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
 
 from orchestrator.api.errors import APIError
 from orchestrator.definition import TemplateError, render
@@ -23,6 +34,37 @@ def _target(organization_id, ref: str) -> Orchestration | None:
         return alive.filter(pk=uuid.UUID(ref)).first()
     except ValueError:
         return alive.filter(slug=ref).first()
+
+
+def _tree_limit_problem(run: Run, target: Orchestration) -> str | None:
+    """Why the tree of `run`'s root may not take one more child run of `target`, or None.
+
+    The root row is locked first, so two subflow steps in different branches of one tree (each
+    holding only its own run's lock) cannot both take the last place."""
+    root_id = run.root_run_id or run.pk
+    root = (
+        Run.objects.select_for_update(of=("self",))
+        .select_related("orchestration_version")
+        .get(pk=root_id)
+    )
+    limits = root.orchestration_version.settings or {}
+    max_runs = limits.get("max_runs_per_root") or settings.MAX_RUNS_PER_ROOT
+    max_steps = limits.get("max_steps_per_root") or settings.MAX_STEPS_PER_ROOT
+    tree = Run.objects.filter(Q(pk=root_id) | Q(root_run_id=root_id)).aggregate(
+        runs=Count("pk"), steps=Sum("steps_total")
+    )
+    if tree["runs"] + 1 > max_runs:
+        return (
+            f"Starting this subflow would make run {tree['runs'] + 1} of the tree of run "
+            f"{root_id}, over max_runs_per_root {max_runs}."
+        )
+    steps = (tree["steps"] or 0) + target.step_count
+    if steps > max_steps:
+        return (
+            f"Starting this subflow would bring the tree of run {root_id} to {steps} steps, "
+            f"over max_steps_per_root {max_steps}."
+        )
+    return None
 
 
 def start_subflow(progress: Progress, node: dict) -> bool:
@@ -54,6 +96,10 @@ def start_subflow(progress: Progress, node: dict) -> bool:
     target = _target(run.organization_id, ref)
     if target is None:
         progress.fail(step, f"No orchestration '{ref}' in this organization.", retryable=False)
+        return True
+    problem = _tree_limit_problem(run, target)
+    if problem is not None:
+        progress.fail(step, problem, retryable=False, code=ErrorCode.RUN_LIMIT_EXCEEDED)
         return True
     try:
         child = create_run(
@@ -91,11 +137,9 @@ def resume_parent(progress: Progress, child: Run) -> None:
         progress.succeed(step, child.output, **usage)
     else:
         error = child.error or {}
-        code = (
-            error.get("code")
-            if error.get("code") == ErrorCode.SUBFLOW_DEPTH_EXCEEDED
-            else (ErrorCode.STEP_FAILED)
-        )
+        code = error.get("code")
+        if code not in ErrorCode.TREE_LIMITS:
+            code = ErrorCode.STEP_FAILED
         progress.fail(
             step,
             f"Subflow run {child.pk} {child.status}: {error.get('detail', '')}",

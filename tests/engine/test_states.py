@@ -123,6 +123,7 @@ def test_error_codes_are_the_documented_strings():
         "step_failed",
         "cost_limit_exceeded",
         "subflow_depth_exceeded",
+        "run_limit_exceeded",
         "approval_denied",
         "approval_expired",
         "timeout",

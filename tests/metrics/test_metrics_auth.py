@@ -1,4 +1,4 @@
-"""/metrics spans every organization: only METRICS_TOKEN or an admin service account opens it."""
+"""/metrics opens only to METRICS_TOKEN or an admin service account (see test_metrics_tenancy)."""
 
 from __future__ import annotations
 
