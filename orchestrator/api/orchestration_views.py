@@ -89,9 +89,10 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Orchestration.objects.none()
+        everything = Orchestration.objects.filter(organization=self.request.auth.organization)
+        # A purge also reaches soft-deleted ones: it is how they go for good.
         queryset = (
-            Orchestration.objects.alive()
-            .filter(organization=self.request.auth.organization)
+            (everything if self._purging() else everything.alive())
             # to_attr: a plain list per orchestration; the default cache clones a queryset
             # per row, which cost more than the query itself.
             .prefetch_related(
@@ -123,13 +124,17 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
             return Role.VIEWER
         return Role.EDITOR
 
+    def _purging(self) -> bool:
+        return self.action == "destroy" and purge_requested(self.request)
+
     def get_object(self) -> Orchestration:
         key = self.kwargs["pk"]
         queryset = self.get_queryset()
         try:
             found = queryset.filter(pk=uuid.UUID(key)).first()
         except ValueError:
-            found = queryset.filter(slug=key).first()
+            # A slug names the living orchestration: soft-deleted ones gave theirs up.
+            found = queryset.alive().filter(slug=key).first()
         if found is None:
             raise NotFound(f"No orchestration '{key}' in this organization.")
         return found
@@ -220,7 +225,10 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
             OpenApiParameter(
                 "purge",
                 OpenApiTypes.BOOL,
-                description="Remove it and its runs for good (admin role).",
+                description=(
+                    "Remove it and its runs for good (admin role), also after a soft delete "
+                    "(then by its id: its slug went to the living ones)."
+                ),
             ),
         ],
         responses={204: None, 400: error("`validation_error`: `purge` is not true or false.")},
