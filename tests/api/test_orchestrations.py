@@ -180,8 +180,9 @@ def test_a_missing_version_answers_404(editor):
     assert editor.post(f"{URL}/{created['id']}/versions/9/restore").status_code == 404
 
 
-def test_a_version_number_beyond_any_integer_answers_404(editor):
-    # The diff's lookup handed the number to SQLite, which raised OverflowError: a 500.
+def test_a_version_number_beyond_any_integer_answers_400(editor):
+    # The diff's lookup handed the number to SQLite, which raised OverflowError: a 500. Now no
+    # number past a 64-bit column's range reaches a query (see orchestrator.api.params).
     created = create(editor).json()
     huge = "9" * 25
     for method, path in (
@@ -191,8 +192,8 @@ def test_a_version_number_beyond_any_integer_answers_404(editor):
         ("post", f"versions/{huge}/restore"),
     ):
         response = getattr(editor, method)(f"{URL}/{created['id']}/{path}")
-        assert response.status_code == 404, (path, response.content)
-        assert response.json()["error"] == "not_found"
+        assert response.status_code == 400, (path, response.content)
+        assert response.json()["error"] == "validation_error"
 
 
 def test_activate_and_pause(editor):
