@@ -42,6 +42,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
+from orchestrator.api.params import parse_integer
 from orchestrator.middleware import body_limit, is_webhook_path, too_large_body
 from orchestrator.models import WebhookOutcome
 from orchestrator.services import webhooks
@@ -88,7 +89,7 @@ class BodyLimitASGI:
         path = scope["path"]
         limit = body_limit(path)
         lengths = [value for name, value in scope["headers"] if name.lower() == b"content-length"]
-        declared = int(lengths[0]) if len(lengths) == 1 and lengths[0].isdigit() else None
+        declared = parse_integer(lengths[0]) if len(lengths) == 1 else None
         # A declared length over the limit is refused before reading, as the middleware would,
         # but without Django spooling the body first.
         body = bytearray()

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from orchestrator import crypto
 from orchestrator.api.errors import InvalidRequest
+from orchestrator.definition.jsonschemas import schema_problem
 from orchestrator.models import (
     Agent,
     ApiToken,
@@ -144,7 +145,8 @@ class VersionInline(admin.TabularInline):
 
 class TriggerAdminForm(forms.ModelForm):
     """The API's checks on what an operator may change: a cron expression beat can schedule, an
-    IANA zone. Otherwise the save that syncs beat's task failed, or beat dropped the task."""
+    IANA zone, an input schema whose patterns RE2 can run. Otherwise the save that syncs beat's
+    task failed, beat dropped the task, or every delivery failed on the schema."""
 
     class Meta:
         model = Trigger
@@ -169,6 +171,14 @@ class TriggerAdminForm(forms.ModelForm):
             trigger_service.check_entry(orchestration, value)
         except InvalidRequest as exc:
             raise forms.ValidationError(exc.fields["node_id"]) from None
+        return value
+
+    def clean_input_schema(self) -> dict | None:
+        value = self.cleaned_data.get("input_schema")
+        problem = value is not None and schema_problem(value)
+        if problem:
+            where, message = problem
+            raise forms.ValidationError(f"{where}: {message}")
         return value
 
     def clean_timezone(self) -> str:

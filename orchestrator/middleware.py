@@ -11,6 +11,7 @@ from django.conf import settings
 from django.http import JsonResponse
 
 from orchestrator.api.errors import error_body, json_error
+from orchestrator.api.params import parse_integer
 from orchestrator.models import WebhookOutcome
 from orchestrator.services import webhooks
 
@@ -55,10 +56,8 @@ class BodySizeLimitMiddleware:
     def __call__(self, request):
         if request.path.startswith(API_PREFIX):
             limit = body_limit(request.path)
-            length = request.META.get("CONTENT_LENGTH") or "0"
-            try:
-                declared = int(length)
-            except ValueError:
+            declared = parse_integer(request.META.get("CONTENT_LENGTH") or "0")
+            if declared is None:
                 return json_error("validation_error", "Content-Length is not a number.", 400)
             if declared > limit:
                 if is_webhook_path(request.path):

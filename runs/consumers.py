@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 from rest_framework.exceptions import AuthenticationFailed
 
+from orchestrator.api.params import parse_integer
 from orchestrator.auth import tenant_for_token
 from orchestrator.tenancy import membership_for
 from runs.models import Run, RunEvent
@@ -99,10 +100,8 @@ class RunTraceConsumer(AsyncJsonWebsocketConsumer):
         if not await _visible_run(self.run_id, self.scope.get("user"), params):
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        try:
-            self.last_seq = max(0, int((params.get("after") or ["0"])[0]))
-        except ValueError:
-            self.last_seq = 0
+        # A socket cannot answer 400: an `after` that is not a seq replays from the start.
+        self.last_seq = parse_integer((params.get("after") or ["0"])[0]) or 0
         self.lock = asyncio.Lock()
         self.group = group_name(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)

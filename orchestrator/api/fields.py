@@ -5,10 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import models
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from rest_framework import serializers
 
+from orchestrator.definition.jsonschemas import schema_problem
 from orchestrator.services.schedules import cron_problem, normalize_cron, zone_problem
 from orchestrator.tenancy import Tenant
 
@@ -85,12 +84,16 @@ class JSONObjectField(serializers.JSONField):
 
 
 class JSONSchemaField(JSONObjectField):
+    """A JSON Schema, refused when invalid or when a pattern in it is not one RE2 can run (see
+    `orchestrator.definition.jsonschemas`); the error names the path inside the schema."""
+
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        try:
-            Draft202012Validator.check_schema(value)
-        except SchemaError as exc:
-            raise serializers.ValidationError(f"not a valid JSON Schema: {exc.message}") from None
+        problem = schema_problem(value)
+        if problem is not None:
+            where, message = problem
+            message = f"not a valid JSON Schema: {message}"
+            raise serializers.ValidationError({where: [message]} if where != "$" else message)
         return value
 
 

@@ -14,7 +14,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from orchestrator.api.errors import PreconditionRequired
-from orchestrator.api.schema import error
+from orchestrator.api.params import integer_param
+from orchestrator.api.schema import BAD_NUMBER, error
 from orchestrator.api.serializers import (
     CompileSerializer,
     OrchestrationDetailSerializer,
@@ -31,6 +32,7 @@ from orchestrator.models import Orchestration, OrchestrationTag
 from orchestrator.services import definitions
 from orchestrator.services import orchestrations as service
 
+VERSION_NUMBER = OpenApiParameter("number", OpenApiTypes.INT, OpenApiParameter.PATH)
 IF_MATCH = OpenApiParameter(
     "If-Match",
     OpenApiTypes.STR,
@@ -89,9 +91,10 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Orchestration.objects.none()
+        everything = Orchestration.objects.filter(organization=self.request.auth.organization)
+        # A purge also reaches soft-deleted ones: it is how they go for good.
         queryset = (
-            Orchestration.objects.alive()
-            .filter(organization=self.request.auth.organization)
+            (everything if self._purging() else everything.alive())
             # to_attr: a plain list per orchestration; the default cache clones a queryset
             # per row, which cost more than the query itself.
             .prefetch_related(
@@ -123,13 +126,17 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
             return Role.VIEWER
         return Role.EDITOR
 
+    def _purging(self) -> bool:
+        return self.action == "destroy" and purge_requested(self.request)
+
     def get_object(self) -> Orchestration:
         key = self.kwargs["pk"]
         queryset = self.get_queryset()
         try:
             found = queryset.filter(pk=uuid.UUID(key)).first()
         except ValueError:
-            found = queryset.filter(slug=key).first()
+            # A slug names the living orchestration: soft-deleted ones gave theirs up.
+            found = queryset.alive().filter(slug=key).first()
         if found is None:
             raise NotFound(f"No orchestration '{key}' in this organization.")
         return found
@@ -220,7 +227,10 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
             OpenApiParameter(
                 "purge",
                 OpenApiTypes.BOOL,
-                description="Remove it and its runs for good (admin role).",
+                description=(
+                    "Remove it and its runs for good (admin role), also after a soft delete "
+                    "(then by its id: its slug went to the living ones)."
+                ),
             ),
         ],
         responses={204: None, 400: error("`validation_error`: `purge` is not true or false.")},
@@ -268,24 +278,39 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(orchestration.versions.select_related("created_by"))
         return self.get_paginated_response(VersionSerializer(page, many=True).data)
 
-    @extend_schema(responses=VersionDetailSerializer)
-    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>\d+)")
+    @extend_schema(
+        parameters=[VERSION_NUMBER], responses={200: VersionDetailSerializer, 400: BAD_NUMBER}
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[^/]+)")
     def version(self, request, pk=None, number=None):
+        number = integer_param(number, "number")
         orchestration = self.get_object()
         found = orchestration.versions.select_related("created_by").filter(version=number).first()
         if found is None:
             raise NotFound(f"There is no version {number} of this orchestration.")
         return Response(VersionDetailSerializer(found).data)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    @action(detail=True, methods=["get"], url_path=r"versions/(?P<a>\d+)/diff/(?P<b>\d+)")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("a", OpenApiTypes.INT, OpenApiParameter.PATH),
+            OpenApiParameter("b", OpenApiTypes.INT, OpenApiParameter.PATH),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 400: BAD_NUMBER},
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<a>[^/]+)/diff/(?P<b>[^/]+)")
     def diff(self, request, pk=None, a=None, b=None):
-        return Response(service.diff_versions(self.get_object(), int(a), int(b)))
+        first, second = integer_param(a, "a"), integer_param(b, "b")
+        return Response(service.diff_versions(self.get_object(), first, second))
 
-    @extend_schema(request=None, responses=OrchestrationDetailSerializer)
-    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>\d+)/restore")
+    @extend_schema(
+        request=None,
+        parameters=[VERSION_NUMBER],
+        responses={200: OrchestrationDetailSerializer, 400: BAD_NUMBER},
+    )
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[^/]+)/restore")
     def restore(self, request, pk=None, number=None):
+        number = integer_param(number, "number")
         orchestration = self.get_object()
         if not orchestration.versions.filter(version=number).exists():
             raise NotFound(f"There is no version {number} of this orchestration.")
-        return self._detail(service.restore_version(orchestration, int(number), user=request.user))
+        return self._detail(service.restore_version(orchestration, number, user=request.user))

@@ -10,6 +10,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from orchestrator.api.errors import InvalidRequest
+from orchestrator.api.params import integer_param
 
 PAGINATION_PARAMS = frozenset({"limit", "cursor"})
 
@@ -29,16 +30,7 @@ class ItemsCursorPagination(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if not 1 <= value <= self.max_page_size:
-            raise InvalidRequest(
-                f"limit must be an integer from 1 to {self.max_page_size}.",
-                fields={"limit": [f"must be an integer from 1 to {self.max_page_size}"]},
-            )
-        return value
+        return integer_param(raw, "limit", minimum=1, maximum=self.max_page_size)
 
     def decode_cursor(self, request):
         try:

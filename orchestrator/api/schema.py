@@ -84,6 +84,9 @@ FORBIDDEN = error("`forbidden`: the token's role is too low for this.")
 NOT_FOUND = error("`not_found`: no such object in this organization.")
 TOO_LARGE = error("`payload_too_large`: the body is over the configured limit.")
 UNSUPPORTED = error("`unsupported_media_type`: the body is not sent as `application/json`.")
+BAD_NUMBER = error(
+    "`validation_error`: a number in the path is not an integer in ASCII digits, or out of range."
+)
 RATE_LIMITED = error("`rate_limited`: throttled; `Retry-After` says when to try again.")
 
 

@@ -11,8 +11,6 @@ from django.db.models import F
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import AuthenticationFailed, NotFound
@@ -25,6 +23,7 @@ from orchestrator.api.parsers import parse_json_body, read_limited
 from orchestrator.api.schema import error
 from orchestrator.api.serializers import TriggerSerializer, TriggerWriteSerializer
 from orchestrator.choices import TriggerKind
+from orchestrator.definition.jsonschemas import first_error
 from orchestrator.models import Orchestration, Trigger, WebhookDelivery, WebhookOutcome
 from orchestrator.services import triggers as trigger_service
 from orchestrator.services import webhooks
@@ -229,7 +228,7 @@ class WebhookView(APIView):
         if not isinstance(payload, dict):
             raise TriggerMismatch("The webhook body must be a JSON object.")
         if trigger.input_schema:
-            error = best_match(Draft202012Validator(trigger.input_schema).iter_errors(payload))
+            error = first_error(trigger.input_schema, payload)
             if error is not None:
                 raise TriggerMismatch(
                     f"The body does not match the trigger's input_schema: {error.message}"

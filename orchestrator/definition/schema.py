@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from orchestrator.definition.checks import (
     MAX_DEPTH,
     MISSING,
@@ -20,6 +17,7 @@ from orchestrator.definition.checks import (
 from orchestrator.definition.errors import Problems
 from orchestrator.definition.expressions import expression_syntax_error, template_syntax_error
 from orchestrator.definition.graph import find_cycle
+from orchestrator.definition.jsonschemas import schema_problem
 from orchestrator.definition.nodes import NODE_TYPES, validate_agent_object, validate_config
 
 TOP_LEVEL_KEYS = ("inputs", "agents", "nodes", "edges", "output", "output_type")
@@ -235,10 +233,10 @@ def _edges(check: Checker, raw: list, node_ids: set[str]) -> list[dict]:
             if not isinstance(schema, dict | bool):
                 check.fail(f"{path}.payload_schema", "must be a JSON Schema object")
             else:
-                try:
-                    Draft202012Validator.check_schema(schema)
-                except SchemaError as exc:
-                    check.fail(f"{path}.payload_schema", f"not a valid JSON Schema: {exc.message}")
+                problem = schema_problem(schema, f"{path}.payload_schema")
+                if problem is not None:
+                    where, message = problem
+                    check.fail(where, f"not a valid JSON Schema: {message}")
         edges.append(
             {
                 "id": edge_id,

@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from orchestrator import crypto
+from orchestrator.api.params import parse_integer
 from orchestrator.models import Trigger, WebhookOutcome, WebhookRequestCount
 
 TOLERANCE_S = 300
@@ -39,8 +40,8 @@ def parse_header(header: str) -> tuple[int, list[str]]:
     timestamp, signatures = None, []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
-            timestamp = int(value)
+        if key == "t":
+            timestamp = parse_integer(value)
         elif key == "v1" and value:
             signatures.append(value.strip().lower())
     if timestamp is None or not signatures:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from orchestrator.api.schema import error
+from orchestrator.api.params import integer_param
+from orchestrator.api.schema import BAD_NUMBER, error
 from runs.api.serializers import (
     OutputVersionDetailSerializer,
     OutputVersionSerializer,
@@ -74,10 +76,12 @@ class RunOutputViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         operation_id="runs_versions_retrieve",
-        responses=OutputVersionDetailSerializer,
+        parameters=[OpenApiParameter("number", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        responses={200: OutputVersionDetailSerializer, 400: BAD_NUMBER},
     )
     def version(self, request, pk=None, number=None):
-        found = outputs.version(self.get_run(pk), int(number))
+        number = integer_param(number, "number")
+        found = outputs.version(self.get_run(pk), number)
         if found is None:
             raise NotFound(f"This run has no output version {number}.")
         return Response(OutputVersionDetailSerializer(found).data)

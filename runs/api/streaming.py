@@ -18,10 +18,11 @@ from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orchestrator.api.errors import InvalidRequest, error_body
+from orchestrator.api.params import integer_param
 from orchestrator.models import Orchestration
 from runs.api.views import OrchestrationRunViewSet, RunViewSet, run_detail
 from runs.engine import RUN_TERMINAL, RunStatus
@@ -195,20 +196,18 @@ async def events_stream(request, pk: str):
     response = await sync_to_async(_run_detail)(request, pk=pk)
     if response.status_code != status.HTTP_200_OK:
         return await _render(response)
-    raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
-    if not raw.isdigit():
-        error = ValidationError({"after": ["must be a non-negative integer"]})
+    name, raw = (
+        ("Last-Event-ID", request.headers["Last-Event-ID"])
+        if request.headers.get("Last-Event-ID")
+        else ("after", request.GET.get("after") or "0")
+    )
+    try:
+        after = integer_param(raw, name)
+    except InvalidRequest as exc:
         return await _render(
-            _json(
-                {
-                    "error": "validation_error",
-                    "detail": "Last-Event-ID must be a non-negative integer.",
-                    "fields": error.detail,
-                },
-                400,
-            )
+            _json(error_body("validation_error", str(exc.detail), exc.fields), 400)
         )
-    return sse_response(event_stream(pk, int(raw), stop_on_pause=False))
+    return sse_response(event_stream(pk, after, stop_on_pause=False))
 
 
 def _json(data: dict, code: int) -> HttpResponse:

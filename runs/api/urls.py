@@ -45,6 +45,6 @@ urlpatterns = [
     re_path(r"^runs/(?P<pk>[^/]+)/share/?$", run_share, name="run-share"),
     re_path(r"^runs/(?P<pk>[^/]+)/refine/?$", run_refine, name="run-refine"),
     re_path(r"^runs/(?P<pk>[^/]+)/versions/?$", run_versions, name="run-versions"),
-    re_path(r"^runs/(?P<pk>[^/]+)/versions/(?P<number>[0-9]+)/?$", run_version, name="run-version"),
+    re_path(r"^runs/(?P<pk>[^/]+)/versions/(?P<number>[^/]+)/?$", run_version, name="run-version"),
     *router.urls,
 ]

@@ -12,7 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from orchestrator.api.errors import InvalidRequest
+from orchestrator.api.params import integer_param
 from orchestrator.api.schema import error
 from orchestrator.models import Orchestration
 from runs.api.serializers import (
@@ -183,13 +183,8 @@ class RunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
         run = self.get_run(pk)
-        raw = request.query_params.get("after", "0")
-        if not raw.isdigit():
-            raise InvalidRequest(
-                "after must be a non-negative integer.",
-                fields={"after": ["must be a non-negative integer"]},
-            )
-        events = RunEvent.objects.filter(run=run, seq__gt=int(raw)).order_by("seq")[:EVENTS_PAGE]
+        after = integer_param(request.query_params.get("after", "0"), "after")
+        events = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:EVENTS_PAGE]
         items = EventSerializer(events, many=True).data
         more = len(items) == EVENTS_PAGE
         return Response({"items": items, "next_after": items[-1]["seq"] if more else None})

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
+from orchestrator.definition.jsonschemas import first_error, schema_problem
 
 
 def build_context(
@@ -82,11 +81,11 @@ def check_payload_schema(schema: Mapping[str, Any] | None, value: Any) -> str | 
     """
     if schema is None:
         return None
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return f"the edge's payload schema is invalid: {exc.message}"
-    error = best_match(Draft202012Validator(schema).iter_errors(value))
+    problem = schema_problem(schema, "$")
+    if problem is not None:
+        where, message = problem
+        return f"the edge's payload schema is invalid at {where}: {message}"
+    error = first_error(schema, value)
     if error is None:
         return None
     where = _json_path(error.absolute_path)

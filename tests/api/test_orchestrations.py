@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.models import Orchestration, OrchestrationVersion
+from runs.models import Run
 from tests.api.helpers import MARKDOWN, TWO_STEP, three_step, two_step
 
 pytestmark = pytest.mark.django_db
@@ -179,8 +180,9 @@ def test_a_missing_version_answers_404(editor):
     assert editor.post(f"{URL}/{created['id']}/versions/9/restore").status_code == 404
 
 
-def test_a_version_number_beyond_any_integer_answers_404(editor):
-    # The diff's lookup handed the number to SQLite, which raised OverflowError: a 500.
+def test_a_version_number_beyond_any_integer_answers_400(editor):
+    # The diff's lookup handed the number to SQLite, which raised OverflowError: a 500. Now no
+    # number past a 64-bit column's range reaches a query (see orchestrator.api.params).
     created = create(editor).json()
     huge = "9" * 25
     for method, path in (
@@ -190,8 +192,8 @@ def test_a_version_number_beyond_any_integer_answers_404(editor):
         ("post", f"versions/{huge}/restore"),
     ):
         response = getattr(editor, method)(f"{URL}/{created['id']}/{path}")
-        assert response.status_code == 404, (path, response.content)
-        assert response.json()["error"] == "not_found"
+        assert response.status_code == 400, (path, response.content)
+        assert response.json()["error"] == "validation_error"
 
 
 def test_activate_and_pause(editor):
@@ -216,6 +218,58 @@ def test_purge_needs_the_admin_role_and_removes_the_row(editor, admin_client):
     assert response.json()["error"] == "forbidden"
     assert admin_client.delete(f"{URL}/{created['id']}?purge=true").status_code == 204
     assert not Orchestration.objects.filter(pk=created["id"]).exists()
+
+
+def test_purge_removes_a_soft_deleted_orchestration_and_its_runs_for_good(editor, admin_client):
+    created = create(editor, **two_step(status="active")).json()
+    started = editor.post(f"{URL}/{created['id']}/runs", {"input": {"topic": "x"}}, format="json")
+    assert started.status_code == 202
+    assert editor.delete(f"{URL}/{created['id']}").status_code == 204
+    assert admin_client.delete(f"{URL}/{created['id']}?purge=true").status_code == 204
+    assert not Orchestration.objects.filter(pk=created["id"]).exists()
+    assert not Run.objects.filter(pk=started.json()["id"]).exists()
+    again = admin_client.delete(f"{URL}/{created['id']}?purge=true")
+    assert again.status_code == 404
+    assert again.json()["error"] == "not_found"
+
+
+def test_purging_a_soft_deleted_orchestration_needs_the_admin_role(editor, admin_client):
+    created = create(editor).json()
+    editor.delete(f"{URL}/{created['id']}")
+    response = editor.delete(f"{URL}/{created['id']}?purge=true")
+    assert response.status_code == 403
+    assert Orchestration.objects.filter(pk=created["id"]).exists()
+
+
+def test_another_organization_cannot_purge_a_soft_deleted_orchestration(editor, outsider):
+    created = create(editor).json()
+    editor.delete(f"{URL}/{created['id']}")
+    response = outsider.delete(f"{URL}/{created['id']}?purge=true")
+    assert response.status_code == 404
+    assert Orchestration.objects.filter(pk=created["id"]).exists()
+
+
+def test_a_soft_deleted_orchestration_stays_out_of_sight_of_everything_but_purge(editor):
+    created = create(editor).json()
+    editor.delete(f"{URL}/{created['id']}")
+    assert editor.delete(f"{URL}/{created['id']}").status_code == 404
+    assert editor.delete(f"{URL}/{created['id']}?purge=false").status_code == 404
+    assert editor.get(f"{URL}/{created['id']}").status_code == 404
+    assert editor.patch(f"{URL}/{created['id']}", {"name": "x"}, format="json").status_code == 404
+    assert editor.post(f"{URL}/{created['id']}/activate").status_code == 404
+    assert editor.get(URL).json()["items"] == []
+
+
+def test_a_slug_purges_the_living_orchestration_not_a_soft_deleted_namesake(editor, admin_client):
+    deleted = create(editor).json()
+    editor.delete(f"{URL}/{deleted['id']}")
+    living = create(editor).json()
+    assert living["slug"] == deleted["slug"]
+    assert admin_client.delete(f"{URL}/{living['slug']}?purge=true").status_code == 204
+    assert not Orchestration.objects.filter(pk=living["id"]).exists()
+    assert Orchestration.objects.filter(pk=deleted["id"]).exists()
+    assert admin_client.delete(f"{URL}/{deleted['slug']}?purge=true").status_code == 404
+    assert admin_client.delete(f"{URL}/{deleted['id']}?purge=true").status_code == 204
 
 
 def test_a_purge_value_that_is_not_true_or_false_is_refused_and_deletes_nothing(admin_client):

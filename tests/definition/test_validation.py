@@ -88,7 +88,10 @@ def test_a_cycle_is_reported_with_its_path():
         (lambda d: d["edges"].append({"source": "research", "target": "report"}), "edges[1]"),
         (lambda d: d["edges"].append({"source": "report", "target": "report"}), "edges[1]"),
         (lambda d: d["edges"][0].update(condition="output ==="), "edges[0].condition"),
-        (lambda d: d["edges"][0].update(payload_schema={"type": 5}), "edges[0].payload_schema"),
+        (
+            lambda d: d["edges"][0].update(payload_schema={"type": 5}),
+            "edges[0].payload_schema.type",
+        ),
         (
             lambda d: d["nodes"][1]["config"].update(output={"a": ["{{ broken"]}),
             "nodes[1].config.output",

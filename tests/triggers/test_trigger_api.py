@@ -53,7 +53,7 @@ def test_triggers_are_created_listed_changed_and_deleted(editor, flow):
             "timezone",
         ),
         ({"kind": "carrier_pigeon"}, "kind"),
-        ({"kind": "webhook", "input_schema": {"type": "nonsense"}}, "input_schema"),
+        ({"kind": "webhook", "input_schema": {"type": "nonsense"}}, "input_schema.type"),
         ({"kind": "webhook", "input": [1]}, "input"),
     ],
 )
