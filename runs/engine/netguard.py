@@ -3,7 +3,12 @@
 Every address a host resolves to is checked (loopback, private, link-local, metadata, shared,
 reserved, multicast, and the IPv6 forms that embed such an IPv4 address) unless an allowed
 network covers it; the request then goes to the vetted address itself, so a second DNS answer
-cannot swap it (rebinding); redirects are followed by hand and checked again.
+cannot swap it (rebinding); redirects are followed by hand and checked again, and a redirect to
+another origin loses the credential headers.
+
+All of it lives in one httpx transport, `GuardedTransport` (and its async twin), which
+`guarded_client` wraps in a client: http steps, the http_get tool and the model providers take
+their client from there, and any later outbound client (an SDK's `http_client=`) should too.
 """
 
 from __future__ import annotations
@@ -11,11 +16,20 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
+import anyio
 import httpx
 
-from runs.engine.nodes.base import NetPolicy, StepFailed
+from runs.engine.failures import StepFailed
+
+
+@dataclass(frozen=True)
+class NetPolicy:
+    """CIDRs that outbound calls may reach although they are loopback or private."""
+
+    allowed_networks: tuple[str, ...] = ()
+
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ALWAYS_BLOCKED = [
@@ -37,6 +51,10 @@ _ALWAYS_BLOCKED = [
     )
 ]
 REDIRECTS = {301, 302, 303, 307, 308}
+MAX_REDIRECTS = 5
+# Headers that carry a credential, dropped when a redirect leaves the origin they were meant for;
+# a credential sent under a name of its own (an X-API-Key, a custom header) is added by the caller.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 class BlockedAddress(StepFailed):
@@ -89,29 +107,185 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
-def check_url(url: str, policy: NetPolicy) -> tuple[httpx.URL, IPAddress]:
-    """The parsed URL and the vetted address to connect to, or BlockedAddress."""
+def parse_url(url: str | httpx.URL) -> httpx.URL:
+    """The URL as httpx reads it, or BlockedAddress saying why it is none (an octal address)."""
     try:
-        parsed = httpx.URL(url)
+        return httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise BlockedAddress(f"not a valid URL: {url!r} ({exc})") from None
+        raise BlockedAddress(f"not a valid URL: {str(url)!r} ({exc})") from None
+
+
+def check_url(url: str | httpx.URL, policy: NetPolicy) -> tuple[httpx.URL, IPAddress]:
+    """The parsed URL and the vetted address to connect to, or BlockedAddress.
+
+    The refusal names the host as it was written and never what it resolved to: an internal
+    name's address is itself something an outsider should not learn.
+    """
+    parsed = parse_url(url)
     if parsed.scheme not in ("http", "https"):
         raise BlockedAddress(f"only http and https URLs are allowed, not {parsed.scheme or '?'}:")
     if parsed.userinfo:
         raise BlockedAddress("URLs with a user name or password are not allowed")
     host = parsed.host
     if not host:
-        raise BlockedAddress(f"the URL has no host: {url!r}")
+        raise BlockedAddress(f"the URL has no host: {str(url)!r}")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     addresses = resolve(host, port)
     allowed = _networks(policy)
-    blocked = [str(a) for a in addresses if is_blocked(a, allowed)]
-    if blocked or not addresses:
+    if not addresses or any(is_blocked(address, allowed) for address in addresses):
         raise BlockedAddress(
-            f"{host} resolves to an internal address ({', '.join(blocked)}); internal addresses "
-            "are refused unless HTTP_ALLOWED_NETWORKS allows them"
+            f"{host} is or resolves to an internal address; internal addresses are refused "
+            "unless HTTP_ALLOWED_NETWORKS allows them"
         )
     return parsed, addresses[0]
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
+class _Guard:
+    """What both transports share: the vetted, pinned request for each hop, and the next hop."""
+
+    def __init__(
+        self, policy: NetPolicy, credential_headers: Iterable[str], max_redirects: int
+    ) -> None:
+        self.policy = policy
+        self.credential_headers = CREDENTIAL_HEADERS | {h.lower() for h in credential_headers}
+        self.max_redirects = max_redirects
+
+    def pinned(self, request: httpx.Request) -> httpx.Request:
+        """The request sent to the vetted address; the Host header and the TLS server name keep
+        the name, so virtual hosts and certificates work as they would have."""
+        parsed, address = check_url(request.url, self.policy)
+        extensions = dict(request.extensions)
+        if parsed.scheme == "https":
+            extensions["sni_hostname"] = parsed.host
+        return httpx.Request(
+            request.method,
+            parsed.copy_with(host=str(address)),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=extensions,
+        )
+
+    def next_hop(self, request: httpx.Request, response: httpx.Response) -> httpx.Request | None:
+        """The request a redirect asks for (checked when it is sent), or None if not one."""
+        location = response.headers.get("location")
+        if response.status_code not in REDIRECTS or not location:
+            return None
+        try:
+            url = request.url.join(location)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise BlockedAddress(f"not a valid URL: {location!r} ({exc})") from None
+        method, stream = request.method, request.stream
+        headers = request.headers.copy()
+        headers["Host"] = url.netloc.decode("ascii")
+        if (response.status_code == 303 and method != "HEAD") or (
+            response.status_code in (301, 302) and method == "POST"
+        ):
+            method, stream = "GET", None
+            for name in ("content-length", "content-type", "transfer-encoding"):
+                headers.pop(name, None)
+        if _origin(url) != _origin(request.url):
+            for name in self.credential_headers:
+                headers.pop(name, None)
+        return httpx.Request(
+            method, url, headers=headers, stream=stream, extensions=request.extensions
+        )
+
+    def too_many(self, request: httpx.Request) -> StepFailed:
+        return StepFailed(
+            f"more than {self.max_redirects} redirects from {request.url}", retryable=False
+        )
+
+
+class GuardedTransport(httpx.BaseTransport):
+    """An httpx transport that only reaches vetted addresses and follows redirects itself, so
+    that every hop is vetted and credentials stay with their origin. A refusal raises
+    BlockedAddress before any connection is made."""
+
+    def __init__(
+        self,
+        policy: NetPolicy,
+        *,
+        credential_headers: Iterable[str] = (),
+        max_redirects: int = MAX_REDIRECTS,
+        inner: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._guard = _Guard(policy, credential_headers, max_redirects)
+        self._inner = inner or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(self._guard.max_redirects + 1):
+            response = self._inner.handle_request(self._guard.pinned(request))
+            following = self._guard.next_hop(request, response)
+            if following is None:
+                return response
+            response.close()
+            request = following
+        raise self._guard.too_many(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class AsyncGuardedTransport(httpx.AsyncBaseTransport):
+    """`GuardedTransport` for async clients; names are resolved in a worker thread."""
+
+    def __init__(
+        self,
+        policy: NetPolicy,
+        *,
+        credential_headers: Iterable[str] = (),
+        max_redirects: int = MAX_REDIRECTS,
+        inner: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._guard = _Guard(policy, credential_headers, max_redirects)
+        self._inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(self._guard.max_redirects + 1):
+            pinned = await anyio.to_thread.run_sync(self._guard.pinned, request)
+            response = await self._inner.handle_async_request(pinned)
+            following = self._guard.next_hop(request, response)
+            if following is None:
+                return response
+            await response.aclose()
+            request = following
+        raise self._guard.too_many(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def guarded_client(
+    policy: NetPolicy,
+    *,
+    timeout: float,
+    credential_headers: Iterable[str] = (),
+    inner: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """The client for every outbound call. The transport follows redirects, so the client does
+    not; `trust_env` is off so that no proxy or .netrc from the environment steps in."""
+    return httpx.Client(
+        transport=GuardedTransport(policy, credential_headers=credential_headers, inner=inner),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def guarded_async_client(
+    policy: NetPolicy, *, timeout: float, credential_headers: Iterable[str] = ()
+) -> httpx.AsyncClient:
+    """`guarded_client` for async callers (SDKs that take an `httpx.AsyncClient`)."""
+    return httpx.AsyncClient(
+        transport=AsyncGuardedTransport(policy, credential_headers=credential_headers),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 def fetch(
@@ -122,34 +296,19 @@ def fetch(
     headers: dict[str, str] | None = None,
     content: bytes | None = None,
     timeout: float = 30.0,
-    max_redirects: int = 5,
-    transport: Any = None,
+    credential_headers: Iterable[str] = (),
+    transport: httpx.BaseTransport | None = None,
 ) -> httpx.Response:
-    """One request through the guard, following redirects by hand."""
-    headers = dict(headers or {})
-    with httpx.Client(
-        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+    """One request through the guard, its body read; a failure is a StepFailed to show."""
+    with guarded_client(
+        policy, timeout=timeout, credential_headers=credential_headers, inner=transport
     ) as client:
-        for _ in range(max_redirects + 1):
-            parsed, address = check_url(url, policy)
-            host = f"[{address}]" if address.version == 6 else str(address)
-            target = parsed.copy_with(host=host.strip("[]") if address.version == 4 else host)
-            request_headers = {**headers, "Host": parsed.netloc.decode().split("@")[-1]}
-            extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
-            try:
-                response = client.request(
-                    method, target, headers=request_headers, content=content, extensions=extensions
-                )
-            except httpx.TimeoutException:
-                raise StepFailed(f"{method} {url} timed out after {timeout:g} s") from None
-            except httpx.HTTPError as exc:
-                raise StepFailed(f"{method} {url} failed: {exc}") from None
-            location = response.headers.get("location")
-            if response.status_code not in REDIRECTS or not location:
-                return response
-            url = str(parsed.join(location))
-            if response.status_code == 303 or (
-                response.status_code in (301, 302) and method == "POST"
-            ):
-                method, content = "GET", None
-        raise StepFailed(f"more than {max_redirects} redirects from {url}", retryable=False)
+        try:
+            response = client.request(method, url, headers=headers, content=content)
+        except httpx.TimeoutException:
+            raise StepFailed(f"{method} {url} timed out after {timeout:g} s") from None
+        except httpx.InvalidURL as exc:
+            raise BlockedAddress(f"not a valid URL: {url!r} ({exc})") from None
+        except httpx.HTTPError as exc:
+            raise StepFailed(f"{method} {url} failed: {exc}") from None
+    return response

@@ -281,3 +281,23 @@ def test_a_refine_whose_worker_was_lost_fails_and_can_be_asked_again(
     refines.work()
     run.refresh_from_db()
     assert run.refine_status == "idle" and "Improve it." in run.output
+
+
+def test_a_refine_goes_through_the_network_guard(
+    editor, finished_run, upstream, settings, refine, refines
+):
+    """Refine calls the model on the same path as agent steps: once the model server's address
+    is no longer allowed, the rewrite is refused before any request leaves."""
+    agent = {"model": "openai/test", "base_url": f"{upstream.url}/v1"}
+    upstream.answers = [reply("Draft."), reply("Better.")]
+    run = finished_run("Write.", agent=agent)
+    sent = len(upstream.requests)
+    settings.HTTP_ALLOWED_NETWORKS = []
+
+    refine(editor, run, "Improve it.")
+    refines.work()
+    detail = editor.get(f"/api/v1/runs/{run.pk}").json()
+    assert detail["refine_status"] == "failed"
+    assert "internal address" in detail["refine_error"]
+    assert "127.0.0.1 is or resolves" in detail["refine_error"]
+    assert len(upstream.requests) == sent

@@ -114,6 +114,37 @@ def test_a_refused_api_key_fails_without_retrying(make_flow, upstream):
     assert StepRun.objects.filter(run=run).count() == 1
 
 
+MALFORMED_ANSWERS = [
+    b"<html>Bad gateway</html>",
+    [1, 2],
+    {"choices": "x"},
+    {"choices": []},
+    {"choices": [{"message": None}]},
+    {"choices": [{"message": {"content": ["not", "text"]}}]},
+    {"choices": [{"message": {"tool_calls": [{"id": "c1", "function": None}]}}]},
+    {"choices": [{"message": {"tool_calls": [{"id": "c1", "function": {"arguments": "{}"}}]}}]},
+    {"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": "many"}},
+]
+
+
+@pytest.mark.parametrize("answer", MALFORMED_ANSWERS, ids=range(len(MALFORMED_ANSWERS)))
+def test_a_malformed_model_answer_fails_the_step_with_a_sentence(make_flow, upstream, answer):
+    upstream.answers = [(200, answer)]
+    agent = {"model": "openai/test", "base_url": f"{upstream.url}/v1"}
+    run = run_to_rest(make_flow([agent_node("ask", agent, "Hi")]))
+    assert run.status == "failed"
+    message = StepRun.objects.get(run=run).error["message"]
+    assert message.startswith("the model's answer was malformed: "), message
+    assert "internal error" not in message and "Error" not in message
+
+
+def test_a_model_base_url_that_is_no_url_fails_the_step_with_a_sentence(make_flow, upstream):
+    agent = {"model": "openai/test", "base_url": "http://0177.0.0.1:8000/v1"}
+    run = run_to_rest(make_flow([agent_node("ask", agent, "Hi")]))
+    message = StepRun.objects.get(run=run).error["message"]
+    assert message.startswith("not a valid URL: 'http://0177.0.0.1:8000/v1'"), message
+
+
 def test_a_server_error_is_retried_then_succeeds(make_flow, upstream):
     upstream.answers = [error(500, "boom"), reply("fine")]
     agent = {"model": "openai/test", "base_url": f"{upstream.url}/v1"}

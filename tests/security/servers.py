@@ -67,7 +67,9 @@ class Canary(ThreadingHTTPServer):
 
 
 class _PublicHandler(BaseHTTPRequestHandler):
-    """`/ok` answers 200; `/redirect?to=<url>&code=<status>` answers a redirect."""
+    """`/ok` answers 200; `/redirect?to=<url>&code=<status>` answers a redirect, and so does
+    every path when the server has a `redirect_all` (code, url) (a model server's base URL
+    gets paths of the SDK's own appended)."""
 
     server: PublicServer
 
@@ -76,11 +78,16 @@ class _PublicHandler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         self.server.requests.append(self.path)
+        self.server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
-        if parts.path == "/redirect":
-            self.send_response(int(query.get("code", ["302"])[0]))
-            self.send_header("Location", query["to"][0])
+        redirect = self.server.redirect_all
+        if redirect is None and parts.path == "/redirect":
+            redirect = (int(query.get("code", ["302"])[0]), query["to"][0])
+        if redirect is not None:
+            self.send_response(redirect[0])
+            self.send_header("Location", redirect[1])
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -97,8 +104,10 @@ class _PublicHandler(BaseHTTPRequestHandler):
 class PublicServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, redirect_all: tuple[int, str] | None = None) -> None:
         self.requests: list[str] = []
+        self.headers_seen: list[dict[str, str]] = []
+        self.redirect_all = redirect_all
         super().__init__((host, 0), _PublicHandler)
 
     @property

@@ -386,3 +386,102 @@ def test_a_second_dns_answer_cannot_move_the_request_inside(make_flow, settings,
         assert step.status == "succeeded", step.error
         assert public_server.requests == ["/ok"]
         assert rebind_canary.hits == 0
+
+
+# --- model calls: an agent's base_url goes through the same guard ------------------------------
+
+
+def model_node(node_id: str, base_url: str) -> dict:
+    agent = {"model": "openai/test", "base_url": base_url}
+    config = {"agent": agent, "prompt": "Hello"}
+    return {"id": node_id, "type": "agent", "config": config, "on_error": "continue"}
+
+
+def run_model_calls(make_flow, urls: list[str]) -> dict[str, StepRun]:
+    """One run, one independent agent step per base URL; each step by its URL."""
+    nodes = [model_node(f"m{i}", url) for i, url in enumerate(urls)]
+    run = run_to_rest(make_flow(nodes, name="SSRF model"))
+    steps = {s.node_id: s for s in StepRun.objects.filter(run=run)}
+    return {url: steps[f"m{i}"] for i, url in enumerate(urls)}
+
+
+def message_of(step: StepRun) -> str:
+    return (step.error or {}).get("message", "")
+
+
+def test_model_calls_refuse_every_inside_base_url(make_flow, canary, fake_dns, nothing_allowed):
+    urls = targets(canary.port)
+    before = canary.hits
+    steps = run_model_calls(make_flow, urls)
+    wrong = {
+        url: (step.status, message_of(step))
+        for url, step in steps.items()
+        if step.status != "failed" or not refused_by_guard(message_of(step), url)
+    }
+    assert wrong == {}
+    assert canary.hits == before, canary.requests
+    print(f"\nSSRF model base_url: {len(urls)} targets refused by the guard, canary hits 0")
+
+
+def test_with_loopback_allowed_a_model_call_reaches_the_canary(make_flow, canary, settings):
+    """The positive control for the model matrix: allowed, the same call gets through."""
+    settings.HTTP_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    before = canary.hits
+    steps = run_model_calls(make_flow, [f"http://127.0.0.1:{canary.port}/v1"])
+    assert canary.hits == before + 1
+    assert canary.requests[-1] == "POST /v1/chat/completions"
+    # The canary's {"canary": true} is no chat completion: a sentence, not a Python error.
+    assert message_of(next(iter(steps.values()))).startswith("the model's answer was malformed")
+
+
+def test_a_model_server_cannot_redirect_the_call_inside(make_flow, canary, fake_dns, settings):
+    settings.HTTP_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+    before = canary.hits
+    wrong = {}
+    with serving(PublicServer("127.0.0.2")) as (public,):
+        for code in (302, 307, 308):
+            for to in redirect_targets(canary.port):
+                public.redirect_all = (code, to)
+                step = next(iter(run_model_calls(make_flow, [f"{public.url}/v1"]).values()))
+                if step.status != "failed" or not refused_by_guard(message_of(step)):
+                    wrong[(code, to)] = message_of(step)
+    assert wrong == {}
+    assert canary.hits == before, canary.requests
+    assert len(public.requests) == 3 * len(redirect_targets(canary.port))
+
+
+def test_a_refused_model_server_looks_the_same_whether_its_port_is_open_or_closed(
+    make_flow, canary, nothing_allowed
+):
+    """A port scan through the step errors: the refusal comes before any connection, so an open
+    port (the canary) and a closed one give the same words."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    urls = [f"http://127.0.0.1:{canary.port}/v1", f"http://127.0.0.1:{closed}/v1"]
+    before = canary.hits
+    messages = {message_of(step) for step in run_model_calls(make_flow, urls).values()}
+    assert len(messages) == 1
+    assert refused_by_guard(messages.pop())
+    assert canary.hits == before
+
+
+def test_a_refusal_does_not_say_what_an_internal_name_resolves_to(
+    make_flow, fake_dns, nothing_allowed
+):
+    names = ["internal.test", "v6.internal.test", "mapped.internal.test", "mixed.internal.test"]
+    names += ["metadata.internal.test", "private.internal.test", "ula.internal.test"]
+    urls = [f"http://{name}/" for name in names]
+    said = [message_of(step) for step in run_http_steps(make_flow, urls).values()]
+    said += [message_of(step) for step in run_model_calls(make_flow, urls).values()]
+    said += [result["preview"] for result in run_tool_calls(make_flow, urls)]
+    assert len(said) == 3 * len(names)
+    assert all(refused_by_guard(message) for message in said), said
+    leaked = {
+        (message, address)
+        for message in said
+        for name in names
+        for address in FAKE_DNS[name]
+        if address in message
+    }
+    assert leaked == set()

@@ -54,6 +54,7 @@ def run_agent(ctx: StepContext) -> StepResult:
             spec,
             messages,
             tools,
+            net=ctx.net,
             response_format=response_format,
             timeout=_timeout(ctx),
             transport=ctx.transport,

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runs.engine.failures import StepFailed
+from runs.engine.netguard import NetPolicy
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -90,13 +93,6 @@ def header_value(secret: str, what: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class NetPolicy:
-    """CIDRs that HTTP calls may reach although they are loopback or private."""
-
-    allowed_networks: tuple[str, ...] = ()
-
-
 @dataclass
 class StepContext:
     run_id: str
@@ -120,13 +116,3 @@ class StepResult:
     cost_usd: float = 0.0
     turns: int = 0
     tool_calls: int = 0
-
-
-class StepFailed(Exception):
-    """A failure the user reads in the trace; `retryable` says whether a retry may help."""
-
-    def __init__(self, message: str, *, retryable: bool = True, details: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.details = details or {}

@@ -18,8 +18,8 @@ def idempotency_key(ctx: StepContext) -> str:
 def run_http(ctx: StepContext) -> StepResult:
     config = ctx.config
     headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
-    if ctx.credential is not None:
-        headers.update(ctx.credential.headers())
+    credential_headers = ctx.credential.headers() if ctx.credential is not None else {}
+    headers.update(credential_headers)
     # The same key on every attempt of this step of this run: a server that honours it applies
     # the call once even when a worker died after sending it and the step ran again.
     if not any(name.lower() == "idempotency-key" for name in headers):
@@ -38,6 +38,8 @@ def run_http(ctx: StepContext) -> StepResult:
         headers=headers,
         content=content,
         timeout=float(config.get("timeout_s", 30)),
+        # A redirect to another origin must not carry the credential there, whatever its name.
+        credential_headers=credential_headers,
         transport=ctx.transport,
     )
     # Masked here, before the text is cut short, so that no secret the server sent back survives

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runs.engine.nodes.base import AgentSpec, StepFailed
+from runs.engine.nodes.base import AgentSpec, NetPolicy, StepFailed
 from runs.engine.providers.types import Completion, ToolCall, words
 
 
@@ -30,6 +30,7 @@ def complete(
     messages: list[dict],
     tools: list[dict],
     *,
+    net: NetPolicy,
     response_format: str = "text",
     timeout: float = 60.0,
     transport=None,

@@ -1,0 +1,121 @@
+"""The guarded httpx client and transport on their own, without a database: what every
+outbound client (http steps, http_get, model providers, async SDK clients) gets from the guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from runs.engine.netguard import BlockedAddress, guarded_async_client, guarded_client
+from runs.engine.nodes.base import NetPolicy
+from tests.security.servers import Canary, PublicServer, serving
+
+LOOPBACK = NetPolicy(allowed_networks=("127.0.0.0/8",))
+
+
+class Recorder:
+    """An inner transport that answers from a table and keeps every request it was given."""
+
+    def __init__(self, answers: dict[str, httpx.Response]) -> None:
+        self.answers = answers
+        self.seen: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        return self.answers.get(request.url.path, httpx.Response(200, json={"ok": True}))
+
+
+def redirect(location: str, code: int = 302) -> httpx.Response:
+    return httpx.Response(code, headers={"Location": location})
+
+
+@pytest.mark.parametrize(
+    ("location", "kept"),
+    [
+        ("https://127.0.0.1:8080/b", False),  # scheme changed
+        ("http://127.0.0.1:8081/b", False),  # port changed
+        ("http://127.0.0.2:8080/b", False),  # host changed
+        ("http://127.0.0.1/b", False),  # port 80 is not 8080
+        ("/b", True),  # same origin
+        ("http://127.0.0.1:8080/b", True),  # same origin, written out
+    ],
+)
+def test_credential_headers_follow_a_redirect_only_within_the_origin(location, kept):
+    recorder = Recorder({"/a": redirect(location)})
+    headers = {"Authorization": "Bearer t", "Cookie": "c=1", "X-Token": "t", "Accept": "x/y"}
+    with guarded_client(
+        LOOPBACK,
+        timeout=5,
+        credential_headers=["X-Token"],
+        inner=httpx.MockTransport(recorder),
+    ) as client:
+        assert client.get("http://127.0.0.1:8080/a", headers=headers).status_code == 200
+    first, second = recorder.seen
+    assert {"authorization", "cookie", "x-token"} <= set(first.headers)
+    names = {"authorization", "cookie", "x-token"} & set(second.headers)
+    assert names == ({"authorization", "cookie", "x-token"} if kept else set())
+    assert second.headers["accept"] == "x/y"
+    assert (
+        second.headers["host"]
+        == httpx.URL("http://127.0.0.1:8080/a").join(location).netloc.decode()
+    )
+
+
+def test_an_https_request_keeps_the_name_for_tls_while_it_goes_to_the_vetted_address():
+    recorder = Recorder({})
+    with guarded_client(LOOPBACK, timeout=5, inner=httpx.MockTransport(recorder)) as client:
+        client.get("https://localhost:8443/x")
+    (sent,) = recorder.seen
+    assert sent.url.host in ("127.0.0.1", "::1")
+    assert sent.headers["host"] == "localhost:8443"
+    assert sent.extensions["sni_hostname"] == "localhost"
+
+
+def test_a_post_turned_into_a_get_by_a_303_loses_its_body_and_a_307_keeps_it():
+    recorder = Recorder({"/see-other": redirect("/b", 303), "/temporary": redirect("/c", 307)})
+    with guarded_client(LOOPBACK, timeout=5, inner=httpx.MockTransport(recorder)) as client:
+        client.post("http://127.0.0.1:8080/see-other", content=b"payload")
+        client.post("http://127.0.0.1:8080/temporary", content=b"payload")
+    assert [(r.method, r.url.path, r.read()) for r in recorder.seen] == [
+        ("POST", "/see-other", b"payload"),
+        ("GET", "/b", b""),
+        ("POST", "/temporary", b"payload"),
+        ("POST", "/c", b"payload"),
+    ]
+    assert "content-length" not in recorder.seen[1].headers
+
+
+def test_a_refused_address_raises_before_the_inner_transport_is_asked():
+    recorder = Recorder({})
+    with guarded_client(NetPolicy(), timeout=5, inner=httpx.MockTransport(recorder)) as client:
+        for url in ("http://127.0.0.1/", "http://[::ffff:127.0.0.1]/", "http://2130706433/"):
+            with pytest.raises(BlockedAddress, match="internal address"):
+                client.get(url)
+    assert recorder.seen == []
+
+
+def test_the_async_client_is_guarded_the_same_way():
+    async def scenario(canary: Canary, origin: PublicServer, other: PublicServer):
+        async with guarded_async_client(NetPolicy(), timeout=5) as client:
+            with pytest.raises(BlockedAddress, match="internal address"):
+                await client.get(f"http://127.0.0.1:{canary.port}/")
+        to = quote(f"{other.url}/landed", safe="")
+        async with guarded_async_client(LOOPBACK, timeout=5) as client:
+            response = await client.get(
+                f"{origin.url}/redirect?code=307&to={to}",
+                headers={"Authorization": "Bearer t", "Accept": "x/y"},
+            )
+        return response
+
+    with serving(Canary(), PublicServer("127.0.0.1"), PublicServer("127.0.0.2")) as started:
+        canary, origin, other = started
+        response = asyncio.run(scenario(canary, origin, other))
+        assert response.json()["path"] == "/landed"
+        assert canary.hits == 0
+        assert origin.headers_seen[0]["authorization"] == "Bearer t"
+        assert "authorization" not in other.headers_seen[0]
+        assert other.headers_seen[0]["accept"] == "x/y"
