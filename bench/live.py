@@ -31,7 +31,6 @@ GAP_S = (0.005, 0.05)  # between appends, at random: an agent streaming its turn
 # As Procfile.production runs the websocket server: persistent connections stay off under ASGI,
 # so every read of a wake-up opens a database connection.
 SERVER_ENV = {"DB_CONN_MAX_AGE": "0", "LOG_LEVEL": "WARNING"}
-ORIGIN = "http://127.0.0.1"  # AllowedHostsOriginValidator checks it against ALLOWED_HOSTS
 
 
 class Listeners:
@@ -56,7 +55,7 @@ class Listeners:
         await asyncio.gather(*(self._listen(mine) for mine in self.samples))
 
     async def _listen(self, mine: list[tuple[int, float, float]]) -> None:
-        async with connect(self.url, origin=ORIGIN, proxy=None, compression=None) as socket:
+        async with connect(self.url, proxy=None, compression=None) as socket:
             await asyncio.to_thread(self.connected.wait)
             async for raw in socket:
                 received = time.time()

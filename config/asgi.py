@@ -1,5 +1,6 @@
 """HTTP through Django (bodies capped and given a Content-Length first, see config.bodies),
-websockets through Channels with session auth and an Origin check."""
+websockets through Channels with session auth and an Origin check for sockets that rely on the
+session (orchestrator.websockets)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.bodies import BodyLimitASGI  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from orchestrator.websockets import OriginCheck  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": BodyLimitASGI(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -1,8 +1,10 @@
-"""Log filters referenced from LOGGING in config.settings."""
+"""Log filters and processors referenced from LOGGING in config.settings, and the redaction of
+secrets in logged URLs that they and the access log of config.serve share."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 # The reaper runs every few seconds: at INFO, beat sending it and the worker receiving and
 # finishing it were three lines every five seconds, burying what the runs log.
@@ -17,3 +19,37 @@ class QuietReaper(logging.Filter):
             return True
         message = record.getMessage()
         return not any(mark in message for mark in REAPER_MARKS)
+
+
+# Query parameters named like a credential (`token`, `api_key`, `access_token`, `sig`...): their
+# values are replaced wherever a URL is logged. A websocket or a script may carry an API token in
+# `?token=`, and an http step's URL may carry a key.
+SECRET_QUERY_VALUE = re.compile(
+    r"(?P<name>[?&;][^=&;\s#'\"]*"
+    r"(?:auth|cookie|token|secret|key|password|passwd|signature|sig|session|credential)"
+    r"[^=&;\s#'\"]*=)[^&;\s#'\"]*",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+# Left as they are: the traceback structures that format_exc_info renders afterwards.
+_UNTOUCHED = frozenset({"exc_info", "stack_info"})
+_PLAIN = (int, float, bool, type(None))
+
+
+def redact_url_secrets(text: str) -> str:
+    """`text` with the value of every secret-named query parameter replaced by [redacted]."""
+    return SECRET_QUERY_VALUE.sub(rf"\g<name>{REDACTED}", text)
+
+
+def redact_secrets(_logger, _method: str, event_dict: dict) -> dict:
+    """structlog processor run on every line (structlog's and the standard library's): the
+    message and every field, including objects such as the request Django attaches to its
+    4xx/5xx lines, whose text shows the full path with its query."""
+    for key, value in event_dict.items():
+        if key in _UNTOUCHED or isinstance(value, _PLAIN):
+            continue
+        text = value if isinstance(value, str) else str(value)
+        redacted = redact_url_secrets(text)
+        if redacted != text:
+            event_dict[key] = redacted
+    return event_dict

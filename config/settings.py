@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.logfilters import redact_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "channels",
     "django_celery_beat",
     "django_htmx",
+    "csp",
     "orchestrator",
     "runs",
     "approvals",
@@ -85,6 +87,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Sends the Content-Security-Policy the public pages set (gallery.content_policy).
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -359,7 +363,11 @@ def _log_formatter(*renderers) -> dict:
     return {
         "()": structlog.stdlib.ProcessorFormatter,
         "foreign_pre_chain": [*_LOG_CHAIN, structlog.stdlib.ExtraAdder()],
-        "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
+        "processors": [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            redact_secrets,
+            *renderers,
+        ],
     }
 
 

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound
 
 from gallery import services
+from gallery.content_policy import public_page
 from gallery.filtersets import GalleryFilter
 from gallery.graph_picture import picture
 from orchestrator.choices import Role
@@ -56,6 +57,7 @@ def _popular_tags() -> list[str]:
     return [row["name"] for row in rows]
 
 
+@public_page
 def gallery_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     tag = request.GET.get("tag", "").strip()
@@ -95,6 +97,7 @@ def _public(pk) -> Orchestration:
         raise Http404("No such public orchestration.") from None
 
 
+@public_page
 def gallery_detail(request: HttpRequest, pk) -> HttpResponse:
     orchestration = _public(pk)
     graph = None

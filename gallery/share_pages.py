@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from gallery.content_policy import public_page
 from orchestrator.rendering import markdown_html
 from runs.services import outputs
 
@@ -21,6 +22,7 @@ def _as_json(output: Any) -> str:
     return json.dumps(output, indent=2, ensure_ascii=False, default=str)
 
 
+@public_page
 @never_cache
 def shared_output(request: HttpRequest, token: str) -> HttpResponse:
     """Never cached, so revoking the link takes effect at once, even behind a proxy."""

@@ -20,6 +20,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from orchestrator.api.params import parse_integer
 from orchestrator.auth import tenant_for_token
 from orchestrator.tenancy import membership_for
+from orchestrator.websockets import websocket_token
 from runs.models import Run, RunEvent
 from runs.services.events import group_name, wire
 
@@ -31,8 +32,8 @@ POLL_BACKUP_S = 2.0
 CLOSE_FORBIDDEN = 4403
 
 
-def _organization_id(user, params: dict) -> uuid.UUID | None:
-    token = (params.get("token") or [""])[0]
+def _organization_id(token: str, user, params: dict) -> uuid.UUID | None:
+    """A given token decides alone (a bad one is refused, never replaced by the session)."""
     if token:
         try:
             _, tenant = tenant_for_token(token)
@@ -46,12 +47,12 @@ def _organization_id(user, params: dict) -> uuid.UUID | None:
 
 
 @database_sync_to_async
-def _visible_run(run_id: str, user, params: dict) -> bool:
+def _visible_run(run_id: str, token: str, user, params: dict) -> bool:
     try:
         run_uuid = uuid.UUID(run_id)
     except ValueError:
         return False
-    organization_id = _organization_id(user, params)
+    organization_id = _organization_id(token, user, params)
     return (
         organization_id is not None
         and Run.objects.filter(pk=run_uuid, organization_id=organization_id).exists()
@@ -97,7 +98,8 @@ class RunTraceConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
         params = parse_qs(self.scope.get("query_string", b"").decode())
-        if not await _visible_run(self.run_id, self.scope.get("user"), params):
+        token = websocket_token(self.scope)
+        if not await _visible_run(self.run_id, token, self.scope.get("user"), params):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         # A socket cannot answer 400: an `after` that is not a seq replays from the start.

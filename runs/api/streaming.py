@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orchestrator.api.errors import InvalidRequest, error_body
+from orchestrator.api.negotiation import EventStreamNegotiation
 from orchestrator.api.params import integer_param
 from orchestrator.models import Orchestration
 from runs.api.views import OrchestrationRunViewSet, RunViewSet, run_detail
@@ -34,7 +35,10 @@ KEEPALIVE_S = 15.0
 WAITING = {RunStatus.QUEUED, RunStatus.RUNNING}
 
 collection = OrchestrationRunViewSet.as_view({"get": "list", "post": "create"})
-_run_detail = RunViewSet.as_view({"get": "retrieve"})
+# The DRF views behind the streams: they negotiate for an event stream (EventStreamNegotiation).
+_run_detail = RunViewSet.as_view(
+    {"get": "retrieve"}, content_negotiation_class=EventStreamNegotiation
+)
 
 
 async def _render(response) -> HttpResponse:
@@ -120,6 +124,8 @@ class _FireForStream(APIView):
     """The fire behind `fire_stream`. `get_object` lets the role check answer 404 for another
     organization's orchestration before it answers 403 to a viewer."""
 
+    content_negotiation_class = EventStreamNegotiation
+
     def get_object(self) -> Orchestration:
         from runs.api.views import orchestration_for
 
@@ -144,9 +150,13 @@ async def fire_stream(request, orchestration_pk: str):
     return sse_response(event_stream(response.data["run_id"], 0, stop_on_pause=True))
 
 
-def _resume_view():
+def _resume_view(*, stream: bool = False):
     from approvals.api.views import RunAnswerViewSet
 
+    if stream:
+        return RunAnswerViewSet.as_view(
+            {"post": "resume"}, content_negotiation_class=EventStreamNegotiation
+        )
     return RunAnswerViewSet.as_view({"post": "resume"})
 
 
@@ -176,7 +186,7 @@ async def resume_stream(request, pk: str):
         if _is_uuid(pk)
         else 0
     )
-    response = await sync_to_async(_resume_view())(request, pk=pk)
+    response = await sync_to_async(_resume_view(stream=True))(request, pk=pk)
     if response.status_code != status.HTTP_202_ACCEPTED:
         return await _render(response)
     return sse_response(event_stream(pk, last, stop_on_pause=True))

@@ -54,8 +54,21 @@ def finished_run(org):
     return run
 
 
-def connect(path: str, *, cookie: str = "", origin: str = "http://testserver"):
-    headers = [(b"origin", origin.encode())]
+# What a browser on one of our pages sends: the page's origin, and the server it connects to.
+OWN_PAGE = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
+
+
+def connect(
+    path: str,
+    *,
+    cookie: str = "",
+    origin: str | None = "http://testserver",
+    host: str = "testserver",
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+):
+    headers = [(b"host", host.encode()), *extra]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
     if cookie:
         headers.append((b"cookie", cookie.encode()))
 
@@ -107,7 +120,7 @@ def test_events_appended_while_connected_are_pushed(org):
         communicator = WebsocketCommunicator(
             application,
             f"/ws/runs/{run.pk}/",
-            headers=[(b"origin", b"http://testserver"), (b"cookie", cookie.encode())],
+            headers=[*OWN_PAGE, (b"cookie", cookie.encode())],
         )
         assert (await communicator.connect(timeout=5))[0]
         first = await communicator.receive_json_from(timeout=5)
@@ -139,13 +152,102 @@ def test_nobody_else_gets_anything(org, other_org, who):
     assert messages == []
 
 
-def test_a_socket_from_a_foreign_origin_is_refused(org):
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [
+        ("testserver", "https://evil.example"),
+        ("127.0.0.1:8000", "http://127.0.0.1:9000"),  # another port of the same host
+        ("127.0.0.1:8000", "http://127.0.0.1"),
+        ("127.0.0.1:8000", "https://127.0.0.1:8000"),  # another scheme
+        ("127.0.0.1:8000", "http://localhost:8000"),  # another name of the same machine
+        ("127.0.0.1:8000", None),  # no Origin: not one of our pages
+        ("127.0.0.1:8000", "null"),  # a sandboxed frame or a file: page
+        ("evil.example:8000", "http://evil.example:8000"),  # a Host not in ALLOWED_HOSTS
+    ],
+)
+def test_a_session_socket_from_anything_but_our_own_origin_is_refused(org, host, origin):
     run = finished_run(org)
     cookie = session_cookie(org, "reader")
-    connected, _, messages = connect(
-        f"/ws/runs/{run.pk}/", cookie=cookie, origin="https://evil.example"
-    )
+    connected, _, messages = connect(f"/ws/runs/{run.pk}/", cookie=cookie, host=host, origin=origin)
     assert not connected and messages == []
+
+
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [
+        ("127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("localhost:8000", "http://LOCALHOST:8000"),
+        ("testserver", "http://testserver"),
+    ],
+)
+def test_a_session_socket_from_our_own_origin_is_accepted(org, host, origin):
+    run = finished_run(org)
+    cookie = session_cookie(org, "reader")
+    connected, _, messages = connect(f"/ws/runs/{run.pk}/", cookie=cookie, host=host, origin=origin)
+    assert connected and seqs(messages)[0] == 1
+
+
+def test_behind_a_tls_proxy_the_https_origin_of_our_page_is_ours(org, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    run = finished_run(org)
+    cookie = session_cookie(org, "reader")
+    path = f"/ws/runs/{run.pk}/"
+    proxied = ((b"x-forwarded-proto", b"https"),)
+    assert connect(path, cookie=cookie, origin="https://testserver", extra=proxied)[0]
+    assert not connect(path, cookie=cookie, origin="http://testserver", extra=proxied)[0]
+    assert not connect(path, cookie=cookie, origin="https://testserver")[0]
+
+
+@pytest.mark.parametrize(
+    ("trusted", "origin", "accepted"),
+    [
+        (["https://app.example.com"], "https://app.example.com", True),
+        (["https://*.example.com"], "https://eu.example.com", True),
+        (["https://*.example.com"], "http://eu.example.com", False),
+        (["https://app.example.com"], "https://app.example.com:8443", False),
+    ],
+)
+def test_csrf_trusted_origins_may_open_session_sockets(org, settings, trusted, origin, accepted):
+    settings.CSRF_TRUSTED_ORIGINS = trusted
+    run = finished_run(org)
+    cookie = session_cookie(org, "reader")
+    connected, _, _ = connect(f"/ws/runs/{run.pk}/", cookie=cookie, origin=origin)
+    assert connected is accepted
+
+
+@pytest.mark.parametrize("origin", [None, "https://evil.example", "http://127.0.0.1:9000"])
+def test_a_token_socket_needs_no_origin_and_may_come_from_any_page(org, origin):
+    run = finished_run(org)
+    _, raw = ApiToken.issue(org, Role.VIEWER, service_account="dashboard")
+    connected, _, messages = connect(f"/ws/runs/{run.pk}/?token={raw}", origin=origin)
+    assert connected and seqs(messages)[0] == 1
+
+
+def test_a_token_in_an_authorization_header_works_without_origin(org):
+    run = finished_run(org)
+    _, raw = ApiToken.issue(org, Role.VIEWER, service_account="script")
+    bearer = ((b"authorization", f"Bearer {raw}".encode()),)
+    connected, _, messages = connect(f"/ws/runs/{run.pk}/", origin=None, extra=bearer)
+    assert connected and seqs(messages)[0] == 1
+
+
+@pytest.mark.parametrize("origin", [None, "https://evil.example", "http://testserver"])
+def test_a_bad_token_is_refused_even_with_a_valid_session(org, origin):
+    """A foreign page must not pass the Origin check with a made-up token and ride on the
+    session cookie the browser adds."""
+    run = finished_run(org)
+    cookie = session_cookie(org, "reader")
+    connected, code, messages = connect(
+        f"/ws/runs/{run.pk}/?token=orc_not-a-token", cookie=cookie, origin=origin
+    )
+    assert not connected and code == 4403 and messages == []
+
+
+def test_a_token_of_another_organization_is_refused_from_any_origin(org, other_org):
+    run = finished_run(org)
+    _, raw = ApiToken.issue(other_org, Role.ADMIN, service_account="elsewhere")
+    connected, _, _ = connect(f"/ws/runs/{run.pk}/?token={raw}", origin=None)
+    assert not connected
 
 
 redis_layer = pytest.mark.skipif(
@@ -167,7 +269,7 @@ def watch(run, cookie: str, act):
         communicator = WebsocketCommunicator(
             application,
             f"/ws/runs/{run.pk}/",
-            headers=[(b"origin", b"http://testserver"), (b"cookie", cookie.encode())],
+            headers=[*OWN_PAGE, (b"cookie", cookie.encode())],
         )
         assert (await communicator.connect(timeout=5))[0]
         backlog = await communicator.receive_json_from(timeout=5)
