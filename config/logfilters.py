@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import re
 
+from runs.engine.redaction import MASK, is_secret_name
+
 # The reaper runs every few seconds: at INFO, beat sending it and the worker receiving and
 # finishing it were three lines every five seconds, burying what the runs log.
 REAPER_MARKS = ("runs.tasks.reap", "reap-runs")
@@ -21,16 +23,11 @@ class QuietReaper(logging.Filter):
         return not any(mark in message for mark in REAPER_MARKS)
 
 
-# Query parameters named like a credential (`token`, `api_key`, `access_token`, `sig`...): their
-# values are replaced wherever a URL is logged. A websocket or a script may carry an API token in
-# `?token=`, and an http step's URL may carry a key.
-SECRET_QUERY_VALUE = re.compile(
-    r"(?P<name>[?&;][^=&;\s#'\"]*"
-    r"(?:auth|cookie|token|secret|key|password|passwd|signature|sig|session|credential)"
-    r"[^=&;\s#'\"]*=)[^&;\s#'\"]*",
-    re.IGNORECASE,
-)
-REDACTED = "[redacted]"
+# A query parameter wherever a URL is logged: its value is replaced when its name is a
+# credential's (runs.engine.redaction.is_secret_name: `token`, `api_key`, `sig`...). A websocket
+# or a script may carry an API token in `?token=`, and an http step's URL may carry a key.
+QUERY_PARAMETER = re.compile(r"(?P<name>[?&;](?P<key>[^=&;\s#'\"]*)=)(?P<value>[^&;\s#'\"]*)")
+
 # Left as they are: the traceback structures that format_exc_info renders afterwards.
 _UNTOUCHED = frozenset({"exc_info", "stack_info"})
 _PLAIN = (int, float, bool, type(None))
@@ -38,7 +35,9 @@ _PLAIN = (int, float, bool, type(None))
 
 def redact_url_secrets(text: str) -> str:
     """`text` with the value of every secret-named query parameter replaced by [redacted]."""
-    return SECRET_QUERY_VALUE.sub(rf"\g<name>{REDACTED}", text)
+    return QUERY_PARAMETER.sub(
+        lambda match: match["name"] + MASK if is_secret_name(match["key"]) else match[0], text
+    )
 
 
 def redact_secrets(_logger, _method: str, event_dict: dict) -> dict:

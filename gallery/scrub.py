@@ -19,13 +19,8 @@ import re
 from typing import Any
 from urllib.parse import quote, unquote
 
-# Names of headers and URL parameters whose values are credentials. `sig` only as a whole word
-# (Azure's SAS `sig=`), not inside `signal` or `design`.
-SECRET_NAME = re.compile(
-    r"auth|cookie|token|secret|key|pass|pwd|signature|credential|session|jwt|bearer|private"
-    r"|(?:^|[^a-z])sig(?:$|[^a-z])",
-    re.I,
-)
+from runs.engine.redaction import is_secret_name
+
 # A template expression or statement counts as one character of a URL, whatever it holds (up to
 # a length, so that a string of unclosed braces cannot make the scan quadratic).
 _TEMPLATE = r"\{\{[^{}]{0,1000}\}\}|\{%[^{}]{0,1000}%\}"
@@ -40,10 +35,6 @@ _PARAM = re.compile(
     rf"(?P<lead>[?&;#])(?P<name>[^=&;#?\s\"<>]+)=(?P<value>(?:{_TEMPLATE}|[^&;#\s\"<>{{]|\{{(?![{{%]))*)"
 )
 _CLOSING = re.compile(r"[)\].,;:!']*$")
-
-
-def is_secret_name(name: str) -> bool:
-    return bool(SECRET_NAME.search(unquote(name)))
 
 
 def _param(match: re.Match) -> str:

@@ -9,10 +9,27 @@ secrets the step was given (a `Redactor`) before it is stored, logged or sent to
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote
 
 MASK = "[redacted]"
+# Names of headers and URL parameters whose values are credentials: the one list the gallery's
+# scrub of public definitions and the redaction of logged URLs share. `sig` only as a whole word
+# (Azure's SAS `sig=`), not inside `signal` or `design`.
+SECRET_NAME = re.compile(
+    r"auth|cookie|token|secret|key|pass|pwd|signature|credential|session|jwt|bearer|private"
+    r"|(?:^|[^a-z])sig(?:$|[^a-z])",
+    re.I,
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a header or parameter named `name` (percent-encoded or not) holds a credential."""
+    return bool(SECRET_NAME.search(unquote(name)))
+
+
 # Shorter values are left alone: masking every "ab" in an output would make it unreadable, and a
 # two-letter secret is no secret anyway.
 MIN_LENGTH = 6
