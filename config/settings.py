@@ -11,6 +11,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_htmx",
     "csp",
+    "axes",
     "orchestrator",
     "runs",
     "approvals",
@@ -89,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Sends the Content-Security-Policy the public pages set (gallery.content_policy).
     "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a refused sign-in into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -294,6 +297,24 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Brute-force limit on /login/ and /admin/login/ (django-axes; see orchestrator.logins): after
+# LOGIN_FAILURE_LIMIT failed sign-ins of one username from one address, that pair is refused,
+# even with the right password, until LOGIN_LOCKOUT_MINUTES pass without another try. Counts
+# live in the database, so they hold across processes and restarts; a success clears them.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "orchestrator.logins.username_key"
+AXES_CLIENT_IP_CALLABLE = "orchestrator.logins.client_address"
+AXES_LOCKOUT_CALLABLE = "orchestrator.logins.lockout_response"
+AXES_RESET_ON_SUCCESS = True
 
 # --- i18n, static -------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

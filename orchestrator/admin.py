@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils import timezone
 
 from orchestrator import crypto
 from orchestrator.api.errors import InvalidRequest
@@ -25,7 +24,7 @@ from orchestrator.models import (
     WebhookDelivery,
     WebhookRequestCount,
 )
-from orchestrator.services import schedules
+from orchestrator.services import schedules, tokens
 from orchestrator.services import triggers as trigger_service
 
 
@@ -73,7 +72,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = tokens.revoke(queryset)
         self.message_user(request, f"Revoked {count} tokens.", messages.SUCCESS)
 
 

@@ -32,19 +32,15 @@ def token_from_header(request) -> str | None:
 
 
 def tenant_for_token(raw: str) -> tuple[object, Tenant]:
-    token = (
-        ApiToken.objects.usable()
-        .select_related("organization", "user")
-        .filter(token_hash=hash_token(raw))
-        .first()
-    )
-    if token is None or (token.user_id and not token.user.is_active):
+    token = ApiToken.objects.usable().with_standing().filter(token_hash=hash_token(raw)).first()
+    role = token.effective_role if token is not None else None
+    if token is None or role is None:
         raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     user = token.user if token.user_id else ServiceAccount(token.service_account)
-    return user, Tenant(organization=token.organization, role=token.role, token=token)
+    return user, Tenant(organization=token.organization, role=role, token=token)
 
 
 class BearerTokenAuthentication(BaseAuthentication):

@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from orchestrator.api.library_views import AgentViewSet, CredentialViewSet, GroupViewSet
 from orchestrator.api.orchestration_views import OrchestrationViewSet
 from orchestrator.api.templates_views import StarterTemplateViewSet
+from orchestrator.api.token_views import TokenViewSet
 from orchestrator.api.trigger_views import OrchestrationTriggerViewSet, TriggerViewSet, WebhookView
 
 
@@ -24,6 +25,7 @@ router.register("groups", GroupViewSet, basename="group")
 router.register("credentials", CredentialViewSet, basename="credential")
 router.register("triggers", TriggerViewSet, basename="trigger")
 router.register("templates", StarterTemplateViewSet, basename="template")
+router.register("tokens", TokenViewSet, basename="token")
 
 orchestration_triggers = OrchestrationTriggerViewSet.as_view({"get": "list", "post": "create"})
 

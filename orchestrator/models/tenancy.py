@@ -9,7 +9,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from orchestrator.choices import Role
+from orchestrator.choices import ROLE_RANK, Role
 
 TOKEN_PREFIX = "orc_"
 
@@ -58,6 +58,16 @@ class ApiTokenQuerySet(models.QuerySet):
     def usable(self) -> ApiTokenQuerySet:
         return self.filter(revoked_at__isnull=True)
 
+    def with_standing(self) -> ApiTokenQuerySet:
+        """Loads what `ApiToken.effective_role` needs in the same query: the holder, and their
+        current role in the token's organization (`member_role`, None when not a member)."""
+        member_role = Membership.objects.filter(
+            user_id=models.OuterRef("user_id"), organization_id=models.OuterRef("organization_id")
+        ).values("role")[:1]
+        return self.select_related("organization", "user").annotate(
+            member_role=models.Subquery(member_role)
+        )
+
 
 class ApiToken(models.Model):
     """A bearer token for one organization. Only its hash is stored; the raw value is shown once."""
@@ -85,6 +95,7 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiTokenQuerySet.as_manager()
+    member_role: str | None  # annotated by ApiTokenQuerySet.with_standing()
 
     class Meta:
         ordering = ["-created_at"]
@@ -97,6 +108,22 @@ class ApiToken(models.Model):
         if self.user_id:
             return self.user.get_username()
         return f"service:{self.service_account or 'unnamed'}"
+
+    @property
+    def effective_role(self) -> str | None:
+        """What the token may do now, or None when it may do nothing.
+
+        A person's token acts for them, so it follows their membership: it works only while they
+        are an active member of the token's organization, and never above their current role
+        (a demoted admin's admin token acts as what they are now). A service account has no
+        membership; its token carries its own role. Every way in with a token (API, SSE,
+        websocket, metrics) asks this, on a row loaded through `with_standing()`.
+        """
+        if self.user_id is None:
+            return self.role
+        if self.member_role is None or not self.user.is_active:
+            return None
+        return min(Role(self.role), Role(self.member_role), key=ROLE_RANK.__getitem__)
 
     @classmethod
     def issue(

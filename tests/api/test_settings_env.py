@@ -49,3 +49,17 @@ def test_a_database_or_redis_url_of_another_kind_stops_the_start_naming_it(
 def test_the_embedded_defaults_pass_the_check(tmp_path):
     result = manage_check(tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LOGIN_FAILURE_LIMIT", "five"),
+        ("LOGIN_FAILURE_LIMIT", "0"),
+        ("LOGIN_LOCKOUT_MINUTES", "1.5"),
+    ],
+)
+def test_a_malformed_sign_in_limit_stops_the_start_naming_it(tmp_path, variable, value):
+    result = manage_check(tmp_path, **{variable: value})
+    assert result.returncode != 0
+    assert f"{variable} must be" in result.stderr.strip().splitlines()[-1]

@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from orchestrator.choices import Role
-from orchestrator.models import ApiToken
+from orchestrator.models import ApiToken, Membership
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +50,7 @@ def test_a_service_account_below_admin_is_403(api, role):
 
 def test_a_person_s_admin_token_is_403_even_for_an_admin(org):
     person = get_user_model().objects.create_user("ops", password="pw-123456")
+    Membership.objects.create(user=person, organization=org, role=Role.ADMIN)
     _, raw = ApiToken.issue(org, Role.ADMIN, user=person)
     assert_refused(get(raw), 403, "forbidden")
 

@@ -211,6 +211,7 @@ def populate(org: Organization) -> World:
                     ).pk
                 )
             ],
+            "token": [str(ApiToken.issue(org, Role.VIEWER, service_account="fuzz-robot")[0].pk)],
             "template": ["research-report", "webhook-summary"],
             "gallery": [str(gated.pk)],
         },
