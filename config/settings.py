@@ -315,6 +315,8 @@ AXES_USERNAME_CALLABLE = "orchestrator.logins.username_key"
 AXES_CLIENT_IP_CALLABLE = "orchestrator.logins.client_address"
 AXES_LOCKOUT_CALLABLE = "orchestrator.logins.lockout_response"
 AXES_RESET_ON_SUCCESS = True
+# Its banner would open the output of every manage.py command, worker and beat start.
+AXES_VERBOSE = False
 
 # --- i18n, static -------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
