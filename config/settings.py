@@ -203,8 +203,11 @@ CELERY_DB_REUSE_MAX = 1_000_000_000
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 REAPER_INTERVAL_S = env_float("REAPER_INTERVAL_S", 5.0)
+# How often beat prunes finished runs past their retention (runs.services.retention).
+RETENTION_INTERVAL_S = env_float("RETENTION_INTERVAL_S", 3600.0)
 CELERY_BEAT_SCHEDULE = {
     "reap-runs": {"task": "runs.tasks.reap", "schedule": REAPER_INTERVAL_S},
+    "prune-runs": {"task": "runs.tasks.prune_runs", "schedule": RETENTION_INTERVAL_S},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -268,6 +271,10 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 # orchestration's max_runs_per_root / max_steps_per_root settings override them).
 MAX_RUNS_PER_ROOT = env_int("MAX_RUNS_PER_ROOT", 100, minimum=1)
 MAX_STEPS_PER_ROOT = env_int("MAX_STEPS_PER_ROOT", 1000, minimum=1)
+# Days a finished run is kept (an organization's run_retention_days overrides it); 0 keeps all.
+RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=0)
+# Fired runs (each with its subflows) deleted per transaction: small, so no lock is held long.
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 200, minimum=1)
 # A claimed step whose worker has not reported back this long after its timeout is re-queued.
 STEP_LEASE_GRACE_S = env_float("STEP_LEASE_GRACE_S", 30.0)
 STEP_DEFAULT_LEASE_S = env_float("STEP_DEFAULT_LEASE_S", 3600.0)

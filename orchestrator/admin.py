@@ -18,6 +18,7 @@ from orchestrator.models import (
     OrchestrationTag,
     OrchestrationVersion,
     Organization,
+    PrunedSample,
     ScheduleFiring,
     StarterTemplate,
     Trigger,
@@ -26,6 +27,7 @@ from orchestrator.models import (
 )
 from orchestrator.services import schedules, tokens
 from orchestrator.services import triggers as trigger_service
+from runs.services.retention import retention_days
 
 
 class MembershipInline(admin.TabularInline):
@@ -36,10 +38,29 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "retention", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    fields = ["name", "slug", "run_retention_days", "retention"]
+    readonly_fields = ["retention"]
     inlines = [MembershipInline]
+
+    @admin.display(description="retention in force")
+    def retention(self, obj: Organization) -> str:
+        days = retention_days(obj)
+        source = (
+            "the instance's RUN_RETENTION_DAYS"
+            if obj.run_retention_days is None
+            else "this organization's setting"
+        )
+        if days == 0:
+            return f"Finished runs are kept for good ({source})."
+        return (
+            f"Finished runs are deleted {days} days after they end ({source}), with their "
+            "steps, events, approvals, output versions and webhook deliveries. Kept until "
+            "then: runs in progress, subflow trees with a run still going, runs with a live "
+            "share link (until it is revoked) and runs being refined or replayed."
+        )
 
 
 @admin.register(Membership)
@@ -348,6 +369,21 @@ class StarterTemplateAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "category", "step_count", "updated_at"]
     list_filter = ["category"]
     search_fields = ["id", "name", "description"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PrunedSample)
+class PrunedSampleAdmin(admin.ModelAdmin):
+    """What deleted runs had counted, which /metrics adds back so counters never go down."""
+
+    list_display = ["organization", "name", "labels", "value"]
+    list_filter = ["name"]
+    readonly_fields = ["organization", "name", "labels", "value"]
 
     def has_add_permission(self, request) -> bool:
         return False

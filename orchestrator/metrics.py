@@ -2,7 +2,7 @@
 
 Steps run in Celery worker processes and webhooks land on any web process, so counters kept in
 one process's memory would miss most of the work. The rows already hold every run, step and
-approval; a scrape aggregates them in a fixed number of queries (six, however many rows), so
+approval; a scrape aggregates them in a fixed number of queries (seven, however many rows), so
 every process's work is counted and nothing is lost when a process restarts.
 
 A scrape is instance-wide (the operator's METRICS_TOKEN) or one organization's (its admin
@@ -11,17 +11,22 @@ instance-wide only: a request is counted before anything ties it to an organizat
 large, a token that names no trigger), so they cannot be split.
 
 Counters only count rows that can no longer change (finished runs and steps), so a series never
-goes down while its rows exist; deleting old runs shows up as a counter reset, which `rate()`
-handles.
+goes down while its rows exist. Retention deletes old runs: before it does, `carry_over` adds
+what they counted to `PrunedSample` rows, and every scrape adds those back, so counters and
+histograms keep rising instead of dropping (which Prometheus would take for a restart from zero,
+counting the whole remaining total again as an increase).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from uuid import UUID
 
-from django.db.models import Count, FloatField, Func, Q, QuerySet, Sum
+from django.db import connection, transaction
+from django.db.models import Count, FloatField, Func, Min, Q, QuerySet, Sum
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -31,10 +36,11 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from approvals.models import Approval, ApprovalStatus
-from orchestrator.models import WebhookOutcome, WebhookRequestCount
+from orchestrator.models import PrunedSample, WebhookOutcome, WebhookRequestCount
 from runs.engine import RUN_TERMINAL, STEP_TERMINAL, RunStatus, StepStatus
 from runs.models import Run, StepRun, TriggerKind
 from runs.services.progress import WORKER_TYPES
@@ -45,6 +51,11 @@ STEP_BUCKETS_S: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60
 IN_PROGRESS = (RunStatus.RUNNING, RunStatus.PAUSED)
 # A subflow step carries its child run's usage, whose own steps are counted already.
 ROLLUP_TYPES = frozenset({"subflow"})
+# The samples of the families that only go up, which deleted runs must not lower.
+CUMULATIVE_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_count", "_sum"),
+}
 
 
 class Seconds(Func):
@@ -94,10 +105,15 @@ class DatabaseCollector(Collector):
     """Yields every series from aggregate queries; registered on its own registry, so the
     process's default metrics (and their per-process numbers) stay out of `/metrics`.
 
-    `organization_id` narrows every series to that organization's rows; None is the instance."""
+    `organization_id` narrows every series to that organization's rows; None is the instance.
+    `run_ids` narrows them to those runs and leaves out what deleted runs counted: what
+    `carry_over` records before they are deleted."""
 
-    def __init__(self, organization_id: UUID | None = None) -> None:
+    def __init__(
+        self, organization_id: UUID | None = None, run_ids: Collection[UUID] | None = None
+    ) -> None:
         self.organization_id = organization_id
+        self.run_ids = run_ids
 
     def _of_organization(self, queryset: QuerySet, path: str = "organization_id") -> QuerySet:
         if self.organization_id is None:
@@ -105,8 +121,30 @@ class DatabaseCollector(Collector):
         return queryset.filter(**{path: self.organization_id})
 
     def collect(self) -> Iterator[Metric]:
+        if self.run_ids is not None:
+            yield from self._families()
+            return
+        with _snapshot():
+            pruned = self._pruned()
+            families = list(self._families())
+        for family in families:
+            yield _with_pruned(family, pruned)
+
+    def _pruned(self) -> dict[tuple[str, str], float]:
+        rows = (
+            self._of_organization(PrunedSample.objects.order_by())
+            .values("name", "labels")
+            .annotate(total=Sum("value"), first=Min("id"))
+            .order_by("first")
+        )
+        return {(row["name"], row["labels"]): row["total"] for row in rows}
+
+    def _families(self) -> Iterator[Metric]:
         run_rows = self._of_organization(Run.objects.order_by())
         step_rows = self._of_organization(StepRun.objects.order_by(), "run__organization_id")
+        if self.run_ids is not None:
+            run_rows = run_rows.filter(pk__in=self.run_ids)
+            step_rows = step_rows.filter(run_id__in=self.run_ids)
         runs = _run_counts(run_rows)
         steps = _step_rows(step_rows)
         yield _runs_total(runs)
@@ -138,6 +176,72 @@ class DatabaseCollector(Collector):
         yield from _usage(steps)
         if self.organization_id is None:
             yield _webhook_requests()
+
+
+@contextmanager
+def _snapshot() -> Iterator[None]:
+    """On PostgreSQL, one snapshot for the rows and the carried-over counts, so a prune that
+    commits in between is seen entirely or not at all (never counted twice, never missed).
+    SQLite could only give one by taking its write lock (IMMEDIATE transactions), which would
+    stall every worker for a scrape: there the reads run as they come, and a prune committing
+    between two of them can make one scrape off by that batch."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def _labels_key(labels: dict[str, str]) -> str:
+    return json.dumps(labels, sort_keys=True, separators=(",", ":"))
+
+
+def _cumulative_names(family: Metric) -> set[str]:
+    return {family.name + suffix for suffix in CUMULATIVE_SUFFIXES.get(family.type, ())}
+
+
+def _with_pruned(family: Metric, pruned: dict[tuple[str, str], float]) -> Metric:
+    """The family with what deleted runs had counted added back. A label set whose rows are all
+    gone (the last runs of a trigger kind, a node type no longer used) comes back whole, in
+    the order it was first carried over, so a histogram's buckets stay together."""
+    names = _cumulative_names(family)
+    carried = {key: value for key, value in pruned.items() if key[0] in names}
+    if not carried:
+        return family
+    samples = []
+    for sample in family.samples:
+        extra = carried.pop((sample.name, _labels_key(sample.labels)), 0.0)
+        samples.append(sample._replace(value=sample.value + extra))
+    samples.extend(
+        Sample(name, json.loads(labels), value) for (name, labels), value in carried.items()
+    )
+    family.samples = samples
+    return family
+
+
+def carry_over(organization_id: UUID, run_ids: Collection[UUID]) -> None:
+    """Record what these runs of one organization add to its counters, just before they are
+    deleted, in the caller's transaction: the scrape then sees them either counted from their
+    rows or carried over, never both, never neither."""
+    counted = {
+        (sample.name, _labels_key(sample.labels)): float(sample.value)
+        for family in DatabaseCollector(organization_id, run_ids).collect()
+        for sample in family.samples
+        if sample.name in _cumulative_names(family)
+    }
+    changed = []
+    for row in PrunedSample.objects.select_for_update().filter(organization_id=organization_id):
+        delta = counted.pop((row.name, row.labels), 0.0)
+        if delta:
+            row.value += delta
+            changed.append(row)
+    PrunedSample.objects.bulk_update(changed, ["value"])
+    PrunedSample.objects.bulk_create(
+        PrunedSample(organization_id=organization_id, name=name, labels=labels, value=value)
+        for (name, labels), value in counted.items()
+    )
 
 
 def _run_counts(runs: QuerySet) -> dict[tuple[str, str], int]:

@@ -13,7 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from orchestrator.models import Orchestration, OrchestrationVersion, Organization
-from runs.engine import RunStatus, StepStatus
+from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
 
 USER_MODEL = django_settings.AUTH_USER_MODEL
 
@@ -112,6 +112,15 @@ class Run(models.Model):
             models.Index(fields=["organization", "-created_at"]),
             models.Index(fields=["orchestration", "status"]),
             models.Index(fields=["organization", "idempotency_key"]),
+            # Retention looks for fired runs that ended long ago: a small index, since runs
+            # in progress and subflow children are not in it.
+            models.Index(
+                fields=["finished_at"],
+                name="run_finished_root",
+                condition=models.Q(
+                    status__in=sorted(s.value for s in RUN_TERMINAL), root_run__isnull=True
+                ),
+            ),
         ]
 
     def __str__(self) -> str:

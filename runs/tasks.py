@@ -13,7 +13,7 @@ from celery import shared_task
 from structlog.contextvars import bound_contextvars
 
 from orchestrator.services import schedules
-from runs.services import execution, lifecycle, outputs, timers
+from runs.services import execution, lifecycle, outputs, retention, timers
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -55,3 +55,8 @@ def fire_schedule(trigger_id: str) -> None:
 @shared_task
 def reap() -> dict[str, int]:
     return timers.reap()
+
+
+@shared_task
+def prune_runs() -> dict[str, int]:
+    return retention.prune()

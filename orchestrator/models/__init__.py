@@ -1,5 +1,5 @@
 from orchestrator.models.library import Agent, Credential, Group
-from orchestrator.models.metrics import WebhookOutcome, WebhookRequestCount
+from orchestrator.models.metrics import PrunedSample, WebhookOutcome, WebhookRequestCount
 from orchestrator.models.orchestrations import (
     Orchestration,
     OrchestrationTag,
@@ -21,6 +21,7 @@ __all__ = [
     "OrchestrationTag",
     "OrchestrationVersion",
     "Organization",
+    "PrunedSample",
     "ScheduleFiring",
     "StarterTemplate",
     "Trigger",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from orchestrator.models.tenancy import Organization
+
 
 class WebhookOutcome(models.TextChoices):
     ACCEPTED = "accepted", "Accepted: a run was started"
@@ -28,3 +30,29 @@ class WebhookRequestCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome}: {self.count}"
+
+
+class PrunedSample(models.Model):
+    """What the runs deleted by retention had added to one counter sample of an organization.
+
+    Counters are read from the rows at scrape time; without this, deleting old runs would lower
+    them, and Prometheus would take each drop for a restart from zero (a spike in `rate()`).
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="pruned_samples"
+    )
+    name = models.CharField(max_length=100, help_text="The sample, e.g. orchestrator_runs_total.")
+    labels = models.CharField(max_length=300, help_text="Its labels, as sorted JSON.")
+    value = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name", "labels"], name="pruned_sample_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.labels} += {self.value}"

@@ -18,6 +18,12 @@ class Organization(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
+    run_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days a finished run is kept; empty: the instance's RUN_RETENTION_DAYS; "
+        "0: kept for good.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
