@@ -319,6 +319,26 @@ class OrchestrationWriteSerializer(TenantSerializerMixin, StrictSerializer):
         return attrs
 
 
+class OrchestrationUpdateSerializer(OrchestrationWriteSerializer):
+    """PUT and PATCH. Triggers have their own routes (secrets shown once, beat's tasks kept in
+    step), so `trigger` and `triggers` are refused by name rather than dropped in silence."""
+
+    trigger = None
+    triggers = None
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            given = [key for key in ("trigger", "triggers") if key in data]
+            if given:
+                where = f"/api/v1/orchestrations/{self.context['orchestration_id']}/triggers"
+                message = (
+                    f"PUT and PATCH do not change triggers: use {where} (POST to add one, "
+                    "PATCH or DELETE /api/v1/triggers/{id} to change or remove one)"
+                )
+                raise serializers.ValidationError({key: [message] for key in given})
+        return super().to_internal_value(data)
+
+
 class VersionSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
