@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import F, Prefetch
 from drf_spectacular.types import OpenApiTypes
@@ -126,11 +124,7 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
 
     def get_object(self) -> Orchestration:
         key = self.kwargs["pk"]
-        queryset = self.get_queryset()
-        try:
-            found = queryset.filter(pk=uuid.UUID(key)).first()
-        except ValueError:
-            found = queryset.filter(slug=key).first()
+        found = self.get_queryset().by_key(key)
         if found is None:
             raise NotFound(f"No orchestration '{key}' in this organization.")
         return found

@@ -34,11 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 def _orchestration(request, key: str) -> Orchestration:
-    queryset = Orchestration.objects.alive().filter(organization=request.auth.organization)
-    try:
-        found = queryset.filter(pk=uuid.UUID(key)).first()
-    except ValueError:
-        found = queryset.filter(slug=key).first()
+    found = Orchestration.objects.alive().filter(organization=request.auth.organization).by_key(key)
     if found is None:
         raise NotFound(f"No orchestration '{key}' in this organization.")
     return found

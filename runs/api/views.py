@@ -57,11 +57,10 @@ def run_detail(run: Run) -> dict:
 
 
 def orchestration_for(request, key: str) -> Orchestration:
-    queryset = Orchestration.objects.alive().filter(organization=request.auth.organization)
-    try:
-        found = queryset.filter(pk=uuid.UUID(key)).first()
-    except ValueError:
-        found = queryset.filter(slug=key).first()
+    """The orchestration of a nested run route, deleted ones included: after a soft delete its
+    runs stay readable and cancellable here, and firing or replaying answers 409
+    `orchestration_not_active` (lifecycle) rather than 404."""
+    found = Orchestration.objects.filter(organization=request.auth.organization).by_key(key)
     if found is None:
         raise NotFound(f"No orchestration '{key}' in this organization.")
     return found

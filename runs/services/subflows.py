@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 from orchestrator.api.errors import APIError
@@ -18,11 +17,7 @@ DEFAULT_MAX_DEPTH = 5
 
 
 def _target(organization_id, ref: str) -> Orchestration | None:
-    alive = Orchestration.objects.alive().filter(organization_id=organization_id)
-    try:
-        return alive.filter(pk=uuid.UUID(ref)).first()
-    except ValueError:
-        return alive.filter(slug=ref).first()
+    return Orchestration.objects.alive().filter(organization_id=organization_id).by_key(ref)
 
 
 def start_subflow(progress: Progress, node: dict) -> bool:

@@ -182,6 +182,46 @@ def test_a_run_of_a_deleted_orchestration_stays_readable_but_is_not_replayed(edi
     assert response.json()["error"] == "orchestration_not_active"
 
 
+@pytest.mark.parametrize("key", ["id", "slug"])
+def test_runs_of_a_deleted_orchestration_stay_under_its_nested_routes(editor, outsider, flow, key):
+    run = fire(editor, flow, {"message": "a"}).json()  # still queued: in progress
+    assert editor.delete(f"/api/v1/orchestrations/{flow['id']}").status_code == 204
+    runs = f"/api/v1/orchestrations/{flow[key]}/runs"
+
+    listed = editor.get(runs)
+    assert listed.status_code == 200, listed.content
+    assert [item["id"] for item in listed.json()["items"]] == [run["id"]]
+    assert editor.get(f"{runs}/{run['id']}").json()["id"] == run["id"]
+    assert editor.get(f"{runs}/{run['id']}").json()["steps"]
+
+    cancelled = editor.delete(f"{runs}/{run['id']}")
+    assert cancelled.status_code == 202, cancelled.content
+    assert cancelled.json()["status"] == "cancelled"
+
+    for refused in (
+        editor.post(runs, {"message": "b"}, format="json"),
+        editor.post(f"{runs}/stream", {"message": "b"}, format="json"),
+        editor.post(f"{runs}/{run['id']}/replay", {}, format="json"),
+    ):
+        assert refused.status_code == 409, refused.content
+        assert refused.json()["error"] == "orchestration_not_active"
+    assert Run.objects.count() == 1
+    assert outsider.get(runs).status_code == 404
+    assert outsider.get(f"{runs}/{run['id']}").status_code == 404
+
+
+def test_a_slug_reused_after_a_delete_names_the_new_orchestration(editor, flow):
+    old_run = fire(editor, flow, {"message": "a"}).json()
+    editor.delete(f"/api/v1/orchestrations/{flow['id']}")
+    new = editor.post("/api/v1/orchestrations", FLOW, format="json").json()
+    assert new["slug"] == flow["slug"]
+    new_run = fire(editor, new, {"message": "b"}).json()
+    listed = editor.get(f"/api/v1/orchestrations/{flow['slug']}/runs").json()["items"]
+    assert [item["id"] for item in listed] == [new_run["id"]]
+    by_id = editor.get(f"/api/v1/orchestrations/{flow['id']}/runs").json()["items"]
+    assert [item["id"] for item in by_id] == [old_run["id"]]
+
+
 def test_a_run_of_a_paused_orchestration_is_not_replayed_until_it_is_active_again(editor, flow):
     run = fire(editor, flow, {"message": "a"}).json()
     drain()
