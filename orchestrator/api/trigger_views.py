@@ -185,7 +185,10 @@ class WebhookView(APIView):
                 },
             ),
             400: error("`trigger_mismatch`: the trigger is paused or the body does not fit it."),
-            409: error("`orchestration_not_active`: the orchestration is a draft or paused."),
+            409: error(
+                "`orchestration_not_active`: the orchestration is a draft or paused; "
+                "`conflict`: the Idempotency-Key was used for another body in the last 24 h."
+            ),
         },
     )
     def post(self, request, orchestration_id: str, token: str):

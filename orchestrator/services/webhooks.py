@@ -175,6 +175,7 @@ def accept(
             trigger_ref=trigger.pk,
             entry_node=trigger.node_id,
             idempotency_key=idempotency_key,
+            caller=f"trigger:{trigger.pk}",
         )
         delivery.run_id = run.pk
         delivery.save(update_fields=["run_id"])
