@@ -9,6 +9,7 @@ from cron_descriptor import FormatException, get_description
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from orchestrator.api.errors import InvalidRequest
 from orchestrator.api.fields import (
     CronField,
     JSONObjectField,
@@ -23,7 +24,6 @@ from orchestrator.api.fields import (
 )
 from orchestrator.choices import (
     BudgetAction,
-    CredentialKind,
     OrchestrationStatus,
     ScheduleCatchup,
     ScheduleOverlap,
@@ -37,6 +37,7 @@ from orchestrator.models import (
     OrchestrationVersion,
     Trigger,
 )
+from orchestrator.services import credentials
 
 NODE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MODEL_NAME = re.compile(r"^(default|(openai|builtin)/[A-Za-z0-9._:\-/]+)$")
@@ -471,9 +472,8 @@ class CredentialSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
         fields = ["id", "name", "kind", "value", "created_at", "updated_at"]
 
     def validate(self, attrs):
-        kind, value = attrs.get("kind"), attrs.get("value", "")
-        if kind == CredentialKind.BASIC and ":" not in value:
-            raise serializers.ValidationError({"value": ["basic credentials are user:password"]})
-        if kind == CredentialKind.HEADER and ":" not in value:
-            raise serializers.ValidationError({"value": ["header credentials are Name: value"]})
+        try:
+            credentials.check_value(attrs.get("kind", ""), attrs.get("value", ""))
+        except InvalidRequest as exc:
+            raise serializers.ValidationError(exc.fields) from None
         return attrs
