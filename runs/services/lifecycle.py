@@ -141,10 +141,13 @@ def fire(
     as Stripe scopes keys to an account: within 24 hours the same key with the same request
     returns the run it started, and with another request is refused (409 `conflict`)."""
     current = Orchestration.objects.select_for_update().get(pk=orchestration.pk)
-    if current.deleted_at is not None or current.status != OrchestrationStatus.ACTIVE:
-        state = "deleted" if current.deleted_at else current.status
+    if current.deleted_at is not None:
         raise OrchestrationNotActive(
-            f"The orchestration is {state}; activate it before starting runs."
+            "The orchestration is deleted: it starts no new runs (its runs stay readable)."
+        )
+    if current.status != OrchestrationStatus.ACTIVE:
+        raise OrchestrationNotActive(
+            f"The orchestration is {current.status}; activate it before starting runs."
         )
     fingerprint = ""
     if idempotency_key:

@@ -272,6 +272,8 @@ def test_runs_of_a_deleted_orchestration_stay_under_its_nested_routes(editor, ou
     ):
         assert refused.status_code == 409, refused.content
         assert refused.json()["error"] == "orchestration_not_active"
+        assert "deleted" in refused.json()["detail"]
+        assert "activate it" not in refused.json()["detail"]
     assert Run.objects.count() == 1
     assert outsider.get(runs).status_code == 404
     assert outsider.get(f"{runs}/{run['id']}").status_code == 404
