@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+from rest_framework import serializers
 
-from orchestrator import crypto
-from orchestrator.api.errors import InvalidRequest
+from orchestrator.api.errors import InvalidRequest, flatten_errors
+from orchestrator.api.fields import StringMapField
+from orchestrator.api.serializers import SettingsSerializer
 from orchestrator.definition.jsonschemas import schema_problem
 from orchestrator.models import (
     Agent,
@@ -25,6 +32,8 @@ from orchestrator.models import (
     WebhookDelivery,
     WebhookRequestCount,
 )
+from orchestrator.services import credentials as credential_service
+from orchestrator.services import orchestrations as orchestration_service
 from orchestrator.services import schedules, tokens
 from orchestrator.services import triggers as trigger_service
 from runs.services.retention import retention_days
@@ -114,6 +123,7 @@ class AgentAdmin(admin.ModelAdmin):
 class CredentialForm(forms.ModelForm):
     new_value = forms.CharField(
         required=False,
+        strip=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="Write-only. Leave empty to keep the current value.",
     )
@@ -124,14 +134,24 @@ class CredentialForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if self.instance._state.adding and not cleaned.get("new_value"):
-            self.add_error("new_value", "A new credential needs a value.")
+        value = cleaned.get("new_value")
+        if not value:
+            if self.instance._state.adding:
+                self.add_error("new_value", "A new credential needs a value.")
+            elif "kind" in self.changed_data:
+                self.add_error("new_value", "A new kind needs its value again.")
+            return cleaned
+        try:
+            credential_service.check_value(cleaned.get("kind", ""), value)
+        except InvalidRequest as exc:
+            self.add_error("new_value", exc.fields["value"])
         return cleaned
 
 
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
-    """The secret is never shown; a new value can be set, and is encrypted on save."""
+    """The secret is never shown; a new value can be set, checked and encrypted by the same
+    service as the API's."""
 
     form = CredentialForm
     list_display = ["name", "kind", "organization", "created_at"]
@@ -142,7 +162,7 @@ class CredentialAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         new_value = form.cleaned_data.get("new_value")
         if new_value:
-            obj.encrypted_value = crypto.encrypt(new_value)
+            credential_service.set_value(obj, new_value)
         super().save_model(request, obj, form, change)
 
 
@@ -238,6 +258,98 @@ class TriggerInline(admin.TabularInline):
         return False
 
 
+def _first_name(path: str) -> str:
+    """The form field an error's JSON path starts with: `definition.nodes[0].id` -> definition."""
+    return re.split(r"[.\[]", path, maxsplit=1)[0]
+
+
+def api_checked(field: serializers.Field, value: Any) -> Any:
+    """`value` held to the API's field, its problems as form errors."""
+    try:
+        return field.run_validation(value)
+    except serializers.ValidationError as exc:
+        problems = flatten_errors(exc.detail)
+        raise forms.ValidationError(
+            [m if path == "$" else f"{path}: {m}" for path, ms in problems.items() for m in ms]
+        ) from None
+
+
+class OrchestrationAdminForm(forms.ModelForm):
+    """An operator's change, checked as the API checks a PATCH (the definition or markdown,
+    the slug, settings and metadata); OrchestrationAdmin.save_model saves it through the same
+    service, so it gets a new version and ETag, and runs use it."""
+
+    class Meta:
+        model = Orchestration
+        fields = [
+            "name",
+            "slug",
+            "description",
+            "status",
+            "definition",
+            "markdown",
+            "settings",
+            "metadata",
+            "icon",
+            "icon_color",
+            "zone",
+            "group",
+            "owner",
+            "is_public",
+            "public_definition",
+            "credit_limit",
+        ]
+        help_texts = {
+            "definition": "Checked as the API checks it; a change adds a version.",
+            "markdown": "Edit this or the definition, not both: a changed markdown is compiled.",
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("description", "markdown"):
+            self.fields[name].strip = False  # as the API keeps them
+
+    def _text(self, name: str) -> str:
+        """Browsers send a textarea's line breaks as CRLF; stored text (and its version
+        history) has LF, so an untouched field stays unchanged."""
+        return (self.cleaned_data.get(name) or "").replace("\r\n", "\n")
+
+    def clean_description(self) -> str:
+        return self._text("description")
+
+    def clean_markdown(self) -> str:
+        return self._text("markdown")
+
+    def clean_settings(self) -> dict:
+        return dict(api_checked(SettingsSerializer(), self.cleaned_data.get("settings")))
+
+    def clean_metadata(self) -> dict:
+        return api_checked(StringMapField(), self.cleaned_data.get("metadata"))
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # What differs from the row, as the service takes it (status goes by set_status).
+        # Compared with the row, not the page's hidden initial values, which a stale or
+        # hand-made post may not carry.
+        self.changes = {
+            name: value
+            for name, value in cleaned.items()
+            if name in self.Meta.fields and value != getattr(self.instance, name)
+        }
+        try:
+            orchestration_service.check_update(
+                self.instance, {k: v for k, v in self.changes.items() if k != "status"}
+            )
+        except InvalidRequest as exc:
+            for path, messages in (exc.fields or {"$": [str(exc.detail)]}).items():
+                name = _first_name(path)
+                if name in self.fields:
+                    self.add_error(name, [m if path == name else f"{path}: {m}" for m in messages])
+                else:
+                    self.add_error(None, [f"{path}: {m}" for m in messages])
+        return cleaned
+
+
 @admin.register(Orchestration)
 class OrchestrationAdmin(admin.ModelAdmin):
     list_display = [
@@ -254,18 +366,46 @@ class OrchestrationAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "is_public", "organization", "zone", "deleted_at"]
     search_fields = ["name", "slug", "description"]
+    form = OrchestrationAdminForm
     readonly_fields = [
         "id",
+        "open_in_editor",
+        "organization",
         "version",
         "etag",
         "step_count",
         "member_ids",
+        "forked_from",
         "fork_count",
         "created_by",
         "created_at",
         "updated_at",
+        "deleted_at",
     ]
     inlines = [TagInline, TriggerInline, VersionInline]
+
+    def has_add_permission(self, request) -> bool:
+        """Through the API or the editor, which show a webhook's signing secret once."""
+        return False
+
+    @admin.display(description="Editor")
+    def open_in_editor(self, obj: Orchestration) -> str:
+        return format_html('<a href="{}">Open in the editor</a>', reverse("editor", args=[obj.pk]))
+
+    def save_model(self, request, obj: Orchestration, form, change) -> None:
+        """Through the API's services: a changed definition, markdown, name, description,
+        settings or metadata adds a version; any change renews the ETag; a status change
+        pauses or resumes as the API's pause and activate do."""
+        changes = dict(form.changes)
+        status = changes.pop("status", None)
+        current = obj
+        if changes:
+            current = orchestration_service.update_orchestration(
+                obj, changes, if_match="*", replace=False, user=request.user
+            )
+        if status is not None:
+            orchestration_service.set_status(current, status)
+        obj.refresh_from_db()
 
     def save_formset(self, request, form, formset, change) -> None:
         """Beat's tasks of the triggers deleted here go with them (their ids are gone after)."""

@@ -86,6 +86,18 @@ class Run(models.Model):
     )
     requested_by_name = models.CharField(max_length=150, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
+    idempotency_caller = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="Who sent the Idempotency-Key (token:<id>, user:<id>, trigger:<id>): a key "
+        "is scoped to its caller and the orchestration.",
+    )
+    idempotency_fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of what the key came with (input, metadata, entry step): the same "
+        "key with another request is refused.",
+    )
     cancel_requested = models.BooleanField(default=False)
     budget_hold = models.BooleanField(
         default=False, help_text="Over its credit limit, waiting for approval to raise it."
@@ -111,7 +123,7 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["organization", "-created_at"]),
             models.Index(fields=["orchestration", "status"]),
-            models.Index(fields=["organization", "idempotency_key"]),
+            models.Index(fields=["orchestration", "idempotency_key"]),
             # Retention looks for fired runs that ended long ago: a small index, since runs
             # in progress and subflow children are not in it.
             models.Index(

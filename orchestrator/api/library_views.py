@@ -6,10 +6,10 @@ from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 
-from orchestrator import crypto
 from orchestrator.api.base import TenantModelViewSet, TenantScopedMixin
 from orchestrator.api.serializers import AgentSerializer, CredentialSerializer, GroupSerializer
 from orchestrator.models import Agent, Credential, Group
+from orchestrator.services import credentials
 
 
 @extend_schema(tags=["agents"])
@@ -44,5 +44,6 @@ class CredentialViewSet(
 
     @transaction.atomic
     def perform_create(self, serializer):
-        value = serializer.validated_data.pop("value")
-        serializer.save(organization=self.organization, encrypted_value=crypto.encrypt(value))
+        serializer.instance = credentials.create_credential(
+            self.organization, **serializer.validated_data
+        )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import F, Prefetch
 from drf_spectacular.types import OpenApiTypes
@@ -20,6 +18,7 @@ from orchestrator.api.serializers import (
     CompileSerializer,
     OrchestrationDetailSerializer,
     OrchestrationSerializer,
+    OrchestrationUpdateSerializer,
     OrchestrationWriteSerializer,
     RenderMarkdownSerializer,
     VersionDetailSerializer,
@@ -131,12 +130,7 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
 
     def get_object(self) -> Orchestration:
         key = self.kwargs["pk"]
-        queryset = self.get_queryset()
-        try:
-            found = queryset.filter(pk=uuid.UUID(key)).first()
-        except ValueError:
-            # A slug names the living orchestration: soft-deleted ones gave theirs up.
-            found = queryset.alive().filter(slug=key).first()
+        found = self.get_queryset().by_key(key)
         if found is None:
             raise NotFound(f"No orchestration '{key}' in this organization.")
         return found
@@ -149,9 +143,18 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
             trigger["signing_secret"] = secrets.get(trigger["id"])
         return Response(data, status=code, headers=_etag_header(orchestration))
 
-    def _write_data(self, *, partial: bool) -> dict:
+    def _create_data(self) -> dict:
         serializer = OrchestrationWriteSerializer(
-            data=self.request.data, partial=partial, context={"request": self.request}
+            data=self.request.data, context={"request": self.request}
+        )
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def _update_data(self, orchestration: Orchestration) -> dict:
+        serializer = OrchestrationUpdateSerializer(
+            data=self.request.data,
+            partial=True,
+            context={"request": self.request, "orchestration_id": orchestration.pk},
         )
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
@@ -192,31 +195,31 @@ class OrchestrationViewSet(viewsets.GenericViewSet):
         request=OrchestrationWriteSerializer, responses={201: OrchestrationDetailSerializer}
     )
     def create(self, request):
-        data = self._write_data(partial=False)
+        data = self._create_data()
         orchestration = service.create_orchestration(
             request.auth.organization, data, user=request.user
         )
         return self._detail(orchestration, status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=OrchestrationWriteSerializer, responses=GUARDED_WRITE, parameters=[IF_MATCH]
+        request=OrchestrationUpdateSerializer, responses=GUARDED_WRITE, parameters=[IF_MATCH]
     )
     def update(self, request, pk=None):
         orchestration = self.get_object()
         if_match = self._if_match()
-        data = self._write_data(partial=True)
+        data = self._update_data(orchestration)
         updated = service.update_orchestration(
             orchestration, data, if_match=if_match, replace=True, user=request.user
         )
         return self._detail(updated)
 
     @extend_schema(
-        request=OrchestrationWriteSerializer, responses=GUARDED_WRITE, parameters=[IF_MATCH]
+        request=OrchestrationUpdateSerializer, responses=GUARDED_WRITE, parameters=[IF_MATCH]
     )
     def partial_update(self, request, pk=None):
         orchestration = self.get_object()
         if_match = self._if_match()
-        data = self._write_data(partial=True)
+        data = self._update_data(orchestration)
         updated = service.update_orchestration(
             orchestration, data, if_match=if_match, replace=False, user=request.user
         )

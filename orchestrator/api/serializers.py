@@ -9,6 +9,7 @@ from cron_descriptor import FormatException, get_description
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from orchestrator.api.errors import InvalidRequest
 from orchestrator.api.fields import (
     CronField,
     JSONObjectField,
@@ -23,7 +24,6 @@ from orchestrator.api.fields import (
 )
 from orchestrator.choices import (
     BudgetAction,
-    CredentialKind,
     OrchestrationStatus,
     ScheduleCatchup,
     ScheduleOverlap,
@@ -37,6 +37,7 @@ from orchestrator.models import (
     OrchestrationVersion,
     Trigger,
 )
+from orchestrator.services import credentials
 
 NODE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MODEL_NAME = re.compile(r"^(default|(openai|builtin)/[A-Za-z0-9._:\-/]+)$")
@@ -326,6 +327,26 @@ class OrchestrationWriteSerializer(TenantSerializerMixin, StrictSerializer):
         return attrs
 
 
+class OrchestrationUpdateSerializer(OrchestrationWriteSerializer):
+    """PUT and PATCH. Triggers have their own routes (secrets shown once, beat's tasks kept in
+    step), so `trigger` and `triggers` are refused by name rather than dropped in silence."""
+
+    trigger = None
+    triggers = None
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            given = [key for key in ("trigger", "triggers") if key in data]
+            if given:
+                where = f"/api/v1/orchestrations/{self.context['orchestration_id']}/triggers"
+                message = (
+                    f"PUT and PATCH do not change triggers: use {where} (POST to add one, "
+                    "PATCH or DELETE /api/v1/triggers/{id} to change or remove one)"
+                )
+                raise serializers.ValidationError({key: [message] for key in given})
+        return super().to_internal_value(data)
+
+
 class VersionSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
@@ -458,9 +479,8 @@ class CredentialSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
         fields = ["id", "name", "kind", "value", "created_at", "updated_at"]
 
     def validate(self, attrs):
-        kind, value = attrs.get("kind"), attrs.get("value", "")
-        if kind == CredentialKind.BASIC and ":" not in value:
-            raise serializers.ValidationError({"value": ["basic credentials are user:password"]})
-        if kind == CredentialKind.HEADER and ":" not in value:
-            raise serializers.ValidationError({"value": ["header credentials are Name: value"]})
+        try:
+            credentials.check_value(attrs.get("kind", ""), attrs.get("value", ""))
+        except InvalidRequest as exc:
+            raise serializers.ValidationError(exc.fields) from None
         return attrs

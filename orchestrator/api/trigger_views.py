@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
+from typing import NoReturn
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.conf import settings
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -18,13 +17,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestrator.api.errors import InvalidRequest, TriggerMismatch
-from orchestrator.api.parsers import parse_json_body, read_limited
+from orchestrator.api.errors import InvalidRequest
+from orchestrator.api.parsers import read_limited
 from orchestrator.api.schema import error
 from orchestrator.api.serializers import TriggerSerializer, TriggerWriteSerializer
 from orchestrator.choices import TriggerKind
-from orchestrator.definition.jsonschemas import first_error
-from orchestrator.models import Orchestration, Trigger, WebhookDelivery, WebhookOutcome
+from orchestrator.models import Orchestration, Trigger, WebhookOutcome
 from orchestrator.services import triggers as trigger_service
 from orchestrator.services import webhooks
 from orchestrator.throttling import AnonymousRateThrottle
@@ -33,11 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 def _orchestration(request, key: str) -> Orchestration:
-    queryset = Orchestration.objects.alive().filter(organization=request.auth.organization)
-    try:
-        found = queryset.filter(pk=uuid.UUID(key)).first()
-    except ValueError:
-        found = queryset.filter(slug=key).first()
+    found = Orchestration.objects.alive().filter(organization=request.auth.organization).by_key(key)
     if found is None:
         raise NotFound(f"No orchestration '{key}' in this organization.")
     return found
@@ -141,7 +135,7 @@ class WebhookThrottle(AnonymousRateThrottle):
     scope = "webhook"
 
 
-def _refuse(reason: str, orchestration_id: str) -> None:
+def _refuse(reason: str, orchestration_id: str) -> NoReturn:
     logger.info("webhook refused for %s: %s", orchestration_id, reason)
     raise AuthenticationFailed("Invalid webhook token or signature.")
 
@@ -191,75 +185,27 @@ class WebhookView(APIView):
                 },
             ),
             400: error("`trigger_mismatch`: the trigger is paused or the body does not fit it."),
-            409: error("`orchestration_not_active`: the orchestration is a draft or paused."),
+            409: error(
+                "`orchestration_not_active`: the orchestration is a draft or paused; "
+                "`conflict`: the Idempotency-Key was used for another body in the last 24 h."
+            ),
         },
     )
     def post(self, request, orchestration_id: str, token: str):
-        from django.conf import settings
-
-        from runs.models import TriggerKind as RunTrigger
-        from runs.services import lifecycle
-
         # A bounded read of the Django request: the server wrappers (config/bodies.py) cap
         # bodies already, but one that reached the view another way must not be read unbounded.
         body = read_limited(request._request, settings.WEBHOOK_MAX_BODY_BYTES)
         try:
-            orchestration_uuid = uuid.UUID(orchestration_id)
-        except ValueError:
-            _refuse("bad orchestration id", orchestration_id)
-        trigger = (
-            Trigger.objects.filter(
-                orchestration_id=orchestration_uuid, kind=TriggerKind.WEBHOOK, webhook_token=token
-            )
-            .select_related("orchestration")
-            .first()
-        )
-        if trigger is None or not token:
-            _refuse("unknown token", orchestration_id)
-        try:
-            signature = webhooks.verify(
-                trigger, request.headers.get("X-Orchestrator-Signature", ""), body
+            accepted = webhooks.accept(
+                orchestration_id,
+                token,
+                request.headers.get("X-Orchestrator-Signature", ""),
+                body,
+                idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
             )
         except webhooks.SignatureError as exc:
             _refuse(str(exc), orchestration_id)
-        if not trigger.is_active:
-            raise TriggerMismatch("This webhook trigger is paused.")
-        payload = parse_json_body(body)
-        if not isinstance(payload, dict):
-            raise TriggerMismatch("The webhook body must be a JSON object.")
-        if trigger.input_schema:
-            error = first_error(trigger.input_schema, payload)
-            if error is not None:
-                raise TriggerMismatch(
-                    f"The body does not match the trigger's input_schema: {error.message}"
-                )
-        digest = hashlib.sha256(signature.encode()).hexdigest()
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    delivery = WebhookDelivery.objects.create(trigger=trigger, signature=digest)
-            except IntegrityError:
-                earlier = WebhookDelivery.objects.get(signature=digest)
-                self.outcome = WebhookOutcome.DUPLICATE
-                return Response(
-                    {"run_id": str(earlier.run_id) if earlier.run_id else None},
-                    status=status.HTTP_202_ACCEPTED,
-                )
-            run, created = lifecycle.fire(
-                trigger.orchestration,
-                {**trigger.input, **payload},
-                trigger_kind=RunTrigger.WEBHOOK,
-                trigger_ref=trigger.pk,
-                entry_node=trigger.node_id,
-                idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
-            )
-            delivery.run_id = run.pk
-            delivery.save(update_fields=["run_id"])
-            if created:
-                # Counted in the database: concurrent deliveries each add one.
-                Trigger.objects.filter(pk=trigger.pk).update(
-                    last_run_at=timezone.now(), trigger_count=F("trigger_count") + 1
-                )
-            else:  # an Idempotency-Key seen before: its run, nothing new started
-                self.outcome = WebhookOutcome.DUPLICATE
-        return Response({"run_id": str(run.pk)}, status=status.HTTP_202_ACCEPTED)
+        if accepted.duplicate:
+            self.outcome = WebhookOutcome.DUPLICATE
+        run_id = str(accepted.run_id) if accepted.run_id else None
+        return Response({"run_id": run_id}, status=status.HTTP_202_ACCEPTED)

@@ -25,6 +25,19 @@ class OrchestrationQuerySet(models.QuerySet):
     def alive(self) -> OrchestrationQuerySet:
         return self.filter(deleted_at__isnull=True)
 
+    def by_key(self, key: str) -> Orchestration | None:
+        """The one a URL or a reference names: by id, or by slug. A deleted orchestration's slug
+        is free for a new one, so on a queryset that holds deleted rows the alive one wins, then
+        the latest deleted."""
+        try:
+            return self.filter(pk=uuid.UUID(str(key))).first()
+        except ValueError:
+            return (
+                self.filter(slug=key)
+                .order_by(models.F("deleted_at").desc(nulls_first=True))
+                .first()
+            )
+
 
 class Orchestration(models.Model):
     """The current state of an orchestration; every change of its definition adds a version row.

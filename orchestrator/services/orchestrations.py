@@ -6,6 +6,7 @@ same ETag cannot both win.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Any
 
@@ -189,29 +190,10 @@ def _gone(orchestration: Orchestration):
     raise Conflict(f"Orchestration {orchestration.pk} was deleted meanwhile.")
 
 
-@transaction.atomic
-def update_orchestration(
-    orchestration: Orchestration,
-    data: dict[str, Any],
-    *,
-    if_match: str,
-    replace: bool,
-    user=None,
-) -> Orchestration:
-    """PUT (`replace`) resets the versioned fields it was not given; PATCH changes only what it got.
-
-    A PUT always records a version, because a client that replaces the whole thing expects
-    one; a PATCH records one only when a versioned field actually changed.
-    """
-    current = _locked(orchestration)
-    if not etag_matches(current, if_match):
-        raise VersionConflict(
-            f'If-Match {if_match} does not match the current ETag "{current.etag}" '
-            f"(version {current.version}): reload, merge your change and send it again."
-        )
-    before = _snapshot(current)
+def _apply(current: Orchestration, data: dict[str, Any], *, replace: bool) -> None:
+    """Set `data` onto `current` as a PUT (`replace`) or a PATCH does, checking the definition
+    source and the slug (InvalidRequest); saves nothing, tags aside."""
     organization = current.organization
-
     if definitions.has_definition_source(data):
         resolved = definitions.resolve(data, organization)
         current.definition = resolved.definition
@@ -248,6 +230,36 @@ def update_orchestration(
     for field in PLAIN_FIELDS:
         if field in data:
             setattr(current, field, data[field])
+
+
+def check_update(orchestration: Orchestration, data: dict[str, Any]) -> None:
+    """Raise what `update_orchestration` would raise for this PATCH, changing nothing: the
+    admin's form shows it as form errors before it saves through the same service."""
+    _apply(copy.copy(orchestration), data, replace=False)
+
+
+@transaction.atomic
+def update_orchestration(
+    orchestration: Orchestration,
+    data: dict[str, Any],
+    *,
+    if_match: str,
+    replace: bool,
+    user=None,
+) -> Orchestration:
+    """PUT (`replace`) resets the versioned fields it was not given; PATCH changes only what it got.
+
+    A PUT always records a version, because a client that replaces the whole thing expects
+    one; a PATCH records one only when a versioned field actually changed.
+    """
+    current = _locked(orchestration)
+    if not etag_matches(current, if_match):
+        raise VersionConflict(
+            f'If-Match {if_match} does not match the current ETag "{current.etag}" '
+            f"(version {current.version}): reload, merge your change and send it again."
+        )
+    before = _snapshot(current)
+    _apply(current, data, replace=replace)
     if "tags" in data:
         _set_tags(current, data["tags"])
 

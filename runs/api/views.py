@@ -57,11 +57,10 @@ def run_detail(run: Run) -> dict:
 
 
 def orchestration_for(request, key: str) -> Orchestration:
-    queryset = Orchestration.objects.alive().filter(organization=request.auth.organization)
-    try:
-        found = queryset.filter(pk=uuid.UUID(key)).first()
-    except ValueError:
-        found = queryset.filter(slug=key).first()
+    """The orchestration of a nested run route, deleted ones included: after a soft delete its
+    runs stay readable and cancellable here, and firing or replaying answers 409
+    `orchestration_not_active` (lifecycle) rather than 404."""
+    found = Orchestration.objects.filter(organization=request.auth.organization).by_key(key)
     if found is None:
         raise NotFound(f"No orchestration '{key}' in this organization.")
     return found
@@ -84,8 +83,15 @@ def fire_from_request(request, orchestration: Orchestration) -> tuple[Run, bool,
         requested_by=request.user,
         metadata=body.get("metadata"),
         idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
+        caller=caller_of(request),
     )
     return run, created, not body["async"]
+
+
+def caller_of(request) -> str:
+    """Whose Idempotency-Key this is: the token's, or the signed-in user's (the browser)."""
+    token = request.auth.token
+    return f"token:{token.pk}" if token is not None else f"user:{request.user.pk}"
 
 
 class RunQuerysetMixin:
@@ -215,7 +221,10 @@ class OrchestrationRunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
         responses={
             202: RunSerializer,
             200: RunSerializer,
-            409: error("`orchestration_not_active`: the orchestration is a draft or paused."),
+            409: error(
+                "`orchestration_not_active`: the orchestration is a draft, paused or deleted; "
+                "`conflict`: the Idempotency-Key was used for another request in the last 24 h."
+            ),
         },
         description='202 at once; with `"async": false`, 200 once the run ended or paused '
         "(202 if it is still going after SYNC_RUN_TIMEOUT_S).",

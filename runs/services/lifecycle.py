@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -70,6 +72,8 @@ def create_run(
     requested_by=None,
     metadata: dict | None = None,
     idempotency_key: str = "",
+    idempotency_caller: str = "",
+    idempotency_fingerprint: str = "",
     parent: Run | None = None,
     parent_step_id: str = "",
     depth: int = 0,
@@ -98,6 +102,8 @@ def create_run(
         requested_by=user,
         requested_by_name=requested_by.get_username() if requested_by is not None else "",
         idempotency_key=idempotency_key,
+        idempotency_caller=idempotency_caller,
+        idempotency_fingerprint=idempotency_fingerprint,
         credit_limit=orchestration.credit_limit,
         parent_run=parent,
         parent_step_id=parent_step_id,
@@ -126,24 +132,43 @@ def fire(
     requested_by=None,
     metadata: dict | None = None,
     idempotency_key: str = "",
+    caller: str = "",
     entry_node: str = "",
 ) -> tuple[Run, bool]:
     """Start a run from outside (API, webhook, schedule). Returns (run, created).
 
-    `entry_node` is the firing trigger's `node_id`, if it names one."""
+    `entry_node` is the firing trigger's `node_id`, if it names one. An `idempotency_key` is
+    scoped to this orchestration and the `caller` (`token:<id>`, `user:<id>`, `trigger:<id>`),
+    as Stripe scopes keys to an account: within 24 hours the same key with the same request
+    returns the run it started, and with another request is refused (409 `conflict`)."""
     current = Orchestration.objects.select_for_update().get(pk=orchestration.pk)
-    if current.deleted_at is not None or current.status != OrchestrationStatus.ACTIVE:
-        state = "deleted" if current.deleted_at else current.status
+    if current.deleted_at is not None:
         raise OrchestrationNotActive(
-            f"The orchestration is {state}; activate it before starting runs."
+            "The orchestration is deleted: it starts no new runs (its runs stay readable)."
         )
+    if current.status != OrchestrationStatus.ACTIVE:
+        raise OrchestrationNotActive(
+            f"The orchestration is {current.status}; activate it before starting runs."
+        )
+    fingerprint = ""
     if idempotency_key:
-        existing = Run.objects.filter(
-            organization_id=current.organization_id,
-            idempotency_key=idempotency_key,
-            created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW,
-        ).first()
+        fingerprint = request_fingerprint(data, metadata, entry_node)
+        existing = (
+            Run.objects.filter(
+                orchestration=current,
+                idempotency_key=idempotency_key,
+                idempotency_caller=caller,
+                created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW,
+            )
+            .order_by("-created_at")
+            .first()
+        )
         if existing is not None:
+            if existing.idempotency_fingerprint != fingerprint:
+                raise Conflict(
+                    f"The Idempotency-Key '{idempotency_key}' was used for another request "
+                    f"(run {existing.pk}) in the last 24 hours: send a new key for a new request."
+                )
             return existing, False
     entry_step = trigger_entry(current, entry_node)
     run = create_run(
@@ -154,9 +179,23 @@ def fire(
         requested_by=requested_by,
         metadata=metadata,
         idempotency_key=idempotency_key,
+        idempotency_caller=caller if idempotency_key else "",
+        idempotency_fingerprint=fingerprint,
         entry_step=entry_step,
     )
     return run, True
+
+
+def request_fingerprint(data: Any, metadata: dict | None, entry_node: str) -> str:
+    """What makes two requests under one Idempotency-Key the same request: the run they ask
+    for (input, metadata, entry step), whatever the key order of their JSON."""
+    canonical = json.dumps(
+        {"input": data, "metadata": metadata or {}, "entry": entry_node},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def advance(run_id) -> Run:

@@ -10,7 +10,6 @@ would go over fails with `run_limit_exceeded` instead of starting it.
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -29,11 +28,7 @@ DEFAULT_MAX_DEPTH = 5
 
 
 def _target(organization_id, ref: str) -> Orchestration | None:
-    alive = Orchestration.objects.alive().filter(organization_id=organization_id)
-    try:
-        return alive.filter(pk=uuid.UUID(ref)).first()
-    except ValueError:
-        return alive.filter(slug=ref).first()
+    return Orchestration.objects.alive().filter(organization_id=organization_id).by_key(ref)
 
 
 def _tree_limit_problem(run: Run, target: Orchestration) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.api.helpers import two_step
+from tests.api.helpers import MARKDOWN, three_step, two_step
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +86,158 @@ def test_version_history_cannot_be_changed_or_deleted_in_the_admin(operator, edi
     bulk = {"action": "delete_selected", "_selected_action": [version.pk], "post": "yes"}
     operator.post(changelist, bulk)
     assert OrchestrationVersion.objects.filter(pk=version.pk).exists()
+
+
+# --- Orchestrations and credentials go through the API's services ------------------------------
+
+
+def _orchestration_page(operator, orchestration_id: str) -> tuple[str, dict]:
+    from tests.triggers.test_admin_sync import change_form_data
+
+    url = reverse("admin:orchestrator_orchestration_change", args=[orchestration_id])
+    return url, change_form_data(operator.get(url))
+
+
+@pytest.fixture
+def active(editor) -> dict:
+    return editor.post("/api/v1/orchestrations", two_step(status="active"), format="json").json()
+
+
+def test_a_definition_changed_in_the_admin_is_a_new_version_that_runs_use(operator, editor, active):
+    from orchestrator.models import Orchestration
+
+    url, data = _orchestration_page(operator, active["id"])
+    response = operator.post(url, {**data, "definition": json.dumps(three_step())})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    orchestration = Orchestration.objects.get(pk=active["id"])
+    assert (orchestration.version, orchestration.step_count) == (2, 3)
+    assert orchestration.etag != active["etag"]
+    versions = editor.get(f"/api/v1/orchestrations/{active['id']}/versions").json()["items"]
+    assert [v["version"] for v in versions] == [2, 1]
+    assert versions[0]["created_by"] == "op"
+    run = editor.post(
+        f"/api/v1/orchestrations/{active['id']}/runs", {"input": {"topic": "x"}}, format="json"
+    ).json()
+    assert (run["version"], run["steps_total"]) == (2, 3)
+
+
+def test_markdown_changed_in_the_admin_is_compiled_into_the_definition(operator, active):
+    from orchestrator.models import Orchestration
+
+    url, data = _orchestration_page(operator, active["id"])
+    response = operator.post(url, {**data, "markdown": MARKDOWN})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    orchestration = Orchestration.objects.get(pk=active["id"])
+    assert orchestration.version == 2
+    assert [n["id"] for n in orchestration.definition["nodes"]] == ["research", "report"]
+    assert orchestration.markdown == MARKDOWN
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("definition", {"nodes": [{"id": "a", "type": "nope", "config": {}}]}, "nodes[0]"),
+        (
+            "definition",
+            {
+                "nodes": [
+                    {"id": "a", "type": "transform", "config": {"output": 1}},
+                    {"id": "b", "type": "transform", "config": {"output": 2}},
+                ],
+                "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "a"}],
+            },
+            "cycle",
+        ),
+        ("markdown", "# Title\n\n## Steps\n### a\n- type: nope\n", "line"),
+        ("settings", {"max_subflow_depth": 99}, "max_subflow_depth"),
+        ("settings", {"budget": "fail"}, "unknown field"),
+        ("metadata", {"team": 5}, "team"),
+        ("slug", "taken", "already used"),
+    ],
+    ids=["unknown-type", "cycle", "markdown", "settings-range", "settings-key", "metadata", "slug"],
+)
+def test_what_the_api_refuses_the_admin_shows_as_a_form_error_and_saves_nothing(
+    operator, editor, active, field, value, message
+):
+    from orchestrator.models import Orchestration
+
+    editor.post("/api/v1/orchestrations", two_step(slug="taken"), format="json")
+    url, data = _orchestration_page(operator, active["id"])
+    posted = value if isinstance(value, str) else json.dumps(value)
+    response = operator.post(url, {**data, field: posted})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert message in " ".join(errors.get(field, [])), errors
+    orchestration = Orchestration.objects.get(pk=active["id"])
+    assert (orchestration.version, orchestration.etag) == (1, active["etag"])
+    assert orchestration.slug == "research"
+
+
+def test_a_status_changed_in_the_admin_goes_through_the_service(operator, editor, active):
+    url, data = _orchestration_page(operator, active["id"])
+    response = operator.post(url, {**data, "status": "paused"})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    after = editor.get(f"/api/v1/orchestrations/{active['id']}")
+    assert after.json()["status"] == "paused"
+    assert after.json()["etag"] != active["etag"]
+    refused = editor.post(f"/api/v1/orchestrations/{active['id']}/runs", {}, format="json")
+    assert refused.json()["error"] == "orchestration_not_active"
+
+
+def test_orchestrations_are_not_added_in_the_admin_but_opened_in_the_editor(operator, active):
+    assert operator.get(reverse("admin:orchestrator_orchestration_add")).status_code == 403
+    url, _ = _orchestration_page(operator, active["id"])
+    assert f'href="/orchestrations/{active["id"]}/"' in operator.get(url).content.decode()
+
+
+def test_a_credential_added_in_the_admin_is_checked_and_encrypted_as_by_the_api(operator, org):
+    from orchestrator import crypto
+    from orchestrator.models import Credential
+
+    url = reverse("admin:orchestrator_credential_add")
+    form = {"organization": str(org.pk), "name": "db", "kind": "basic"}
+    refused = operator.post(url, {**form, "new_value": "no-colon"})
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["new_value"] == [
+        "basic credentials are user:password"
+    ]
+    assert not Credential.objects.exists()
+
+    saved = operator.post(url, {**form, "new_value": "alice:s3cret\n"})
+    assert saved.status_code == 302
+    credential = Credential.objects.get()
+    assert "s3cret" not in credential.encrypted_value
+    assert crypto.decrypt(credential.encrypted_value) == "alice:s3cret\n"
+
+
+def test_a_credential_whose_kind_changes_in_the_admin_needs_its_value_again(operator, editor):
+    from orchestrator.models import Credential
+
+    editor.post(
+        "/api/v1/credentials", {"name": "k", "kind": "api_key", "value": "v"}, format="json"
+    )
+    credential = Credential.objects.get()
+    url = reverse("admin:orchestrator_credential_change", args=[credential.pk])
+    form = {"organization": str(credential.organization_id), "name": "k", "kind": "header"}
+    refused = operator.post(url, form)
+    assert refused.status_code == 200
+    assert "new_value" in refused.context["adminform"].form.errors
+    assert Credential.objects.get().kind == "api_key"
+    assert operator.post(url, {**form, "new_value": "X-Key: v"}).status_code == 302
+    assert Credential.objects.get().kind == "header"
+
+
+def test_saving_an_untouched_page_adds_no_version(operator, editor):
+    from orchestrator.models import Orchestration
+
+    created = editor.post(
+        "/api/v1/orchestrations", {"markdown": MARKDOWN, "description": "two\nlines"}, format="json"
+    ).json()
+    url, data = _orchestration_page(operator, created["id"])
+    # What a browser posts back: a textarea's line breaks as CRLF.
+    crlf = {name: data[name].replace("\n", "\r\n") for name in ("markdown", "description")}
+    response = operator.post(url, {**data, **crlf})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    orchestration = Orchestration.objects.get(pk=created["id"])
+    assert (orchestration.version, orchestration.etag) == (1, created["etag"])
+    assert orchestration.markdown == MARKDOWN

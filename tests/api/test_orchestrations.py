@@ -147,6 +147,40 @@ def test_patch_of_the_definition_adds_a_version(editor):
     assert body["name"] == "Research"
 
 
+@pytest.mark.parametrize("method", ["put", "patch"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"triggers": [{"kind": "webhook"}]},
+        {"trigger": {"kind": "schedule", "cron_expression": "0 9 * * *"}},
+        {"triggers": []},
+        {"triggers": "not even a list"},
+    ],
+    ids=["triggers", "trigger", "empty-list", "garbage"],
+)
+@pytest.mark.parametrize("with_changes", [True, False], ids=["with-changes", "alone"])
+def test_put_and_patch_refuse_triggers_by_name_and_save_nothing(
+    editor, method, extra, with_changes
+):
+    created = create(editor).json()
+    # A PUT must carry a definition; "alone" sends the one it has (a PATCH sends nothing else).
+    if with_changes:
+        body = {"name": "Renamed", "definition": three_step(), **extra}
+    else:
+        body = {**two_step(), **extra} if method == "put" else extra
+    response = getattr(editor, method)(
+        f"{URL}/{created['id']}", body, format="json", HTTP_IF_MATCH=created["etag"]
+    )
+    assert response.status_code == 400, response.json()
+    error = response.json()
+    assert error["error"] == "validation_error"
+    (field,) = [key for key in ("trigger", "triggers") if key in extra]
+    assert f"/api/v1/orchestrations/{created['id']}/triggers" in error["fields"][field][0]
+    after = editor.get(f"{URL}/{created['id']}").json()
+    assert (after["version"], after["etag"], after["name"]) == (1, created["etag"], "Research")
+    assert after["triggers"] == []
+
+
 def test_versions_list_diff_and_restore(editor):
     created = create(editor).json()
     editor.put(

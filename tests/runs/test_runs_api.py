@@ -90,6 +90,73 @@ def test_the_idempotency_key_returns_the_same_run(editor, flow):
     assert Run.objects.count() == 1
 
 
+def test_the_same_idempotency_key_with_the_same_request_in_another_form_is_the_same_run(
+    editor, flow
+):
+    first = fire(
+        editor, flow, {"message": "a", "metadata": {"x": "1", "y": "2"}}, HTTP_IDEMPOTENCY_KEY="abc"
+    )
+    second = fire(
+        editor,
+        flow,
+        {"metadata": {"y": "2", "x": "1"}, "input": {"name": "a"}, "async": True},
+        HTTP_IDEMPOTENCY_KEY="abc",
+    )
+    assert second.status_code == 202, second.content
+    assert second.json()["id"] == first.json()["id"]
+    assert Run.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"message": "b"}, {"message": "a", "metadata": {"ticket": "7"}}],
+    ids=["input", "metadata"],
+)
+def test_an_idempotency_key_reused_for_another_request_is_refused_with_409(editor, flow, changed):
+    first = fire(editor, flow, {"message": "a"}, HTTP_IDEMPOTENCY_KEY="abc").json()
+    reused = fire(editor, flow, changed, HTTP_IDEMPOTENCY_KEY="abc")
+    assert reused.status_code == 409, reused.content
+    body = reused.json()
+    assert body["error"] == "conflict"
+    assert "Idempotency-Key 'abc'" in body["detail"] and first["id"] in body["detail"]
+    assert Run.objects.count() == 1
+
+
+def test_an_idempotency_key_belongs_to_one_orchestration(editor, flow):
+    other = editor.post("/api/v1/orchestrations", {**FLOW, "name": "Other"}, format="json").json()
+    first = fire(editor, flow, {"message": "a"}, HTTP_IDEMPOTENCY_KEY="abc").json()
+    second = fire(editor, other, {"message": "a"}, HTTP_IDEMPOTENCY_KEY="abc")
+    assert second.status_code == 202, second.content
+    assert second.json()["id"] != first["id"]
+    assert second.json()["orchestration"] == other["id"]
+    assert Run.objects.count() == 2
+
+
+def test_an_idempotency_key_belongs_to_one_caller(api, editor, flow):
+    colleague = api("editor")
+    first = fire(editor, flow, {"message": "a"}, HTTP_IDEMPOTENCY_KEY="abc").json()
+    theirs = fire(colleague, flow, {"message": "b"}, HTTP_IDEMPOTENCY_KEY="abc")
+    assert theirs.status_code == 202, theirs.content
+    assert theirs.json()["id"] != first["id"]
+    assert (
+        fire(colleague, flow, {"message": "b"}, HTTP_IDEMPOTENCY_KEY="abc").json()["id"]
+        == (theirs.json()["id"])
+    )
+    assert Run.objects.count() == 2
+
+
+def test_an_idempotency_key_older_than_24_hours_starts_a_new_run(editor, flow):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    first = fire(editor, flow, {"message": "a"}, HTTP_IDEMPOTENCY_KEY="abc").json()
+    Run.objects.filter(pk=first["id"]).update(created_at=timezone.now() - timedelta(hours=25))
+    again = fire(editor, flow, {"message": "b"}, HTTP_IDEMPOTENCY_KEY="abc")
+    assert again.status_code == 202, again.content
+    assert again.json()["id"] != first["id"]
+
+
 def test_the_trace_shows_every_step_with_input_output_and_duration(editor, flow):
     run = fire(editor, flow, {"message": "Ada"}).json()
     drain()
@@ -180,6 +247,48 @@ def test_a_run_of_a_deleted_orchestration_stays_readable_but_is_not_replayed(edi
     response = editor.post(f"/api/v1/runs/{run['id']}/replay", {}, format="json")
     assert response.status_code == 409, response.content
     assert response.json()["error"] == "orchestration_not_active"
+
+
+@pytest.mark.parametrize("key", ["id", "slug"])
+def test_runs_of_a_deleted_orchestration_stay_under_its_nested_routes(editor, outsider, flow, key):
+    run = fire(editor, flow, {"message": "a"}).json()  # still queued: in progress
+    assert editor.delete(f"/api/v1/orchestrations/{flow['id']}").status_code == 204
+    runs = f"/api/v1/orchestrations/{flow[key]}/runs"
+
+    listed = editor.get(runs)
+    assert listed.status_code == 200, listed.content
+    assert [item["id"] for item in listed.json()["items"]] == [run["id"]]
+    assert editor.get(f"{runs}/{run['id']}").json()["id"] == run["id"]
+    assert editor.get(f"{runs}/{run['id']}").json()["steps"]
+
+    cancelled = editor.delete(f"{runs}/{run['id']}")
+    assert cancelled.status_code == 202, cancelled.content
+    assert cancelled.json()["status"] == "cancelled"
+
+    for refused in (
+        editor.post(runs, {"message": "b"}, format="json"),
+        editor.post(f"{runs}/stream", {"message": "b"}, format="json"),
+        editor.post(f"{runs}/{run['id']}/replay", {}, format="json"),
+    ):
+        assert refused.status_code == 409, refused.content
+        assert refused.json()["error"] == "orchestration_not_active"
+        assert "deleted" in refused.json()["detail"]
+        assert "activate it" not in refused.json()["detail"]
+    assert Run.objects.count() == 1
+    assert outsider.get(runs).status_code == 404
+    assert outsider.get(f"{runs}/{run['id']}").status_code == 404
+
+
+def test_a_slug_reused_after_a_delete_names_the_new_orchestration(editor, flow):
+    old_run = fire(editor, flow, {"message": "a"}).json()
+    editor.delete(f"/api/v1/orchestrations/{flow['id']}")
+    new = editor.post("/api/v1/orchestrations", FLOW, format="json").json()
+    assert new["slug"] == flow["slug"]
+    new_run = fire(editor, new, {"message": "b"}).json()
+    listed = editor.get(f"/api/v1/orchestrations/{flow['slug']}/runs").json()["items"]
+    assert [item["id"] for item in listed] == [new_run["id"]]
+    by_id = editor.get(f"/api/v1/orchestrations/{flow['id']}/runs").json()["items"]
+    assert [item["id"] for item in by_id] == [old_run["id"]]
 
 
 def test_a_run_of_a_paused_orchestration_is_not_replayed_until_it_is_active_again(editor, flow):

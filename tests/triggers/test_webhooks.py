@@ -186,17 +186,48 @@ def test_after_rotation_the_old_secret_works_for_24_hours(editor, hook):
 
 
 def test_an_idempotency_key_seen_before_starts_nothing_and_is_not_counted(hook):
+    body = json.dumps({"text": "a"}).encode()
+    now = int(time.time())
     runs = []
-    for text in ("a", "b"):
-        body = json.dumps({"text": text}).encode()
+    for at in (now - 1, now):  # two signatures of the same request: a sender's retry
         response = post(
-            hook["url"], body, signed(hook["secret"], body), HTTP_IDEMPOTENCY_KEY="order-42"
+            hook["url"], body, signed(hook["secret"], body, at), HTTP_IDEMPOTENCY_KEY="order-42"
         )
         assert response.status_code == 202
         runs.append(response.json()["run_id"])
     assert runs[0] == runs[1]
     assert Run.objects.count() == 1
     assert Trigger.objects.get(pk=hook["id"]).trigger_count == 1
+
+
+def test_an_idempotency_key_reused_with_another_body_is_refused_and_starts_nothing(hook):
+    first = json.dumps({"text": "a"}).encode()
+    post(hook["url"], first, signed(hook["secret"], first), HTTP_IDEMPOTENCY_KEY="order-42")
+    other = json.dumps({"text": "b"}).encode()
+    response = post(
+        hook["url"], other, signed(hook["secret"], other), HTTP_IDEMPOTENCY_KEY="order-42"
+    )
+    assert response.status_code == 409, response.content
+    assert response.json()["error"] == "conflict"
+    assert Run.objects.count() == 1
+    assert Trigger.objects.get(pk=hook["id"]).trigger_count == 1
+    # Refused, so not recorded: the same delivery signed again is still refused, not replayed.
+    again = post(hook["url"], other, signed(hook["secret"], other), HTTP_IDEMPOTENCY_KEY="order-42")
+    assert again.status_code == 409
+
+
+def test_the_same_idempotency_key_from_a_webhook_then_the_api_starts_two_runs(hook, editor):
+    body = json.dumps({"text": "a"}).encode()
+    hooked = post(hook["url"], body, signed(hook["secret"], body), HTTP_IDEMPOTENCY_KEY="k-1")
+    fired = editor.post(
+        f"/api/v1/orchestrations/{hook['orchestration']}/runs",
+        {"input": {"text": "a", "source": "hook"}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-1",
+    )
+    assert fired.status_code == 202, fired.content
+    assert fired.json()["id"] != hooked.json()["run_id"]
+    assert Run.objects.count() == 2
 
 
 def test_deliveries_handled_at_the_same_time_are_each_counted(hook):
@@ -230,3 +261,24 @@ def test_the_signing_secret_is_shown_only_on_create_and_rotate(editor, hook):
         hook["secret"]
         not in editor.get(f"/api/v1/orchestrations/{hook['orchestration']}").content.decode()
     )
+
+
+def test_the_webhook_service_accepts_a_delivery_once_without_an_http_request(hook):
+    """Acceptance lives in `webhooks.accept`: a worker or a command can hand a delivery over
+    as the view does, and gets the same run, counter and replay protection."""
+    from orchestrator.services import webhooks
+
+    body = json.dumps({"text": "hello"}).encode()
+    header = signed(hook["secret"], body)
+    token = hook["url"].rstrip("/").rsplit("/", 1)[1]
+    first = webhooks.accept(hook["orchestration"], token, header, body)
+    again = webhooks.accept(hook["orchestration"], token, header, body)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert first.run_id == again.run_id == Run.objects.get().pk
+    assert Run.objects.get().input == {"text": "hello", "source": "hook"}
+    assert Trigger.objects.get(pk=hook["id"]).trigger_count == 1
+    with pytest.raises(webhooks.SignatureError):
+        webhooks.accept(hook["orchestration"], "not-the-token", header, body)
+    with pytest.raises(webhooks.SignatureError):
+        webhooks.accept(hook["orchestration"], token, signed("whsec_wrong", body), body)
+    assert Run.objects.count() == 1
