@@ -6,8 +6,10 @@ import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 from django.db import close_old_connections
+
+from config import tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -26,3 +28,9 @@ def recycle_database_connections(sender: Task | None = None, **kwargs: Any) -> N
     if sender is not None and getattr(sender.request, "is_eager", False):
         return  # an eager task runs inside the caller's transaction and connection
     close_old_connections()
+
+
+@worker_process_shutdown.connect
+def export_buffered_spans(**kwargs: Any) -> None:
+    """A pool process leaves through os._exit, which skips the exporter's own flush at exit."""
+    tracing.shutdown()

@@ -19,7 +19,7 @@ import structlog
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str, env_url
 from config.logfilters import redact_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -279,6 +279,13 @@ RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 200, minimum=1)
 STEP_LEASE_GRACE_S = env_float("STEP_LEASE_GRACE_S", 30.0)
 STEP_DEFAULT_LEASE_S = env_float("STEP_DEFAULT_LEASE_S", 3600.0)
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+
+# Traces go out over OTLP/HTTP when an endpoint is set; the exporter reads these and the other
+# standard OTEL_* variables (headers, timeout, compression) itself.
+TRACING_ENABLED = bool(
+    env_url("OTEL_EXPORTER_OTLP_ENDPOINT", schemes=("http", "https"))
+    or env_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", schemes=("http", "https"))
+) and not env_bool("OTEL_SDK_DISABLED", default=False)
 
 # --- Auth, sessions, security --------------------------------------------------------------
 LOGIN_URL = "/login/"

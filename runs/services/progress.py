@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from orchestrator.definition import TemplateError, evaluate, render
 from runs.engine import (
+    RUN_TERMINAL,
     STEP_TERMINAL,
     ErrorCode,
     RetryPolicy,
@@ -33,7 +34,7 @@ from runs.engine import (
     should_retry,
 )
 from runs.models import Run, StepRun
-from runs.services import dispatch
+from runs.services import dispatch, tracing
 from runs.services.context import latest_attempts, run_context
 from runs.services.events import EventLog
 from runs.services.graphs import definition_of, graph_of
@@ -110,6 +111,10 @@ class Progress:
         self.graph = graph_of(run)
         self.now = timezone.now()
         self.unsaved: dict = {}
+        # What this change ends is told apart from what had ended before: for the traces.
+        self.ended_before = run.status in RUN_TERMINAL
+        self.loaded = {step.pk: step.status for step in self.steps.values()}
+        self.stored: dict = {}
 
     @classmethod
     def lock(cls, run_id) -> Progress:
@@ -130,6 +135,7 @@ class Progress:
         """Save a changed step now, unless it is new in this change (then `save` inserts it)."""
         if step.pk not in self.unsaved:
             step.save()
+            self.stored[step.pk] = step
 
     def flush_steps(self) -> None:
         if self.unsaved:
@@ -514,11 +520,25 @@ class Progress:
 
     # --- writing it all --------------------------------------------------------------------
 
+    @property
+    def run_ended(self) -> bool:
+        return self.run.status in RUN_TERMINAL and not self.ended_before
+
+    def ended_steps(self) -> list[StepRun]:
+        """The attempts this change brought to an end (a failed attempt that is retried too)."""
+        seen = {**self.stored, **self.unsaved, **{step.pk: step for step in self.steps.values()}}
+        return [
+            step
+            for pk, step in seen.items()
+            if step.status in STEP_TERMINAL and self.loaded.get(pk) not in STEP_TERMINAL
+        ]
+
     def save(self) -> None:
         self.run.steps_total = len(self.graph.node_ids)
         self.run.steps_completed = sum(
             1 for step in self.steps.values() if step.status in STEP_TERMINAL
         )
+        tracing.record(self)
         self.flush_steps()
         self.log.flush(save_seq=False)
         self.run.save(update_fields=RUN_FIELDS)

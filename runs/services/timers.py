@@ -66,7 +66,7 @@ def requeue_expired(step: StepRun) -> None:
             "message": "The worker running this step stopped answering.",
         }
         current.finished_at = progress.now
-        current.save()
+        progress.store(current)
         if progress.run.cancel_requested:
             # The run is stopping (cancel, timeout, cost limit) and starts nothing new: the lost
             # attempt is the step's end, and the run, which was waiting for it, can end too.

@@ -23,6 +23,11 @@ def _timeout(ctx: StepContext) -> float:
     return left
 
 
+def _since(began: float) -> float:
+    """Milliseconds since a time.monotonic() reading: the call's duration in its event."""
+    return round((time.monotonic() - began) * 1000, 1)
+
+
 def _final(content: str | None, response_format: str):
     if response_format != "json":
         return content or ""
@@ -50,6 +55,7 @@ def run_agent(ctx: StepContext) -> StepResult:
     result = StepResult(output=None, model=spec.model)
 
     for turn in range(1, max_turns + 1):
+        began = time.monotonic()
         completion = complete(
             spec,
             messages,
@@ -59,6 +65,7 @@ def run_agent(ctx: StepContext) -> StepResult:
             timeout=_timeout(ctx),
             transport=ctx.transport,
         )
+        duration_ms = _since(began)
         result.turns = turn
         result.tokens_input += completion.tokens_input
         result.tokens_output += completion.tokens_output
@@ -71,6 +78,8 @@ def run_agent(ctx: StepContext) -> StepResult:
                 "content": (completion.content or "")[:CONTENT_PREVIEW],
                 "tool_calls": [call.name for call in completion.tool_calls],
                 "tokens": {"input": completion.tokens_input, "output": completion.tokens_output},
+                "cost_usd": spec.cost(completion.tokens_input, completion.tokens_output),
+                "duration_ms": duration_ms,
             },
         )
         if not completion.tool_calls:
@@ -93,7 +102,16 @@ def run_agent(ctx: StepContext) -> StepResult:
         for call in completion.tool_calls:
             result.tool_calls += 1
             ctx.emit("tool_execution", {"tool_name": call.name, "args": call.arguments})
+            began = time.monotonic()
             ok, text = run_tool(call.name, call.arguments, spec.tools, ctx.net, ctx.transport)
-            ctx.emit("tool_result", {"tool_name": call.name, "ok": ok, "preview": text[:PREVIEW]})
+            ctx.emit(
+                "tool_result",
+                {
+                    "tool_name": call.name,
+                    "ok": ok,
+                    "preview": text[:PREVIEW],
+                    "duration_ms": _since(began),
+                },
+            )
             messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
     raise StepFailed(f"the agent used all {max_turns} turns without a final answer")
