@@ -9,7 +9,7 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from redis import Redis
 
-from orchestrator.throttling import TokenRateThrottle
+from orchestrator.throttling import AnonymousRateThrottle, TokenRateThrottle
 
 
 class Clock:
@@ -89,3 +89,35 @@ def test_on_redis_a_request_is_counted_in_one_round_trip(limit, monkeypatch):
     _, allow = limit("5/min")
     assert [allow().allowed for _ in range(6)] == [True] * 5 + [False]
     assert [command for command in sent if command != "SCRIPT LOAD"] == ["EVALSHA"] * 6
+
+
+@pytest.fixture
+def anonymous_limit(monkeypatch, settings):
+    """Requests without credentials are limited to 3 a day."""
+    monkeypatch.setattr(AnonymousRateThrottle, "THROTTLE_RATES", {"anon": "3/day"})
+    return settings
+
+
+def gallery(client, forwarded: str | None = None) -> int:
+    headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded is not None else {}
+    return client.get("/api/v1/gallery", **headers).status_code
+
+
+@pytest.mark.django_db
+def test_a_forged_forwarded_for_header_does_not_escape_the_anonymous_limit(client, anonymous_limit):
+    anonymous_limit.BEHIND_PROXY = False
+    answers = [gallery(client, f"203.0.113.{n}") for n in range(4)]
+    answers += [gallery(client, f"198.51.100.7, 203.0.113.{n}") for n in range(2)]
+    assert answers == [200, 200, 200, 429, 429, 429]
+
+
+@pytest.mark.django_db
+def test_behind_a_proxy_the_anonymous_limit_counts_the_address_the_proxy_added(
+    client, anonymous_limit
+):
+    anonymous_limit.BEHIND_PROXY = True
+    # What the client forged sits left of the proxy's own entry, which is the same each time.
+    answers = [gallery(client, f"203.0.113.{n}, 192.0.2.10") for n in range(4)]
+    # Another client behind the same proxy has its own count.
+    answers.append(gallery(client, "203.0.113.1, 192.0.2.11"))
+    assert answers == [200, 200, 200, 429, 200]
