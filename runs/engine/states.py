@@ -1,7 +1,9 @@
 """Run and step statuses, and the only transitions between them.
 
-The service layer persists statuses; this module is where the rules live, so that a bug that
-tries to move a finished step or run fails loudly instead of silently rewriting history.
+`runs.services.transitions` applies every status change and checks it here first; this module is
+where the rules live, so that a bug that tries to move a finished step or run fails loudly
+instead of silently rewriting history. The comments say which service function sets each status
+(all of them through `runs.services.transitions`).
 Each enum has exactly one transition table; everything else (terminal sets, checks) is derived.
 """
 
@@ -21,24 +23,38 @@ class InvalidTransition(ValueError):
 
 
 class RunStatus(StrEnum):
-    QUEUED = "queued"  # services.start_run: the row exists, nothing dispatched yet
-    RUNNING = "running"  # services, when the first step is enqueued (or on resume)
-    PAUSED = "paused"  # services, when a human_input/approval step waits and nothing else runs
-    SUCCEEDED = "succeeded"  # services, from the scheduler's run_outcome: all nodes terminal
-    FAILED = "failed"  # services, from run_outcome (step_failed) or a run-level limit
-    CANCELLED = "cancelled"  # services.cancel, once no step is running or waiting any more
+    QUEUED = "queued"  # lifecycle.create_run: the row exists, nothing dispatched yet
+    RUNNING = "running"  # Progress.begin when a worker starts it; Progress._settle_status resumes
+    PAUSED = "paused"  # Progress._settle_status, when only people's steps (or a budget hold) remain
+    SUCCEEDED = "succeeded"  # Progress.finish, from the scheduler's run_outcome: all nodes terminal
+    FAILED = "failed"  # Progress.finish, from run_outcome (step_failed) or a run-level limit
+    CANCELLED = "cancelled"  # Progress.finish after lifecycle.cancel, once no step runs or waits
 
 
 class StepStatus(StrEnum):
-    PENDING = "pending"  # services, when the scheduler makes it ready (or the reaper re-queues it)
-    RUNNING = "running"  # the Celery task, by claiming it (conditional update with a lease)
-    WAITING = "waiting"  # the node executor: delay, approval, human_input, subflow wait off-worker
-    SUCCEEDED = "succeeded"  # the task (or the resume/timer path for a waiting step)
-    FAILED = "failed"  # the task/timer after its last attempt, timeout or payload_schema mismatch
-    SKIPPED = "skipped"  # services, from the scheduler: no incoming edge was taken
-    CANCELLED = "cancelled"  # services, from the scheduler: the run was cancelled or failed first
+    # A new attempt: Progress.start_node (worker nodes), a retry in Progress.fail, or the reaper's
+    # new attempt after a lost worker (timers.requeue_expired).
+    PENDING = "pending"
+    # execution.claim, by a conditional update with a lease; transforms and subflows start
+    # running inline (Progress.start_node, subflows.start_subflow).
+    RUNNING = "running"
+    # Off-worker waits: a delay (Progress.start_node), approval and human_input
+    # (waiting.start_human_step), a subflow's child run (subflows.start_subflow).
+    WAITING = "waiting"
+    # Progress.succeed: a worker's result (execution._record), a timer (timers.fire_timer), a
+    # child run's end (subflows.resume_parent) or a person's answer (approvals.services).
+    SUCCEEDED = "succeeded"
+    # Progress.fail (same paths, after the last attempt, a timeout or a payload_schema mismatch);
+    # timers.requeue_expired for the attempt of a lost worker.
+    FAILED = "failed"
+    SKIPPED = "skipped"  # Progress.advance, from the scheduler: no incoming edge was taken
+    # Progress.advance, from the scheduler (the run was cancelled or failed first); waiting steps
+    # by lifecycle.cancel, timers.time_out and Progress._withdraw_questions.
+    CANCELLED = "cancelled"
 
 
+# A paused run does not succeed directly: the answer that ends its last step resumes it first
+# (Progress.finish moves it paused -> running -> succeeded).
 RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
     RunStatus.RUNNING: frozenset(
@@ -50,8 +66,9 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.CANCELLED: frozenset(),
 }
 
-# A running step is never cancelled: "steps in progress finish". Running -> pending is the reaper
-# re-queueing a step whose lease expired (a killed worker).
+# A running step is never cancelled: "steps in progress finish". Running -> pending and
+# waiting -> running are allowed for re-queueing or resuming the same attempt, though today's
+# reaper (timers.requeue_expired) fails a lost worker's attempt and adds a new pending one.
 STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
     StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.SKIPPED, StepStatus.CANCELLED}),
     StepStatus.RUNNING: frozenset(

@@ -23,6 +23,7 @@ from runs.services import events, resolve
 from runs.services.context import latest_attempts, run_context
 from runs.services.graphs import definition_of, graph_of
 from runs.services.progress import Progress, lease_for
+from runs.services.transitions import claim_step
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,8 @@ def claim(step_id) -> StepRun | None:
         node = graph_of(run).nodes[
             StepRun.objects.values_list("node_id", flat=True).get(pk=step_id)
         ]
-        claimed = (
-            StepRun.objects.filter(pk=step_id, status=StepStatus.PENDING)
-            .exclude(wake_at__gt=now)
-            .update(
-                status=StepStatus.RUNNING, started_at=now, lease_expires_at=now + lease_for(node)
-            )
+        claimed = claim_step(
+            StepRun.objects.filter(pk=step_id).exclude(wake_at__gt=now), now, now + lease_for(node)
         )
         if not claimed:
             return None

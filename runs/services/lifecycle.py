@@ -17,9 +17,10 @@ from orchestrator.definition import DefinitionError, validate_run_input
 from orchestrator.definition.graph import descendants
 from orchestrator.models import Orchestration
 from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
-from runs.models import Run, RunEvent, StepRun, TriggerKind
+from runs.models import Run, StepRun, TriggerKind
 from runs.services import dispatch
 from runs.services.progress import Progress, change
+from runs.services.transitions import move_step, queue_run, reused_step
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -88,12 +89,15 @@ def create_run(
     run_input = check_input(orchestration, data)
     version = orchestration.versions.get(version=orchestration.version)
     user = requested_by if getattr(requested_by, "pk", None) else None
-    run = Run.objects.create(
+    queued = {"trigger": trigger_kind, "version": version.version}
+    if entry_step:
+        queued["entry_step"] = entry_step
+    run = queue_run(
+        queued,
         organization_id=orchestration.organization_id,
         orchestration=orchestration,
         orchestration_version=version,
         version=version.version,
-        status=RunStatus.QUEUED,
         trigger_kind=trigger_kind,
         trigger_ref=trigger_ref,
         input=run_input,
@@ -112,12 +116,7 @@ def create_run(
         replays_run=replays,
         entry_step=entry_step,
         steps_total=len(version.definition.get("nodes", [])),
-        last_seq=1,
     )
-    queued = {"trigger": trigger_kind, "version": run.version}
-    if entry_step:
-        queued["entry_step"] = entry_step
-    RunEvent.objects.create(run=run, seq=1, type="run_queued", data=queued)
     dispatch.enqueue_advance(run.pk)
     return run
 
@@ -228,11 +227,7 @@ def cancel(run: Run) -> Run:
             if step.status == StepStatus.WAITING:
                 if step.child_run_id:
                     children.append(step.child_run_id)
-                step.status = StepStatus.CANCELLED
-                step.finished_at = progress.now
-                step.save(update_fields=["status", "finished_at"])
-        if current.status == RunStatus.QUEUED:
-            current.started_at = current.started_at or progress.now
+                step.save(update_fields=move_step(step, StepStatus.CANCELLED, progress.now))
         progress.advance()
 
     result = change(run.pk, action)
@@ -307,21 +302,7 @@ def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
             continue
         if step.status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
             continue
-        reused.append(
-            StepRun(
-                run=new,
-                node_id=step.node_id,
-                node_type=step.node_type,
-                attempt=1,
-                status=step.status,
-                input=step.input,
-                output=step.output,
-                edges_taken=step.edges_taken,
-                started_at=step.started_at,
-                finished_at=step.finished_at,
-                model=step.model,
-            )
-        )
+        reused.append(reused_step(step, new))
         key = nodes[step.node_id].get("output_key")
         if key and step.status == StepStatus.SUCCEEDED:
             state[key] = step.output

@@ -38,6 +38,7 @@ from runs.services import dispatch, tracing
 from runs.services.context import latest_attempts, run_context
 from runs.services.events import EventLog
 from runs.services.graphs import definition_of, graph_of
+from runs.services.transitions import move_run, move_step, new_step
 
 WORKER_TYPES = frozenset({"agent", "http"})
 HUMAN_TYPES = frozenset({"approval", "human_input"})
@@ -183,22 +184,21 @@ class Progress:
             step.output = output
             self.fail(step, problem, retryable=False)
             return
-        step.status = StepStatus.SUCCEEDED
         step.output = output
         step.edges_taken = taken
-        step.finished_at = self.now
-        step.lease_expires_at = None
         for key, value in metrics.items():
             setattr(step, key, value)
-        self.store(step)
         self.steps[step.node_id] = step
         self.run.shared_state = apply_output_key(
             self.run.shared_state, self.node(step.node_id), output
         )
         self._add_usage(step)
-        self.log.add(
+        move_step(
+            step,
+            StepStatus.SUCCEEDED,
+            self.now,
+            self.log,
             "step_complete",
-            step.node_id,
             output=preview(output),
             attempt=step.attempt,
             duration_ms=step.duration_ms,
@@ -208,6 +208,7 @@ class Progress:
             turns=step.turns,
             tool_calls=step.tool_calls,
         )
+        self.store(step)
 
     def fail(
         self,
@@ -220,39 +221,48 @@ class Progress:
         **metrics: Any,
     ) -> None:
         node = self.node(step.node_id)
-        step.status = StepStatus.FAILED
         step.error = {"code": code, "message": message, **(details or {})}
-        step.finished_at = self.now
-        step.lease_expires_at = None
         for key, value in metrics.items():
             setattr(step, key, value)
         policy = RetryPolicy.from_node(node)
         if retryable and should_retry(policy, step.attempt) and not self.run.cancel_requested:
-            self.store(step)
             self._add_usage(step)
             delay = backoff_seconds(policy, step.attempt)
+            move_step(
+                step,
+                StepStatus.FAILED,
+                self.now,
+                self.log,
+                "step_retry",
+                attempt=step.attempt,
+                next_attempt=step.attempt + 1,
+                delay_s=delay,
+                error=message,
+            )
+            self.store(step)
             retry = self.new_step(
                 step.node_id,
                 StepStatus.PENDING,
                 attempt=step.attempt + 1,
                 wake_at=self.now + timedelta(seconds=delay),
             )
-            self.log.add(
-                "step_retry",
-                step.node_id,
-                attempt=step.attempt,
-                next_attempt=retry.attempt,
-                delay_s=delay,
-                error=message,
-            )
             dispatch.enqueue_step(retry.pk, countdown=delay)
             return
+        self._add_usage(step)
+        move_step(
+            step,
+            StepStatus.FAILED,
+            self.now,
+            self.log,
+            "step_failed",
+            error=message,
+            code=code,
+            attempt=step.attempt,
+        )
         if node["on_error"] == "continue":
             step.edges_taken, _ = self._route(step.node_id, None, succeeded=False)
-        self.store(step)
         self.steps[step.node_id] = step
-        self._add_usage(step)
-        self.log.add("step_failed", step.node_id, error=message, code=code, attempt=step.attempt)
+        self.store(step)
 
     def _add_usage(self, step: StepRun) -> None:
         self.run.cost_usd += Decimal(step.cost_usd)
@@ -278,14 +288,7 @@ class Progress:
     def new_step(self, node_id: str, status: StepStatus, **fields: Any) -> StepRun:
         """A new attempt row, written with the others in one insert when the change is saved
         (a chain of transforms then costs one insert, not an insert and an update per step)."""
-        step = StepRun(
-            run=self.run,
-            node_id=node_id,
-            node_type=self.node(node_id)["type"],
-            status=status,
-            created_at=self.now,
-            **fields,
-        )
+        step = new_step(self.run, node_id, self.node(node_id)["type"], status, self.now, **fields)
         self.unsaved[step.pk] = step
         self.steps[node_id] = step
         return step
@@ -302,12 +305,18 @@ class Progress:
             ).count()
             if running >= limit:
                 return
-        self.run.status = RunStatus.RUNNING
-        self.run.started_at = self.now
         timeout = self._settings.get("run_timeout_s")
         if timeout:
             self.run.deadline_at = self.now + timedelta(seconds=timeout)
-        self.log.add("run_started", version=self.run.version, input=self.run.input)
+        move_run(
+            self.run,
+            RunStatus.RUNNING,
+            self.now,
+            self.log,
+            "run_started",
+            version=self.run.version,
+            input=self.run.input,
+        )
         self.advance()
 
     def advance(self) -> None:
@@ -323,7 +332,7 @@ class Progress:
                 entry=entry,
             )
             for node_id in decision.skipped:
-                self.new_step(node_id, StepStatus.SKIPPED, finished_at=self.now)
+                self.new_step(node_id, StepStatus.SKIPPED)
                 if entry is not None and node_id not in self.graph.reach(entry):
                     # Not a branch left untaken: the run started at a step this one does not feed.
                     self.log.add("step_skipped", node_id, reason="outside_entry", entry_step=entry)
@@ -368,18 +377,16 @@ class Progress:
 
         cancel_pending(self.run.pk)
         for step in asking:
-            step.status = StepStatus.CANCELLED
-            step.finished_at = self.now
+            move_step(step, StepStatus.CANCELLED, self.now)
             self.store(step)
         return True
 
     def _cancel_step(self, node_id: str) -> None:
         step = self.steps.get(node_id)
         if step is None:
-            self.new_step(node_id, StepStatus.CANCELLED, finished_at=self.now)
+            self.new_step(node_id, StepStatus.CANCELLED)
         elif step.status in (StepStatus.PENDING, StepStatus.WAITING):
-            step.status = StepStatus.CANCELLED
-            step.finished_at = self.now
+            move_step(step, StepStatus.CANCELLED, self.now)
             self.store(step)
 
     def start_node(self, node_id: str) -> bool:
@@ -387,7 +394,7 @@ class Progress:
         node = self.node(node_id)
         kind = node["type"]
         if kind == "transform":
-            step = self.new_step(node_id, StepStatus.RUNNING, started_at=self.now)
+            step = self.new_step(node_id, StepStatus.RUNNING)
             self.log.add("step_start", node_id, type=kind, name=node["name"], attempt=1)
             try:
                 output = render(node["config"]["output"], self.context())
@@ -402,7 +409,6 @@ class Progress:
             step = self.new_step(
                 node_id,
                 StepStatus.WAITING,
-                started_at=self.now,
                 wake_at=self.now + timedelta(seconds=seconds),
                 input={"seconds": seconds},
             )
@@ -442,10 +448,10 @@ class Progress:
             s.status in (StepStatus.RUNNING, StepStatus.PENDING) for s in open_steps
         )
         if held or (open_steps and len(waits_for_people) == len(open_steps)):
-            self.run.status = RunStatus.PAUSED
+            if self.run.status != RunStatus.PAUSED:
+                move_run(self.run, RunStatus.PAUSED, self.now, self.log)
         elif self.run.status == RunStatus.PAUSED:
-            self.run.status = RunStatus.RUNNING
-            self.log.add("run_resumed")
+            move_run(self.run, RunStatus.RUNNING, self.now, self.log, "run_resumed")
 
     def finish(self, outcome: RunStatus, failed_step: str | None) -> None:
         from approvals.services import cancel_pending
@@ -454,7 +460,6 @@ class Progress:
         # Only a person's step or a budget hold asks a question: most runs skip the query.
         if run.budget_hold or any(s.node_type in HUMAN_TYPES for s in self.steps.values()):
             cancel_pending(run.pk)
-        run.finished_at = self.now
         run.budget_hold = False
         if outcome == RunStatus.SUCCEEDED and run.error is None:
             try:
@@ -466,10 +471,17 @@ class Progress:
                     "step_id": None,
                 }
             else:
-                run.status = RunStatus.SUCCEEDED
-                self.log.add(
+                if run.status == RunStatus.PAUSED:
+                    # The answer that let the last step end resumed the run: a run succeeds
+                    # from running only.
+                    move_run(run, RunStatus.RUNNING, self.now, self.log)
+                move_run(
+                    run,
+                    RunStatus.SUCCEEDED,
+                    self.now,
+                    self.log,
                     "orchestration_complete",
-                    status=run.status,
+                    status=RunStatus.SUCCEEDED,
                     output=preview(run.output),
                     final_state=preview(run.shared_state),
                 )
@@ -482,16 +494,16 @@ class Progress:
                 "step_id": failed_step,
             }
         if outcome == RunStatus.CANCELLED and run.error is None:
-            run.status = RunStatus.CANCELLED
             run.error = {
                 "code": ErrorCode.CANCELLED,
                 "detail": "The run was cancelled.",
                 "step_id": None,
             }
-            self.log.add("run_cancelled")
+            move_run(run, RunStatus.CANCELLED, self.now, self.log, "run_cancelled")
         elif run.status != RunStatus.SUCCEEDED:
-            run.status = RunStatus.FAILED
-            self.log.add("orchestration_error", error=run.error)
+            move_run(
+                run, RunStatus.FAILED, self.now, self.log, "orchestration_error", error=run.error
+            )
         if run.parent_run_id:
             dispatch.enqueue_parent_resume(run.pk)
         if not self._settings.get("max_concurrent_runs"):

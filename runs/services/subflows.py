@@ -20,6 +20,7 @@ from orchestrator.definition import TemplateError, render
 from orchestrator.models import Orchestration
 from runs.engine import ErrorCode, StepStatus
 from runs.models import Run, TriggerKind
+from runs.services.transitions import move_step
 
 if TYPE_CHECKING:
     from runs.services.progress import Progress
@@ -67,7 +68,7 @@ def start_subflow(progress: Progress, node: dict) -> bool:
     from runs.services.lifecycle import create_run
 
     run = progress.run
-    step = progress.new_step(node["id"], StepStatus.RUNNING, started_at=progress.now)
+    step = progress.new_step(node["id"], StepStatus.RUNNING)
     progress.log.add("step_start", node["id"], type="subflow", name=node["name"], attempt=1)
     max_depth = (run.orchestration_version.settings or {}).get(
         "max_subflow_depth", DEFAULT_MAX_DEPTH
@@ -109,12 +110,17 @@ def start_subflow(progress: Progress, node: dict) -> bool:
     except APIError as exc:
         progress.fail(step, f"The subflow's input was refused: {exc.detail}", retryable=False)
         return True
-    step.status = StepStatus.WAITING
     step.child_run = child
-    progress.store(step)
-    progress.log.add(
-        "subflow_started", node["id"], child_run_id=str(child.pk), orchestration=str(target.pk)
+    move_step(
+        step,
+        StepStatus.WAITING,
+        progress.now,
+        progress.log,
+        "subflow_started",
+        child_run_id=str(child.pk),
+        orchestration=str(target.pk),
     )
+    progress.store(step)
     return False
 
 

@@ -20,6 +20,7 @@ from runs.models import Run, StepRun
 from runs.services import dispatch, outputs
 from runs.services.progress import WORKER_TYPES, Progress
 from runs.services.subflows import resume_parent
+from runs.services.transitions import move_step
 
 logger = logging.getLogger(__name__)
 # A pending worker step nobody claimed within this long is enqueued again (a lost message).
@@ -60,12 +61,11 @@ def requeue_expired(step: StepRun) -> None:
         ).first()
         if current is None or progress.run.status in RUN_TERMINAL:
             return
-        current.status = StepStatus.FAILED
         current.error = {
             "code": "worker_lost",
             "message": "The worker running this step stopped answering.",
         }
-        current.finished_at = progress.now
+        move_step(current, StepStatus.FAILED, progress.now)
         progress.store(current)
         if progress.run.cancel_requested:
             # The run is stopping (cancel, timeout, cost limit) and starts nothing new: the lost
@@ -124,9 +124,7 @@ def time_out(run_id) -> None:
         cancel_pending(run.pk)
         for step in progress.steps.values():
             if step.status == StepStatus.WAITING:
-                step.status = StepStatus.CANCELLED
-                step.finished_at = progress.now
-                step.save(update_fields=["status", "finished_at"])
+                step.save(update_fields=move_step(step, StepStatus.CANCELLED, progress.now))
         progress.advance()
         progress.save()
 

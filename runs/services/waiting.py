@@ -73,7 +73,7 @@ def ask_for_budget(progress: Progress, limit) -> None:
 def start_human_step(progress: Progress, node: dict) -> None:
     config = node["config"]
     request = human_request(progress, node)
-    step = progress.new_step(node["id"], StepStatus.WAITING, started_at=progress.now)
+    step = progress.new_step(node["id"], StepStatus.WAITING)
     progress.flush_steps()
     escalate_after = config.get("escalate_after_s")
     approval = Approval.objects.create(
