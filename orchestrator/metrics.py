@@ -40,17 +40,17 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from approvals.models import Approval, ApprovalStatus
+from orchestrator.definition.nodes import types_running_on
 from orchestrator.models import PrunedSample, WebhookOutcome, WebhookRequestCount
 from runs.engine import RUN_TERMINAL, STEP_TERMINAL, RunStatus, StepStatus
 from runs.models import Run, StepRun, TriggerKind
-from runs.services.progress import WORKER_TYPES
 
 # Runs span seconds (transforms) to hours (approvals); steps are mostly sub-second to minutes.
 RUN_BUCKETS_S: tuple[float, ...] = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400)
 STEP_BUCKETS_S: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 IN_PROGRESS = (RunStatus.RUNNING, RunStatus.PAUSED)
 # A subflow step carries its child run's usage, whose own steps are counted already.
-ROLLUP_TYPES = frozenset({"subflow"})
+ROLLUP_TYPES = types_running_on("child_run")
 # The samples of the families that only go up, which deleted runs must not lower.
 CUMULATIVE_SUFFIXES: dict[str, tuple[str, ...]] = {
     "counter": ("_total",),
@@ -163,7 +163,8 @@ class DatabaseCollector(Collector):
             + sum(
                 row["due"]
                 for row in steps
-                if row["status"] == StepStatus.PENDING and row["node_type"] in WORKER_TYPES
+                if row["status"] == StepStatus.PENDING
+                and row["node_type"] in types_running_on("worker")
             ),
         )
         yield GaugeMetricFamily(

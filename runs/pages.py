@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
 from orchestrator.choices import Role
+from orchestrator.definition.nodes import palette
 from orchestrator.pages.context import membership
 from orchestrator.rendering import value_html
 from runs.models import Run
@@ -47,6 +48,7 @@ def run_view(request: HttpRequest, pk) -> HttpResponse:
             "nav": "dashboard",
             "run": run,
             "graph": graph,
+            "node_types": palette(),
             "can_edit": membership(request).role in (Role.EDITOR, Role.ADMIN),
         },
     )

@@ -3,8 +3,6 @@ groups and credentials. Serializers validate; services change state."""
 
 from __future__ import annotations
 
-import re
-
 from cron_descriptor import FormatException, get_description
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
@@ -29,6 +27,8 @@ from orchestrator.choices import (
     ScheduleOverlap,
     TriggerKind,
 )
+from orchestrator.definition.checks import IDENTIFIER
+from orchestrator.definition.nodes import KNOWN_TOOLS, model_problem
 from orchestrator.models import (
     Agent,
     Credential,
@@ -38,12 +38,6 @@ from orchestrator.models import (
     Trigger,
 )
 from orchestrator.services import credentials
-
-NODE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-MODEL_NAME = re.compile(r"^(default|(openai|builtin)/[A-Za-z0-9._:\-/]+)$")
-BUILTIN_MODELS = {"builtin/echo", "builtin/script"}
-KNOWN_TOOLS = ("http_get",)
-
 
 # --- Triggers ------------------------------------------------------------------------------
 
@@ -109,7 +103,7 @@ class TriggerSerializer(serializers.ModelSerializer):
 class TriggerWriteSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=TriggerKind.choices)
     node_id = serializers.RegexField(
-        NODE_ID,
+        IDENTIFIER,
         required=False,
         allow_blank=True,
         allow_null=True,
@@ -450,14 +444,9 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
         return data
 
     def validate_model(self, model: str) -> str:
-        if not MODEL_NAME.match(model):
-            raise serializers.ValidationError(
-                "must be provider/name (openai/<model>, builtin/echo, builtin/script) or default"
-            )
-        if model.startswith("builtin/") and model not in BUILTIN_MODELS:
-            raise serializers.ValidationError(
-                f"unknown builtin model; known: {', '.join(sorted(BUILTIN_MODELS))}"
-            )
+        problem = model_problem(model)
+        if problem:
+            raise serializers.ValidationError(problem)
         return model
 
     def validate_credential(self, value):

@@ -16,7 +16,7 @@ from orchestrator.definition.checks import loads_strict
 from orchestrator.definition.errors import DefinitionError
 from orchestrator.definition.expressions import referenced_roots, strings_in
 from orchestrator.definition.graph import topological_order
-from orchestrator.definition.nodes import NODE_TYPES
+from orchestrator.definition.nodes import NODE_TYPES, waits_for_people
 from orchestrator.definition.schema import INPUT_TYPES, validate_definition
 
 _MD = MarkdownIt("commonmark", {"html": False})
@@ -392,7 +392,7 @@ class _Compiler:
                 retry["max_attempts"] = _scalar(value)
             elif key in ("backoff_s", "backoff_factor"):
                 retry[key] = _scalar(value)
-            elif key in ("timeout", "timeout_s") and node_type not in ("approval", "human_input"):
+            elif key in ("timeout", "timeout_s") and not waits_for_people(node_type):
                 node["timeout_s"] = _scalar(value)
             elif key == "fields":
                 config["fields"] = self.fields(value, line)

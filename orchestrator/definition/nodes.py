@@ -1,4 +1,10 @@
-"""The node types and the validation of each one's `config`.
+"""The registry of node types, and the validation of each one's `config`.
+
+`NODE_TYPES` is the one place that declares a node type: its config validator, where it runs
+(`runs_on`), and what the editor's palette and inspector show for it. The run services, the
+metrics, the API and the editor read it rather than keeping their own lists, so a new node type
+is its entry here, its executor (`runs.engine.nodes` for the worker and inline ones) and its
+tests.
 
 Each validator returns the normalized config (defaults filled in) and records problems at
 `nodes[i].config.<key>`; unknown keys are errors so that a misspelt option is never ignored.
@@ -7,13 +13,14 @@ Each validator returns the normalized config (defaults filled in) and records pr
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from orchestrator.definition.checks import IDENTIFIER, MISSING, Checker, type_name
 from orchestrator.definition.expressions import strings_in, template_syntax_error
 
+# The tools an agent may name; runs.engine.tools holds what each one does.
 KNOWN_TOOLS = ("http_get",)
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 FIELD_TYPES = ("text", "textarea", "select", "number", "boolean")
@@ -22,29 +29,65 @@ BUILTIN_MODELS = ("builtin/echo", "builtin/script")
 WEEK_S = 7 * 86400
 MONTH_S = 30 * 86400
 
+# Where a step of a type does its work: a worker of its own (enqueued), inline in the state
+# change that starts it, with people (it waits for an answer), on a timer, or in a child run.
+RunsOn = Literal["worker", "inline", "people", "timer", "child_run"]
+RUNS_ON: tuple[RunsOn, ...] = ("worker", "inline", "people", "timer", "child_run")
+
 Validator = Callable[[dict, str, Checker], dict]
 
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """One node type. `inspector` lists the config fields the editor offers as a form (other
+    keys are kept as they are); `default_config` is what a step added from the palette starts
+    with."""
+
     name: str
     validate: Validator
-    waits_for_human: bool = False
-    description: str = ""
+    runs_on: RunsOn
+    description: str
+    label: str
+    icon: str
+    default_config: Mapping[str, Any] = field(default_factory=dict)
+    inspector: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def waits_for_people(self) -> bool:
+        """A step of this type pauses the run until a person answers it."""
+        return self.runs_on == "people"
+
+    def palette_entry(self) -> dict:
+        """What the editor needs to offer, draw and inspect a step of this type."""
+        return {
+            "type": self.name,
+            "label": self.label,
+            "icon": self.icon,
+            "description": self.description,
+            "default_config": dict(self.default_config),
+            "inspector": [dict(f) for f in self.inspector],
+        }
 
 
 def _get(config: dict, key: str) -> Any:
     return config.get(key, MISSING)
 
 
+def model_problem(model: str) -> str | None:
+    """Why `model` is no model name an agent can use, or None: the one check of model names,
+    for agents declared in a definition and agents saved through the API."""
+    if not MODEL.match(model):
+        return "must be provider/name (openai/<model>, builtin/echo, builtin/script) or default"
+    if model.startswith("builtin/") and model not in BUILTIN_MODELS:
+        return f"unknown builtin model; known: {', '.join(BUILTIN_MODELS)}"
+    return None
+
+
 def _model(value: Any, path: str, check: Checker) -> str:
     model = check.string(value, path)
-    if model and not MODEL.match(model):
-        check.fail(
-            path, "must be provider/name (openai/<model>, builtin/echo, builtin/script) or default"
-        )
-    elif model.startswith("builtin/") and model not in BUILTIN_MODELS:
-        check.fail(path, f"unknown builtin model; known: {', '.join(BUILTIN_MODELS)}")
+    problem = model_problem(model) if model else None
+    if problem:
+        check.fail(path, problem)
     return model
 
 
@@ -307,28 +350,184 @@ def _delay(config: dict, path: str, check: Checker) -> dict:
     }
 
 
+TIMEOUT_FIELD = {"key": "timeout_s", "label": "Timeout (s)", "kind": "number"}
+PROMPT_FIELD = {"key": "prompt", "label": "Prompt", "kind": "textarea"}
+
 NODE_TYPES: dict[str, NodeSpec] = {
     spec.name: spec
     for spec in (
-        NodeSpec("agent", _agent, description="An LLM agent answering a prompt, with tools."),
-        NodeSpec("transform", _transform, description="Builds a value from templates."),
-        NodeSpec("http", _http, description="Calls an HTTP endpoint."),
+        NodeSpec(
+            "agent",
+            _agent,
+            runs_on="worker",
+            description="An LLM agent answering a prompt, with tools.",
+            label="Agent",
+            icon="✦",
+            default_config={
+                "agent": {"name": "assistant", "model": "builtin/echo"},
+                "prompt": "{{ input }}",
+            },
+            inspector=(
+                {
+                    **PROMPT_FIELD,
+                    "hint": "Template: {{ input.topic }}, {{ steps.x.output }}",
+                },
+                {
+                    "key": "response_format",
+                    "label": "Response format",
+                    "kind": "select",
+                    "options": ["text", "json"],
+                },
+                {"key": "max_turns", "label": "Max turns", "kind": "number"},
+            ),
+        ),
+        NodeSpec(
+            "transform",
+            _transform,
+            runs_on="inline",
+            description="Builds a value from templates.",
+            label="Transform",
+            icon="⇄",
+            default_config={"output": "{{ input }}"},
+            inspector=(
+                {
+                    "key": "output",
+                    "label": "Output",
+                    "kind": "template",
+                    "hint": "A template, or JSON with templates inside",
+                },
+            ),
+        ),
+        NodeSpec(
+            "http",
+            _http,
+            runs_on="worker",
+            description="Calls an HTTP endpoint.",
+            label="Http",
+            icon="⇅",
+            default_config={"method": "GET", "url": "https://example.com/"},
+            inspector=(
+                {
+                    "key": "method",
+                    "label": "Method",
+                    "kind": "select",
+                    "options": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+                },
+                {"key": "url", "label": "URL", "kind": "text"},
+                {"key": "headers", "label": "Headers (JSON)", "kind": "json"},
+                {"key": "body", "label": "Body", "kind": "template"},
+                {
+                    "key": "credential",
+                    "label": "Credential",
+                    "kind": "text",
+                    "list": "credential-options",
+                    "hint": "A credential's id (pick one by name)",
+                },
+                TIMEOUT_FIELD,
+            ),
+        ),
         NodeSpec(
             "approval",
             _approval,
-            waits_for_human=True,
+            runs_on="people",
             description="Waits for a person to approve or deny.",
+            label="Approval",
+            icon="✓",
+            default_config={"prompt": "Approve this step?"},
+            inspector=(
+                PROMPT_FIELD,
+                {
+                    "key": "approvers",
+                    "label": "Approvers (usernames, comma-separated)",
+                    "kind": "list",
+                },
+                TIMEOUT_FIELD,
+                {
+                    "key": "on_timeout",
+                    "label": "On timeout",
+                    "kind": "select",
+                    "options": ["deny", "approve"],
+                },
+                {
+                    "key": "on_deny",
+                    "label": "On deny",
+                    "kind": "select",
+                    "options": ["fail", "continue"],
+                },
+                {"key": "escalate_after_s", "label": "Escalate after (s)", "kind": "number"},
+                {"key": "escalate_to", "label": "Escalate to (usernames)", "kind": "list"},
+            ),
         ),
         NodeSpec(
             "human_input",
             _human_input,
-            waits_for_human=True,
+            runs_on="people",
             description="Waits for a person to fill in a form.",
+            label="Human input",
+            icon="✎",
+            default_config={
+                "prompt": "Please review.",
+                "fields": [{"name": "notes", "type": "textarea", "label": "Notes"}],
+            },
+            inspector=(
+                PROMPT_FIELD,
+                {
+                    "key": "fields",
+                    "label": "Fields (JSON list)",
+                    "kind": "json",
+                    "hint": '[{"name": "notes", "type": "textarea", "label": "Notes"}]',
+                },
+                {"key": "agent_context", "label": "Context shown to people", "kind": "textarea"},
+                TIMEOUT_FIELD,
+            ),
         ),
-        NodeSpec("subflow", _subflow, description="Runs another orchestration as a child run."),
-        NodeSpec("delay", _delay, description="Waits, holding no worker."),
+        NodeSpec(
+            "subflow",
+            _subflow,
+            runs_on="child_run",
+            description="Runs another orchestration as a child run.",
+            label="Subflow",
+            icon="↳",
+            default_config={"orchestration": "", "input": {}},
+            inspector=(
+                {
+                    "key": "orchestration",
+                    "label": "Orchestration (slug or id)",
+                    "kind": "text",
+                    "list": "orchestration-options",
+                },
+                {"key": "input", "label": "Input (JSON)", "kind": "json"},
+            ),
+        ),
+        NodeSpec(
+            "delay",
+            _delay,
+            runs_on="timer",
+            description="Waits, holding no worker.",
+            label="Delay",
+            icon="◷",
+            default_config={"seconds": 60},
+            inspector=({"key": "seconds", "label": "Seconds", "kind": "number"},),
+        ),
     )
 }
+
+
+def types_running_on(*where: RunsOn) -> frozenset[str]:
+    """The node types whose steps run on any of `where`, e.g. the ones a worker must claim."""
+    return frozenset(name for name, spec in NODE_TYPES.items() if spec.runs_on in where)
+
+
+def waits_for_people(node_type: str | None) -> bool:
+    """Whether a step of this type (as stored on a step row) waits for a person's answer."""
+    spec = NODE_TYPES.get(node_type)
+    return spec is not None and spec.waits_for_people
+
+
+def palette() -> list[dict]:
+    """The editor's palette and inspector metadata, in the registry's order."""
+    return [spec.palette_entry() for spec in NODE_TYPES.values()]
+
 
 # Keys whose strings are data, not templates.
 _NOT_TEMPLATES = ("script", "fields")
@@ -349,4 +548,16 @@ def validate_config(node_type: str, config: Any, path: str, check: Checker) -> d
     return normalized
 
 
-__all__ = ["IDENTIFIER", "NODE_TYPES", "NodeSpec", "validate_agent_object", "validate_config"]
+__all__ = [
+    "IDENTIFIER",
+    "KNOWN_TOOLS",
+    "NODE_TYPES",
+    "RUNS_ON",
+    "NodeSpec",
+    "model_problem",
+    "palette",
+    "types_running_on",
+    "validate_agent_object",
+    "validate_config",
+    "waits_for_people",
+]

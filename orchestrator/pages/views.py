@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from orchestrator.api.errors import APIError
 from orchestrator.choices import OrchestrationStatus, Role
-from orchestrator.definition.nodes import NODE_TYPES
+from orchestrator.definition.nodes import palette
 from orchestrator.models import Orchestration
 from orchestrator.pages.context import membership
 from orchestrator.pages.handover import take_secrets
@@ -161,7 +161,7 @@ def editor(request: HttpRequest, pk) -> HttpResponse:
         {
             "nav": "dashboard",
             "orchestration": orchestration,
-            "node_types": [(t, t.replace("_", " ").capitalize()) for t in NODE_TYPES],
+            "node_types": palette(),
             "can_edit": current.role in (Role.EDITOR, Role.ADMIN),
             "new_secrets": take_secrets(request, orchestration),
         },

@@ -9,10 +9,10 @@ from rest_framework import serializers
 
 from approvals.models import Approval, ApprovalStatus
 from orchestrator.api.fields import MoneyField, StrictCharField, StrictSerializer
+from orchestrator.definition.checks import IDENTIFIER
+from orchestrator.definition.nodes import types_running_on, waits_for_people
 from runs.engine import RunStatus, StepStatus
 from runs.models import OutputVersion, Run, RunEvent, StepRun
-
-WAITS_FOR_PEOPLE = ("approval", "human_input")
 
 
 def orchestration_name(run: Run) -> str:
@@ -45,7 +45,7 @@ def prefetch_human_input(runs: Sequence[Run]) -> None:
         Prefetch(
             "step_runs",
             queryset=StepRun.objects.filter(
-                status=StepStatus.WAITING, node_type__in=WAITS_FOR_PEOPLE
+                status=StepStatus.WAITING, node_type__in=types_running_on("people")
             ).only("run_id", "node_id", "input"),
             to_attr="waiting_steps",
         ),
@@ -182,7 +182,7 @@ class RunSerializer(serializers.ModelSerializer):
             waiting = [
                 s
                 for s in run.step_runs.all()
-                if s.status == StepStatus.WAITING and s.node_type in WAITS_FOR_PEOPLE
+                if s.status == StepStatus.WAITING and waits_for_people(s.node_type)
             ]
         if not waiting:
             return None
@@ -256,7 +256,7 @@ class FireSerializer(StrictSerializer):
 
 
 class ReplaySerializer(StrictSerializer):
-    from_step = serializers.RegexField(r"^[a-z][a-z0-9_]{0,62}$", required=False)
+    from_step = serializers.RegexField(IDENTIFIER, required=False)
 
 
 class RefineSerializer(StrictSerializer):

@@ -4,6 +4,8 @@ can read them and try something else."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from runs.engine.netguard import fetch
 from runs.engine.nodes.base import NetPolicy, StepFailed
@@ -43,11 +45,16 @@ def http_get(args: dict, policy: NetPolicy, transport=None) -> tuple[bool, str]:
     return True, json.dumps({"status": response.status_code, "body": response.text[:BODY_LIMIT]})
 
 
+# What each tool named in orchestrator.definition.nodes.KNOWN_TOOLS does.
+TOOLS: dict[str, Callable[[dict, NetPolicy, Any], tuple[bool, str]]] = {"http_get": http_get}
+
+
 def run_tool(
     name: str, args: dict, allowed: tuple[str, ...], policy: NetPolicy, transport=None
 ) -> tuple[bool, str]:
     if name not in allowed:
         return False, f"error: this agent has no tool '{name}'"
-    if name == "http_get":
-        return http_get(args, policy, transport)
-    return False, f"error: unknown tool '{name}'"
+    tool = TOOLS.get(name)
+    if tool is None:
+        return False, f"error: unknown tool '{name}'"
+    return tool(args, policy, transport)

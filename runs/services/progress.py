@@ -9,6 +9,7 @@ the scheduler says so, and writes the events of all of it in one batch.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from orchestrator.definition import TemplateError, evaluate, render
+from orchestrator.definition import NODE_TYPES, TemplateError, evaluate, render
+from orchestrator.definition.nodes import waits_for_people
 from runs.engine import (
     RUN_TERMINAL,
     STEP_TERMINAL,
@@ -33,6 +35,7 @@ from runs.engine import (
     default_run_output,
     should_retry,
 )
+from runs.engine.nodes import INLINE_EXECUTORS
 from runs.models import Run, StepRun
 from runs.services import dispatch, tracing
 from runs.services.context import latest_attempts, run_context
@@ -40,8 +43,6 @@ from runs.services.events import EventLog
 from runs.services.graphs import definition_of, graph_of
 from runs.services.transitions import move_run, move_step, new_step
 
-WORKER_TYPES = frozenset({"agent", "http"})
-HUMAN_TYPES = frozenset({"approval", "human_input"})
 # Run-level failure codes a step's error may carry up to the run.
 RUN_CODES = frozenset(
     {
@@ -362,7 +363,7 @@ class Progress:
         asking = [
             step
             for step in self.steps.values()
-            if step.status == StepStatus.WAITING and step.node_type in HUMAN_TYPES
+            if step.status == StepStatus.WAITING and waits_for_people(step.node_type)
         ]
         if (
             not asking
@@ -390,51 +391,60 @@ class Progress:
             self.store(step)
 
     def start_node(self, node_id: str) -> bool:
-        """Start one ready node; True when it already ended (so the scheduler should look again)."""
+        """Start one ready node; True when it already ended (so the scheduler should look again).
+        Where the node's type runs (its registry entry's `runs_on`) decides how it starts."""
         node = self.node(node_id)
-        kind = node["type"]
-        if kind == "transform":
-            step = self.new_step(node_id, StepStatus.RUNNING)
-            self.log.add("step_start", node_id, type=kind, name=node["name"], attempt=1)
-            try:
-                output = render(node["config"]["output"], self.context())
-            except TemplateError as exc:
-                self.fail(step, f"template error: {exc}", retryable=False)
-                return True
-            step.input = {"output": node["config"]["output"]}
-            self.succeed(step, output)
+        return STARTERS[NODE_TYPES[node["type"]].runs_on](self, node)
+
+    def _start_inline(self, node: dict) -> bool:
+        """Run the type's inline executor now, without a broker hop."""
+        node_id, kind = node["id"], node["type"]
+        step = self.new_step(node_id, StepStatus.RUNNING)
+        self.log.add("step_start", node_id, type=kind, name=node["name"], attempt=1)
+        try:
+            step.input, output = INLINE_EXECUTORS[kind](node["config"], self.context())
+        except TemplateError as exc:
+            self.fail(step, f"template error: {exc}", retryable=False)
             return True
-        if kind == "delay":
-            seconds = float(node["config"]["seconds"])
-            step = self.new_step(
-                node_id,
-                StepStatus.WAITING,
-                wake_at=self.now + timedelta(seconds=seconds),
-                input={"seconds": seconds},
-            )
-            self.log.add(
-                "step_start",
-                node_id,
-                type=kind,
-                name=node["name"],
-                attempt=1,
-                wake_at=step.wake_at.isoformat(),
-            )
-            if seconds <= 0:
-                self.succeed(step, None)
-                return True
-            dispatch.enqueue_timer(step.pk, seconds)
-            return False
-        if kind == "subflow":
-            from runs.services.subflows import start_subflow
+        self.succeed(step, output)
+        return True
 
-            return start_subflow(self, node)
-        if kind in HUMAN_TYPES:
-            from runs.services.waiting import start_human_step
+    def _start_timer(self, node: dict) -> bool:
+        node_id = node["id"]
+        seconds = float(node["config"]["seconds"])
+        step = self.new_step(
+            node_id,
+            StepStatus.WAITING,
+            wake_at=self.now + timedelta(seconds=seconds),
+            input={"seconds": seconds},
+        )
+        self.log.add(
+            "step_start",
+            node_id,
+            type=node["type"],
+            name=node["name"],
+            attempt=1,
+            wake_at=step.wake_at.isoformat(),
+        )
+        if seconds <= 0:
+            self.succeed(step, None)
+            return True
+        dispatch.enqueue_timer(step.pk, seconds)
+        return False
 
-            start_human_step(self, node)
-            return False
-        step = self.new_step(node_id, StepStatus.PENDING)
+    def _start_child_run(self, node: dict) -> bool:
+        from runs.services.subflows import start_subflow
+
+        return start_subflow(self, node)
+
+    def _start_people(self, node: dict) -> bool:
+        from runs.services.waiting import start_human_step
+
+        start_human_step(self, node)
+        return False
+
+    def _start_worker(self, node: dict) -> bool:
+        step = self.new_step(node["id"], StepStatus.PENDING)
         dispatch.enqueue_step(step.pk)
         return False
 
@@ -443,11 +453,11 @@ class Progress:
         if self.run.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
             return
         open_steps = [s for s in self.steps.values() if s.status not in STEP_TERMINAL]
-        waits_for_people = [s for s in open_steps if s.node_type in HUMAN_TYPES]
+        asking = [s for s in open_steps if waits_for_people(s.node_type)]
         held = self.run.budget_hold and not any(
             s.status in (StepStatus.RUNNING, StepStatus.PENDING) for s in open_steps
         )
-        if held or (open_steps and len(waits_for_people) == len(open_steps)):
+        if held or (open_steps and len(asking) == len(open_steps)):
             if self.run.status != RunStatus.PAUSED:
                 move_run(self.run, RunStatus.PAUSED, self.now, self.log)
         elif self.run.status == RunStatus.PAUSED:
@@ -458,7 +468,7 @@ class Progress:
 
         run = self.run
         # Only a person's step or a budget hold asks a question: most runs skip the query.
-        if run.budget_hold or any(s.node_type in HUMAN_TYPES for s in self.steps.values()):
+        if run.budget_hold or any(waits_for_people(s.node_type) for s in self.steps.values()):
             cancel_pending(run.pk)
         run.budget_hold = False
         if outcome == RunStatus.SUCCEEDED and run.error is None:
@@ -554,6 +564,16 @@ class Progress:
         self.flush_steps()
         self.log.flush(save_seq=False)
         self.run.save(update_fields=RUN_FIELDS)
+
+
+# How a step starts, by where its type runs (orchestrator.definition.nodes.RUNS_ON).
+STARTERS: dict[str, Callable[[Progress, dict], bool]] = {
+    "worker": Progress._start_worker,
+    "inline": Progress._start_inline,
+    "people": Progress._start_people,
+    "timer": Progress._start_timer,
+    "child_run": Progress._start_child_run,
+}
 
 
 def change(run_id, action) -> Run:

@@ -14,11 +14,12 @@ from django.utils import timezone
 
 from approvals.services import cancel_pending
 from approvals.services import reap as reap_approvals
+from orchestrator.definition.nodes import types_running_on
 from orchestrator.services import schedules
 from runs.engine import RUN_TERMINAL, ErrorCode, RunStatus, StepStatus
 from runs.models import Run, StepRun
 from runs.services import dispatch, outputs
-from runs.services.progress import WORKER_TYPES, Progress
+from runs.services.progress import Progress
 from runs.services.subflows import resume_parent
 from runs.services.transitions import move_step
 
@@ -38,7 +39,7 @@ def fire_timer(step_id) -> None:
         current = StepRun.objects.filter(
             pk=step_id,
             status=StepStatus.WAITING,
-            node_type="delay",
+            node_type__in=types_running_on("timer"),
             wake_at__lte=timezone.now(),
         ).first()
         if current is None or progress.run.status in RUN_TERMINAL:
@@ -152,13 +153,13 @@ def reap() -> dict[str, int]:
         requeue_expired(step)
         counts["expired"] += 1
     for step_id in StepRun.objects.filter(
-        status=StepStatus.WAITING, node_type="delay", wake_at__lte=now
+        status=StepStatus.WAITING, node_type__in=types_running_on("timer"), wake_at__lte=now
     ).values_list("pk", flat=True):
         fire_timer(step_id)
         counts["timers"] += 1
-    stale = StepRun.objects.filter(status=StepStatus.PENDING, node_type__in=WORKER_TYPES).filter(
-        Q(wake_at__lte=now) | Q(wake_at__isnull=True, created_at__lte=now - STALE_PENDING)
-    )
+    stale = StepRun.objects.filter(
+        status=StepStatus.PENDING, node_type__in=types_running_on("worker")
+    ).filter(Q(wake_at__lte=now) | Q(wake_at__isnull=True, created_at__lte=now - STALE_PENDING))
     for step_id in stale.values_list("pk", flat=True):
         if not _resend_due("step", step_id, STALE_PENDING):
             continue
@@ -174,7 +175,9 @@ def reap() -> dict[str, int]:
             dispatch.enqueue_advance(run_id)
         counts["runs"] += 1
     for child_id in StepRun.objects.filter(
-        status=StepStatus.WAITING, node_type="subflow", child_run__status__in=RUN_TERMINAL
+        status=StepStatus.WAITING,
+        node_type__in=types_running_on("child_run"),
+        child_run__status__in=RUN_TERMINAL,
     ).values_list("child_run_id", flat=True):
         resume_parent_of(child_id)
         counts["children"] += 1

@@ -8,52 +8,9 @@
   const BASE = `/api/v1/orchestrations/${ID}`;
   const MODELS = ["builtin/echo", "builtin/script", "default"];
 
-  // Form fields of each node type's config (API.md "Node types"); other keys are kept as they are.
-  const CONFIG_FIELDS = {
-    agent: [
-      { key: "prompt", label: "Prompt", kind: "textarea", hint: "Template: {{ input.topic }}, {{ steps.x.output }}" },
-      { key: "response_format", label: "Response format", kind: "select", options: ["text", "json"] },
-      { key: "max_turns", label: "Max turns", kind: "number" },
-    ],
-    transform: [{ key: "output", label: "Output", kind: "template", hint: "A template, or JSON with templates inside" }],
-    http: [
-      { key: "method", label: "Method", kind: "select", options: ["GET", "POST", "PUT", "PATCH", "DELETE"] },
-      { key: "url", label: "URL", kind: "text" },
-      { key: "headers", label: "Headers (JSON)", kind: "json" },
-      { key: "body", label: "Body", kind: "template" },
-      { key: "credential", label: "Credential", kind: "text", list: "credential-options", hint: "A credential's id (pick one by name)" },
-      { key: "timeout_s", label: "Timeout (s)", kind: "number" },
-    ],
-    approval: [
-      { key: "prompt", label: "Prompt", kind: "textarea" },
-      { key: "approvers", label: "Approvers (usernames, comma-separated)", kind: "list" },
-      { key: "timeout_s", label: "Timeout (s)", kind: "number" },
-      { key: "on_timeout", label: "On timeout", kind: "select", options: ["deny", "approve"] },
-      { key: "on_deny", label: "On deny", kind: "select", options: ["fail", "continue"] },
-      { key: "escalate_after_s", label: "Escalate after (s)", kind: "number" },
-      { key: "escalate_to", label: "Escalate to (usernames)", kind: "list" },
-    ],
-    human_input: [
-      { key: "prompt", label: "Prompt", kind: "textarea" },
-      { key: "fields", label: "Fields (JSON list)", kind: "json", hint: '[{"name": "notes", "type": "textarea", "label": "Notes"}]' },
-      { key: "agent_context", label: "Context shown to people", kind: "textarea" },
-      { key: "timeout_s", label: "Timeout (s)", kind: "number" },
-    ],
-    subflow: [
-      { key: "orchestration", label: "Orchestration (slug or id)", kind: "text", list: "orchestration-options" },
-      { key: "input", label: "Input (JSON)", kind: "json" },
-    ],
-    delay: [{ key: "seconds", label: "Seconds", kind: "number" }],
-  };
-  const DEFAULT_CONFIG = {
-    agent: () => ({ agent: { name: "assistant", model: "builtin/echo" }, prompt: "{{ input }}" }),
-    transform: () => ({ output: "{{ input }}" }),
-    http: () => ({ method: "GET", url: "https://example.com/" }),
-    approval: () => ({ prompt: "Approve this step?" }),
-    human_input: () => ({ prompt: "Please review.", fields: [{ name: "notes", type: "textarea", label: "Notes" }] }),
-    subflow: () => ({ orchestration: "", input: {} }),
-    delay: () => ({ seconds: 60 }),
-  };
+  // Each node type's palette entry, default config and inspector fields (API.md "Node types")
+  // come from the server's registry; config keys without a field are kept as they are.
+  const NODE_TYPES = window.Graph.NODE_TYPES;
 
   const state = { orchestration: null, etag: null, definition: null, selected: null, dirty: false, errors: {} };
   const graph = window.Graph.create(document.getElementById("canvas"), { editable: CAN_EDIT });
@@ -221,7 +178,7 @@
     const position = last && last.position
       ? { x: last.position.x, y: last.position.y + 130 }
       : { x: Math.round((extent.x1 + extent.x2) / 2), y: Math.round((extent.y1 + extent.y2) / 2) };
-    const node = { id, type, name: `${type.replace("_", " ")} ${id.split("_").pop()}`.replace(/^./, (c) => c.toUpperCase()), config: DEFAULT_CONFIG[type](), position };
+    const node = { id, type, name: `${type.replace("_", " ")} ${id.split("_").pop()}`.replace(/^./, (c) => c.toUpperCase()), config: structuredClone(NODE_TYPES[type].default_config), position };
     state.definition.nodes.push(node);
     if (last) state.definition.edges.push({ id: `e_${last.id}_${id}`, source: last.id, target: id, condition: null });
     markDirty();
@@ -314,12 +271,12 @@
 
   function nodeForm(node) {
     const parts = [
-      el("div", { class: "inspector-head" }, el("span", { class: "gicon", "data-type": node.type }), el("h2", {}, node.name || node.id), el("span", { class: "muted mono" }, node.id)),
+      el("div", { class: "inspector-head" }, el("span", { class: "gicon", "data-type": node.type }, Graph.icon(node.type)), el("h2", {}, node.name || node.id), el("span", { class: "muted mono" }, node.id)),
     ];
     if (state.errors[node.id]) parts.push(el("div", { class: "flash bad" }, state.errors[node.id]));
     parts.push(input("Name", node.name, (v) => { node.name = v; repaint(node); parts[0].querySelector("h2").textContent = v || node.id; }));
     if (node.type === "agent") parts.push(...agentFields(node));
-    for (const field of CONFIG_FIELDS[node.type] || []) {
+    for (const field of (NODE_TYPES[node.type] || {}).inspector || []) {
       parts.push(input(field.label, node.config[field.key], (v) => { setOrDelete(node.config, field.key, v); repaint(node); }, field));
     }
     const retry = node.retry || {};

@@ -8,7 +8,11 @@ data-status in the run view) that people read and tests find. Cards follow pan, 
   cytoscape.use(cytoscapeDagre);
 
   const NODE_W = 190, NODE_H = 62, LABEL_W = 170;
-  const ICONS = { agent: "✦", transform: "⇄", http: "⇅", approval: "✓", human_input: "✎", subflow: "↳", delay: "◷" };
+  // The node types as the server's registry declares them (label, icon, default config,
+  // inspector fields), handed to the page as a JSON script by the editor and run views.
+  const typesScript = document.getElementById("node-types");
+  const NODE_TYPES = Object.fromEntries((typesScript ? JSON.parse(typesScript.textContent) : []).map((t) => [t.type, t]));
+  const icon = (type) => (NODE_TYPES[type] && NODE_TYPES[type].icon) || "•";
 
   const STYLE = [
     { selector: "node", style: { shape: "round-rectangle", width: NODE_W, height: NODE_H, "background-opacity": 0, "border-width": 0, label: "" } },
@@ -104,7 +108,7 @@ data-status in the run view) that people read and tests find. Cards follow pan, 
     function paint(n) {
       const c = card(n.id);
       c.dataset.type = n.type;
-      c.querySelector(".gicon").textContent = ICONS[n.type] || "•";
+      c.querySelector(".gicon").textContent = icon(n.type);
       c.querySelector(".gname").textContent = n.name || n.id;
       c.querySelector(".gmeta").textContent = n.meta || n.type.replace("_", " ");
       if (n.status !== undefined) {
@@ -138,5 +142,5 @@ data-status in the run view) that people read and tests find. Cards follow pan, 
     return api;
   }
 
-  window.Graph = { create, ICONS };
+  window.Graph = { create, icon, NODE_TYPES };
 })();

@@ -185,7 +185,7 @@
     const output = el("div", { class: "prose step-output" });
     output.innerHTML = state.rendered.steps[id] || '<span class="muted">—</span>';
     Api.fill(panel, 
-      el("div", { class: "inspector-head" }, el("span", { class: "gicon", "data-type": node.type }), el("h2", {}, node.name || id), el("span", { class: `status ${step ? step.status : "pending"}` }, step ? step.status : "pending")),
+      el("div", { class: "inspector-head" }, el("span", { class: "gicon", "data-type": node.type }, Graph.icon(node.type)), el("h2", {}, node.name || id), el("span", { class: `status ${step ? step.status : "pending"}` }, step ? step.status : "pending")),
       el("dl", { class: "kv" },
         ...kv("Type", node.type), ...kv("Attempt", step ? step.attempt : "–"), ...kv("Duration", duration(step && step.duration_ms)),
         ...(step && step.model ? kv("Model", step.model) : []),

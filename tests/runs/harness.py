@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from orchestrator.definition.nodes import types_running_on
 from orchestrator.models import Orchestration
 from runs.engine import RUN_TERMINAL, StepStatus
 from runs.models import Run, StepRun
 from runs.services import execution, lifecycle, timers
-from runs.services.progress import WORKER_TYPES
 
 
 def drain(rounds: int = 500) -> None:
@@ -23,7 +23,9 @@ def drain(rounds: int = 500) -> None:
             lifecycle.advance(run.pk)
             moved |= Run.objects.get(pk=run.pk).status != "queued"
         now = timezone.now()
-        for step in StepRun.objects.filter(status=StepStatus.PENDING, node_type__in=WORKER_TYPES):
+        for step in StepRun.objects.filter(
+            status=StepStatus.PENDING, node_type__in=types_running_on("worker")
+        ):
             if step.wake_at is None or step.wake_at <= now:
                 execution.execute(step.pk)
                 moved = True
