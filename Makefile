@@ -38,10 +38,13 @@ test: install
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0 || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
 	$(BIN)/pytest
 
-# Benchmarks on PostgreSQL and Redis with a real worker; one JSON line per figure.
+# Benchmarks on PostgreSQL and Redis with a real worker, and wrk (installed here when missing)
+# against Procfile.production's web server; one JSON line per figure.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 bench: install
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "wrk is needed for the list figures: install it (apt-get install wrk)"; exit 1; }
 	@psql "$(dir $(BENCH_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(BENCH_DATABASE_URL))'" | grep -q 1 \
 		|| psql "$(dir $(BENCH_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATABASE_URL))"
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) VAR_DIR=$(CURDIR)/var/bench $(BIN)/python -m bench.engine

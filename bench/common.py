@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import statistics
@@ -55,6 +56,61 @@ def percentile(samples: Sequence[float], pct: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[pct - 1]
 
 
+def cpu_seconds(session: int) -> float | None:
+    """CPU time used so far by every process of the server's session (Linux /proc). Unlike
+    req/s, CPU per request barely moves when other work shares the machine."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    ticks = 0
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # Fields after the command name: state ppid pgrp session ... utime(11) stime(12).
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * _UNITS[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    """The figures of `wrk --latency`'s report: req/s, p50 and p99 in ms, and what failed."""
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.MULTILINE))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _ms(percentiles["50"]),
+        "p99_ms": _ms(percentiles["99"]),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "errors": int(bad.group(1)) if bad else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def wrk(url: str, headers: dict[str, str], clients: int, duration: float) -> dict:
+    """`clients` keep-alive connections on 2 threads for `duration` seconds (wrk, in C: unlike
+    Python threads, it is not the ceiling of what it measures)."""
+    # A 30 s timeout: wrk's 2 s default drops the slow answers from the figures instead.
+    command = ["wrk", "--latency", "--timeout", "30s", "-t", "2", "-c", str(clients)]
+    command += ["-d", f"{duration:g}s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=duration + 60
+    ).stdout
+    return parse_wrk(out)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -75,8 +131,9 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def serving(command: list[str], port: int, env: dict[str, str]) -> Iterator[str]:
-    """Start a server in its own process group; yield its base URL once /healthz answers."""
+def serving(command: list[str], port: int, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """Start a server in its own process group; once /healthz answers, yield its base URL and
+    its process id (the process group's, for cpu_seconds)."""
     process = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -96,7 +153,7 @@ def serving(command: list[str], port: int, env: dict[str, str]) -> Iterator[str]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{command[2]} did not start serving")
             time.sleep(0.1)
-        yield base
+        yield base, process.pid
     finally:
         stop(process)
 

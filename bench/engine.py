@@ -6,7 +6,8 @@ stderr.
 
 1. the engine next to plain Celery doing the same workloads: step overhead, fan-out, steps/s;
 2. runs/s of small runs end to end, and the worker pool's memory after run 100 and run 1,000;
-3. the API lists under load next to /healthz, and their query count per page (bench.api);
+3. the runs list under load next to a plain DRF list of the same rows (wrk, Procfile.production's
+   web server), a page's time in process, and the lists' query count per page (bench.api);
 4. live trace latency, from an appended event to websocket clients (bench.live).
 
 The machine is noisy (figures move up to 2x between runs): compare within one run only.

@@ -19,7 +19,6 @@ import argparse
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -40,6 +39,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from bench.common import cpu_seconds, wrk  # noqa: E402
 from orchestrator.choices import Role  # noqa: E402
 from orchestrator.models import ApiToken, Orchestration, Organization  # noqa: E402
 from orchestrator.services.orchestrations import create_orchestration  # noqa: E402
@@ -144,54 +144,7 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def cpu_seconds(session: int) -> float | None:
-    """CPU time used so far by every process of the server's session (Linux /proc). Unlike
-    req/s, CPU per request barely moves when other work shares the machine."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return None
-    ticks = 0
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            # Fields after the command name: state ppid pgrp session ... utime(11) stime(12).
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 # --- load generators -----------------------------------------------------------------------
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * _UNITS[unit]
-
-
-def wrk(url: str, headers: dict[str, str], clients: int, duration: float) -> dict:
-    # A 30 s timeout: wrk's 2 s default drops the slow answers from the figures instead.
-    command = ["wrk", "--latency", "--timeout", "30s", "-t", "2", "-c", str(clients)]
-    command += ["-d", f"{duration:g}s"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    out = subprocess.run(
-        [*command, url], capture_output=True, text=True, check=True, timeout=duration + 60
-    ).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.MULTILINE))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": _ms(percentiles["50"]),
-        "p99_ms": _ms(percentiles["99"]),
-        "requests": total,
-        "errors": int(bad.group(1)) if bad else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else "",
-    }
 
 
 def threads(url: str, headers: dict[str, str], clients: int, duration: float) -> dict:
