@@ -60,7 +60,8 @@ def empty() -> None:
 
 
 def pages(loaded: year.Loaded) -> dict[str, tuple[Client, str]]:
-    """What to request, and with which client: the API with a viewer's token, pages signed in."""
+    """What to request, and with which client: the API with a viewer's token, pages signed in.
+    Lists ask for pages of 10, which the near-empty database fills too."""
     org = loaded.organizations[0]
     _, raw_token = ApiToken.issue(org, Role.VIEWER, service_account="bench-data")
     api = Client(HTTP_AUTHORIZATION=f"Bearer {raw_token}")
@@ -70,12 +71,12 @@ def pages(loaded: year.Loaded) -> dict[str, tuple[Client, str]]:
     run = Run.objects.filter(organization=org, status="succeeded").order_by("-created_at").first()
     flow = loaded.orchestrations[0]
     return {
-        "runs_list": (api, "/api/v1/runs?limit=50"),
-        "runs_list_of_one_orchestration": (api, f"/api/v1/runs?limit=50&orchestration={flow.pk}"),
-        "runs_list_failed": (api, "/api/v1/runs?limit=50&status=failed"),
+        "runs_list": (api, "/api/v1/runs?limit=10"),
+        "runs_list_of_one_orchestration": (api, f"/api/v1/runs?limit=10&orchestration={flow.pk}"),
+        "runs_list_failed": (api, "/api/v1/runs?limit=10&status=failed"),
         "run_detail": (api, f"/api/v1/runs/{run.pk}"),
         "run_events_page": (api, f"/api/v1/runs/{run.pk}/events?after=0"),
-        "approvals_inbox": (api, "/api/v1/approvals?pending=true&limit=50"),
+        "approvals_inbox": (api, "/api/v1/approvals?pending=true&limit=10"),
         "dashboard_page": (browser, "/"),
     }
 
