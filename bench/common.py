@@ -115,6 +115,9 @@ def children_rss_kb(pid: int) -> dict[int, int]:
 
 class _Instant(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The headers and the body go out as two writes: with Nagle's algorithm the second waits for
+    # the client's delayed ACK (measured: 46 ms a request on a kept-alive connection, 1.2 without).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         body = b'{"ok": true}'
