@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install run migrate test lint format bench bench-serving soak clean
+.PHONY: install run migrate test lint format bench bench-data bench-serving soak clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed: install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -48,6 +48,14 @@ bench: install
 	@psql "$(dir $(BENCH_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(BENCH_DATABASE_URL))'" | grep -q 1 \
 		|| psql "$(dir $(BENCH_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATABASE_URL))"
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) VAR_DIR=$(CURDIR)/var/bench $(BIN)/python -m bench.engine
+
+# A year of data (100,000 runs, 1,000,000 steps, 5,000,000 events, loaded in minutes): the hot
+# pages against a near-empty database. Its database is its own: the stage empties the runs tables.
+BENCH_DATA_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator_bench_data
+bench-data: install
+	@psql "$(dir $(BENCH_DATA_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(BENCH_DATA_DATABASE_URL))'" | grep -q 1 \
+		|| psql "$(dir $(BENCH_DATA_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATA_DATABASE_URL))"
+	DATABASE_URL=$(BENCH_DATA_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) THROTTLE_USER=10000000/min VAR_DIR=$(CURDIR)/var/bench-data $(BIN)/python -m bench.data
 
 # Requests/s of the API list and /healthz under daphne, uvicorn and gunicorn (wrk if installed).
 SERVING_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator_serving

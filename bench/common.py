@@ -13,8 +13,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -166,3 +168,36 @@ def children_rss_kb(pid: int) -> dict[int, int]:
             if line.startswith("VmRSS:"):
                 found[int(child)] = int(line.split()[1])
     return found
+
+
+class _Instant(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # The headers and the body go out as two writes: with Nagle's algorithm the second waits for
+    # the client's delayed ACK (measured: 46 ms a request on a kept-alive connection, 1.2 without).
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def instant_server() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that answers every GET at once, in a thread of this process:
+    what `http` steps and their plain Celery counterpart call. Yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Instant)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

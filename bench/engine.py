@@ -5,6 +5,8 @@ stderr.
     make bench        (or: python -m bench.engine, with DATABASE_URL and REDIS_URL set)
 
 1. the engine next to plain Celery doing the same workloads: step overhead, fan-out, steps/s;
+   then the same for steps that run on workers (`http` against a local server that answers at
+   once, and `builtin/echo` agents), next to a Celery chain and a group with its chord;
 2. runs/s of small runs end to end, and the worker pool's memory after run 100 and run 1,000;
 3. the runs list under load next to a plain DRF list of the same rows (wrk, Procfile.production's
    web server), a page's time in process, and the lists' query count per page (bench.api);
@@ -31,15 +33,23 @@ import django
 django.setup()
 
 import redis  # noqa: E402
-from celery import chain  # noqa: E402
+from celery import chain, chord, group  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 
 from bench import api, live  # noqa: E402
-from bench.common import ROOT, children_rss_kb, progress, report, stop, wait  # noqa: E402
-from bench.tasks import count, noop, stamp  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROOT,
+    children_rss_kb,
+    instant_server,
+    progress,
+    report,
+    stop,
+    wait,
+)
+from bench.tasks import count, fetch, noop, stamp  # noqa: E402
 from orchestrator.models import Organization  # noqa: E402
 from orchestrator.services.orchestrations import create_orchestration  # noqa: E402
 from runs.engine import RUN_TERMINAL  # noqa: E402
@@ -51,6 +61,8 @@ THROUGHPUT_RUNS = 200
 SMALL_RUNS = 1000  # of 3 transforms: runs/s, and worker memory after run 100 and this one
 MEMORY_BASELINE_RUN = 100
 FIRING_THREADS = 4  # as API clients would; each fires its own orchestration
+WORKER_STEPS = 100  # the chain's length and the fan-out's width of steps that run on workers
+WORKER_STEP_RATIO = 0.5  # a chained worker step costs at most this much of a Celery chain step
 
 
 def start_worker(concurrency: int) -> subprocess.Popen:
@@ -73,7 +85,8 @@ def start_worker(concurrency: int) -> subprocess.Popen:
             "--without-mingle",
         ],
         cwd=ROOT,
-        env={**os.environ, "DB_CONN_MAX_AGE": "300"},
+        # 127.0.0.1 for the `http` steps' local server, refused by default.
+        env={**os.environ, "DB_CONN_MAX_AGE": "300", "HTTP_ALLOWED_NETWORKS": "127.0.0.1/32"},
         stdout=sys.stderr,  # the banner: stdout carries only the figures
         start_new_session=True,
     )
@@ -114,6 +127,101 @@ def celery_fan_out(width: int, store: redis.Redis) -> float:
         count.delay(key)
     wait(lambda: int(store.get(key) or 0) >= width)
     return time.perf_counter() - started
+
+
+def celery_chord(signatures: list, store: redis.Redis) -> float:
+    """A group and its chord: the callback runs once every task of the group has."""
+    key = f"bench:{uuid.uuid4()}"
+    started = time.perf_counter()
+    chord(group(signatures), count.si(key)).apply_async()
+    wait(lambda: store.get(key) is not None)
+    return time.perf_counter() - started
+
+
+def celery_chain_of(signatures: list, store: redis.Redis) -> float:
+    key = f"bench:{uuid.uuid4()}"
+    started = time.perf_counter()
+    chain(*signatures, count.si(key)).apply_async()
+    wait(lambda: store.get(key) is not None)
+    return time.perf_counter() - started
+
+
+def worker_steps(org, tag: str, store: redis.Redis, url: str) -> None:
+    """Steps that run on workers (each a Celery task that claims the step, runs the node outside
+    any transaction and records the outcome) next to plain Celery tasks doing the same work: a
+    chain of WORKER_STEPS against a Celery chain, a fan-out and join of WORKER_STEPS against a
+    Celery group of as many with its chord."""
+    kinds = {
+        "http": (
+            lambda node_id: {"id": node_id, "type": "http", "config": {"url": f"{url}/{node_id}"}},
+            lambda index: fetch.si(f"{url}/t{index}"),
+        ),
+        "echo_agent": (
+            lambda node_id: {
+                "id": node_id,
+                "type": "agent",
+                "config": {"agent": {"model": "builtin/echo"}, "prompt": f"step {node_id}"},
+            },
+            noop.si,
+        ),
+    }
+    ids = [f"w{i}" for i in range(WORKER_STEPS)]
+    worker = start_worker(2)
+    try:
+        for kind, (node, task) in kinds.items():
+            chained = flow(
+                org,
+                f"{kind}-chain-{tag}",
+                [node(n) for n in ids],
+                [{"source": a, "target": b} for a, b in itertools.pairwise(ids)],
+            )
+            fanned = flow(
+                org,
+                f"{kind}-fan-{tag}",
+                [transform("start"), *map(node, ids), transform("join")],
+                [{"source": "start", "target": n} for n in ids]
+                + [{"source": n, "target": "join"} for n in ids],
+            )
+            warm = flow(org, f"{kind}-warm-{tag}", [node("w")], [])
+            timed_run(warm)  # warm-up: the node's imports in both pool processes
+            timed_run(warm)
+            celery_chain_of([task(i) for i in range(10)], store)
+
+            engine_chain = statistics.median(timed_run(chained) for _ in range(REPEATS))
+            plain_chain = statistics.median(
+                celery_chain_of([task(i) for i in range(WORKER_STEPS)], store)
+                for _ in range(REPEATS)
+            )
+            per_step, plain_step = (
+                engine_chain / WORKER_STEPS * 1000,
+                plain_chain / WORKER_STEPS * 1000,
+            )
+            report(
+                f"worker_step_overhead_{kind}",
+                per_step,
+                "ms/step",
+                f"<= {WORKER_STEP_RATIO}x a Celery chain step ({plain_step:.2f} ms)",
+                per_step <= WORKER_STEP_RATIO * plain_step,
+                celery_chain_ms_per_step=round(plain_step, 3),
+                ratio=round(per_step / plain_step, 2),
+                chain_length=WORKER_STEPS,
+            )
+
+            engine_fan = statistics.median(timed_run(fanned) for _ in range(REPEATS))
+            plain_fan = statistics.median(
+                celery_chord([task(i) for i in range(WORKER_STEPS)], store) for _ in range(REPEATS)
+            )
+            report(
+                f"worker_fan_out_{WORKER_STEPS}_and_join_{kind}",
+                engine_fan,
+                "s",
+                f"<= 1.0x a Celery group of {WORKER_STEPS} and its chord ({plain_fan:.3f} s)",
+                engine_fan <= plain_fan,
+                celery_group_and_chord_s=round(plain_fan, 3),
+                ratio=round(engine_fan / plain_fan, 2),
+            )
+    finally:
+        stop(worker)
 
 
 def fire_and_finish(orchestrations: list, how_many: int) -> float:
@@ -282,6 +390,9 @@ def main() -> None:
     finally:
         stop(worker)
 
+    progress(f"worker steps: chains and fan-outs of {WORKER_STEPS} http and agent steps")
+    with instant_server() as url:
+        worker_steps(org, tag, store, url)
     progress(f"{SMALL_RUNS} small runs")
     small_runs(small_flows)
     progress("API lists under load")

@@ -1,21 +1,36 @@
-"""Plain Celery tasks for the baseline: the same workloads without the engine."""
+"""Plain Celery tasks for the baseline: the same workloads without the engine.
+
+A chord needs a result backend, which the project does not use (its tasks ignore results): the
+baseline's processes, and only they (the bench and its workers import this module), store the
+results of these tasks in Redis.
+"""
 
 from __future__ import annotations
 
 import time
 
+import httpx
 import redis
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
+
+current_app.conf.result_backend = settings.REDIS_URL
 
 
 def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, ignore_result=False)
 def noop(index: int) -> None:
     return None
+
+
+@shared_task(acks_late=True, ignore_result=False)
+def fetch(url: str) -> int:
+    """What an `http` step does on the wire: one GET, a new client each time."""
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        return client.get(url).status_code
 
 
 @shared_task(acks_late=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import F, Q, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -25,6 +26,7 @@ from runs.models import Run
 
 PAGE_SIZE = 25
 SPARK_RUNS = 12
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # the bound of an orchestration with fewer runs
 STARTER_DEFINITION = {
     "inputs": [{"name": "topic", "type": "string", "required": True}],
     "nodes": [
@@ -53,20 +55,28 @@ def _ago(moment) -> str:
 
 
 def _recent_runs(orchestration_ids: list) -> dict:
-    """The latest runs of each orchestration on the page, in one query (a window per row)."""
+    """The latest runs of each orchestration on the page, newest first, in one query.
+
+    Each orchestration's runs are read from its SPARK_RUNS-th newest on, a bound found by a
+    subquery that runs once (an index probe): the rows read stay SPARK_RUNS per orchestration
+    however many runs it has. A window over all their runs sorted a year of them per page view.
+    """
+    if not orchestration_ids:
+        return {}
+    newest_first = Run.objects.order_by("-created_at").values("created_at")
+    since = Q()
+    for pk in orchestration_ids:
+        bound = Subquery(newest_first.filter(orchestration_id=pk)[SPARK_RUNS - 1 : SPARK_RUNS])
+        since |= Q(orchestration_id=pk, created_at__gte=Coalesce(bound, Value(EARLIEST)))
     rows = (
-        Run.objects.filter(orchestration_id__in=orchestration_ids)
-        .annotate(
-            position=Window(
-                RowNumber(), partition_by=[F("orchestration_id")], order_by=F("created_at").desc()
-            )
-        )
-        .filter(position__lte=SPARK_RUNS)
-        .values("id", "orchestration_id", "status", "created_at", "position")
+        Run.objects.filter(since)
+        .order_by("-created_at")
+        .values("id", "orchestration_id", "status", "created_at")
     )
     recent: dict = defaultdict(list)
-    for row in sorted(rows, key=lambda r: r["position"]):
-        recent[row["orchestration_id"]].append(row)
+    for row in rows:
+        if len(recent[row["orchestration_id"]]) < SPARK_RUNS:  # runs tied with the bound
+            recent[row["orchestration_id"]].append(row)
     return recent
 
 
