@@ -13,8 +13,10 @@ their client from there, and any later outbound client (an SDK's `http_client=`)
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -200,6 +202,14 @@ class _Guard:
         )
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate-checking TLS context of every outbound connection. Building one loads the
+    CA bundle (about 75 ms here), which a transport of its own per call paid every time; one
+    context, safe to share between threads, serves them all."""
+    return httpx.create_ssl_context()
+
+
 class GuardedTransport(httpx.BaseTransport):
     """An httpx transport that only reaches vetted addresses and follows redirects itself, so
     that every hop is vetted and credentials stay with their origin. A refusal raises
@@ -214,7 +224,7 @@ class GuardedTransport(httpx.BaseTransport):
         inner: httpx.BaseTransport | None = None,
     ) -> None:
         self._guard = _Guard(policy, credential_headers, max_redirects)
-        self._inner = inner or httpx.HTTPTransport()
+        self._inner = inner or httpx.HTTPTransport(verify=tls_context())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for _ in range(self._guard.max_redirects + 1):
@@ -242,7 +252,7 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._guard = _Guard(policy, credential_headers, max_redirects)
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._inner = inner or httpx.AsyncHTTPTransport(verify=tls_context())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         for _ in range(self._guard.max_redirects + 1):

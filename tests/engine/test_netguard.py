@@ -5,10 +5,18 @@ outbound client (http steps, http_get, model providers, async SDK clients) gets 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import http.server
+import ssl
+import threading
 from urllib.parse import quote
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from runs.engine.netguard import BlockedAddress, guarded_async_client, guarded_client
 from runs.engine.nodes.base import NetPolicy
@@ -119,3 +127,49 @@ def test_the_async_client_is_guarded_the_same_way():
         assert origin.headers_seen[0]["authorization"] == "Bearer t"
         assert "authorization" not in other.headers_seen[0]
         assert other.headers_seen[0]["accept"] == "x/y"
+
+
+@pytest.fixture
+def self_signed_server(tmp_path):
+    """An https server on 127.0.0.1 whose certificate for `localhost` nobody vouches for."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_clients_check_certificates_with_their_shared_tls_context(self_signed_server):
+    url = f"https://localhost:{self_signed_server}/"
+    for _ in range(2):  # the second client takes the context the first one built
+        with (
+            guarded_client(LOOPBACK, timeout=5) as client,
+            pytest.raises(httpx.ConnectError) as refused,
+        ):
+            client.get(url)
+        assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
