@@ -4,6 +4,7 @@ groups and credentials. Serializers validate; services change state."""
 from __future__ import annotations
 
 from cron_descriptor import FormatException, get_description
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
@@ -444,7 +445,7 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
         return data
 
     def validate_model(self, model: str) -> str:
-        problem = model_problem(model)
+        problem = model_problem(model, settings.MODEL_ALIASES)
         if problem:
             raise serializers.ValidationError(problem)
         return model
