@@ -150,7 +150,8 @@ def validate_agent_object(agent: dict, path: str, check: Checker) -> dict:
     for index, tool in enumerate(tools):
         if tool not in KNOWN_TOOLS:
             check.fail(f"{path}.tools[{index}]", f"unknown tool; known: {', '.join(KNOWN_TOOLS)}")
-    price = check.obj(_get(agent, "price"), f"{path}.price", default={})
+    # No price (absent, null or {}) means the price table's; a given one replaces it.
+    price = check.obj(_get(agent, "price"), f"{path}.price", default={}) or {}
     check.unknown_keys(price, ("input_per_1k", "output_per_1k"), f"{path}.price")
     normalized = {
         "model": _model(_get(agent, "model"), f"{path}.model", check),
@@ -180,7 +181,9 @@ def validate_agent_object(agent: dict, path: str, check: Checker) -> dict:
         "price": {
             key: check.number(_get(price, key), f"{path}.price.{key}", default=0, minimum=0)
             for key in ("input_per_1k", "output_per_1k")
-        },
+        }
+        if price
+        else None,
         "script": _script(_get(agent, "script"), f"{path}.script", check),
     }
     if "name" in agent:

@@ -11,6 +11,7 @@ from orchestrator.definition.nodes import resolve_model
 from orchestrator.models import Agent
 from orchestrator.models import Credential as CredentialRow
 from runs.engine.nodes.base import AgentSpec, Credential, NetPolicy, StepFailed
+from runs.engine.pricing import Price
 from runs.models import Run
 
 
@@ -60,7 +61,7 @@ def _spec(run: Run, data: dict, name: str, script: list | None) -> AgentSpec:
         api_key = found.value if found else ""
     else:
         api_key = provider_key(model.split("/", 1)[0])
-    price = data.get("price") or {}
+    price = data.get("price") or None
     return AgentSpec(
         name=name,
         model=model,
@@ -70,8 +71,9 @@ def _spec(run: Run, data: dict, name: str, script: list | None) -> AgentSpec:
         max_turns=data.get("max_turns"),
         base_url=data.get("base_url") or "",
         api_key=api_key,
-        price_input_per_1k=float(price.get("input_per_1k") or 0),
-        price_output_per_1k=float(price.get("output_per_1k") or 0),
+        price=Price(float(price.get("input_per_1k") or 0), float(price.get("output_per_1k") or 0))
+        if price
+        else None,
         script=tuple(script or data.get("script") or ()),
     )
 

@@ -69,7 +69,11 @@ def run_agent(ctx: StepContext) -> StepResult:
         result.turns = turn
         result.tokens_input += completion.tokens_input
         result.tokens_output += completion.tokens_output
-        result.cost_usd = spec.cost(result.tokens_input, result.tokens_output)
+        # Each call is priced on its own tokens: a table's tiers apply per request.
+        turn_cost = spec.cost(completion.tokens_input, completion.tokens_output)
+        result.cost_usd = (
+            None if turn_cost is None or result.cost_usd is None else result.cost_usd + turn_cost
+        )
         ctx.emit(
             "agent_turn",
             {
@@ -78,7 +82,8 @@ def run_agent(ctx: StepContext) -> StepResult:
                 "content": (completion.content or "")[:CONTENT_PREVIEW],
                 "tool_calls": [call.name for call in completion.tool_calls],
                 "tokens": {"input": completion.tokens_input, "output": completion.tokens_output},
-                "cost_usd": spec.cost(completion.tokens_input, completion.tokens_output),
+                "cost_usd": turn_cost,
+                "unpriced": turn_cost is None,
                 "duration_ms": duration_ms,
             },
         )
