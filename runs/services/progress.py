@@ -50,6 +50,8 @@ RUN_CODES = frozenset(
         ErrorCode.APPROVAL_DENIED,
         ErrorCode.APPROVAL_EXPIRED,
         ErrorCode.TIMEOUT,
+        ErrorCode.MODEL_UNPRICED,
+        ErrorCode.COST_LIMIT_EXCEEDED,
     }
 )
 EVENT_OUTPUT_LIMIT = 16_384

@@ -82,3 +82,103 @@ def test_an_agent_without_a_price_shows_null_and_one_with_a_price_shows_it(edito
         format="json",
     ).json()
     assert priced["price"] == {"input_per_1k": 0.5, "output_per_1k": 0}
+
+
+def test_under_a_credit_limit_an_unpriced_model_is_refused_before_it_is_called(
+    make_flow, model_server
+):
+    model_server.answers = [reply("hello")]
+    agent = {"model": "openai/my-local-model", "base_url": f"{model_server.url}/v1"}
+    run = run_to_rest(make_flow([ask(agent)], credit_limit="5"))
+    assert run.status == "failed"
+    assert run.error["code"] == "model_unpriced"
+    assert "has no known price" in run.error["detail"]
+    assert model_server.requests == []
+    assert StepRun.objects.get(run=run).error["code"] == "model_unpriced"
+
+
+def test_under_a_credit_limit_a_priced_local_model_runs(make_flow, model_server):
+    model_server.answers = [reply("hello")]
+    agent = {
+        "model": "openai/my-local-model",
+        "base_url": f"{model_server.url}/v1",
+        "price": {"input_per_1k": 0, "output_per_1k": 0},
+    }
+    run = run_to_rest(make_flow([ask(agent)], credit_limit="5"))
+    assert run.status == "succeeded", run.error
+    assert len(model_server.requests) == 1
+
+
+def looping_agent(calls: int) -> tuple[dict, list]:
+    """A scripted agent that asks for a tool `calls` times, then answers; each model call costs
+    (its words in and out) x 1 USD per token."""
+    agent = {"model": "builtin/script", "price": {"input_per_1k": 1000, "output_per_1k": 1000}}
+    script = [{"tool": "nosuch", "args": {}} for _ in range(calls)] + ["done"]
+    return agent, script
+
+
+@pytest.mark.parametrize("budget_action", ["fail", None])
+def test_a_tool_loop_stops_inside_the_step_once_over_the_credit_limit(make_flow, budget_action):
+    agent, script = looping_agent(9)
+    settings = {"budget_action": budget_action} if budget_action else {}
+    flow = make_flow(
+        [ask(agent, script=script, max_turns=20)], credit_limit="25", settings=settings
+    )
+    run = run_to_rest(flow)
+    assert run.status == "failed"
+    assert run.error["code"] == "cost_limit_exceeded"
+    step = StepRun.objects.get(run=run)
+    turns = RunEvent.objects.filter(run=run, type="agent_turn").count()
+    # Each call costs more than the one before (the conversation grows): it stops at the first
+    # call that takes the step over $25, long before the 10 the script would make.
+    assert 1 < turns < 10
+    assert step.turns == turns and step.status == "failed"
+    assert step.error["code"] == "cost_limit_exceeded"
+    assert float(step.cost_usd) > 25
+    assert float(run.cost_usd) == pytest.approx(float(step.cost_usd))
+    costs = [e.data["cost_usd"] for e in RunEvent.objects.filter(run=run, type="agent_turn")]
+    assert sum(costs[:-1]) <= 25 < sum(costs)
+
+
+def test_the_budget_counts_what_earlier_steps_spent(make_flow):
+    agent, script = looping_agent(9)
+    first = {"id": "first", "type": "agent", "config": {"agent": agent, "prompt": "a b c d e"}}
+    flow = make_flow(
+        [first, ask(agent, script=script, max_turns=20)],
+        [{"source": "first", "target": "ask"}],
+        credit_limit="25",
+    )
+    run = run_to_rest(flow)
+    spent_first = float(StepRun.objects.get(run=run, node_id="first").cost_usd)
+    ask_step = StepRun.objects.get(run=run, node_id="ask")
+    costs = [
+        e.data["cost_usd"]
+        for e in RunEvent.objects.filter(run=run, type="agent_turn", step_id="ask")
+    ]
+    assert spent_first > 0
+    assert spent_first + sum(costs[:-1]) <= 25 < spent_first + sum(costs)
+    assert ask_step.error["code"] == "cost_limit_exceeded"
+
+
+def test_within_the_credit_limit_a_tool_loop_finishes(make_flow):
+    agent, script = looping_agent(3)
+    run = run_to_rest(make_flow([ask(agent, script=script)], credit_limit="1000"))
+    assert run.status == "succeeded", run.error
+    assert StepRun.objects.get(run=run).turns == 4
+
+
+def test_with_budget_action_approve_the_step_ends_and_the_run_waits_for_a_raise(make_flow):
+    agent, script = looping_agent(9)
+    flow = make_flow(
+        [
+            ask(agent, script=script, max_turns=20),
+            {"id": "after", "type": "transform", "config": {"output": 1}},
+        ],
+        [{"source": "ask", "target": "after"}],
+        credit_limit="25",
+        settings={"budget_action": "approve"},
+    )
+    run = run_to_rest(flow)
+    assert (run.status, run.budget_hold) == ("paused", True)
+    step = StepRun.objects.get(run=run)
+    assert (step.node_id, step.status, step.turns) == ("ask", "succeeded", 10)

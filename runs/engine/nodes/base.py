@@ -109,6 +109,10 @@ class StepContext:
     agent: AgentSpec | None = None
     credential: Credential | None = None
     transport: Any = None
+    # The run has a credit_limit: a model with no known price is refused before it is called.
+    credit_limited: bool = False
+    # USD this step may still spend before the run goes over its limit; None: not checked here.
+    budget_usd: float | None = None
 
 
 @dataclass
@@ -120,3 +124,14 @@ class StepResult:
     cost_usd: float | None = 0.0  # None: the model has no known price
     turns: int = 0
     tool_calls: int = 0
+
+    def usage(self) -> dict:
+        """The step row's model, tokens, cost, turns and tool calls."""
+        return {
+            "model": self.model or "",
+            "tokens_input": self.tokens_input,
+            "tokens_output": self.tokens_output,
+            "cost_usd": self.cost_usd,
+            "turns": self.turns,
+            "tool_calls": self.tool_calls,
+        }
