@@ -61,6 +61,22 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_mapping(name: str, default: dict[str, str]) -> dict[str, str]:
+    """A comma list of `key=value` pairs merged over `default` (a key given again replaces it)."""
+    raw = os.environ.get(name)
+    result = dict(default)
+    if raw is None:
+        return result
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        key, sep, value = (piece.strip() for piece in item.partition("="))
+        if not sep or not key or not value:
+            raise ImproperlyConfigured(f"{name} must be a comma list of name=value, not {item!r}")
+        result[key] = value
+    return result
+
+
 def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
     """A URL with one of `schemes` and a host, or "" when unset."""
     raw = os.environ.get(name, "").strip()

@@ -19,7 +19,7 @@ import structlog
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str, env_url
+from config.env import env_bool, env_float, env_int, env_list, env_mapping, env_str, env_url
 from config.logfilters import redact_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -263,7 +263,21 @@ WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, minimum=
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 # --- Product settings --------------------------------------------------------------------
+# The model of agents that say `model: default`; builtin/echo keeps the demo offline.
 DEFAULT_MODEL = env_str("DEFAULT_MODEL", "builtin/echo")
+# Short names a definition may use for a model (`model: sonnet`), resolved when the step runs.
+# The environment (`name=provider/model,...`) adds to these or replaces some of them.
+MODEL_ALIASES = env_mapping(
+    "MODEL_ALIASES",
+    {
+        "sonnet": "anthropic/claude-sonnet-5-5",
+        "opus": "anthropic/claude-opus-5-5",
+        "haiku": "anthropic/claude-haiku-5-5",
+        "gpt": "openai/gpt-5.5",
+        "gpt-mini": "openai/gpt-5.4-mini",
+        "gemini": "google/gemini-3.8-flash",
+    },
+)
 SYNC_RUN_TIMEOUT_S = env_float("SYNC_RUN_TIMEOUT_S", 300.0)
 HTTP_ALLOWED_NETWORKS = env_list("HTTP_ALLOWED_NETWORKS", [])
 METRICS_TOKEN = env_str("METRICS_TOKEN")
@@ -279,6 +293,8 @@ RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 200, minimum=1)
 STEP_LEASE_GRACE_S = env_float("STEP_LEASE_GRACE_S", 30.0)
 STEP_DEFAULT_LEASE_S = env_float("STEP_DEFAULT_LEASE_S", 3600.0)
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+GOOGLE_API_KEY = env_str("GOOGLE_API_KEY")
 
 # Traces go out over OTLP/HTTP when an endpoint is set; the exporter reads these and the other
 # standard OTEL_* variables (headers, timeout, compression) itself.

@@ -78,7 +78,11 @@ class Run(models.Model):
         help_text="The fired run at the top of this subflow's tree; empty on that run itself.",
     )
     depth = models.PositiveSmallIntegerField(default=0)
+    # The sum of its priced steps (and refines); `unpriced` says some cost is not in it.
     cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    unpriced = models.BooleanField(
+        default=False, help_text="A step (or refine) used a model with no known price."
+    )
     tokens_input = models.PositiveBigIntegerField(default=0)
     tokens_output = models.PositiveBigIntegerField(default=0)
     steps_completed = models.PositiveIntegerField(default=0)
@@ -186,7 +190,14 @@ class StepRun(models.Model):
     model = models.CharField(max_length=200, blank=True)
     tokens_input = models.PositiveIntegerField(default=0)
     tokens_output = models.PositiveIntegerField(default=0)
-    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    cost_usd = models.DecimalField(
+        max_digits=14,
+        decimal_places=6,
+        default=0,
+        null=True,
+        blank=True,
+        help_text="Null when its model has no known price (never a silent 0).",
+    )
     turns = models.PositiveIntegerField(default=0)
     tool_calls = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -224,6 +235,11 @@ class StepRun(models.Model):
             return None
         return int((self.finished_at - self.started_at).total_seconds() * 1000)
 
+    @property
+    def unpriced(self) -> bool:
+        """Its model has no known price, so its cost is unknown (not zero)."""
+        return self.cost_usd is None
+
 
 class RunEvent(models.Model):
     """The live trace. `seq` is allocated under the run's row lock, so it has no gaps."""
@@ -257,7 +273,9 @@ class OutputVersion(models.Model):
     # include it.
     tokens_input = models.PositiveIntegerField(default=0)
     tokens_output = models.PositiveIntegerField(default=0)
-    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    cost_usd = models.DecimalField(
+        max_digits=14, decimal_places=6, default=0, null=True, blank=True
+    )
     # Not auto_now_add: the original version is dated when the run finished, not when stored.
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -4,6 +4,7 @@ groups and credentials. Serializers validate; services change state."""
 from __future__ import annotations
 
 from cron_descriptor import FormatException, get_description
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
@@ -408,7 +409,11 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
     temperature = serializers.FloatField(min_value=0, max_value=2, allow_null=True, required=False)
     max_turns = serializers.IntegerField(min_value=1, max_value=50, allow_null=True, required=False)
     credential = serializers.UUIDField(allow_null=True, required=False)
-    price = PriceSerializer(required=False)
+    price = PriceSerializer(
+        required=False,
+        allow_null=True,
+        help_text="USD per 1,000 tokens; null: the price table's figure for the model.",
+    )
     script = serializers.ListField(required=False)
 
     class Meta:
@@ -440,11 +445,16 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
     def to_representation(self, agent: Agent) -> dict:
         data = super().to_representation(agent)
         data["credential"] = str(agent.credential_id) if agent.credential_id else None
-        data["price"] = {"input_per_1k": 0, "output_per_1k": 0, **(agent.price or {})}
+        data["price"] = (
+            {"input_per_1k": 0, "output_per_1k": 0, **agent.price} if agent.price else None
+        )
         return data
 
+    def validate_price(self, price: dict | None) -> dict:
+        return price or {}  # stored as {}: no price of its own
+
     def validate_model(self, model: str) -> str:
-        problem = model_problem(model)
+        problem = model_problem(model, settings.MODEL_ALIASES)
         if problem:
             raise serializers.ValidationError(problem)
         return model

@@ -4,6 +4,7 @@ from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from orchestrator.api.library_views import AgentViewSet, CredentialViewSet, GroupViewSet
+from orchestrator.api.model_views import ModelListView
 from orchestrator.api.orchestration_views import OrchestrationViewSet
 from orchestrator.api.templates_views import StarterTemplateViewSet
 from orchestrator.api.token_views import TokenViewSet
@@ -30,6 +31,7 @@ router.register("tokens", TokenViewSet, basename="token")
 orchestration_triggers = OrchestrationTriggerViewSet.as_view({"get": "list", "post": "create"})
 
 urlpatterns = [
+    re_path(r"^models/?$", ModelListView.as_view(), name="models"),
     re_path(
         r"^orchestrations/(?P<orchestration_pk>[^/]+)/triggers/?$",
         orchestration_triggers,

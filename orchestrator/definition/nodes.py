@@ -24,7 +24,11 @@ from orchestrator.definition.expressions import strings_in, template_syntax_erro
 KNOWN_TOOLS = ("http_get",)
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 FIELD_TYPES = ("text", "textarea", "select", "number", "boolean")
-MODEL = re.compile(r"^(default|(openai|builtin)/[A-Za-z0-9._:\-/]+)$")
+# Model names: `provider/name`, `default` (the DEFAULT_MODEL setting) or an alias (a bare name,
+# resolved through the MODEL_ALIASES setting, which callers pass in: this package reads none).
+MODEL_PROVIDERS = ("openai", "anthropic", "google", "builtin")
+MODEL = re.compile(r"^(?P<provider>[a-z]+)/[A-Za-z0-9._:\-/]+$")
+ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$")
 BUILTIN_MODELS = ("builtin/echo", "builtin/script")
 WEEK_S = 7 * 86400
 MONTH_S = 30 * 86400
@@ -73,14 +77,47 @@ def _get(config: dict, key: str) -> Any:
     return config.get(key, MISSING)
 
 
-def model_problem(model: str) -> str | None:
+def model_problem(model: str, aliases: Mapping[str, str] | None = None) -> str | None:
     """Why `model` is no model name an agent can use, or None: the one check of model names,
-    for agents declared in a definition and agents saved through the API."""
-    if not MODEL.match(model):
-        return "must be provider/name (openai/<model>, builtin/echo, builtin/script) or default"
+    for agents declared in a definition and agents saved through the API.
+
+    A bare name is an alias: checked against `aliases` when the caller has the table (the API
+    and the services pass the MODEL_ALIASES setting), only for its shape when not (the
+    definition's own validation, which reads no settings)."""
+    if model == "default":
+        return None
+    if "/" not in model:
+        if not ALIAS.match(model):
+            return (
+                "must be provider/name (openai/<model>, anthropic/<model>, google/<model>, "
+                "builtin/echo, builtin/script), default, or a model alias"
+            )
+        if aliases is not None and model not in aliases:
+            known = ", ".join(sorted(aliases)) or "none"
+            return f"unknown model alias '{model}'; known aliases: {known}"
+        return None
+    match = MODEL.match(model)
+    if not match or match["provider"] not in MODEL_PROVIDERS:
+        return f"unknown model provider; known: {', '.join(MODEL_PROVIDERS)}"
     if model.startswith("builtin/") and model not in BUILTIN_MODELS:
         return f"unknown builtin model; known: {', '.join(BUILTIN_MODELS)}"
     return None
+
+
+def resolve_model(model: str, *, default_model: str, aliases: Mapping[str, str]) -> str:
+    """The `provider/name` a model name stands for when the step runs: `default` and aliases
+    resolve then, not when the definition is saved, so a changed setting takes effect.
+
+    Raises ValueError with the reason when the name (or what it resolves to) is no model."""
+    name = default_model if model == "default" else model
+    if "/" not in name:
+        if name not in aliases:
+            raise ValueError(model_problem(name, aliases) or f"unknown model alias '{name}'")
+        name = aliases[name]
+    problem = model_problem(name) if "/" in name else f"alias target '{name}' is not provider/name"
+    if problem:
+        raise ValueError(f"'{name}': {problem}")
+    return name
 
 
 def _model(value: Any, path: str, check: Checker) -> str:
@@ -113,7 +150,8 @@ def validate_agent_object(agent: dict, path: str, check: Checker) -> dict:
     for index, tool in enumerate(tools):
         if tool not in KNOWN_TOOLS:
             check.fail(f"{path}.tools[{index}]", f"unknown tool; known: {', '.join(KNOWN_TOOLS)}")
-    price = check.obj(_get(agent, "price"), f"{path}.price", default={})
+    # No price (absent, null or {}) means the price table's; a given one replaces it.
+    price = check.obj(_get(agent, "price"), f"{path}.price", default={}) or {}
     check.unknown_keys(price, ("input_per_1k", "output_per_1k"), f"{path}.price")
     normalized = {
         "model": _model(_get(agent, "model"), f"{path}.model", check),
@@ -143,7 +181,9 @@ def validate_agent_object(agent: dict, path: str, check: Checker) -> dict:
         "price": {
             key: check.number(_get(price, key), f"{path}.price.{key}", default=0, minimum=0)
             for key in ("input_per_1k", "output_per_1k")
-        },
+        }
+        if price
+        else None,
         "script": _script(_get(agent, "script"), f"{path}.script", check),
     }
     if "name" in agent:
@@ -551,11 +591,13 @@ def validate_config(node_type: str, config: Any, path: str, check: Checker) -> d
 __all__ = [
     "IDENTIFIER",
     "KNOWN_TOOLS",
+    "MODEL_PROVIDERS",
     "NODE_TYPES",
     "RUNS_ON",
     "NodeSpec",
     "model_problem",
     "palette",
+    "resolve_model",
     "types_running_on",
     "validate_agent_object",
     "validate_config",

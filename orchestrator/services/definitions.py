@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from orchestrator.api.errors import InvalidRequest
 from orchestrator.definition import DefinitionError, compile_markdown, validate_definition
 from orchestrator.definition.markdown_export import to_markdown
+from orchestrator.definition.nodes import model_problem
 from orchestrator.models import Agent, Credential, Organization
 
 SHORTHAND_KEYS = ("nodes", "edges", "inputs", "output", "output_type", "agents")
@@ -100,9 +103,15 @@ def check_references(definition: dict, organization: Organization) -> list[str]:
     local_agents = {agent["name"] for agent in definition.get("agents", [])}
     agent_refs: dict[str, list[str]] = {}
     credential_refs: dict[str, list[str]] = {}
+    fields: dict[str, list[str]] = {}
+    models = [
+        (f"agents[{i}].model", a.get("model")) for i, a in enumerate(definition.get("agents", []))
+    ]
     for index, node in enumerate(definition["nodes"]):
         config = node["config"]
         ref = config.get("agent")
+        if node["type"] == "agent" and isinstance(ref, dict):
+            models.append((f"nodes[{index}].config.agent.model", ref.get("model")))
         is_org_agent = isinstance(ref, str) and ref not in local_agents and ref != "default"
         if node["type"] == "agent" and is_org_agent:
             agent_refs.setdefault(ref, []).append(f"nodes[{index}].config.agent")
@@ -114,7 +123,11 @@ def check_references(definition: dict, organization: Organization) -> list[str]:
         if isinstance(credential, str) and credential:
             credential_refs.setdefault(credential, []).append(f"nodes[{index}].config.credential")
 
-    fields: dict[str, list[str]] = {}
+    # Aliases are checked here, against the setting; `default` and aliases resolve at run time.
+    for path, model in models:
+        problem = model_problem(model, settings.MODEL_ALIASES) if model else None
+        if problem:
+            fields.setdefault(f"definition.{path}", []).append(problem)
     members: list[str] = []
     if agent_refs:
         agents = Agent.objects.filter(organization=organization)

@@ -77,6 +77,10 @@ class RunSerializer(serializers.ModelSerializer):
     replays_run_id = serializers.UUIDField(read_only=True, allow_null=True)
     parent_run_id = serializers.UUIDField(read_only=True, allow_null=True)
     cost_usd = MoneyField(read_only=True)
+    unpriced = serializers.BooleanField(
+        read_only=True,
+        help_text="Some step used a model with no known price: `cost_usd` is the priced part.",
+    )
     tokens = serializers.SerializerMethodField()
     human_input_required = serializers.SerializerMethodField()
     requested_by = serializers.CharField(source="requested_by_name", read_only=True)
@@ -102,6 +106,7 @@ class RunSerializer(serializers.ModelSerializer):
             "parent_run_id",
             "depth",
             "cost_usd",
+            "unpriced",
             "tokens",
             "steps_completed",
             "steps_total",
@@ -137,6 +142,7 @@ class RunSerializer(serializers.ModelSerializer):
             "parent_run_id": str(run.parent_run_id) if run.parent_run_id else None,
             "depth": run.depth,
             "cost_usd": float(run.cost_usd),
+            "unpriced": run.unpriced,
             "tokens": self.get_tokens(run),
             "steps_completed": run.steps_completed,
             "steps_total": run.steps_total,
@@ -219,13 +225,19 @@ def step_rows(run: Run, definition: dict, order: tuple[str, ...]) -> list[dict]:
                     "input": step.tokens_input if step else 0,
                     "output": step.tokens_output if step else 0,
                 },
-                "cost_usd": float(step.cost_usd) if step else 0.0,
+                "cost_usd": _money(step.cost_usd) if step else 0.0,
+                "unpriced": step.unpriced if step else False,
                 "turns": step.turns if step else 0,
                 "tool_calls": step.tool_calls if step else 0,
                 "child_run_id": str(step.child_run_id) if step and step.child_run_id else None,
             }
         )
     return rows
+
+
+def _money(value) -> float | None:
+    """A stored cost for JSON: None stays None (an unknown price is never shown as 0)."""
+    return None if value is None else float(value)
 
 
 def _time(value) -> str | None:

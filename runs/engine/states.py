@@ -119,6 +119,8 @@ class ErrorCode:
     APPROVAL_EXPIRED = "approval_expired"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    # Under a credit_limit, an agent step whose model has no known price (refused before the call).
+    MODEL_UNPRICED = "model_unpriced"
 
     ALL: frozenset[str] = frozenset(
         {
@@ -130,6 +132,7 @@ class ErrorCode:
             APPROVAL_EXPIRED,
             TIMEOUT,
             CANCELLED,
+            MODEL_UNPRICED,
         }
     )
     # A subflow step that fails because its child hit a limit of the run tree passes the child's

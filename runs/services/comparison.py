@@ -32,8 +32,13 @@ def _side(step: StepRun | None) -> dict | None:
         "attempt": step.attempt,
         "duration_ms": step.duration_ms,
         "tokens": {"input": step.tokens_input, "output": step.tokens_output},
-        "cost_usd": float(step.cost_usd),
+        "cost_usd": _usd(step.cost_usd),
+        "unpriced": step.unpriced,
     }
+
+
+def _usd(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def _delta(a: float | int | None, b: float | int | None) -> float | int | None:
@@ -75,7 +80,10 @@ def compare_runs(a: Run, b: Run) -> dict:
                 "input": (two.tokens_input if two else 0) - (one.tokens_input if one else 0),
                 "output": (two.tokens_output if two else 0) - (one.tokens_output if one else 0),
             },
-            "cost_delta_usd": float((two.cost_usd if two else 0) - (one.cost_usd if one else 0)),
+            # Unknown when either side's cost is (an unpriced model), never a made-up figure.
+            "cost_delta_usd": _delta(
+                _usd(one.cost_usd) if one else 0.0, _usd(two.cost_usd) if two else 0.0
+            ),
         }
         if row["status_changed"] or row["input_changed"] or output_changed:
             changed.append(node_id)
@@ -87,6 +95,7 @@ def compare_runs(a: Run, b: Run) -> dict:
             "status": a.status,
             "duration_ms": a.duration_ms,
             "cost_usd": float(a.cost_usd),
+            "unpriced": a.unpriced,
         },
         "b": {
             "id": str(b.pk),
@@ -94,6 +103,7 @@ def compare_runs(a: Run, b: Run) -> dict:
             "status": b.status,
             "duration_ms": b.duration_ms,
             "cost_usd": float(b.cost_usd),
+            "unpriced": b.unpriced,
         },
         "version_changed": a.version != b.version,
         "output_changed": a.output != b.output,

@@ -14,7 +14,7 @@ from django.utils import timezone
 from structlog.contextvars import bound_contextvars
 
 from orchestrator.definition import TemplateError, render
-from runs.engine import RUN_TERMINAL, StepStatus
+from runs.engine import RUN_TERMINAL, ErrorCode, StepStatus
 from runs.engine.nodes import EXECUTORS
 from runs.engine.nodes.base import StepContext, StepFailed, StepResult
 from runs.engine.redaction import Redactor
@@ -114,6 +114,7 @@ def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
         events.append_now(run.pk, type, step.node_id, **hide(data))
 
     timeout = node.get("timeout_s")
+    limited, budget = _budget(run)
     ctx = StepContext(
         run_id=str(run.pk),
         step_id=step.node_id,
@@ -124,6 +125,8 @@ def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
         net=resolve.net_policy(),
         agent=agent,
         credential=credential,
+        credit_limited=limited,
+        budget_usd=budget,
     )
     try:
         result = EXECUTORS[node["type"]](ctx)
@@ -135,17 +138,17 @@ def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
     return result
 
 
-def _metrics(result: StepResult | StepFailed) -> dict:
-    if not isinstance(result, StepResult):
-        return {}
-    return {
-        "model": result.model or "",
-        "tokens_input": result.tokens_input,
-        "tokens_output": result.tokens_output,
-        "cost_usd": result.cost_usd,
-        "turns": result.turns,
-        "tool_calls": result.tool_calls,
-    }
+def _budget(run: Run) -> tuple[bool, float | None]:
+    """Whether the run has a credit limit, and what a step may spend before it goes over.
+
+    With `budget_action: approve` the step is not stopped inside: it ends, and the run then
+    holds for approval before anything new starts (a stopped step could not go on after it)."""
+    limit = run.credit_limit
+    if limit is None:
+        return False, None
+    if (run.orchestration_version.settings or {}).get("budget_action") == "approve":
+        return True, None
+    return True, float(limit - run.cost_usd)
 
 
 def _record(
@@ -161,13 +164,15 @@ def _record(
         current.input = step.input
         progress.steps[current.node_id] = current
         if failure is None:
-            progress.succeed(current, result.output, **_metrics(result))
+            progress.succeed(current, result.output, **result.usage())
         else:
             progress.fail(
                 current,
                 failure.message,
                 retryable=failure.retryable,
+                code=failure.code or ErrorCode.STEP_FAILED,
                 details=failure.details or None,
+                **failure.usage,
             )
         progress.advance()
         progress.save()

@@ -197,7 +197,7 @@ def perform_refine(run_id: str, prompt: str, base_version: int, requested_by: st
         locked = Run.objects.select_for_update().get(pk=run_id)
         if locked.refine_status != RefineStatus.REFINING or _is_stale(locked, base_version):
             return
-        cost = Decimal(str(result.cost_usd))
+        cost = None if result.cost_usd is None else Decimal(str(result.cost_usd))
         OutputVersion.objects.create(
             run=locked,
             version=base_version + 1,
@@ -212,11 +212,19 @@ def perform_refine(run_id: str, prompt: str, base_version: int, requested_by: st
         locked.output = result.output
         locked.refine_status = RefineStatus.IDLE
         # The rewrite was paid for on this run's behalf: its totals say so.
-        locked.cost_usd += cost
+        locked.cost_usd += cost or 0
+        locked.unpriced = locked.unpriced or cost is None
         locked.tokens_input += result.tokens_input
         locked.tokens_output += result.tokens_output
         locked.save(
-            update_fields=["output", "refine_status", "cost_usd", "tokens_input", "tokens_output"]
+            update_fields=[
+                "output",
+                "refine_status",
+                "cost_usd",
+                "unpriced",
+                "tokens_input",
+                "tokens_output",
+            ]
         )
 
 

@@ -50,6 +50,8 @@ RUN_CODES = frozenset(
         ErrorCode.APPROVAL_DENIED,
         ErrorCode.APPROVAL_EXPIRED,
         ErrorCode.TIMEOUT,
+        ErrorCode.MODEL_UNPRICED,
+        ErrorCode.COST_LIMIT_EXCEEDED,
     }
 )
 EVENT_OUTPUT_LIMIT = 16_384
@@ -60,6 +62,7 @@ RUN_FIELDS = [
     "shared_state",
     "error",
     "cost_usd",
+    "unpriced",
     "tokens_input",
     "tokens_output",
     "steps_completed",
@@ -204,7 +207,8 @@ class Progress:
             attempt=step.attempt,
             duration_ms=step.duration_ms,
             tokens={"input": step.tokens_input, "output": step.tokens_output},
-            cost_usd=float(step.cost_usd),
+            cost_usd=None if step.unpriced else float(step.cost_usd),
+            unpriced=step.unpriced,
             model=step.model,
             turns=step.turns,
             tool_calls=step.tool_calls,
@@ -266,7 +270,11 @@ class Progress:
         self.store(step)
 
     def _add_usage(self, step: StepRun) -> None:
-        self.run.cost_usd += Decimal(step.cost_usd)
+        # The run's cost is the sum of what is known; `unpriced` says that is not all of it.
+        if step.unpriced:
+            self.run.unpriced = True
+        else:
+            self.run.cost_usd += Decimal(step.cost_usd)
         self.run.tokens_input += step.tokens_input
         self.run.tokens_output += step.tokens_output
         limit = self.run.credit_limit

@@ -7,9 +7,11 @@ import uuid
 from django.conf import settings
 
 from orchestrator import crypto
+from orchestrator.definition.nodes import resolve_model
 from orchestrator.models import Agent
 from orchestrator.models import Credential as CredentialRow
 from runs.engine.nodes.base import AgentSpec, Credential, NetPolicy, StepFailed
+from runs.engine.pricing import Price
 from runs.models import Run
 
 
@@ -30,17 +32,36 @@ def credential(run: Run, ref: str | None) -> Credential | None:
     return Credential(kind=row.kind, value=crypto.decrypt(row.encrypted_value))
 
 
+# The setting (and environment variable) that holds each provider's key.
+PROVIDER_KEY_SETTINGS = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GOOGLE_API_KEY",
+}
+
+
+def provider_key(provider: str) -> str:
+    """The API key a provider's models use when the agent names no credential ("" if unset)."""
+    name = PROVIDER_KEY_SETTINGS.get(provider)
+    return getattr(settings, name, "") if name else ""
+
+
 def _spec(run: Run, data: dict, name: str, script: list | None) -> AgentSpec:
-    model = data.get("model") or "default"
-    if model == "default":
-        model = settings.DEFAULT_MODEL
+    try:
+        model = resolve_model(
+            data.get("model") or "default",
+            default_model=settings.DEFAULT_MODEL,
+            aliases=settings.MODEL_ALIASES,
+        )
+    except ValueError as exc:
+        raise StepFailed(f"the agent's model cannot be used: {exc}", retryable=False) from None
     api_key = ""
     if data.get("credential"):
         found = credential(run, data["credential"])
         api_key = found.value if found else ""
-    elif model.startswith("openai/"):
-        api_key = settings.OPENAI_API_KEY
-    price = data.get("price") or {}
+    else:
+        api_key = provider_key(model.split("/", 1)[0])
+    price = data.get("price") or None
     return AgentSpec(
         name=name,
         model=model,
@@ -50,8 +71,9 @@ def _spec(run: Run, data: dict, name: str, script: list | None) -> AgentSpec:
         max_turns=data.get("max_turns"),
         base_url=data.get("base_url") or "",
         api_key=api_key,
-        price_input_per_1k=float(price.get("input_per_1k") or 0),
-        price_output_per_1k=float(price.get("output_per_1k") or 0),
+        price=Price(float(price.get("input_per_1k") or 0), float(price.get("output_per_1k") or 0))
+        if price
+        else None,
         script=tuple(script or data.get("script") or ()),
     )
 

@@ -129,6 +129,8 @@ def resume_parent(progress: Progress, child: Run) -> None:
     step = progress.steps.get(child.parent_step_id)
     if step is None or step.child_run_id != child.pk or step.status != StepStatus.WAITING:
         return
+    # The child's cost is its priced part; a cost it could not price leaves the parent's open too.
+    progress.run.unpriced = progress.run.unpriced or child.unpriced
     usage = {
         "tokens_input": child.tokens_input,
         "tokens_output": child.tokens_output,

@@ -121,7 +121,7 @@ def _step_span(run: Run, step: StepRun) -> SpanRecord:
             "orchestrator.error.code": code,
             "orchestrator.tokens.input": step.tokens_input,
             "orchestrator.tokens.output": step.tokens_output,
-            "orchestrator.cost_usd": float(step.cost_usd),
+            "orchestrator.cost_usd": None if step.cost_usd is None else float(step.cost_usd),
         },
         error=code if step.status == StepStatus.FAILED else None,
     )

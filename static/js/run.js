@@ -14,6 +14,11 @@
   const definition = JSON.parse(document.getElementById("graph-data").textContent);
   const graph = window.Graph.create(document.getElementById("canvas"), { editable: false });
   const TRACE_TYPES = ["agent_turn", "tool_execution", "tool_result"];
+  // An unknown price is shown as such, never as $0: a step's cost is null, a run's is its priced part.
+  const cost = (usd, unpriced) => {
+    if (usd === null || usd === undefined) return unpriced ? "unpriced" : "–";
+    return `$${Number(usd).toFixed(4)}${unpriced ? " + unpriced" : ""}`;
+  };
   const state = { run: null, steps: {}, stepEvents: {}, lastSeq: 0, selected: null, pinned: false, rendered: { steps: {}, output: "" }, socket: null, retry: 500, connected: false, dropped: false };
 
   graph.setGraph(definition.nodes.map((n) => ({ ...n, status: "pending" })), definition.edges.map((e) => ({ ...e, id: e.id || `${e.source}->${e.target}` })), false);
@@ -79,7 +84,7 @@
     document.getElementById("progress").textContent = `${run.steps_completed} / ${run.steps_total} steps`;
     document.getElementById("duration").textContent = duration(run.duration_ms);
     document.getElementById("tokens").textContent = `${run.tokens.input} in · ${run.tokens.output} out`;
-    document.getElementById("cost").textContent = `$${Number(run.cost_usd || 0).toFixed(4)}`;
+    document.getElementById("cost").textContent = cost(run.cost_usd, run.unpriced);
     const error = document.getElementById("run-error");
     error.hidden = !run.error;
     if (run.error) error.textContent = `${run.error.code}: ${run.error.detail}${run.error.step_id ? ` (step ${run.error.step_id})` : ""}`;
@@ -190,7 +195,7 @@
         ...kv("Type", node.type), ...kv("Attempt", step ? step.attempt : "–"), ...kv("Duration", duration(step && step.duration_ms)),
         ...(step && step.model ? kv("Model", step.model) : []),
         ...kv("Tokens", step ? `${step.tokens.input} in · ${step.tokens.output} out` : "–"),
-        ...kv("Cost", step ? `$${Number(step.cost_usd || 0).toFixed(4)}` : "–"),
+        ...kv("Cost", step ? cost(step.cost_usd, step.unpriced) : "–"),
       ),
       step && step.error ? el("div", { class: "flash bad step-error" }, stepError(step.error)) : null,
       ...inputParts(step ? step.input : null),

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from config.env import env_mapping
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -63,3 +65,16 @@ def test_a_malformed_sign_in_limit_stops_the_start_naming_it(tmp_path, variable,
     result = manage_check(tmp_path, **{variable: value})
     assert result.returncode != 0
     assert f"{variable} must be" in result.stderr.strip().splitlines()[-1]
+
+
+def test_model_aliases_from_the_environment_are_merged_over_the_built_in_ones(monkeypatch):
+    monkeypatch.setenv("MODEL_ALIASES", "local=openai/llama3, sonnet=openai/other,")
+    aliases = env_mapping("MODEL_ALIASES", {"sonnet": "anthropic/x", "opus": "anthropic/y"})
+    assert aliases == {"sonnet": "openai/other", "opus": "anthropic/y", "local": "openai/llama3"}
+
+
+@pytest.mark.parametrize("value", ["local", "local=", "=openai/x"])
+def test_a_malformed_model_alias_stops_the_start_naming_the_variable(tmp_path, value):
+    result = manage_check(tmp_path, MODEL_ALIASES=value)
+    assert result.returncode != 0
+    assert "MODEL_ALIASES must be a comma list of name=value" in result.stderr

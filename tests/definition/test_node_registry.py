@@ -95,7 +95,7 @@ def test_the_lists_of_node_types_the_registry_replaced_are_gone(name):
     "copied",
     [
         r"[a-z][a-z0-9_]{0,62}",  # the node-id pattern (checks.IDENTIFIER)
-        r"(default|(openai|builtin)/",  # the model-name pattern (nodes.MODEL)
+        "MODEL_PROVIDERS = (",  # the model providers (nodes.MODEL_PROVIDERS)
         "KNOWN_TOOLS = (",
         "BUILTIN_MODELS = ",
     ],

@@ -134,7 +134,7 @@ def test_a_definition_must_be_an_object():
             "nodes[0].config.fields[0].options",
         ),
         (
-            {"id": "a", "type": "agent", "config": {"agent": {"model": "gpt4"}, "prompt": "x"}},
+            {"id": "a", "type": "agent", "config": {"agent": {"model": "gpt4/x"}, "prompt": "x"}},
             "nodes[0].config.agent.model",
         ),
         (

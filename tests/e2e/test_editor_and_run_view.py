@@ -545,3 +545,30 @@ def test_a_late_answer_about_the_run_does_not_paint_over_a_newer_one(page, org, 
     expect(page.locator('.gnode[data-node-id="first"]')).to_have_attribute(
         "data-status", "succeeded"
     )
+
+
+def test_an_unpriced_step_shows_its_cost_as_unpriced_never_as_zero(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Local model",
+            "status": "active",
+            "nodes": [
+                {
+                    "id": "ask",
+                    "type": "agent",
+                    "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
+                }
+            ],
+        },
+    )
+    run, _ = lifecycle.fire(orchestration, {}, trigger_kind=RunTrigger.API)
+    wait_until(lambda: Run.objects.get(pk=run.pk).status == "succeeded")
+    # What a run on a model with no known price records (the worker's side is tested in
+    # tests/runs/test_prices.py): the step's cost unknown, the run's the priced part.
+    run.step_runs.update(cost_usd=None)
+    Run.objects.filter(pk=run.pk).update(unpriced=True)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#cost")).to_have_text("$0.0000 + unpriced", timeout=LIVE)
+    expect(page.locator("#step-panel h2")).to_have_text("ask", timeout=LIVE)
+    expect(page.locator("#step-panel")).to_contain_text("Costunpriced")

@@ -128,6 +128,7 @@ def test_error_codes_are_the_documented_strings():
         "approval_expired",
         "timeout",
         "cancelled",
+        "model_unpriced",
     } == ErrorCode.ALL
     assert ErrorCode.STEP_FAILED == "step_failed"
 

@@ -287,6 +287,7 @@ def list_urls(a: Org, b: Org) -> list[str]:
         "/api/v1/approvals?pending=true",
         "/api/v1/agents",
         "/api/v1/groups",
+        "/api/v1/models",
         "/api/v1/credentials",
         "/api/v1/tokens",
         f"/api/v1/orchestrations/{b.ids['plain_orchestration']}/runs",

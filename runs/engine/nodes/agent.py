@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from runs.engine.nodes.base import StepContext, StepFailed, StepResult
+from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed, StepResult
 from runs.engine.providers import provider_for
+from runs.engine.states import ErrorCode
 from runs.engine.tools import SCHEMAS, run_tool
 
 DEFAULT_MAX_TURNS = 10
@@ -43,6 +44,37 @@ def run_agent(ctx: StepContext) -> StepResult:
     spec = ctx.agent
     if spec is None:
         raise StepFailed("the agent step has no agent", retryable=False)
+    if ctx.credit_limited and not spec.priced:
+        raise StepFailed(
+            f"the model '{spec.model}' has no known price, and this run has a credit limit: give "
+            "the agent a price, or use a model the price table knows",
+            retryable=False,
+            code=ErrorCode.MODEL_UNPRICED,
+        )
+    result = StepResult(output=None, model=spec.model)
+    try:
+        return _converse(ctx, spec, result)
+    except StepFailed as exc:
+        # What the attempt spent before it failed is spent all the same: it counts.
+        exc.usage = exc.usage or result.usage()
+        raise
+
+
+def _check_budget(ctx: StepContext, result: StepResult) -> None:
+    """After every model call that asks for more (tools, then another call): a tool loop stops
+    inside the step once it is over the budget. A final answer is kept: it is paid for, and the
+    run's own check when the step ends stops what would follow."""
+    if ctx.budget_usd is None or result.cost_usd is None or result.cost_usd <= ctx.budget_usd:
+        return
+    raise StepFailed(
+        f"cost limit exceeded after {result.turns} model calls: this step spent "
+        f"${result.cost_usd:.4f}, the run had ${max(ctx.budget_usd, 0):.4f} left",
+        retryable=False,
+        code=ErrorCode.COST_LIMIT_EXCEEDED,
+    )
+
+
+def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> StepResult:
     config = ctx.config
     response_format = config.get("response_format", "text")
     max_turns = config.get("max_turns") or spec.max_turns or DEFAULT_MAX_TURNS
@@ -52,7 +84,6 @@ def run_agent(ctx: StepContext) -> StepResult:
     if spec.system_prompt:
         messages.append({"role": "system", "content": spec.system_prompt})
     messages.append({"role": "user", "content": str(config.get("prompt", ""))})
-    result = StepResult(output=None, model=spec.model)
 
     for turn in range(1, max_turns + 1):
         began = time.monotonic()
@@ -69,7 +100,11 @@ def run_agent(ctx: StepContext) -> StepResult:
         result.turns = turn
         result.tokens_input += completion.tokens_input
         result.tokens_output += completion.tokens_output
-        result.cost_usd = spec.cost(result.tokens_input, result.tokens_output)
+        # Each call is priced on its own tokens: a table's tiers apply per request.
+        turn_cost = spec.cost(completion.tokens_input, completion.tokens_output)
+        result.cost_usd = (
+            None if turn_cost is None or result.cost_usd is None else result.cost_usd + turn_cost
+        )
         ctx.emit(
             "agent_turn",
             {
@@ -78,13 +113,15 @@ def run_agent(ctx: StepContext) -> StepResult:
                 "content": (completion.content or "")[:CONTENT_PREVIEW],
                 "tool_calls": [call.name for call in completion.tool_calls],
                 "tokens": {"input": completion.tokens_input, "output": completion.tokens_output},
-                "cost_usd": spec.cost(completion.tokens_input, completion.tokens_output),
+                "cost_usd": turn_cost,
+                "unpriced": turn_cost is None,
                 "duration_ms": duration_ms,
             },
         )
         if not completion.tool_calls:
             result.output = _final(completion.content, response_format)
             return result
+        _check_budget(ctx, result)
         messages.append(
             {
                 "role": "assistant",

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runs.engine import pricing
 from runs.engine.failures import StepFailed
 from runs.engine.netguard import NetPolicy
+from runs.engine.pricing import Price
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -30,15 +32,17 @@ class AgentSpec:
     max_turns: int | None = None
     base_url: str = ""
     api_key: str = ""
-    price_input_per_1k: float = 0.0
-    price_output_per_1k: float = 0.0
+    # The agent's own price; None means the price table's figure for the model.
+    price: Price | None = None
     script: tuple = ()
 
-    def cost(self, tokens_input: int, tokens_output: int) -> float:
-        return (
-            tokens_input / 1000 * self.price_input_per_1k
-            + tokens_output / 1000 * self.price_output_per_1k
-        )
+    def cost(self, tokens_input: int, tokens_output: int) -> float | None:
+        """USD for these tokens, or None when neither the agent nor the table prices the model."""
+        return pricing.cost(self.model, self.price, tokens_input, tokens_output)
+
+    @property
+    def priced(self) -> bool:
+        return pricing.is_priced(self.model, self.price)
 
     def secrets(self) -> tuple[str, ...]:
         """The API key, for `redaction`: a model server's error may quote it."""
@@ -105,6 +109,10 @@ class StepContext:
     agent: AgentSpec | None = None
     credential: Credential | None = None
     transport: Any = None
+    # The run has a credit_limit: a model with no known price is refused before it is called.
+    credit_limited: bool = False
+    # USD this step may still spend before the run goes over its limit; None: not checked here.
+    budget_usd: float | None = None
 
 
 @dataclass
@@ -113,6 +121,17 @@ class StepResult:
     model: str | None = None
     tokens_input: int = 0
     tokens_output: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0  # None: the model has no known price
     turns: int = 0
     tool_calls: int = 0
+
+    def usage(self) -> dict:
+        """The step row's model, tokens, cost, turns and tool calls."""
+        return {
+            "model": self.model or "",
+            "tokens_input": self.tokens_input,
+            "tokens_output": self.tokens_output,
+            "cost_usd": self.cost_usd,
+            "turns": self.turns,
+            "tool_calls": self.tool_calls,
+        }
