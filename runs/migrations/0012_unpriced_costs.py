@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0010_run_idempotency_scope"),
+        ("runs", "0011_run_list_indexes"),
     ]
 
     operations = [
