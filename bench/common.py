@@ -23,7 +23,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 
-logging.getLogger("httpx").setLevel(logging.WARNING)  # else a log line per request
+
+def quiet_client_logs() -> None:
+    """A bench's requests would log a line each. Called by each bench's main, never at import:
+    the tests import bench modules, and their log tests read httpx's lines."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def report(name: str, value: float, unit: str, target: str | None, ok: bool | None, **extra):

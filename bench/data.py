@@ -32,7 +32,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 
 from bench import year  # noqa: E402
-from bench.common import percentile, progress, report  # noqa: E402
+from bench.common import percentile, progress, quiet_client_logs, report  # noqa: E402
 from orchestrator.choices import Role  # noqa: E402
 from orchestrator.models import ApiToken, Organization  # noqa: E402
 from runs.models import Run  # noqa: E402
@@ -119,6 +119,7 @@ def scaled(scale: year.Scale) -> dict[str, list[float]]:
 
 
 def main() -> None:
+    quiet_client_logs()
     if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
         sys.exit("bench.data runs on PostgreSQL: set DATABASE_URL")
     call_command("migrate", verbosity=0)

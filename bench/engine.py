@@ -45,6 +45,7 @@ from bench.common import (  # noqa: E402
     children_rss_kb,
     instant_server,
     progress,
+    quiet_client_logs,
     report,
     stop,
     wait,
@@ -289,6 +290,7 @@ def small_runs(orchestrations: list) -> None:
 
 
 def main() -> None:
+    quiet_client_logs()
     if not settings.REDIS_URL or "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
         sys.exit("bench runs on PostgreSQL and Redis: set DATABASE_URL and REDIS_URL")
     call_command("migrate", verbosity=0)

@@ -39,7 +39,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from bench.common import cpu_seconds, wrk  # noqa: E402
+from bench.common import cpu_seconds, quiet_client_logs, wrk  # noqa: E402
 from orchestrator.choices import Role  # noqa: E402
 from orchestrator.models import ApiToken, Orchestration, Organization  # noqa: E402
 from orchestrator.services.orchestrations import create_orchestration  # noqa: E402
@@ -221,6 +221,7 @@ def summary(server: str, endpoint: str, rounds: list[dict], args, load_name: str
 
 
 def main() -> None:
+    quiet_client_logs()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = list(servers(0))
     parser.add_argument("--servers", nargs="+", choices=names, default=names)

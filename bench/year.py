@@ -169,8 +169,9 @@ INSERT INTO runs_run (
     id, organization_id, orchestration_id, orchestration_version_id, version, status,
     trigger_kind, input, output, output_type, shared_state, replay_from_step, entry_step,
     parent_step_id, depth, cost_usd, tokens_input, tokens_output, steps_completed, steps_total,
-    metadata, requested_by_name, idempotency_key, cancel_requested, budget_hold, refine_status,
-    refine_error, last_seq, created_at, started_at, finished_at
+    metadata, requested_by_name, idempotency_key, idempotency_caller, idempotency_fingerprint,
+    cancel_requested, budget_hold, unpriced, refine_status, refine_error, last_seq, created_at,
+    started_at, finished_at
 )
 SELECT
     gen_random_uuid(), (%(orgs)s::uuid[])[k], (%(flow_ids)s::uuid[])[k],
@@ -180,7 +181,7 @@ SELECT
     CASE WHEN status = 'succeeded' THEN to_jsonb('A summary of request ' || i) END,
     'markdown', '{}'::jsonb, '', '', '', 0, 0.0042, 1200, 300,
     CASE WHEN status = 'paused' THEN %(gate)s - 1 ELSE %(steps)s END, %(steps)s,
-    '{}'::jsonb, '', '', false, false, 'idle', '', %(events)s,
+    '{}'::jsonb, '', '', '', '', false, false, false, 'idle', '', %(events)s,
     created, created + interval '5 ms',
     CASE WHEN status <> 'paused' THEN created + interval '4 s' END
 FROM (

@@ -41,7 +41,8 @@ def move_step(
 ) -> list[str]:
     """Move an existing step to `new`; returns the columns it changed, for `save(update_fields=)`.
 
-    An ended step holds no lease any more, so the reaper never takes it for a lost worker's.
+    An ended step keeps the lease it had (the reaper only looks at running steps), so a lost
+    attempt still shows how long its worker was given.
     """
     check_step_transition(step.status, new)
     step.status = new
@@ -51,8 +52,7 @@ def move_step(
         changed.append("started_at")
     if new in STEP_TERMINAL:
         step.finished_at = now
-        step.lease_expires_at = None
-        changed += ["finished_at", "lease_expires_at"]
+        changed.append("finished_at")
     if event:
         log.add(event, step.node_id, **data)
     return changed

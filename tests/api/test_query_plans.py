@@ -44,9 +44,13 @@ def loaded(django_db_setup, django_db_blocker):
     """Loaded once for the module and committed, then removed: loading takes seconds."""
     with django_db_blocker.unblock():
         loaded = year.create_organizations(SCALE, prefix="plans")
-        year.load(SCALE, loaded)
-        yield loaded
-        year.remove(loaded)
+        try:
+            year.load(SCALE, loaded)
+            yield loaded
+        finally:
+            # Committed rows outlive the test's transactions: whatever happened, none is left
+            # for the next module to find.
+            year.remove(loaded)
 
 
 @pytest.fixture
