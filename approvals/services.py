@@ -15,7 +15,7 @@ from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
 from approvals.models import Approval, ApprovalKind, ApprovalStatus
-from orchestrator.api.errors import Conflict, InvalidRequest
+from core.errors import Conflict, InvalidRequest
 from runs.engine import ErrorCode, StepStatus
 from runs.services.progress import Progress
 

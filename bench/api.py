@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench.common import free_port, percentile, progress, report, serving
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import (
     ApiToken,
     Orchestration,

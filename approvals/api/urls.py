@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.urls import re_path
 
 from approvals.api.views import ApprovalViewSet, RunAnswerViewSet
-from orchestrator.api.schema import documented_as
-from orchestrator.api.urls import OptionalSlashRouter
+from core.api.routers import OptionalSlashRouter
+from core.api.schema import documented_as
 from runs.api import streaming
 
 router = OptionalSlashRouter()

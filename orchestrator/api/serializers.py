@@ -9,7 +9,7 @@ from cron_descriptor import FormatException, get_description
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from orchestrator.api.errors import InvalidRequest
+from core.errors import InvalidRequest
 from orchestrator.api.fields import (
     CronField,
     JSONObjectField,

@@ -17,15 +17,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestrator.api.errors import InvalidRequest
-from orchestrator.api.parsers import read_limited
-from orchestrator.api.schema import error
+from core.api.schema import error
+from core.errors import InvalidRequest
+from core.throttling import AnonymousRateThrottle
 from orchestrator.api.serializers import TriggerSerializer, TriggerWriteSerializer
 from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, Trigger, WebhookOutcome
+from orchestrator.parsers import read_limited
 from orchestrator.services import triggers as trigger_service
 from orchestrator.services import webhooks
-from orchestrator.throttling import AnonymousRateThrottle
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.api.errors import InvalidRequest
+from core.errors import InvalidRequest
 from orchestrator.definition import DefinitionError, compile_markdown, validate_definition
 from orchestrator.definition.markdown_export import to_markdown
 from orchestrator.models import Agent, Credential, Organization

@@ -23,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
-from orchestrator.api.errors import APIError
+from core.errors import APIError
 from orchestrator.choices import OrchestrationStatus, TriggerKind, TriggerState
 from orchestrator.models import Orchestration, ScheduleFiring, Trigger
 

@@ -6,8 +6,8 @@ import secrets
 
 from django.utils import timezone
 
-from orchestrator import crypto
-from orchestrator.api.errors import InvalidRequest
+from core import crypto
+from core.errors import InvalidRequest
 from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, Trigger
 from orchestrator.services import schedules

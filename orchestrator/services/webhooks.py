@@ -15,13 +15,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orchestrator import crypto
-from orchestrator.api.errors import TriggerMismatch
-from orchestrator.api.params import parse_integer
-from orchestrator.api.parsers import parse_json_body
+from core import crypto
+from core.errors import TriggerMismatch
+from core.params import parse_integer
 from orchestrator.choices import TriggerKind
 from orchestrator.definition.jsonschemas import first_error
 from orchestrator.models import Trigger, WebhookDelivery, WebhookOutcome, WebhookRequestCount
+from orchestrator.parsers import parse_json_body
 from runs.models import TriggerKind as RunTrigger
 from runs.services import lifecycle
 

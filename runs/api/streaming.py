@@ -21,9 +21,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestrator.api.errors import InvalidRequest, error_body
-from orchestrator.api.negotiation import EventStreamNegotiation
-from orchestrator.api.params import integer_param
+from core.api.negotiation import EventStreamNegotiation
+from core.errors import InvalidRequest, error_body
+from core.params import integer_param
 from orchestrator.models import Orchestration
 from runs.api.views import OrchestrationRunViewSet, RunViewSet, run_detail
 from runs.engine import RUN_TERMINAL, RunStatus

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from orchestrator.api.schema import documented_as
-from orchestrator.api.urls import OptionalSlashRouter
+from core.api.routers import OptionalSlashRouter
+from core.api.schema import documented_as
 from runs.api import streaming
 from runs.api.output_views import RunOutputViewSet
 from runs.api.views import OrchestrationRunViewSet, RunViewSet

@@ -12,8 +12,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from orchestrator.api.params import integer_param
-from orchestrator.api.schema import error
+from core.api.schema import error
+from core.params import integer_param
 from orchestrator.models import Orchestration
 from runs.api.serializers import (
     EventSerializer,

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.services import cancel_pending
-from orchestrator.api.errors import Conflict, OrchestrationNotActive, TriggerMismatch
+from core.errors import Conflict, OrchestrationNotActive, TriggerMismatch
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition import DefinitionError, validate_run_input
 from orchestrator.definition.graph import descendants

@@ -58,14 +58,6 @@ COUNTED = {
 }
 
 
-def retention_days(organization: Organization) -> int:
-    """Days the organization's finished runs are kept: its own setting, else the instance's;
-    0 keeps them for good."""
-    if organization.run_retention_days is None:
-        return settings.RUN_RETENTION_DAYS
-    return organization.run_retention_days
-
-
 @dataclass(frozen=True)
 class Policy:
     """One retention in force: the organizations it applies to and its cutoff."""

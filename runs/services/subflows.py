@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 
-from orchestrator.api.errors import APIError
+from core.errors import APIError
 from orchestrator.definition import TemplateError, render
 from orchestrator.models import Orchestration
 from runs.engine import ErrorCode, StepStatus
