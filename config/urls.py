@@ -8,7 +8,7 @@ from core.health import healthz, readyz
 from gallery import pages as gallery_pages
 from gallery.share_pages import shared_output
 from orchestrator import template_pages
-from orchestrator.metrics_views import grafana_dashboard, prometheus_metrics
+from runs.metrics_views import grafana_dashboard, prometheus_metrics
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

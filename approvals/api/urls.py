@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.urls import re_path
 
+from approvals.api import streaming
 from approvals.api.views import ApprovalViewSet, RunAnswerViewSet
 from core.api.routers import OptionalSlashRouter
 from core.api.schema import documented_as
-from runs.api import streaming
 
 router = OptionalSlashRouter()
 router.register("approvals", ApprovalViewSet, basename="approval")

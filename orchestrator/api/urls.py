@@ -7,7 +7,7 @@ from orchestrator.api.library_views import AgentViewSet, CredentialViewSet, Grou
 from orchestrator.api.orchestration_views import OrchestrationViewSet
 from orchestrator.api.templates_views import StarterTemplateViewSet
 from orchestrator.api.token_views import TokenViewSet
-from orchestrator.api.trigger_views import OrchestrationTriggerViewSet, TriggerViewSet, WebhookView
+from orchestrator.api.trigger_views import OrchestrationTriggerViewSet, TriggerViewSet
 
 router = OptionalSlashRouter()
 router.register("orchestrations", OrchestrationViewSet, basename="orchestration")
@@ -25,11 +25,6 @@ urlpatterns = [
         r"^orchestrations/(?P<orchestration_pk>[^/]+)/triggers/?$",
         orchestration_triggers,
         name="orchestration-triggers",
-    ),
-    re_path(
-        r"^webhooks/(?P<orchestration_id>[^/]+)/(?P<token>[^/]+)/?$",
-        WebhookView.as_view(),
-        name="webhook",
     ),
     *router.urls,
 ]

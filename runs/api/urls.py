@@ -7,6 +7,7 @@ from core.api.schema import documented_as
 from runs.api import streaming
 from runs.api.output_views import RunOutputViewSet
 from runs.api.views import OrchestrationRunViewSet, RunViewSet
+from runs.api.webhook_views import WebhookView
 
 router = OptionalSlashRouter()
 router.register("runs", RunViewSet, basename="run")
@@ -19,6 +20,11 @@ run_versions = RunOutputViewSet.as_view({"get": "versions"})
 run_version = RunOutputViewSet.as_view({"get": "version"})
 
 urlpatterns = [
+    re_path(
+        r"^webhooks/(?P<orchestration_id>[^/]+)/(?P<token>[^/]+)/?$",
+        WebhookView.as_view(),
+        name="webhook",
+    ),
     re_path(
         r"^orchestrations/(?P<orchestration_pk>[^/]+)/runs/?$",
         documented_as(streaming.runs_collection, streaming.collection),

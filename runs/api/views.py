@@ -25,7 +25,7 @@ from runs.api.serializers import (
 )
 from runs.filtersets import RunFilter
 from runs.models import Run, RunEvent, TriggerKind
-from runs.services import lifecycle
+from runs.services import creation, lifecycle
 from runs.services.comparison import compare_runs
 from runs.services.graphs import definition_of, graph_of
 
@@ -73,7 +73,7 @@ def fire_from_request(request, orchestration: Orchestration) -> tuple[Run, bool,
     body = serializer.validated_data
     run_input = dict(body.get("input") or {})
     if "message" in body:
-        name = lifecycle.first_input_name(orchestration) or "message"
+        name = creation.first_input_name(orchestration) or "message"
         run_input.setdefault(name, body["message"])
     kind = TriggerKind.API if request.auth.token is not None else TriggerKind.MANUAL
     run, created = lifecycle.fire(

@@ -38,7 +38,9 @@ from runs.services import dispatch, tracing
 from runs.services.context import latest_attempts, run_context
 from runs.services.events import EventLog
 from runs.services.graphs import definition_of, graph_of
+from runs.services.subflows import start_subflow
 from runs.services.transitions import move_run, move_step, new_step
+from runs.services.waiting import ask_for_budget, cancel_pending, start_human_step
 
 WORKER_TYPES = frozenset({"agent", "http"})
 HUMAN_TYPES = frozenset({"approval", "human_input"})
@@ -274,8 +276,6 @@ class Progress:
         if self.run.budget_hold:
             return
         if self._settings.get("budget_action") == "approve":
-            from runs.services.waiting import ask_for_budget
-
             ask_for_budget(self, limit)
             return
         self.run.error = {
@@ -373,8 +373,6 @@ class Progress:
             )
         ):
             return False
-        from approvals.services import cancel_pending
-
         cancel_pending(self.run.pk)
         for step in asking:
             move_step(step, StepStatus.CANCELLED, self.now)
@@ -426,12 +424,8 @@ class Progress:
             dispatch.enqueue_timer(step.pk, seconds)
             return False
         if kind == "subflow":
-            from runs.services.subflows import start_subflow
-
             return start_subflow(self, node)
         if kind in HUMAN_TYPES:
-            from runs.services.waiting import start_human_step
-
             start_human_step(self, node)
             return False
         step = self.new_step(node_id, StepStatus.PENDING)
@@ -454,8 +448,6 @@ class Progress:
             move_run(self.run, RunStatus.RUNNING, self.now, self.log, "run_resumed")
 
     def finish(self, outcome: RunStatus, failed_step: str | None) -> None:
-        from approvals.services import cancel_pending
-
         run = self.run
         # Only a person's step or a budget hold asks a question: most runs skip the query.
         if run.budget_hold or any(s.node_type in HUMAN_TYPES for s in self.steps.values()):

@@ -19,8 +19,8 @@ from rest_framework.exceptions import APIException
 from core.auth import tenant_for_token, token_from_header
 from core.choices import Role
 from core.errors import json_error
-from orchestrator import metrics
-from orchestrator.grafana import dashboard
+from runs import metrics
+from runs.grafana import dashboard
 
 
 class _Refused(Exception):
