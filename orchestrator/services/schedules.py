@@ -56,11 +56,11 @@ def zone_problem(name: str) -> str | None:
 def cron_problem(expression: str) -> str | None:
     """Why a 5-field expression cannot be a schedule, or None.
 
-    Beat decides when to send with celery's crontab and `fire` decides which slot is due with
-    croniter, so both must read the expression alike. Celery reads `MON#2` as every Monday
-    (beat then sent the task on Mondays whose slot had not come, and `catchup: latest` fired a
-    slot that never was) and drops an entry it cannot parse (`L`, `7` for Sunday) without a
-    word; and an expression that never occurs (`0 9 31 2 *`) made computing `next_run_at` fail.
+    Beat decides when to send with celery's crontab and `runs.services.firing.fire` decides which
+    slot is due with croniter, so both must read the expression alike. Celery reads `MON#2` as every
+    Monday (beat then sent the task on Mondays whose slot had not come, and `catchup: latest` fired
+    a slot that never was) and drops an entry it cannot parse (`L`, `7` for Sunday) without a word;
+    and an expression that never occurs (`0 9 31 2 *`) made computing `next_run_at` fail.
     """
     fields = expression.split()
     if len(fields) != 5:

@@ -1,6 +1,7 @@
 """Inbound webhooks: `X-Orchestrator-Signature: t=<unix>,v1=<hex HMAC-SHA256>` of
-"<t>.<raw body>", compared in constant time, within 300 s, each signature accepted once; then
-the delivery is recorded and its run fired (`accept`), as the schedule path fires its slots."""
+"<t>.<raw body>", compared in constant time, within 300 s. Finding the trigger, verifying the
+signature and checking the body live here; recording the delivery once per signature and firing
+its run is `runs.services.firing.accept`."""
 
 from __future__ import annotations
 
