@@ -8,7 +8,6 @@ from django.conf import settings
 from django.db import models
 
 from orchestrator.models import Organization
-from runs.models import Run, StepRun
 
 
 class ApprovalKind(models.TextChoices):
@@ -24,14 +23,18 @@ class ApprovalStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# The name recorded as the decider when the system, not a person, settles a question.
+SYSTEM = "system"
+
+
 class Approval(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="approvals"
     )
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="approvals")
     step_run = models.OneToOneField(
-        StepRun,
+        "runs.StepRun",
         null=True,
         blank=True,
         on_delete=models.CASCADE,

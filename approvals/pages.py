@@ -7,8 +7,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from orchestrator.choices import Role
-from orchestrator.pages.context import membership, pending_approvals
+from approvals.models import Approval
+from core.choices import Role
+from core.pages import current_membership, membership
 
 
 @login_required
@@ -26,3 +27,15 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def pending_count(request: HttpRequest) -> JsonResponse:
     """What the nav's Approvals badge shows, read again while a page stays open."""
     return JsonResponse({"pending": pending_approvals(membership(request).organization_id)})
+
+
+def pending_approvals(organization_id) -> int:
+    return Approval.objects.filter(organization_id=organization_id, status="pending").count()
+
+
+def open_approvals(request: HttpRequest) -> dict:
+    """Context processor: the count on the nav's Approvals badge, on every page."""
+    current = current_membership(request)
+    if current is None:
+        return {}
+    return {"pending_approvals": pending_approvals(current.organization_id)}

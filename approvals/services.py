@@ -11,15 +11,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
-from approvals.models import Approval, ApprovalKind, ApprovalStatus
-from orchestrator.api.errors import Conflict, InvalidRequest
+from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
+from core.errors import Conflict, InvalidRequest
 from runs.engine import ErrorCode, StepStatus
 from runs.services.progress import Progress
-
-SYSTEM = "system"
 
 
 def allowed_deciders(approval: Approval) -> list[str]:
@@ -270,13 +267,6 @@ def escalate(approval_id) -> None:
             escalate_to=approval.escalate_to,
         )
         progress.save()
-
-
-def cancel_pending(run_id) -> int:
-    """A cancelled or timed-out run cancels the questions it was asking."""
-    return Approval.objects.filter(run_id=run_id, status=ApprovalStatus.PENDING).update(
-        status=ApprovalStatus.CANCELLED, decided_at=timezone.now(), decided_by_name=SYSTEM
-    )
 
 
 def reap(now) -> dict[str, int]:

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from bench.common import ROOT, cpu_seconds, free_port, progress, report, serving, wrk
 from bench.urls import PLAIN_RUNS_PATH
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import (
     ApiToken,
     Orchestration,

@@ -33,7 +33,7 @@ from django.test.utils import override_settings  # noqa: E402
 
 from bench import year  # noqa: E402
 from bench.common import percentile, progress, quiet_client_logs, report  # noqa: E402
-from orchestrator.choices import Role  # noqa: E402
+from core.choices import Role  # noqa: E402
 from orchestrator.models import ApiToken, Organization  # noqa: E402
 from runs.models import Run  # noqa: E402
 

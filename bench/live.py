@@ -20,7 +20,7 @@ import time
 from websockets.asyncio.client import connect
 
 from bench.common import free_port, percentile, progress, report, serving
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken
 from runs.models import Run
 from runs.services.events import append_now

@@ -40,7 +40,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 from bench.common import cpu_seconds, quiet_client_logs, wrk  # noqa: E402
-from orchestrator.choices import Role  # noqa: E402
+from core.choices import Role  # noqa: E402
 from orchestrator.models import ApiToken, Orchestration, Organization  # noqa: E402
 from orchestrator.services.orchestrations import create_orchestration  # noqa: E402
 

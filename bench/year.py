@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals.models import Approval
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Membership, Orchestration, OrchestrationVersion, Organization
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import Run, RunEvent, StepRun

@@ -1,6 +1,6 @@
 """HTTP through Django (bodies capped and given a Content-Length first, see config.bodies),
 websockets through Channels with session auth and an Origin check for sockets that rely on the
-session (orchestrator.websockets)."""
+session (core.websockets)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.bodies import BodyLimitASGI  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
-from orchestrator.websockets import OriginCheck  # noqa: E402
+from core.websockets import OriginCheck  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

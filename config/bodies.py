@@ -42,7 +42,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from orchestrator.api.params import parse_integer
+from core.params import parse_integer
 from orchestrator.middleware import body_limit, is_webhook_path, too_large_body
 from orchestrator.models import WebhookOutcome
 from orchestrator.services import webhooks

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "axes",
+    "core",
     "orchestrator",
     "runs",
     "approvals",
@@ -108,7 +109,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "orchestrator.pages.context.workspace",
+                "core.pages.workspace",
+                "approvals.pages.open_approvals",
             ],
         },
     },
@@ -212,21 +214,26 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TIMEZONE = "UTC"
 
 # --- API ------------------------------------------------------------------------------------
+# The tenancy models `core` authenticates and scopes by; named, like AUTH_USER_MODEL, because
+# `core` imports no domain app (see core/tenancy.py).
+ORGANIZATION_MODEL = "orchestrator.Organization"
+MEMBERSHIP_MODEL = "orchestrator.Membership"
+API_TOKEN_MODEL = "orchestrator.ApiToken"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "orchestrator.auth.BearerTokenAuthentication",
-        "orchestrator.auth.TenantSessionAuthentication",
+        "core.auth.BearerTokenAuthentication",
+        "core.auth.TenantSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["orchestrator.permissions.HasTenantRole"],
-    "DEFAULT_PARSER_CLASSES": ["orchestrator.api.parsers.LimitedJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["orchestrator.api.renderers.FastJSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "orchestrator.api.pagination.ItemsCursorPagination",
-    "DEFAULT_FILTER_BACKENDS": ["orchestrator.api.filtering.StrictFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "orchestrator.api.schema.ErrorAutoSchema",
-    "EXCEPTION_HANDLER": "orchestrator.api.errors.exception_handler",
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.HasTenantRole"],
+    "DEFAULT_PARSER_CLASSES": ["orchestrator.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["core.api.renderers.FastJSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.ItemsCursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["core.api.filtering.StrictFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.ErrorAutoSchema",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "orchestrator.throttling.AnonymousRateThrottle",
-        "orchestrator.throttling.TokenRateThrottle",
+        "core.throttling.AnonymousRateThrottle",
+        "core.throttling.TokenRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("THROTTLE_ANON", "120/min"),
@@ -249,7 +256,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
-    "PREPROCESSING_HOOKS": ["orchestrator.api.schema.strip_trailing_slashes"],
+    "PREPROCESSING_HOOKS": ["core.api.schema.strip_trailing_slashes"],
     "ENUM_NAME_OVERRIDES": {
         "TriggerKindEnum": "orchestrator.choices.TriggerKind",
         "CredentialKindEnum": "orchestrator.choices.CredentialKind",
@@ -328,7 +335,7 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-# Brute-force limit on /login/ and /admin/login/ (django-axes; see orchestrator.logins): after
+# Brute-force limit on /login/ and /admin/login/ (django-axes; see core.logins): after
 # LOGIN_FAILURE_LIMIT failed sign-ins of one username from one address, that pair is refused,
 # even with the right password, until LOGIN_LOCKOUT_MINUTES pass without another try. Counts
 # live in the database, so they hold across processes and restarts; a success clears them.
@@ -341,9 +348,9 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_USERNAME_CALLABLE = "orchestrator.logins.username_key"
-AXES_CLIENT_IP_CALLABLE = "orchestrator.logins.client_address"
-AXES_LOCKOUT_CALLABLE = "orchestrator.logins.lockout_response"
+AXES_USERNAME_CALLABLE = "core.logins.username_key"
+AXES_CLIENT_IP_CALLABLE = "core.logins.client_address"
+AXES_LOCKOUT_CALLABLE = "core.logins.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 # Its banner would open the output of every manage.py command, worker and beat start.
 AXES_VERBOSE = False
@@ -358,13 +365,13 @@ STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# The editor's graph packages come from npm (package.json); `orchestrator.staticfinders` serves
+# The editor's graph packages come from npm (package.json); `core.staticfinders` serves
 # the few files the pages load, under /static/vendor/.
 NODE_MODULES_DIR = Path(env_str("NODE_MODULES_DIR", str(BASE_DIR / "node_modules")))
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "orchestrator.staticfinders.NpmFinder",
+    "core.staticfinders.NpmFinder",
 ]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"

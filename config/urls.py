@@ -4,11 +4,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core.health import healthz, readyz
 from gallery import pages as gallery_pages
 from gallery.share_pages import shared_output
 from orchestrator import template_pages
-from orchestrator.health import healthz, readyz
-from orchestrator.metrics_views import grafana_dashboard, prometheus_metrics
+from runs.metrics_views import grafana_dashboard, prometheus_metrics
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -33,5 +33,5 @@ urlpatterns = [
     path("gallery/<uuid:pk>/fork/", gallery_pages.gallery_fork, name="gallery-fork"),
 ]
 
-handler404 = "orchestrator.api.errors.handler404"
-handler500 = "orchestrator.api.errors.handler500"
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

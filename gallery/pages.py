@@ -20,14 +20,14 @@ from django.utils.html import strip_tags
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound
 
+from core.choices import Role
+from core.pages import membership
+from core.rendering import markdown_html
 from gallery import services
 from gallery.content_policy import public_page
 from gallery.filtersets import GalleryFilter
 from gallery.graph_picture import picture
-from orchestrator.choices import Role
 from orchestrator.models import Orchestration, OrchestrationTag
-from orchestrator.pages.context import membership
-from orchestrator.rendering import markdown_html
 
 PAGE_SIZE = 24
 TAG_CHOICES = 40

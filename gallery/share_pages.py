@@ -13,8 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from core.rendering import markdown_html
 from gallery.content_policy import public_page
-from orchestrator.rendering import markdown_html
 from runs.services import outputs
 
 

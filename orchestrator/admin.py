@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework import serializers
 
-from orchestrator.api.errors import InvalidRequest, flatten_errors
+from core.errors import InvalidRequest, flatten_errors
 from orchestrator.api.fields import StringMapField
 from orchestrator.api.serializers import SettingsSerializer
 from orchestrator.definition.jsonschemas import schema_problem
@@ -36,7 +36,6 @@ from orchestrator.services import credentials as credential_service
 from orchestrator.services import orchestrations as orchestration_service
 from orchestrator.services import schedules, tokens
 from orchestrator.services import triggers as trigger_service
-from runs.services.retention import retention_days
 
 
 class MembershipInline(admin.TabularInline):
@@ -56,7 +55,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     @admin.display(description="retention in force")
     def retention(self, obj: Organization) -> str:
-        days = retention_days(obj)
+        days = obj.retention_days
         source = (
             "the instance's RUN_RETENTION_DAYS"
             if obj.run_retention_days is None

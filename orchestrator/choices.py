@@ -5,19 +5,6 @@ from __future__ import annotations
 from django.db import models
 
 
-class Role(models.TextChoices):
-    VIEWER = "viewer", "Viewer"
-    EDITOR = "editor", "Editor"
-    ADMIN = "admin", "Admin"
-
-    @property
-    def rank(self) -> int:
-        return ROLE_RANK[self.value]
-
-
-ROLE_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}
-
-
 class OrchestrationStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     ACTIVE = "active", "Active"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import JsonResponse
 
-from orchestrator.api.errors import error_body, json_error
-from orchestrator.api.params import parse_integer
+from core.errors import error_body, json_error
+from core.params import parse_integer
 from orchestrator.models import WebhookOutcome
 from orchestrator.services import webhooks
 

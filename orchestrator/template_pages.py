@@ -9,11 +9,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from orchestrator.choices import Role
+from core.choices import Role
+from core.pages import membership
+from core.rendering import markdown_html
 from orchestrator.models import StarterTemplate
-from orchestrator.pages.context import membership
 from orchestrator.pages.handover import hand_over_secrets
-from orchestrator.rendering import markdown_html
 from orchestrator.services import starters
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from orchestrator.api.errors import APIError
+from core.errors import APIError
 from runs.models import OutputVersion, Run, RunEvent, ShareLink, StepRun
 from runs.services import lifecycle
 

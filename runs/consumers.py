@@ -17,10 +17,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 from rest_framework.exceptions import AuthenticationFailed
 
-from orchestrator.api.params import parse_integer
-from orchestrator.auth import tenant_for_token
-from orchestrator.tenancy import membership_for
-from orchestrator.websockets import websocket_token
+from core.auth import tenant_for_token
+from core.params import parse_integer
+from core.tenancy import membership_for
+from core.websockets import websocket_token
 from runs.models import Run, RunEvent
 from runs.services.events import group_name, wire
 

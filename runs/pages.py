@@ -6,10 +6,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from orchestrator.choices import Role
+from core.choices import Role
+from core.pages import membership
+from core.rendering import value_html
 from orchestrator.definition.nodes import palette
-from orchestrator.pages.context import membership
-from orchestrator.rendering import value_html
 from runs.models import Run
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 from celery import shared_task
 from structlog.contextvars import bound_contextvars
 
-from orchestrator.services import schedules
-from runs.services import execution, lifecycle, outputs, retention, timers
+from runs.services import execution, firing, lifecycle, outputs, retention, timers
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -49,7 +48,7 @@ def refine_output(run_id: str, prompt: str, base_version: int, requested_by: str
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def fire_schedule(trigger_id: str) -> None:
     with bound_contextvars(trigger_id=str(trigger_id)):
-        schedules.fire(trigger_id)
+        firing.fire(trigger_id)
 
 
 @shared_task

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken, Organization
 
 # The tests of the pure Python packages (the engine's scheduler, the definition language): no

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.urls import re_path
 
+from approvals.api import streaming
 from approvals.api.views import ApprovalViewSet, RunAnswerViewSet
-from orchestrator.api.schema import documented_as
-from orchestrator.api.urls import OptionalSlashRouter
-from runs.api import streaming
+from core.api.routers import OptionalSlashRouter
+from core.api.schema import documented_as
 
 router = OptionalSlashRouter()
 router.register("approvals", ApprovalViewSet, basename="approval")

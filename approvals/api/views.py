@@ -19,8 +19,8 @@ from approvals.api.serializers import (
 )
 from approvals.filtersets import ApprovalFilter
 from approvals.models import Approval, ApprovalKind, ApprovalStatus
-from orchestrator.api.errors import Conflict, InvalidRequest
-from orchestrator.api.schema import error
+from core.api.schema import error
+from core.errors import Conflict, InvalidRequest
 from runs.api.serializers import RunSerializer
 from runs.models import Run
 

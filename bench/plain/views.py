@@ -20,7 +20,7 @@ from rest_framework import permissions, serializers, viewsets
 from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import JSONRenderer
 
-from orchestrator.auth import BearerTokenAuthentication
+from core.auth import BearerTokenAuthentication
 from runs.models import Run
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from core.api.routers import OptionalSlashRouter
 from gallery.api.views import GalleryViewSet
-from orchestrator.api.urls import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("gallery", GalleryViewSet, basename="gallery")

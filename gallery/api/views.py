@@ -8,13 +8,13 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from core.choices import Role
+from core.permissions import HasTenantRole
 from gallery import services
 from gallery.api.serializers import GalleryItemSerializer
 from gallery.filtersets import GalleryFilter
 from orchestrator.api.serializers import OrchestrationDetailSerializer
 from orchestrator.api.templates_views import created_response
-from orchestrator.choices import Role
-from orchestrator.permissions import HasTenantRole
 
 
 @extend_schema(tags=["gallery"])

@@ -7,9 +7,9 @@ from decimal import Decimal
 from django.db import models
 from rest_framework import serializers
 
+from core.tenancy import Tenant
 from orchestrator.definition.jsonschemas import schema_problem
 from orchestrator.services.schedules import cron_problem, normalize_cron, zone_problem
-from orchestrator.tenancy import Tenant
 
 
 class StrictSerializer(serializers.Serializer):

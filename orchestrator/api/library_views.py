@@ -6,7 +6,7 @@ from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 
-from orchestrator.api.base import TenantModelViewSet, TenantScopedMixin
+from core.api.base import TenantModelViewSet, TenantScopedMixin
 from orchestrator.api.serializers import AgentSerializer, CredentialSerializer, GroupSerializer
 from orchestrator.models import Agent, Credential, Group
 from orchestrator.services import credentials

@@ -11,9 +11,10 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from orchestrator.api.errors import PreconditionRequired
-from orchestrator.api.params import integer_param
-from orchestrator.api.schema import BAD_NUMBER, error
+from core.api.schema import BAD_NUMBER, error
+from core.choices import Role
+from core.errors import PreconditionRequired
+from core.params import integer_param
 from orchestrator.api.serializers import (
     CompileSerializer,
     OrchestrationDetailSerializer,
@@ -24,7 +25,6 @@ from orchestrator.api.serializers import (
     VersionDetailSerializer,
     VersionSerializer,
 )
-from orchestrator.choices import Role
 from orchestrator.definition import compile_markdown
 from orchestrator.filtersets import OrchestrationFilter, StrictBooleanField
 from orchestrator.models import Orchestration, OrchestrationTag

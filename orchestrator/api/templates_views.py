@@ -10,13 +10,13 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from core.choices import Role
 from orchestrator.api.serializers import OrchestrationDetailSerializer
 from orchestrator.api.template_serializers import (
     InstantiateSerializer,
     StarterTemplateDetailSerializer,
     StarterTemplateSerializer,
 )
-from orchestrator.choices import Role
 from orchestrator.models import Orchestration, StarterTemplate
 from orchestrator.services import starters
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.choices import Role
 from orchestrator.api.fields import StrictCharField, StrictSerializer
-from orchestrator.choices import Role
 from orchestrator.models import ApiToken
 
 ROLE_HELP = (

@@ -6,14 +6,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
-from orchestrator.api.base import TenantScopedMixin
-from orchestrator.api.errors import InvalidRequest
+from core.api.base import TenantScopedMixin
+from core.choices import Role
+from core.errors import InvalidRequest
 from orchestrator.api.token_serializers import (
     IssuedTokenSerializer,
     TokenCreateSerializer,
     TokenSerializer,
 )
-from orchestrator.choices import Role
 from orchestrator.models import ApiToken
 from orchestrator.services import tokens
 

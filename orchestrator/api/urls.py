@@ -1,23 +1,13 @@
 from __future__ import annotations
 
 from django.urls import re_path
-from rest_framework.routers import SimpleRouter
 
+from core.api.routers import OptionalSlashRouter
 from orchestrator.api.library_views import AgentViewSet, CredentialViewSet, GroupViewSet
-from orchestrator.api.model_views import ModelListView
 from orchestrator.api.orchestration_views import OrchestrationViewSet
 from orchestrator.api.templates_views import StarterTemplateViewSet
 from orchestrator.api.token_views import TokenViewSet
-from orchestrator.api.trigger_views import OrchestrationTriggerViewSet, TriggerViewSet, WebhookView
-
-
-class OptionalSlashRouter(SimpleRouter):
-    """API.md paths have no trailing slash; accept both rather than redirect a POST."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trailing_slash = "/?"
-
+from orchestrator.api.trigger_views import OrchestrationTriggerViewSet, TriggerViewSet
 
 router = OptionalSlashRouter()
 router.register("orchestrations", OrchestrationViewSet, basename="orchestration")
@@ -31,16 +21,10 @@ router.register("tokens", TokenViewSet, basename="token")
 orchestration_triggers = OrchestrationTriggerViewSet.as_view({"get": "list", "post": "create"})
 
 urlpatterns = [
-    re_path(r"^models/?$", ModelListView.as_view(), name="models"),
     re_path(
         r"^orchestrations/(?P<orchestration_pk>[^/]+)/triggers/?$",
         orchestration_triggers,
         name="orchestration-triggers",
-    ),
-    re_path(
-        r"^webhooks/(?P<orchestration_id>[^/]+)/(?P<token>[^/]+)/?$",
-        WebhookView.as_view(),
-        name="webhook",
     ),
     *router.urls,
 ]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 
 from django.conf import settings
 from django.db import models
 
-from orchestrator.choices import ROLE_RANK, Role
+from core.choices import ROLE_RANK, Role
+from core.tenancy import hash_token
 
 TOKEN_PREFIX = "orc_"
 
@@ -32,6 +32,14 @@ class Organization(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def retention_days(self) -> int:
+        """Days the organization's finished runs are kept: its own setting, else the instance's;
+        0 keeps them for good."""
+        if self.run_retention_days is None:
+            return settings.RUN_RETENTION_DAYS
+        return self.run_retention_days
+
 
 class Membership(models.Model):
     user = models.ForeignKey(
@@ -53,11 +61,6 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.organization} ({self.role})"
-
-
-def hash_token(raw: str) -> str:
-    """Tokens are random and long, so a fast unsalted hash is enough and keeps lookups indexed."""
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class ApiTokenQuerySet(models.QuerySet):

@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from orchestrator.pages.context import membership
+from core.pages import membership
 from orchestrator.services import tokens
 
 

@@ -6,7 +6,6 @@ from django.urls import path
 from orchestrator.pages import account, views
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("settings/", account.settings_page, name="settings"),

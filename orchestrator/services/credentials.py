@@ -6,8 +6,8 @@ never stored in the clear.
 
 from __future__ import annotations
 
-from orchestrator import crypto
-from orchestrator.api.errors import InvalidRequest
+from core import crypto
+from core.errors import InvalidRequest
 from orchestrator.choices import CredentialKind
 from orchestrator.models import Credential, Organization
 

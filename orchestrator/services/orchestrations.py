@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework.exceptions import NotFound
 
-from orchestrator.api.errors import Conflict, InvalidRequest, VersionConflict
+from core.errors import Conflict, InvalidRequest, VersionConflict
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition import diff_definitions
 from orchestrator.models import (

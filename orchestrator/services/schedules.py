@@ -18,14 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
-from orchestrator.api.errors import APIError
 from orchestrator.choices import OrchestrationStatus, TriggerKind, TriggerState
-from orchestrator.models import Orchestration, ScheduleFiring, Trigger
+from orchestrator.models import Orchestration, Trigger
 
 logger = logging.getLogger(__name__)
 # Beat fires a little after the slot; later than this, the slot counts as missed (downtime).
@@ -59,11 +56,11 @@ def zone_problem(name: str) -> str | None:
 def cron_problem(expression: str) -> str | None:
     """Why a 5-field expression cannot be a schedule, or None.
 
-    Beat decides when to send with celery's crontab and `fire` decides which slot is due with
-    croniter, so both must read the expression alike. Celery reads `MON#2` as every Monday
-    (beat then sent the task on Mondays whose slot had not come, and `catchup: latest` fired a
-    slot that never was) and drops an entry it cannot parse (`L`, `7` for Sunday) without a
-    word; and an expression that never occurs (`0 9 31 2 *`) made computing `next_run_at` fail.
+    Beat decides when to send with celery's crontab and `runs.services.firing.fire` decides which
+    slot is due with croniter, so both must read the expression alike. Celery reads `MON#2` as every
+    Monday (beat then sent the task on Mondays whose slot had not come, and `catchup: latest` fired
+    a slot that never was) and drops an entry it cannot parse (`L`, `7` for Sunday) without a word;
+    and an expression that never occurs (`0 9 31 2 *`) made computing `next_run_at` fail.
     """
     fields = expression.split()
     if len(fields) != 5:
@@ -142,7 +139,7 @@ def _can_fire(trigger: Trigger) -> bool:
     )
 
 
-def _is_live(trigger: Trigger) -> bool:
+def is_live(trigger: Trigger) -> bool:
     return trigger.kind == TriggerKind.SCHEDULE and _can_fire(trigger)
 
 
@@ -203,27 +200,6 @@ def remove_tasks(trigger_ids: list) -> None:
     PeriodicTasks.update_changed()
 
 
-def fire(trigger_id, now: datetime | None = None) -> ScheduleFiring | None:
-    """Fire the slot due at `now` (beat's call, or the reaper's), once per slot ever."""
-    now = now or timezone.now()
-    trigger = Trigger.objects.select_related("orchestration").filter(pk=trigger_id).first()
-    if trigger is None or not _is_live(trigger):
-        return None
-    latest, instant = last_slot(trigger.cron_expression, trigger.timezone, now)
-    late = now - instant > LATE_AFTER
-    outcome, detail = "fired", ""
-    if (
-        late
-        and trigger.catchup == "none"
-        and (trigger.last_run_at is None or trigger.last_run_at < instant)
-    ):
-        outcome, detail = "missed", "the slot passed while nothing was running (catchup: none)"
-    fired = None
-    for wall in slots_at(trigger.cron_expression, trigger.timezone, latest, instant):
-        fired = _fire_slot(trigger, wall, instant, now, outcome, detail) or fired
-    return fired
-
-
 def slots_at(expression: str, zone_name: str, wall: datetime, instant: datetime) -> list:
     """The wall-clock slots placed at `instant`: `wall`, and one that fell in a gap and was
     shifted onto the same instant (an hourly schedule's 02:00 when clocks jump to 03:00)."""
@@ -234,60 +210,6 @@ def slots_at(expression: str, zone_name: str, wall: datetime, instant: datetime)
         if croniter.match(expression, shifted, day_or=False) and place(shifted, zone) == instant:
             walls.add(shifted)
     return sorted(walls)
-
-
-def _fire_slot(
-    trigger: Trigger, wall: datetime, instant: datetime, now: datetime, outcome: str, detail: str
-) -> ScheduleFiring | None:
-    from runs.engine import RUN_TERMINAL
-    from runs.models import Run
-    from runs.models import TriggerKind as RunTrigger
-    from runs.services import lifecycle
-
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                firing = ScheduleFiring.objects.create(
-                    trigger=trigger,
-                    slot=instant,
-                    slot_key=wall.strftime("%Y-%m-%dT%H:%M"),
-                    outcome=outcome,
-                    detail=detail,
-                )
-        except IntegrityError:
-            return None  # this slot already fired (a second beat, a redelivered task)
-        busy = (
-            trigger.overlap == "skip"
-            and Run.objects.filter(trigger_ref=trigger.pk, trigger_kind=RunTrigger.SCHEDULE)
-            .exclude(status__in=RUN_TERMINAL)
-            .exists()
-        )
-        if outcome == "fired" and busy:
-            firing.outcome, firing.detail = "skipped", "the previous run is still going"
-        elif outcome == "fired":
-            try:
-                run, _ = lifecycle.fire(
-                    trigger.orchestration,
-                    dict(trigger.input),
-                    trigger_kind=RunTrigger.SCHEDULE,
-                    trigger_ref=trigger.pk,
-                    entry_node=trigger.node_id,
-                )
-            except APIError as exc:
-                firing.outcome, firing.detail = "error", str(exc.detail)[:500]
-                Trigger.objects.filter(pk=trigger.pk).update(state=TriggerState.ERROR)
-            else:
-                firing.run_id = run.pk
-                Trigger.objects.filter(pk=trigger.pk).update(
-                    last_run_at=instant,
-                    trigger_count=F("trigger_count") + 1,
-                    state=TriggerState.LIVE,
-                )
-        firing.save()
-        Trigger.objects.filter(pk=trigger.pk).update(
-            next_run_at=next_slot(trigger.cron_expression, trigger.timezone, now)
-        )
-    return firing
 
 
 def due_triggers(now: datetime) -> list:

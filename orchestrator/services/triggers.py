@@ -6,8 +6,8 @@ import secrets
 
 from django.utils import timezone
 
-from orchestrator import crypto
-from orchestrator.api.errors import InvalidRequest
+from core import crypto
+from core.errors import InvalidRequest
 from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, Trigger
 from orchestrator.services import schedules
@@ -33,7 +33,7 @@ def check_entry(orchestration: Orchestration, node_id: str) -> None:
     """A trigger's entry node must be a step of the orchestration's current definition.
 
     A later version may still drop it: firing such a trigger is then refused (see
-    `runs.services.lifecycle.trigger_entry`), so nothing starts where its owner did not choose.
+    `runs.services.creation.trigger_entry`), so nothing starts where its owner did not choose.
     """
     if not node_id:
         return

@@ -1,6 +1,7 @@
 """Inbound webhooks: `X-Orchestrator-Signature: t=<unix>,v1=<hex HMAC-SHA256>` of
-"<t>.<raw body>", compared in constant time, within 300 s, each signature accepted once; then
-the delivery is recorded and its run fired (`accept`), as the schedule path fires its slots."""
+"<t>.<raw body>", compared in constant time, within 300 s. Finding the trigger, verifying the
+signature and checking the body live here; recording the delivery once per signature and firing
+its run is `runs.services.firing.accept`."""
 
 from __future__ import annotations
 
@@ -8,22 +9,18 @@ import hashlib
 import hmac
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orchestrator import crypto
-from orchestrator.api.errors import TriggerMismatch
-from orchestrator.api.params import parse_integer
-from orchestrator.api.parsers import parse_json_body
+from core import crypto
+from core.errors import TriggerMismatch
+from core.params import parse_integer
 from orchestrator.choices import TriggerKind
 from orchestrator.definition.jsonschemas import first_error
-from orchestrator.models import Trigger, WebhookDelivery, WebhookOutcome, WebhookRequestCount
-from runs.models import TriggerKind as RunTrigger
-from runs.services import lifecycle
+from orchestrator.models import Trigger, WebhookOutcome, WebhookRequestCount
+from orchestrator.parsers import parse_json_body
 
 TOLERANCE_S = 300
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -105,15 +102,6 @@ def count_request(outcome: WebhookOutcome) -> None:
     counts.update(count=F("count") + 1)
 
 
-@dataclass(frozen=True)
-class Accepted:
-    """What a delivery came to: its run, and whether that run was started by an earlier one
-    (the same signature, or an Idempotency-Key seen before), so nothing new started."""
-
-    run_id: uuid.UUID | None
-    duplicate: bool
-
-
 def find_trigger(orchestration_id: str, token: str) -> Trigger:
     """The webhook trigger a URL names; an unknown one is refused like a bad signature."""
     try:
@@ -146,42 +134,3 @@ def check_payload(trigger: Trigger, body: bytes) -> dict:
                 f"The body does not match the trigger's input_schema: {error.message}"
             )
     return payload
-
-
-def accept(
-    orchestration_id: str, token: str, header: str, body: bytes, *, idempotency_key: str = ""
-) -> Accepted:
-    """Verify a delivery and fire its run, once per signature.
-
-    Raises SignatureError for a wrong token, signature or time (the caller answers every one
-    alike), TriggerMismatch for a paused trigger or a body that does not fit, and the errors
-    of `lifecycle.fire` (an orchestration that is not active, a reused Idempotency-Key).
-    """
-    trigger = find_trigger(orchestration_id, token)
-    signature = verify(trigger, header, body)
-    payload = check_payload(trigger, body)
-    digest = hashlib.sha256(signature.encode()).hexdigest()
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                delivery = WebhookDelivery.objects.create(trigger=trigger, signature=digest)
-        except IntegrityError:
-            earlier = WebhookDelivery.objects.get(signature=digest)
-            return Accepted(run_id=earlier.run_id, duplicate=True)
-        run, created = lifecycle.fire(
-            trigger.orchestration,
-            {**trigger.input, **payload},
-            trigger_kind=RunTrigger.WEBHOOK,
-            trigger_ref=trigger.pk,
-            entry_node=trigger.node_id,
-            idempotency_key=idempotency_key,
-            caller=f"trigger:{trigger.pk}",
-        )
-        delivery.run_id = run.pk
-        delivery.save(update_fields=["run_id"])
-        if created:
-            # Counted in the database: concurrent deliveries each add one.
-            Trigger.objects.filter(pk=trigger.pk).update(
-                last_run_at=timezone.now(), trigger_count=F("trigger_count") + 1
-            )
-    return Accepted(run_id=run.pk, duplicate=not created)

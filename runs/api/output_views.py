@@ -9,8 +9,8 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from orchestrator.api.params import integer_param
-from orchestrator.api.schema import BAD_NUMBER, error
+from core.api.schema import BAD_NUMBER, error
+from core.params import integer_param
 from runs.api.serializers import (
     OutputVersionDetailSerializer,
     OutputVersionSerializer,

@@ -21,11 +21,17 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestrator.api.errors import InvalidRequest, error_body
-from orchestrator.api.negotiation import EventStreamNegotiation
-from orchestrator.api.params import integer_param
+from core.api.negotiation import EventStreamNegotiation
+from core.errors import InvalidRequest, error_body
+from core.params import integer_param
 from orchestrator.models import Orchestration
-from runs.api.views import OrchestrationRunViewSet, RunViewSet, run_detail
+from runs.api.views import (
+    OrchestrationRunViewSet,
+    RunViewSet,
+    fire_from_request,
+    orchestration_for,
+    run_detail,
+)
 from runs.engine import RUN_TERMINAL, RunStatus
 from runs.models import Run, RunEvent
 from runs.services.events import wire
@@ -127,13 +133,9 @@ class _FireForStream(APIView):
     content_negotiation_class = EventStreamNegotiation
 
     def get_object(self) -> Orchestration:
-        from runs.api.views import orchestration_for
-
         return orchestration_for(self.request, self.kwargs["orchestration_pk"])
 
     def post(self, request, orchestration_pk: str):
-        from runs.api.views import fire_from_request
-
         run, _, _ = fire_from_request(request, self.get_object())
         return Response({"run_id": str(run.pk)}, status=status.HTTP_202_ACCEPTED)
 
@@ -148,48 +150,6 @@ async def fire_stream(request, orchestration_pk: str):
     if response.status_code != status.HTTP_202_ACCEPTED:
         return await _render(response)
     return sse_response(event_stream(response.data["run_id"], 0, stop_on_pause=True))
-
-
-def _resume_view(*, stream: bool = False):
-    from approvals.api.views import RunAnswerViewSet
-
-    if stream:
-        return RunAnswerViewSet.as_view(
-            {"post": "resume"}, content_negotiation_class=EventStreamNegotiation
-        )
-    return RunAnswerViewSet.as_view({"post": "resume"})
-
-
-@csrf_exempt
-async def resume(request, pk: str):
-    """Answer the pending gate, then wait like a sync run: 200 with the run detail."""
-    response = await sync_to_async(_resume_view())(request, pk=pk)
-    run_id = getattr(response, "wait_for_run", None)
-    if response.status_code != status.HTTP_202_ACCEPTED:
-        return await _render(response)
-    if run_id is None:
-        return await _render(response)
-    await wait_for(run_id, settings.SYNC_RUN_TIMEOUT_S)
-    detail = await sync_to_async(_detail)(run_id)
-    code = status.HTTP_202_ACCEPTED if detail["status"] in WAITING else status.HTTP_200_OK
-    return await _render(_json(detail, code))
-
-
-@csrf_exempt
-async def resume_stream(request, pk: str):
-    """Answer the pending gate, then stream the events that follow until the run ends or
-    pauses again."""
-    last = (
-        await sync_to_async(
-            lambda: Run.objects.filter(pk=pk).values_list("last_seq", flat=True).first() or 0
-        )()
-        if _is_uuid(pk)
-        else 0
-    )
-    response = await sync_to_async(_resume_view(stream=True))(request, pk=pk)
-    if response.status_code != status.HTTP_202_ACCEPTED:
-        return await _render(response)
-    return sse_response(event_stream(pk, last, stop_on_pause=True))
 
 
 def _is_uuid(value: str) -> bool:

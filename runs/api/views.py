@@ -12,8 +12,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from orchestrator.api.params import integer_param
-from orchestrator.api.schema import error
+from core.api.schema import error
+from core.params import integer_param
 from orchestrator.models import Orchestration
 from runs.api.serializers import (
     EventSerializer,
@@ -25,7 +25,7 @@ from runs.api.serializers import (
 )
 from runs.filtersets import RunFilter
 from runs.models import Run, RunEvent, TriggerKind
-from runs.services import lifecycle
+from runs.services import creation, lifecycle
 from runs.services.comparison import compare_runs
 from runs.services.graphs import definition_of, graph_of
 
@@ -73,7 +73,7 @@ def fire_from_request(request, orchestration: Orchestration) -> tuple[Run, bool,
     body = serializer.validated_data
     run_input = dict(body.get("input") or {})
     if "message" in body:
-        name = lifecycle.first_input_name(orchestration) or "message"
+        name = creation.first_input_name(orchestration) or "message"
         run_input.setdefault(name, body["message"])
     kind = TriggerKind.API if request.auth.token is not None else TriggerKind.MANUAL
     run, created = lifecycle.fire(

@@ -23,7 +23,7 @@ class InvalidTransition(ValueError):
 
 
 class RunStatus(StrEnum):
-    QUEUED = "queued"  # lifecycle.create_run: the row exists, nothing dispatched yet
+    QUEUED = "queued"  # creation.create_run: the row exists, nothing dispatched yet
     RUNNING = "running"  # Progress.begin when a worker starts it; Progress._settle_status resumes
     PAUSED = "paused"  # Progress._settle_status, when only people's steps (or a budget hold) remain
     SUCCEEDED = "succeeded"  # Progress.finish, from the scheduler's run_outcome: all nodes terminal

@@ -6,38 +6,42 @@ so a restart or a broker flush never loses a timer.
 
 from __future__ import annotations
 
+from celery import Task, current_app
 from django.db import transaction
 
 MAX_COUNTDOWN_S = 60.0
 
 
+def _task(name: str) -> Task:
+    """A task of runs/tasks.py, looked up by its registered name: the tasks call the services, so
+    the services reach the tasks through Celery's registry (RunsConfig.ready registers them)."""
+    return current_app.tasks[f"runs.tasks.{name}"]
+
+
 def enqueue_step(step_id, countdown: float = 0.0) -> None:
     if countdown > MAX_COUNTDOWN_S:
         return
-    from runs import tasks
-
     transaction.on_commit(
-        lambda: tasks.execute_step.apply_async((str(step_id),), countdown=countdown or None)
+        lambda: _task("execute_step").apply_async((str(step_id),), countdown=countdown or None)
     )
 
 
 def enqueue_timer(step_id, countdown: float) -> None:
     if countdown > MAX_COUNTDOWN_S:
         return
-    from runs import tasks
-
-    transaction.on_commit(
-        lambda: tasks.fire_timer.apply_async((str(step_id),), countdown=max(countdown, 0) or None)
-    )
+    delay = max(countdown, 0) or None
+    transaction.on_commit(lambda: _task("fire_timer").apply_async((str(step_id),), countdown=delay))
 
 
 def enqueue_advance(run_id) -> None:
-    from runs import tasks
-
-    transaction.on_commit(lambda: tasks.advance_run.delay(str(run_id)))
+    transaction.on_commit(lambda: _task("advance_run").delay(str(run_id)))
 
 
 def enqueue_parent_resume(child_run_id) -> None:
-    from runs import tasks
+    transaction.on_commit(lambda: _task("resume_parent").delay(str(child_run_id)))
 
-    transaction.on_commit(lambda: tasks.resume_parent.delay(str(child_run_id)))
+
+def enqueue_refine(run_id: str, prompt: str, base_version: int, requested_by: str) -> None:
+    transaction.on_commit(
+        lambda: _task("refine_output").delay(run_id, prompt, base_version, requested_by)
+    )

@@ -18,12 +18,12 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from orchestrator.api.errors import Conflict
+from core.errors import Conflict
 from runs.engine import RunStatus, StepStatus
 from runs.engine.nodes.agent import run_agent
 from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed, StepResult
 from runs.models import OutputVersion, RefineStatus, Run, ShareLink, StepRun
-from runs.services import resolve
+from runs.services import dispatch, resolve
 from runs.services.graphs import definition_of
 
 logger = logging.getLogger(__name__)
@@ -131,9 +131,7 @@ def refine(run: Run, prompt: str, requested_by=None) -> None:
     name = requested_by.get_username() if requested_by is not None else ""
     run_id = str(locked.pk)
 
-    from runs import tasks
-
-    transaction.on_commit(lambda: tasks.refine_output.delay(run_id, prompt, base, name))
+    dispatch.enqueue_refine(run_id, prompt, base, name)
 
 
 def refine_agent(run: Run) -> AgentSpec:

@@ -41,7 +41,9 @@ from runs.services import dispatch, tracing
 from runs.services.context import latest_attempts, run_context
 from runs.services.events import EventLog
 from runs.services.graphs import definition_of, graph_of
+from runs.services.subflows import start_subflow
 from runs.services.transitions import move_run, move_step, new_step
+from runs.services.waiting import ask_for_budget, cancel_pending, start_human_step
 
 # Run-level failure codes a step's error may carry up to the run.
 RUN_CODES = frozenset(
@@ -283,8 +285,6 @@ class Progress:
         if self.run.budget_hold:
             return
         if self._settings.get("budget_action") == "approve":
-            from runs.services.waiting import ask_for_budget
-
             ask_for_budget(self, limit)
             return
         self.run.error = {
@@ -382,8 +382,6 @@ class Progress:
             )
         ):
             return False
-        from approvals.services import cancel_pending
-
         cancel_pending(self.run.pk)
         for step in asking:
             move_step(step, StepStatus.CANCELLED, self.now)
@@ -441,13 +439,9 @@ class Progress:
         return False
 
     def _start_child_run(self, node: dict) -> bool:
-        from runs.services.subflows import start_subflow
-
         return start_subflow(self, node)
 
     def _start_people(self, node: dict) -> bool:
-        from runs.services.waiting import start_human_step
-
         start_human_step(self, node)
         return False
 
@@ -472,8 +466,6 @@ class Progress:
             move_run(self.run, RunStatus.RUNNING, self.now, self.log, "run_resumed")
 
     def finish(self, outcome: RunStatus, failed_step: str | None) -> None:
-        from approvals.services import cancel_pending
-
         run = self.run
         # Only a person's step or a budget hold asks a question: most runs skip the query.
         if run.budget_hold or any(waits_for_people(s.node_type) for s in self.steps.values()):

@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 
-from orchestrator import crypto
+from core import crypto
 from orchestrator.definition.nodes import resolve_model
 from orchestrator.models import Agent
 from orchestrator.models import Credential as CredentialRow

@@ -14,7 +14,7 @@ Work goes in small batches, each its own transaction: the fired runs are picked 
 `FOR UPDATE SKIP LOCKED` (a run someone holds is left for the next pass, never waited on), and
 the rows of a run in progress are never touched, so no worker or request waits on a prune for
 longer than one batch takes. Before a batch is deleted, what its runs counted is carried over to
-the metrics (orchestrator.metrics.carry_over), so Prometheus counters do not go back.
+the metrics (runs.metrics.carry_over), so Prometheus counters do not go back.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import Approval
-from orchestrator import metrics
 from orchestrator.models import Organization, WebhookDelivery
 from orchestrator.services.webhooks import TOLERANCE_S
+from runs import metrics
 from runs.engine import RUN_TERMINAL
 from runs.models import OutputVersion, RefineStatus, Run, RunEvent, ShareLink, StepRun
 
@@ -56,14 +56,6 @@ COUNTED = {
     "share_links": ShareLink,
     "deliveries": WebhookDelivery,
 }
-
-
-def retention_days(organization: Organization) -> int:
-    """Days the organization's finished runs are kept: its own setting, else the instance's;
-    0 keeps them for good."""
-    if organization.run_retention_days is None:
-        return settings.RUN_RETENTION_DAYS
-    return organization.run_retention_days
 
 
 @dataclass(frozen=True)

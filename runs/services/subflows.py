@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 
-from orchestrator.api.errors import APIError
+from core.errors import APIError
 from orchestrator.definition import TemplateError, render
 from orchestrator.models import Orchestration
 from runs.engine import ErrorCode, StepStatus
 from runs.models import Run, TriggerKind
+from runs.services.creation import create_run
 from runs.services.transitions import move_step
 
 if TYPE_CHECKING:
@@ -65,8 +66,6 @@ def _tree_limit_problem(run: Run, target: Orchestration) -> str | None:
 
 def start_subflow(progress: Progress, node: dict) -> bool:
     """Start the child run; True when the step already ended (it failed to start)."""
-    from runs.services.lifecycle import create_run
-
     run = progress.run
     step = progress.new_step(node["id"], StepStatus.RUNNING)
     progress.log.add("step_start", node["id"], type="subflow", name=node["name"], attempt=1)

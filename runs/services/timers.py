@@ -5,28 +5,37 @@ running it twice, or in two processes at once, changes nothing more."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from approvals.services import cancel_pending
-from approvals.services import reap as reap_approvals
 from orchestrator.definition.nodes import types_running_on
 from orchestrator.services import schedules
 from runs.engine import RUN_TERMINAL, ErrorCode, RunStatus, StepStatus
 from runs.models import Run, StepRun
-from runs.services import dispatch, outputs
+from runs.services import dispatch, firing, outputs
 from runs.services.progress import Progress
 from runs.services.subflows import resume_parent
 from runs.services.transitions import move_step
+from runs.services.waiting import cancel_pending
 
 logger = logging.getLogger(__name__)
 # A pending worker step nobody claimed within this long is enqueued again (a lost message).
 STALE_PENDING = timedelta(seconds=30)
 STALE_QUEUED = timedelta(seconds=30)
+# Due work of the apps above runs (approvals registers its expiry and escalation in its
+# AppConfig.ready): each is called with the time and returns what it did, by name.
+DUE_WORK: list[Callable[[datetime], dict[str, int]]] = []
+
+
+def register_due_work(reaper: Callable[[datetime], dict[str, int]]) -> None:
+    """Have the reaper call `reaper(now)` on every pass, after runs past their deadline."""
+    if reaper not in DUE_WORK:
+        DUE_WORK.append(reaper)
 
 
 def fire_timer(step_id) -> None:
@@ -145,9 +154,10 @@ def reap() -> dict[str, int]:
     ).values_list("pk", flat=True):
         time_out(run_id)
         counts["timed_out"] += 1
-    counts.update(reap_approvals(now))
+    for reaper in DUE_WORK:
+        counts.update(reaper(now))
     for trigger_id in schedules.due_triggers(now):
-        schedules.fire(trigger_id, now)
+        firing.fire(trigger_id, now)
         counts["schedules"] = counts.get("schedules", 0) + 1
     for step in StepRun.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now):
         requeue_expired(step)

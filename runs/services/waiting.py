@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from approvals.models import Approval, ApprovalKind
+from django.utils import timezone
+
+from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
 from orchestrator.definition import TemplateError, render
 from runs.engine import StepStatus
 
@@ -102,4 +104,11 @@ def start_human_step(progress: Progress, node: dict) -> None:
         approval_id=str(approval.pk),
         **request,
         expires_at=approval.expires_at.isoformat(),
+    )
+
+
+def cancel_pending(run_id) -> int:
+    """A cancelled or timed-out run cancels the questions it was asking."""
+    return Approval.objects.filter(run_id=run_id, status=ApprovalStatus.PENDING).update(
+        status=ApprovalStatus.CANCELLED, decided_at=timezone.now(), decided_by_name=SYSTEM
     )

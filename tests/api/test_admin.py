@@ -191,7 +191,7 @@ def test_orchestrations_are_not_added_in_the_admin_but_opened_in_the_editor(oper
 
 
 def test_a_credential_added_in_the_admin_is_checked_and_encrypted_as_by_the_api(operator, org):
-    from orchestrator import crypto
+    from core import crypto
     from orchestrator.models import Credential
 
     url = reverse("admin:orchestrator_credential_add")

@@ -152,7 +152,7 @@ def test_a_user_with_no_membership_is_forbidden():
 
 
 def test_throttled_requests_answer_429_with_retry_after(editor, monkeypatch):
-    from orchestrator.throttling import TokenRateThrottle
+    from core.throttling import TokenRateThrottle
 
     monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"user": "2/min", "anon": "2/min"})
     responses = [editor.get(URL) for _ in range(3)]
@@ -162,7 +162,7 @@ def test_throttled_requests_answer_429_with_retry_after(editor, monkeypatch):
 
 
 def test_each_token_has_its_own_rate_limit(api, monkeypatch):
-    from orchestrator.throttling import TokenRateThrottle
+    from core.throttling import TokenRateThrottle
 
     monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"user": "1/min", "anon": "1/min"})
     first, second = api("viewer"), api("viewer")

@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.test import APIClient
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken, Membership, Orchestration, OrchestrationVersion
 
 pytestmark = pytest.mark.django_db(transaction=True)

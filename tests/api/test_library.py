@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from orchestrator import crypto
+from core import crypto
 from orchestrator.models import Credential
 
 pytestmark = pytest.mark.django_db

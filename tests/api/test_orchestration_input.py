@@ -115,7 +115,7 @@ def test_a_10_mb_body_is_refused_with_413(editor):
 
 def test_a_body_without_content_length_is_still_limited(editor, settings):
     settings.API_MAX_BODY_BYTES = 2048
-    from orchestrator.api.parsers import LimitedJSONParser
+    from orchestrator.parsers import LimitedJSONParser
 
     class Stream:
         def __init__(self, data: bytes) -> None:
@@ -124,7 +124,7 @@ def test_a_body_without_content_length_is_still_limited(editor, settings):
         def read(self, size: int = -1) -> bytes:
             return self.data[:size]
 
-    from orchestrator.api.errors import PayloadTooLarge
+    from core.errors import PayloadTooLarge
 
     with pytest.raises(PayloadTooLarge):
         LimitedJSONParser().parse(Stream(b'{"a": "' + b"x" * 5000 + b'"}'))

@@ -216,7 +216,7 @@ def test_a_missing_version_answers_404(editor):
 
 def test_a_version_number_beyond_any_integer_answers_400(editor):
     # The diff's lookup handed the number to SQLite, which raised OverflowError: a 500. Now no
-    # number past a 64-bit column's range reaches a query (see orchestrator.api.params).
+    # number past a 64-bit column's range reaches a query (see core.params).
     created = create(editor).json()
     huge = "9" * 25
     for method, path in (

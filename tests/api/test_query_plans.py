@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench import year
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken
 from runs.models import Run
 

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
-from orchestrator.api.renderers import FastJSONRenderer
+from core.api.renderers import FastJSONRenderer
 
 SAMPLES = [
     {

@@ -9,7 +9,7 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from redis import Redis
 
-from orchestrator.throttling import AnonymousRateThrottle, TokenRateThrottle
+from core.throttling import AnonymousRateThrottle, TokenRateThrottle
 
 
 class Clock:

@@ -15,7 +15,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from config.asgi import application
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken, Membership
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import TriggerKind

@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from playwright.sync_api import expect
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Membership
 from tests.serving import free_port
 from tests.worker.conftest import ROOT, Worker, database_url, purge_broker

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 from rest_framework.test import APIClient
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken
 from tests.e2e.conftest import PASSWORD
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Membership, Orchestration, Trigger
 from orchestrator.services.starters import load_starters
 from orchestrator.services.webhooks import secrets_of

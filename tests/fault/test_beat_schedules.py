@@ -25,7 +25,7 @@ from orchestrator.models import ScheduleFiring, Trigger
 from orchestrator.services import schedules
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import Run
-from runs.services import timers
+from runs.services import firing, timers
 from tests.fault.chaos import CapturedBroker, report, scale
 
 TRIGGERS = 50
@@ -91,7 +91,7 @@ class Beat:
                 item[1] = now
                 (trigger_id,) = json.loads(entry.model.args)
                 for _ in range(2 if rng.random() < 0.1 else 1):
-                    schedules.fire(trigger_id, now)
+                    firing.fire(trigger_id, now)
                     sent += 1
             wait = min(wait, next_in)
         return sent, wait

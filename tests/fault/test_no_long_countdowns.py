@@ -20,13 +20,13 @@ from django.db import connection
 
 from approvals import services as approvals
 from approvals.models import Approval
-from orchestrator.api.errors import Conflict
+from core.errors import Conflict
 from orchestrator.models import Trigger
 from orchestrator.services import schedules
 from orchestrator.services.orchestrations import create_orchestration
 from runs.engine import RUN_TERMINAL
 from runs.models import Run, RunEvent
-from runs.services import dispatch, execution, lifecycle, timers
+from runs.services import dispatch, execution, firing, lifecycle, timers
 from tests.fault.chaos import (
     CapturedBroker,
     ChaosWorker,
@@ -162,7 +162,7 @@ def test_no_wait_becomes_a_countdown_longer_than_a_minute(org, sink, settings):
                 clock.now >= datetime(2026, 5, 4, 3, 0, tzinfo=UTC)
                 and not Run.objects.filter(orchestration=scheduled).exists()
             ):
-                schedules.fire(trigger.pk, clock.now)
+                firing.fire(trigger.pk, clock.now)
             timers.reap()
             deliver_due(broker, clock, delivered)
 

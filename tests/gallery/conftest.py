@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from orchestrator import crypto
-from orchestrator.choices import Role
+from core import crypto
+from core.choices import Role
 from orchestrator.models import Agent, Credential, Membership, Organization
 from orchestrator.services.orchestrations import create_orchestration
 

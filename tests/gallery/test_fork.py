@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from approvals.models import Approval
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Agent, ApiToken, Membership, Orchestration
 from orchestrator.services import orchestrations
 from tests.runs.harness import drain, run_to_rest, statuses

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Orchestration
 from tests.gallery.conftest import IMG, SCRIPT
 

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken, Membership
 
 pytestmark = pytest.mark.django_db

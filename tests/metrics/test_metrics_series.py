@@ -9,9 +9,9 @@ from django.db import connection
 from django.db.models import F, Sum
 from django.test.utils import CaptureQueriesContext
 
-from orchestrator.metrics import RUN_BUCKETS_S
 from orchestrator.models import Orchestration
 from orchestrator.services.orchestrations import create_orchestration
+from runs.metrics import RUN_BUCKETS_S
 from runs.models import Run, StepRun
 from runs.services import lifecycle
 from tests.metrics.scrape import scrape

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken, Organization
 from orchestrator.services.orchestrations import create_orchestration
 from runs.services import lifecycle

@@ -8,9 +8,9 @@ import time
 import pytest
 from rest_framework.test import APIClient, APIRequestFactory
 
-from orchestrator.api.trigger_views import WebhookThrottle, WebhookView
 from orchestrator.models import WebhookOutcome, WebhookRequestCount
 from orchestrator.services import webhooks
+from runs.api.webhook_views import WebhookThrottle, WebhookView
 from tests.metrics.scrape import scrape
 
 pytestmark = pytest.mark.django_db

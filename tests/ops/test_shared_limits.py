@@ -11,7 +11,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from orchestrator.throttling import TokenRateThrottle
+from core.throttling import TokenRateThrottle
 from tests.serving import database_url, free_port, server_process
 
 URL = "/api/v1/orchestrations"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import crypto
+from core import crypto
 from orchestrator.models import Agent, Credential
 from orchestrator.services.orchestrations import create_orchestration
 from runs import tasks

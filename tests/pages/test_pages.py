@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Membership, Orchestration
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import TriggerKind as RunTrigger

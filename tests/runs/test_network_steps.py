@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import crypto
+from core import crypto
 from orchestrator.models import Agent, Credential
 from runs.models import RunEvent, StepRun
 from tests.runs.conftest import edge

@@ -18,7 +18,7 @@ from httpx_sse import connect_sse
 
 from approvals.models import Approval
 from config.celery import app as celery_app
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken
 from runs.models import Run
 from tests.serving import database_url, free_port, server_process

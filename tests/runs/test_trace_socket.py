@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from config.asgi import application
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken, Membership
 from orchestrator.services.orchestrations import create_orchestration
 from runs import consumers

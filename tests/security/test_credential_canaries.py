@@ -52,7 +52,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Membership, Organization
 from orchestrator.services.webhooks import sign
 from runs.engine import RUN_TERMINAL

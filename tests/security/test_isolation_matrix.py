@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 
 from approvals.models import Approval
 from config.asgi import application
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Agent, ApiToken, Credential, Group, Membership
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import OutputVersion, Run, TriggerKind

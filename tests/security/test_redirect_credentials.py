@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from orchestrator import crypto
+from core import crypto
 from orchestrator.models import Credential
 from runs.models import RunEvent, StepRun
 from tests.runs.harness import run_to_rest

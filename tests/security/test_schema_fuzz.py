@@ -59,11 +59,11 @@ from schemathesis.specs.openapi.checks import (
 from approvals import services as approvals
 from approvals.models import Approval
 from config.wsgi import application
-from orchestrator.choices import Role
+from core.choices import Role
+from core.tenancy import ServiceAccount
 from orchestrator.models import Agent, ApiToken, Credential, Group, Organization
 from orchestrator.services.orchestrations import create_orchestration, soft_delete
 from orchestrator.services.starters import load_starters
-from orchestrator.tenancy import ServiceAccount
 from runs.models import OutputVersion, Run, TriggerKind
 from runs.services import lifecycle, outputs
 from tests.runs.harness import drain

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Membership
 from orchestrator.services.starters import load_starters
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import Orchestration, StarterTemplate
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.models import ScheduleFiring, Trigger, WebhookDelivery
-from orchestrator.services import schedules
 from runs.models import Run, RunEvent
+from runs.services import firing as schedules
 from tests.runs.harness import drain, statuses
 from tests.triggers.test_webhooks import post, signed
 

@@ -11,9 +11,9 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from orchestrator.models import ScheduleFiring, Trigger
-from orchestrator.services import schedules
 from orchestrator.services.orchestrations import activate, create_orchestration, pause
 from runs.models import Run
+from runs.services import firing as schedules
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from orchestrator.models import Trigger
+from orchestrator.services import webhooks
 from orchestrator.services.webhooks import sign
 from runs.models import Run
+from runs.services import firing
 
 pytestmark = pytest.mark.django_db
 
@@ -264,21 +266,19 @@ def test_the_signing_secret_is_shown_only_on_create_and_rotate(editor, hook):
 
 
 def test_the_webhook_service_accepts_a_delivery_once_without_an_http_request(hook):
-    """Acceptance lives in `webhooks.accept`: a worker or a command can hand a delivery over
+    """Acceptance lives in `firing.accept`: a worker or a command can hand a delivery over
     as the view does, and gets the same run, counter and replay protection."""
-    from orchestrator.services import webhooks
-
     body = json.dumps({"text": "hello"}).encode()
     header = signed(hook["secret"], body)
     token = hook["url"].rstrip("/").rsplit("/", 1)[1]
-    first = webhooks.accept(hook["orchestration"], token, header, body)
-    again = webhooks.accept(hook["orchestration"], token, header, body)
+    first = firing.accept(hook["orchestration"], token, header, body)
+    again = firing.accept(hook["orchestration"], token, header, body)
     assert (first.duplicate, again.duplicate) == (False, True)
     assert first.run_id == again.run_id == Run.objects.get().pk
     assert Run.objects.get().input == {"text": "hello", "source": "hook"}
     assert Trigger.objects.get(pk=hook["id"]).trigger_count == 1
     with pytest.raises(webhooks.SignatureError):
-        webhooks.accept(hook["orchestration"], "not-the-token", header, body)
+        firing.accept(hook["orchestration"], "not-the-token", header, body)
     with pytest.raises(webhooks.SignatureError):
-        webhooks.accept(hook["orchestration"], token, signed("whsec_wrong", body), body)
+        firing.accept(hook["orchestration"], token, signed("whsec_wrong", body), body)
     assert Run.objects.count() == 1

@@ -15,9 +15,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from orchestrator.choices import Role
+from core.choices import Role
+from core.tenancy import hash_token
 from orchestrator.models import ApiToken, Membership, Organization
-from orchestrator.models.tenancy import hash_token
 
 DEMO_ORG = "demo"
 DEMO_USER = "demo"

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from orchestrator.choices import Role
+from core.choices import Role
 from orchestrator.models import ApiToken, Membership, Organization
 
 

@@ -9,8 +9,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from orchestrator.api.errors import InvalidRequest
-from orchestrator.api.params import integer_param
+from core.errors import InvalidRequest
+from core.params import integer_param
 
 PAGINATION_PARAMS = frozenset({"limit", "cursor"})
 

@@ -18,8 +18,8 @@ from django.core.cache.backends.redis import RedisCache
 from redis.commands.core import Script
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
-from orchestrator.logins import client_address
-from orchestrator.tenancy import Tenant
+from core.logins import client_address
+from core.tenancy import Tenant
 
 # KEYS: the current and the previous window's counters. ARGV: the previous window's weight, the
 # limit, the counters' lifetime. Answers whether the request is allowed, and the two counts.

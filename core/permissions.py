@@ -6,8 +6,8 @@ from django.http import Http404
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from orchestrator.choices import Role
-from orchestrator.tenancy import Tenant
+from core.choices import Role
+from core.tenancy import Tenant
 
 
 def required_role(request, view) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from celery import current_app
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-
-from config.celery import app as celery_app
 
 
 def healthz(request) -> HttpResponse:
@@ -23,7 +22,8 @@ def _database() -> str | None:
 
 def _broker() -> str | None:
     try:
-        with celery_app.connection_for_write() as conn:
+        # The project's Celery app (config/celery.py), current once the project's package loads.
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # kombu raises many transport-specific errors
         return f"broker: {exc.__class__.__name__}: {exc}"

@@ -16,11 +16,11 @@ from django.views.decorators.http import require_GET
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from rest_framework.exceptions import APIException
 
-from orchestrator import metrics
-from orchestrator.api.errors import json_error
-from orchestrator.auth import tenant_for_token, token_from_header
-from orchestrator.choices import Role
-from orchestrator.grafana import dashboard
+from core.auth import tenant_for_token, token_from_header
+from core.choices import Role
+from core.errors import json_error
+from runs import metrics
+from runs.grafana import dashboard
 
 
 class _Refused(Exception):

@@ -11,11 +11,11 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from orchestrator.permissions import HasTenantRole
+from core.permissions import HasTenantRole
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "orchestrator.auth.BearerTokenAuthentication"
+    target_class = "core.auth.BearerTokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
@@ -27,7 +27,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 
 class TenantSessionScheme(OpenApiAuthenticationExtension):
-    target_class = "orchestrator.auth.TenantSessionAuthentication"
+    target_class = "core.auth.TenantSessionAuthentication"
     name = "sessionAuth"
 
     def get_security_definition(self, auto_schema):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from django_filters.rest_framework import DjangoFilterBackend
 
-from orchestrator.api.errors import InvalidRequest
-from orchestrator.api.pagination import PAGINATION_PARAMS
+from core.api.pagination import PAGINATION_PARAMS
+from core.errors import InvalidRequest
 
 
 class StrictFilterBackend(DjangoFilterBackend):

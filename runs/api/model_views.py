@@ -11,9 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orchestrator.api.errors import InvalidRequest
-from orchestrator.api.pagination import ItemsCursorPagination
-from orchestrator.api.params import integer_param, parse_integer
+from core.api.pagination import ItemsCursorPagination
+from core.errors import InvalidRequest
+from core.params import integer_param, parse_integer
 from runs.services.catalogue import model_catalogue
 
 _PRICE = inline_serializer(

@@ -8,9 +8,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 
-from orchestrator.models import ApiToken
-from orchestrator.models.tenancy import hash_token
-from orchestrator.tenancy import ServiceAccount, Tenant, membership_for
+from core.tenancy import ServiceAccount, Tenant, api_token_model, hash_token, membership_for
 
 TENANT_HEADER = "HTTP_X_TENANT_ID"
 # Writing last_used_at on every request would turn every read into a write; once a minute is
@@ -32,13 +30,14 @@ def token_from_header(request) -> str | None:
 
 
 def tenant_for_token(raw: str) -> tuple[object, Tenant]:
-    token = ApiToken.objects.usable().with_standing().filter(token_hash=hash_token(raw)).first()
+    tokens = api_token_model().objects
+    token = tokens.usable().with_standing().filter(token_hash=hash_token(raw)).first()
     role = token.effective_role if token is not None else None
     if token is None or role is None:
         raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        tokens.filter(pk=token.pk).update(last_used_at=now)
     user = token.user if token.user_id else ServiceAccount(token.service_account)
     return user, Tenant(organization=token.organization, role=role, token=token)
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 
-from orchestrator.api.errors import PayloadTooLarge
+from core.errors import PayloadTooLarge
 from orchestrator.definition.checks import MAX_DEPTH, json_path, loads_strict, too_deep
 
 NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
