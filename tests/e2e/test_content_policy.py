@@ -6,7 +6,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
+from orchestrator.services.orchestrations import create_orchestration
+from orchestrator.services.starters import load_starters
 from runs.services import outputs
 from tests.outputs.conftest import echo_flow
 from tests.runs.harness import run_to_rest
@@ -38,3 +41,56 @@ def test_a_shared_outputs_remote_image_is_never_requested(browser, stack, org, t
     assert page.locator(".shared-output img").count() == 2
     assert elsewhere == []
     visitor.close()
+
+
+def _violations(page) -> list[str]:
+    found: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            found.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    return found
+
+
+NOTHING = {"output": "x"}
+
+
+def test_the_gallerys_tag_filter_applies_itself_under_the_policy(
+    browser, stack, org, transactional_db
+):
+    base, _ = stack
+    for name, tag in (("Ops digest", "ops"), ("Sales digest", "sales")):
+        create_orchestration(
+            org,
+            {
+                "name": name,
+                "is_public": True,
+                "tags": [tag],
+                "status": "active",
+                "definition": {"nodes": [{"id": "a", "type": "transform", "config": NOTHING}]},
+            },
+        )
+    visitor = browser.new_context(base_url=base)
+    page = visitor.new_page()
+    violations = _violations(page)
+    page.goto("/gallery/")
+    with page.expect_navigation():
+        page.select_option("select[name=tag]", "ops")
+    assert "tag=ops" in page.url
+    expect(page.locator("text=Ops digest")).to_be_visible()
+    expect(page.locator("text=Sales digest")).to_have_count(0)
+    assert violations == []
+    visitor.close()
+
+
+def test_the_templates_category_filter_applies_itself(page):
+    load_starters()
+    violations = _violations(page)
+    page.goto("/templates/")
+    category = page.locator("select[name=category] option").nth(1).get_attribute("value")
+    with page.expect_navigation():
+        page.select_option("select[name=category]", category)
+    assert f"category={category}" in page.url.replace("+", " ").replace("%20", " ")
+    assert violations == []
