@@ -51,24 +51,24 @@ def _offset(cursor: str | None) -> int:
     return offset
 
 
-@extend_schema(
-    tags=["agents"],
-    operation_id="models_list",
-    parameters=[
-        OpenApiParameter("limit", int, description="items per page, 1 to 200 (default 50)"),
-        OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
-    ],
-    responses=inline_serializer(
-        "ModelList",
-        {
-            "items": inline_serializer("Model", MODEL_FIELDS, many=True),
-            "next_cursor": serializers.CharField(allow_null=True),
-        },
-    ),
-)
 class ModelListView(APIView):
     """The builtin models and the price table's models of each provider, by name."""
 
+    @extend_schema(
+        tags=["agents"],
+        operation_id="models_list",
+        parameters=[
+            OpenApiParameter("limit", int, description="items per page, 1 to 200 (default 50)"),
+            OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+        ],
+        responses=inline_serializer(
+            "ModelList",
+            {
+                "items": inline_serializer("Model", MODEL_FIELDS, many=True),
+                "next_cursor": serializers.CharField(allow_null=True),
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         limit = ItemsCursorPagination.page_size
         if "limit" in request.query_params:
