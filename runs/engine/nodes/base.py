@@ -35,6 +35,8 @@ class AgentSpec:
     # The agent's own price; None means the price table's figure for the model.
     price: Price | None = None
     script: tuple = ()
+    # JSON Schema the final answer must validate against (the agent's, or its step's); None: text.
+    output_schema: dict | None = None
 
     def cost(self, tokens_input: int, tokens_output: int) -> float | None:
         """USD for these tokens, or None when neither the agent nor the table prices the model."""
@@ -97,6 +99,10 @@ def header_value(secret: str, what: str) -> str:
     return value
 
 
+def _no_delta(turn: int, text: str) -> None:
+    """Where streamed text goes when nobody watches (outputs' refine, tests)."""
+
+
 @dataclass
 class StepContext:
     run_id: str
@@ -113,6 +119,9 @@ class StepContext:
     credit_limited: bool = False
     # USD this step may still spend before the run goes over its limit; None: not checked here.
     budget_usd: float | None = None
+    # Text of a model's answer as it streams in, by model call (turn, from 1): shown live as
+    # `agent_delta` frames, never stored (the turn's `agent_turn` event holds the whole answer).
+    delta: Callable[[int, str], None] = _no_delta
 
 
 @dataclass
