@@ -3,12 +3,17 @@
 The event table is the truth: a wake-up from the channel layer (or, without a cross-process
 layer, a poll) makes the consumer read the events after the last seq it sent. A client that
 reconnects with `?after=<seq>` misses nothing and sees nothing twice.
+
+Frames: `{"events": [...], "status"}` for stored events, `{"pong": seq}` for a ping, and
+`{"agent_delta": {"step_id", "turn", "text"}}` for a model's answer as it streams (live only: not
+stored, no seq; the `agent_turn` event that follows holds the whole answer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from urllib.parse import parse_qs
 
@@ -22,6 +27,7 @@ from core.params import parse_integer
 from core.tenancy import membership_for
 from core.websockets import websocket_token
 from runs.models import Run, RunEvent
+from runs.services.deltas import FinishedTurns
 from runs.services.events import group_name, wire
 
 BATCH = 500
@@ -105,6 +111,7 @@ class RunTraceConsumer(AsyncJsonWebsocketConsumer):
         # A socket cannot answer 400: an `after` that is not a seq replays from the start.
         self.last_seq = parse_integer((params.get("after") or ["0"])[0]) or 0
         self.lock = asyncio.Lock()
+        self.finished = FinishedTurns()
         self.group = group_name(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -140,7 +147,10 @@ class RunTraceConsumer(AsyncJsonWebsocketConsumer):
             return
         async with self.lock:
             if message.get("frame") and message.get("first") == self.last_seq + 1:
-                await self.send(text_data=message["frame"])
+                frame = message["frame"]
+                if '"agent_turn"' in frame or '"step_start"' in frame:
+                    self.finished.note_all(json.loads(frame)["events"])
+                await self.send(text_data=frame)
                 self.last_seq = seq
                 return
         await self.send_new_events(woken_for=seq)
@@ -156,9 +166,18 @@ class RunTraceConsumer(AsyncJsonWebsocketConsumer):
                     )
                 if events:
                     self.last_seq = events[-1]["seq"]
+                    self.finished.note_all(events)
                     await self.send_json({"events": events, "status": status})
                 if len(events) < BATCH:
                     break
+
+    async def run_deltas(self, message: dict) -> None:
+        """A model's answer as it streams (runs.services.deltas), sent on as it came; text of a
+        turn this viewer already has whole is dropped."""
+        async with self.lock:
+            for delta in message.get("deltas", ()):
+                if self.finished.fresh(delta):
+                    await self.send_json({"agent_delta": delta})
 
     async def receive_json(self, content, **kwargs) -> None:
         """Clients only listen; a ping gets the current position back."""

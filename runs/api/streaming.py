@@ -34,7 +34,8 @@ from runs.api.views import (
 )
 from runs.engine import RUN_TERMINAL, RunStatus
 from runs.models import Run, RunEvent
-from runs.services.events import wire
+from runs.services.deltas import FinishedTurns
+from runs.services.events import RunFeed, wire
 
 POLL_MIN_S, POLL_MAX_S = 0.02, 0.25
 KEEPALIVE_S = 15.0
@@ -84,26 +85,53 @@ def _frame(event: RunEvent) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
+def _delta_frame(delta: dict) -> str:
+    """A model's answer as it streams: no `id:` line, so a reconnect's Last-Event-ID stays the
+    last stored event's seq."""
+    return f"event: agent_delta\ndata: {json.dumps(delta)}\n\n"
+
+
 async def event_stream(run_id, after: int, *, stop_on_pause: bool) -> AsyncIterator[str]:
+    """The table is read after `after`, then again on every wake-up from the run's group (or,
+    without a cross-process channel layer, every POLL_MIN_S to POLL_MAX_S); agent_delta frames
+    from the group are passed on as they come, but never after their turn's stored event."""
     last, pause, quiet_since = after, POLL_MIN_S, time.monotonic()
-    yield ": stream open\n\n"
-    while True:
-        current = await sync_to_async(_status)(run_id)
-        batch = await sync_to_async(_events_after)(run_id, last)
-        for event in batch:
-            last = event.seq
-            yield _frame(event)
-        if batch:
-            pause, quiet_since = POLL_MIN_S, time.monotonic()
-            continue
-        if current in RUN_TERMINAL or (stop_on_pause and current == RunStatus.PAUSED):
-            yield f"event: done\ndata: {json.dumps({'run_id': str(run_id), 'status': current})}\n\n"
-            return
-        if time.monotonic() - quiet_since > KEEPALIVE_S:
-            quiet_since = time.monotonic()
-            yield ": keep-alive\n\n"
-        await asyncio.sleep(pause)
-        pause = min(pause * 1.5, POLL_MAX_S)
+    finished = FinishedTurns()
+    feed = await RunFeed.open(run_id)
+    try:
+        yield ": stream open\n\n"
+        while True:
+            current = await sync_to_async(_status)(run_id)
+            batch = await sync_to_async(_events_after)(run_id, last)
+            for event in batch:
+                last = event.seq
+                finished.note(event.type, event.step_id, event.data)
+                yield _frame(event)
+            if batch:
+                pause, quiet_since = POLL_MIN_S, time.monotonic()
+                continue
+            if current in RUN_TERMINAL or (stop_on_pause and current == RunStatus.PAUSED):
+                end = {"run_id": str(run_id), "status": current}
+                yield f"event: done\ndata: {json.dumps(end)}\n\n"
+                return
+            if time.monotonic() - quiet_since > KEEPALIVE_S:
+                quiet_since = time.monotonic()
+                yield ": keep-alive\n\n"
+            if feed is None:
+                await asyncio.sleep(pause)
+            else:
+                deadline = time.monotonic() + pause
+                while (message := await feed.next(deadline - time.monotonic())) is not None:
+                    if message.get("type") != "run.deltas":
+                        break  # a wake-up: read the table now
+                    for delta in message.get("deltas", ()):
+                        if finished.fresh(delta):
+                            quiet_since = time.monotonic()
+                            yield _delta_frame(delta)
+            pause = min(pause * 1.5, POLL_MAX_S)
+    finally:
+        if feed is not None:
+            await feed.close()
 
 
 def sse_response(stream: AsyncIterator[str]) -> StreamingHttpResponse:

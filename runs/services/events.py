@@ -4,11 +4,12 @@ whoever is watching once it commits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -123,9 +124,13 @@ class Notifier:
         self.lock = threading.Lock()
         self.latest: dict[str, int] = {}
         self.batches: dict[str, Batch | None] = {}
+        # agent_delta frames by run, in the order they came: sent before the same pass's
+        # wake-ups, so a turn's last text reaches a viewer before the stored turn does.
+        self.deltas: dict[str, list[dict]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.scheduled = False
         self.quiet_until = 0.0  # time.monotonic() before which a send waits
+        self.sending: asyncio.Lock | None = None  # one pass at a time: frames keep their order
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
@@ -134,8 +139,8 @@ class Notifier:
         return self.loop
 
     def notify(self, run_id, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
-        layer = get_channel_layer()
-        if layer is None or isinstance(layer, InMemoryChannelLayer):
+        layer = _cross_process_layer()
+        if layer is None:
             return  # no other process could hear it: viewers poll the table instead
         # The committed events ride along with the wake-up, so that a viewer gets them without
         # reading them back; built only here, where someone in another process may listen.
@@ -148,20 +153,50 @@ class Notifier:
             else:
                 held = self.batches[key]
                 self.batches[key] = held.then(batch) if held is not None else None
-            if self.scheduled:
-                return
-            self.scheduled = True
-            delay = max(0.0, self.quiet_until - time.monotonic())
+            self._schedule(layer)
+
+    def delta(self, run_id, frame: dict) -> None:
+        """Queue an agent_delta frame for the run's viewers (never blocks the caller)."""
+        layer = _cross_process_layer()
+        if layer is None:
+            return
+        with self.lock:
+            self.deltas.setdefault(str(run_id), []).append(frame)
+            self._schedule(layer)
+
+    def later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Call `callback` on the notifier's loop thread after `delay` seconds."""
+        with self.lock:
             loop = self._ensure_loop()
-        asyncio.run_coroutine_threadsafe(self._send_after(layer, delay), loop)
+        loop.call_soon_threadsafe(loop.call_later, delay, callback)
+
+    def _schedule(self, layer) -> None:
+        """Start a send pass unless one is due already. Holds the lock."""
+        if self.scheduled:
+            return
+        self.scheduled = True
+        delay = max(0.0, self.quiet_until - time.monotonic())
+        asyncio.run_coroutine_threadsafe(self._send_after(layer, delay), self._ensure_loop())
 
     async def _send_after(self, layer, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
-        with self.lock:
-            latest, batches = self.latest, self.batches
-            self.latest, self.batches, self.scheduled = {}, {}, False
-            self.quiet_until = time.monotonic() + self.COALESCE_S
+        if self.sending is None:
+            self.sending = asyncio.Lock()
+        async with self.sending:
+            with self.lock:
+                latest, batches, deltas = self.latest, self.batches, self.deltas
+                self.latest, self.batches, self.deltas, self.scheduled = {}, {}, {}, False
+                self.quiet_until = time.monotonic() + self.COALESCE_S
+            for run_id, frames in deltas.items():
+                message = {"type": "run.deltas", "run_id": run_id, "deltas": frames}
+                try:
+                    await layer.group_send(group_name(run_id), message)
+                except Exception:  # live text only: the stored agent_turn holds the answer
+                    logger.warning("could not send deltas of run %s", run_id, exc_info=True)
+            await self._wake(layer, latest, batches)
+
+    async def _wake(self, layer, latest: dict[str, int], batches: dict[str, Batch | None]) -> None:
         for run_id, seq in latest.items():
             message = {"type": "run.events", "run_id": run_id, "seq": seq}
             batch = batches.get(run_id)
@@ -173,11 +208,85 @@ class Notifier:
                 logger.warning("could not notify watchers of run %s", run_id, exc_info=True)
 
 
+def _cross_process_layer():
+    """The channel layer, when it reaches other processes' viewers; None for the in-memory one
+    (the embedded profile), where a worker's messages could never reach the web process."""
+    layer = get_channel_layer()
+    return None if layer is None or isinstance(layer, InMemoryChannelLayer) else layer
+
+
+def viewers_reachable() -> bool:
+    """Whether live-only frames (agent_delta) can reach anyone from this process."""
+    return _cross_process_layer() is not None
+
+
+class RunFeed:
+    """The messages of a run's group (wake-ups and agent_delta frames) for a stream that is not a
+    Channels consumer: an SSE response. A reader task moves them into a queue, so that waiting
+    with a timeout never cancels a receive (channels_redis forgets what a channel had buffered
+    when its receive is cancelled). A stream that stops reading loses deltas past QUEUE, never
+    events: those it reads from the table."""
+
+    QUEUE = 1000
+
+    def __init__(self, layer, group: str, channel: str) -> None:
+        self.layer, self.group, self.channel = layer, group, channel
+        self.queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=self.QUEUE)
+        self.reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def open(cls, run_id) -> RunFeed | None:
+        """None where no other process's messages can arrive (the in-memory layer)."""
+        layer = _cross_process_layer()
+        if layer is None:
+            return None
+        channel = await layer.new_channel()
+        await layer.group_add(group_name(run_id), channel)
+        return cls(layer, group_name(run_id), channel)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                message = await self.layer.receive(self.channel)
+                with contextlib.suppress(asyncio.QueueFull):
+                    self.queue.put_nowait(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the stream goes on polling the table
+            logger.warning("stopped reading the live messages of %s", self.group, exc_info=True)
+
+    async def next(self, timeout: float) -> dict | None:
+        """The next message, or None after `timeout` seconds without one."""
+        with contextlib.suppress(asyncio.QueueEmpty):
+            return self.queue.get_nowait()
+        try:
+            return await asyncio.wait_for(self.queue.get(), max(timeout, 0.001))
+        except TimeoutError:
+            return None
+
+    async def close(self) -> None:
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reader
+        with contextlib.suppress(Exception):
+            await self.layer.group_discard(self.group, self.channel)
+
+
 _notifier = Notifier()
 
 
 def notify(run_id, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
     _notifier.notify(run_id, seq, written, status)
+
+
+def publish_delta(run_id, frame: dict) -> None:
+    """An agent_delta frame `{"step_id", "turn", "text"}` for the run's live viewers: sent on the
+    run's group, never stored, no seq."""
+    _notifier.delta(run_id, frame)
+
+
+def later(delay: float, callback: Callable[[], None]) -> None:
+    _notifier.later(delay, callback)
 
 
 def append_now(run_id, kind: str, step_id: str = "", /, **data: Any) -> None:

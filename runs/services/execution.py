@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +22,7 @@ from runs.engine.redaction import Redactor
 from runs.models import Run, StepRun
 from runs.services import events, resolve
 from runs.services.context import latest_attempts, run_context
+from runs.services.deltas import DeltaSink
 from runs.services.graphs import definition_of, graph_of
 from runs.services.progress import Progress, lease_for
 from runs.services.transitions import claim_step
@@ -110,7 +112,18 @@ def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
         [*(agent.secrets() if agent else ()), *(credential.secrets() if credential else ())]
     )
 
+    # An agent's answer as it streams, for live viewers; where none can be reached (the embedded
+    # profile's in-memory channel layer), ctx.delta stays the engine's no-op.
+    sink = (
+        DeltaSink(step.node_id, partial(events.publish_delta, run.pk), hide, later=events.later)
+        if agent is not None and events.viewers_reachable()
+        else None
+    )
+    streaming = {"delta": sink} if sink is not None else {}
+
     def emit(type: str, data: dict) -> None:
+        if sink is not None:
+            sink.flush()  # the text streamed so far goes out before the event that ends it
         events.append_now(run.pk, type, step.node_id, **hide(data))
 
     timeout = node.get("timeout_s")
@@ -127,6 +140,7 @@ def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
         credential=credential,
         credit_limited=limited,
         budget_usd=budget,
+        **streaming,
     )
     try:
         result = EXECUTORS[node["type"]](ctx)
@@ -134,6 +148,9 @@ def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
         exc.message, exc.details = hide(exc.message), hide(exc.details)
         exc.args = (exc.message,)
         raise
+    finally:
+        if sink is not None:
+            sink.close()
     result.output = hide(result.output)
     return result
 
