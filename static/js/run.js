@@ -13,13 +13,13 @@
 
   const definition = JSON.parse(document.getElementById("graph-data").textContent);
   const graph = window.Graph.create(document.getElementById("canvas"), { editable: false });
-  const TRACE_TYPES = ["agent_turn", "tool_execution", "tool_result"];
+  const TRACE_TYPES = ["step_start", "agent_turn", "tool_execution", "tool_result"];
   // An unknown price is shown as such, never as $0: a step's cost is null, a run's is its priced part.
   const cost = (usd, unpriced) => {
     if (usd === null || usd === undefined) return unpriced ? "unpriced" : "–";
     return `$${Number(usd).toFixed(4)}${unpriced ? " + unpriced" : ""}`;
   };
-  const state = { run: null, steps: {}, stepEvents: {}, lastSeq: 0, selected: null, pinned: false, rendered: { steps: {}, output: "" }, socket: null, retry: 500, connected: false, dropped: false };
+  const state = { run: null, steps: {}, stepEvents: {}, live: {}, lastSeq: 0, selected: null, pinned: false, rendered: { steps: {}, output: "" }, socket: null, retry: 500, connected: false, dropped: false };
 
   graph.setGraph(definition.nodes.map((n) => ({ ...n, status: "pending" })), definition.edges.map((e) => ({ ...e, id: e.id || `${e.source}->${e.target}` })), false);
   graph.cy.on("tap", "node", (evt) => selectStep(evt.target.id()));
@@ -225,21 +225,97 @@
     return error.code && error.code !== "step_failed" ? `${error.code}: ${text}` : text;
   }
 
+  // --- an agent step as a conversation -------------------------------------------------------------
+  // Built from the stored events (agent_turn, tool_execution, tool_result), so a reload shows the
+  // same; while a model answers, its text grows from agent_delta frames in a bubble of its own,
+  // which the stored turn replaces. Every piece of data goes in as text, never as markup.
   function agentTrace(id, step) {
+    const box = el("div", { class: "conversation", "data-step": id });
+    drawConversation(box, id, step);
+    return box;
+  }
+
+  function redrawConversation(id) {
+    const box = document.querySelector("#step-panel .conversation");
+    if (box && box.dataset.step === id) drawConversation(box, id, state.steps[id]);
+  }
+
+  function drawConversation(box, id, step) {
     const events = state.stepEvents[id] || [];
-    const line = (event) => {
-      const d = event.data || {};
-      if (event.type === "agent_turn") {
-        const calls = d.tool_calls && d.tool_calls.length ? ` → calls ${d.tool_calls.join(", ")}` : "";
-        return el("li", { class: "trace turn" }, el("strong", {}, `Turn ${d.turn}`), ` · ${d.model || ""} · ${d.tokens ? `${d.tokens.input} in / ${d.tokens.output} out` : ""}${calls}`,
-          d.content ? el("div", { class: "muted trace-text" }, d.content) : null);
-      }
-      if (event.type === "tool_execution") return el("li", { class: "trace tool" }, el("strong", {}, `Tool ${d.tool_name}`), el("pre", {}, pretty(d.args)));
-      return el("li", { class: `trace result ${d.ok ? "ok" : "bad"}` }, el("strong", {}, `${d.tool_name} ${d.ok ? "returned" : "failed"}`), el("div", { class: "muted trace-text" }, d.preview || ""));
-    };
-    return el("div", {},
-      el("h3", { class: "section" }, `Agent turns (${step ? step.turns : 0}) and tool calls (${step ? step.tool_calls : 0})`),
-      events.length ? el("ol", { class: "agent-trace" }, ...events.map(line)) : el("p", { class: "muted" }, "None yet."));
+    const live = state.live[id];
+    // The counts are the latest attempt's, as the step row's are once it ends.
+    const latest = events.slice(events.map((e) => e.type).lastIndexOf("step_start") + 1);
+    const turns = latest.filter((e) => e.type === "agent_turn").length;
+    const calls = latest.filter((e) => e.type === "tool_execution").length;
+    const items = events.map(traceItem).filter(Boolean);
+    if (live) items.push(liveItem(live));
+    Api.fill(box,
+      el("h3", { class: "section" }, `Agent turns (${Math.max(turns, step ? step.turns : 0)}) and tool calls (${Math.max(calls, step ? step.tool_calls : 0)})`),
+      items.length ? el("ol", { class: "agent-trace" }, ...items) : el("p", { class: "muted" }, "None yet."));
+  }
+
+  function traceItem(event) {
+    const d = event.data || {};
+    if (event.type === "step_start") {
+      return d.attempt > 1 ? el("li", { class: "msg attempt muted" }, `Attempt ${d.attempt}`) : null;
+    }
+    if (event.type === "agent_turn") {
+      const meta = [d.model, d.tokens ? `${d.tokens.input} in / ${d.tokens.output} out` : "", d.duration_ms !== undefined ? duration(d.duration_ms) : ""].filter(Boolean).join(" · ");
+      const asks = d.tool_calls && d.tool_calls.length ? `asks for ${d.tool_calls.join(", ")}` : "";
+      return el("li", { class: "msg turn", "data-turn": d.turn },
+        el("div", { class: "msg-head" }, el("strong", {}, `Turn ${d.turn}`), el("span", { class: "muted" }, meta)),
+        d.content ? el("div", { class: "msg-text" }, d.content) : el("div", { class: "msg-text muted" }, asks || "(no text)"),
+        d.content && asks ? el("div", { class: "muted msg-note" }, asks) : null);
+    }
+    if (event.type === "tool_execution") {
+      return el("li", { class: "msg tool-call" },
+        el("div", { class: "msg-head" }, el("span", { class: "msg-kind" }, "Tool call"), el("strong", { class: "mono" }, d.tool_name || "tool")),
+        el("pre", { class: "tool-args" }, pretty(d.args === undefined ? {} : d.args)));
+    }
+    if (event.type === "tool_result") {
+      return el("li", { class: `msg tool-result ${d.ok ? "ok" : "bad"}` },
+        el("div", { class: "msg-head" }, el("span", { class: "msg-kind" }, d.ok ? "Result" : "Failed"), el("strong", { class: "mono" }, d.tool_name || "tool"),
+          d.duration_ms !== undefined ? el("span", { class: "muted" }, duration(d.duration_ms)) : null),
+        el("pre", { class: "tool-output" }, readable(d.preview || "")));
+    }
+    return null;
+  }
+
+  function liveItem(live) {
+    return el("li", { class: "msg turn streaming", "data-turn": live.turn },
+      el("div", { class: "msg-head" }, el("strong", {}, `Turn ${live.turn}`), el("span", { class: "muted" }, "writing…")),
+      el("div", { class: "msg-text", "data-live": "" }, live.text));
+  }
+
+  // A tool's answer that is JSON reads better indented; a preview cut short stays as it came.
+  function readable(text) {
+    try { return JSON.stringify(JSON.parse(text), null, 2); } catch (e) { return text; }
+  }
+
+  // The step's stored turn `turn`, in its latest attempt: deltas of it are late and dropped.
+  function stored(id, turn) {
+    const events = state.stepEvents[id] || [];
+    for (let i = events.length - 1; i >= 0; i--) {
+      if (events[i].type === "step_start") return false;
+      if (events[i].type === "agent_turn" && events[i].data && events[i].data.turn === turn) return true;
+    }
+    return false;
+  }
+
+  function onDelta(delta) {
+    const id = delta.step_id;
+    if (!id || stored(id, delta.turn)) return;
+    const live = state.live[id];
+    if (live && live.turn === delta.turn) live.text += delta.text;
+    else state.live[id] = { turn: delta.turn, text: delta.text };
+    if (state.selected !== id) return;
+    // A reader at the bottom of the panel follows the text as it grows; one who scrolled up stays.
+    const panel = document.getElementById("step-panel");
+    const following = panel.scrollHeight - panel.scrollTop - panel.clientHeight < 40;
+    const text = panel.querySelector(".conversation .streaming [data-live]");
+    if (text && text.closest("li").dataset.turn === String(delta.turn)) text.textContent = state.live[id].text;
+    else redrawConversation(id);
+    if (following) panel.scrollTop = panel.scrollHeight;
   }
 
   // --- the event stream ----------------------------------------------------------------------------
@@ -272,15 +348,20 @@
 
   const GATE_EVENTS = ["human_input_required", "approval_decided", "approval_escalated"];
   function onEvents(events, status) {
+    let traced = false;
     for (const event of events) {
       if (event.seq <= state.lastSeq) continue;
       state.lastSeq = event.seq;
       addEvent(event);
       if (TRACE_TYPES.includes(event.type) && event.step_id) {
         (state.stepEvents[event.step_id] = state.stepEvents[event.step_id] || []).push(event);
+        const live = state.live[event.step_id];
+        if (live && (event.type === "step_start" || (event.type === "agent_turn" && event.data && event.data.turn >= live.turn))) delete state.live[event.step_id];
+        if (event.step_id === state.selected) traced = true;
       }
       if (event.step_id && EVENT_STATUS[event.type]) setNodeStatus(event.step_id, EVENT_STATUS[event.type]);
     }
+    if (traced) redrawConversation(state.selected);  // once per frame, not once per event
     if (status) setRunStatus(status);
     refreshSoon();
     if (window.Nav && events.some((e) => GATE_EVENTS.includes(e.type))) window.Nav.refresh();
@@ -294,6 +375,7 @@
     socket.onmessage = (msg) => {
       const data = JSON.parse(msg.data);
       if (data.events) onEvents(data.events, data.status);
+      else if (data.agent_delta) onDelta(data.agent_delta);
     };
     socket.onclose = () => {
       state.connected = false;
