@@ -10,7 +10,9 @@ stderr.
 2. runs/s of small runs end to end, and the worker pool's memory after run 100 and run 1,000;
 3. the runs list under load next to a plain DRF list of the same rows (wrk, Procfile.production's
    web server), a page's time in process, and the lists' query count per page (bench.api);
-4. live trace latency, from an appended event to websocket clients (bench.live).
+4. live trace latency, from an appended event to websocket clients, and from a piece of a
+   model's streamed answer handed to a step's delta sink to the clients' agent_delta frames
+   (bench.live).
 
 The machine is noisy (figures move up to 2x between runs): compare within one run only.
 """
@@ -400,7 +402,10 @@ def main() -> None:
     progress("API lists under load")
     api.run()
     progress("websocket event latency")
-    live.run(org, Run.objects.filter(orchestration=small_flows[0]).values_list("pk", flat=True)[0])
+    live_run = Run.objects.filter(orchestration=small_flows[0]).values_list("pk", flat=True)[0]
+    live.run(org, live_run)
+    progress("websocket agent_delta latency")
+    live.run_deltas(org, live_run)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Live trace latency: from an event committed in this process to a websocket client of a
-daphne process receiving it, through the Redis channel layer.
+daphne process receiving it, through the Redis channel layer; and from a piece of a model's
+streamed answer handed to a step's delta sink to the clients' agent_delta frames.
 
 This process plays the worker: `append_now` commits and wakes the consumers through the
 notifier in runs.services.events; the wake-up carries the event, so the consumers send it on
@@ -16,18 +17,27 @@ import random
 import sys
 import threading
 import time
+from functools import partial
 
 from websockets.asyncio.client import connect
 
 from bench.common import free_port, percentile, progress, report, serving
 from core.choices import Role
 from orchestrator.models import ApiToken
+from runs.engine.redaction import Redactor
 from runs.models import Run
-from runs.services.events import append_now
+from runs.services.deltas import DeltaSink
+from runs.services.events import append_now, later, publish_delta
 
 CLIENTS = 5
 EVENTS = 300
 GAP_S = (0.005, 0.05)  # between appends, at random: an agent streaming its turn
+DELTAS = 200
+# Between pieces of streamed text: over the sink's interval, so that each goes out at once (the
+# path's own latency, as a turn's first piece has it); then as fast as a provider streams, where
+# a piece may wait up to the interval for its frame.
+DELTA_GAP_S = (0.1, 0.13)
+STREAM_GAP_S = 0.01
 # As Procfile.production runs the websocket server: persistent connections stay off under ASGI,
 # so every read of a wake-up opens a database connection.
 SERVER_ENV = {"DB_CONN_MAX_AGE": "0", "LOG_LEVEL": "WARNING"}
@@ -83,6 +93,21 @@ class Listeners:
             raise TimeoutError("websocket clients did not get every event")
 
 
+class DeltaListeners(Listeners):
+    """The same clients, recording (piece, received at) for every word of agent_delta text."""
+
+    async def _listen(self, mine: list) -> None:
+        async with connect(self.url, proxy=None, compression=None) as socket:
+            await asyncio.to_thread(self.connected.wait)
+            async for raw in socket:
+                received = time.monotonic()
+                delta = json.loads(raw).get("agent_delta")
+                for piece in (delta or {}).get("text", "").split():
+                    if piece == "end":
+                        return
+                    mine.append((piece, received))
+
+
 def run(org, run_id) -> None:
     ApiToken.objects.filter(organization=org, service_account="bench-live").delete()
     _, raw_token = ApiToken.issue(org, Role.VIEWER, service_account="bench-live")
@@ -122,3 +147,49 @@ def run(org, run_id) -> None:
     }
     report("ws_event_latency_p50", p50, "ms", "< 10", complete and p50 < 10, **extra)
     report("ws_event_latency_p99", p99, "ms", "< 25", complete and p99 < 25, **extra)
+
+
+def run_deltas(org, run_id) -> None:
+    """From `sink(turn, text)` in this process to the clients: the sink, the notifier's loop,
+    the Redis channel layer, the consumer. The provider's own first byte is the engine's part."""
+    ApiToken.objects.filter(organization=org, service_account="bench-live").delete()
+    _, raw_token = ApiToken.issue(org, Role.VIEWER, service_account="bench-live")
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
+        *("-v", "0", "config.asgi:application"),
+    ]
+    handed: dict[str, float] = {}
+    with serving(command, port, SERVER_ENV):
+        url = f"ws://127.0.0.1:{port}/ws/runs/{run_id}/?token={raw_token}&after=999999999"
+        progress(f"daphne: {CLIENTS} websocket clients, {DELTAS} deltas at once, {DELTAS} streamed")
+        with DeltaListeners(url) as listeners:
+            sink = DeltaSink("bench", partial(publish_delta, run_id), Redactor(), later=later)
+            for turn, prefix in ((1, "d"), (2, "s")):
+                for n in range(DELTAS):
+                    piece = f"{prefix}{n}"
+                    handed[piece] = time.monotonic()
+                    sink(turn, f"{piece} ")
+                    time.sleep(random.uniform(*DELTA_GAP_S) if turn == 1 else STREAM_GAP_S)
+            sink(3, "end")
+            sink.close()
+    complete = all(len(mine) == 2 * DELTAS for mine in listeners.samples)
+    for prefix, name, target in (
+        ("d", "ws_delta_latency", True),
+        ("s", "ws_streamed_delta", False),
+    ):
+        latencies = [
+            (received - handed[piece]) * 1000
+            for mine in listeners.samples
+            for piece, received in mine
+            if piece.startswith(prefix)
+        ]
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+        extra = {"clients": CLIENTS, "deltas": DELTAS, "all_delivered": complete}
+        if target:
+            report(f"{name}_p50", p50, "ms", "< 150", complete and p50 < 150, **extra)
+            report(f"{name}_p99", p99, "ms", "< 300", complete and p99 < 300, **extra)
+        else:  # a piece may wait out the interval for its frame: by design, no target
+            extra["gap_ms"] = STREAM_GAP_S * 1000
+            report(f"{name}_latency_p50", p50, "ms", None, None, **extra)
+            report(f"{name}_latency_p99", p99, "ms", None, None, **extra)
