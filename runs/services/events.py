@@ -236,12 +236,17 @@ class RunFeed:
 
     @classmethod
     async def open(cls, run_id) -> RunFeed | None:
-        """None where no other process's messages can arrive (the in-memory layer)."""
+        """None where no other process's messages can arrive (the in-memory layer), or when the
+        layer cannot be reached: the stream then polls the table, as it would embedded."""
         layer = _cross_process_layer()
         if layer is None:
             return None
-        channel = await layer.new_channel()
-        await layer.group_add(group_name(run_id), channel)
+        try:
+            channel = await layer.new_channel()
+            await layer.group_add(group_name(run_id), channel)
+        except Exception:
+            logger.warning("could not listen to run %s live", run_id, exc_info=True)
+            return None
         return cls(layer, group_name(run_id), channel)
 
     async def _read(self) -> None:
