@@ -84,3 +84,75 @@ def test_pick_a_model_by_provider_see_the_missing_key_and_save_an_output_schema(
     assert config["agent"]["model"] == chosen["model"]
     assert config["agent"]["credential"] == "team-anthropic"
     assert config["output_schema"] == SCHEMA
+
+
+def test_a_definition_agent_shows_unpriced_models_as_such_as_text_and_saves_its_schema(
+    page, org, editor
+):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Local",
+            "definition": {
+                "agents": [{"name": "judge", "model": "openai/llama3.1"}],
+                "nodes": [
+                    {
+                        "id": "rate",
+                        "type": "agent",
+                        "config": {"agent": "judge", "prompt": "Rate it"},
+                        "position": {"x": 0, "y": 0},
+                    }
+                ],
+            },
+        },
+    )
+    hostile = "openai/<img src=x onerror=window.pwned=1>"
+    catalogue = {
+        "items": [
+            {
+                "model": "builtin/echo",
+                "provider": "builtin",
+                "aliases": ["default"],
+                "price": {"input_per_1k": 0, "output_per_1k": 0},
+                "context_window": None,
+                "configured": True,
+            },
+            *(
+                {
+                    "model": model,
+                    "provider": "openai",
+                    "aliases": aliases,
+                    "price": None,
+                    "context_window": None,
+                    "configured": True,
+                }
+                for model, aliases in (("openai/llama3.1", ["local"]), (hostile, []))
+            ),
+        ],
+        "next_cursor": None,
+    }
+    # What the server answers is the server's business; the picker shows whatever it lists.
+    page.route("**/api/v1/models?*", lambda route: route.fulfill(json=catalogue))
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    expect(page.locator(".gnode")).to_have_count(1)
+    agent = page.locator('#tab-inspector details[data-agent="judge"]')
+    agent.locator("summary").click()
+    picker = agent.locator("select[name=model]")
+    local = picker.locator('optgroup[label="openai"] > option[value="openai/llama3.1"]')
+    expect(local).to_have_text("openai/llama3.1 — unpriced · aliases: local")
+    expect(local).to_have_js_property("selected", True)
+    expect(picker.locator("option", has_text="onerror")).to_have_text(f"{hostile} — unpriced")
+    assert page.evaluate("window.pwned") is None
+    expect(agent.locator(".model-warning")).to_be_hidden()  # a configured provider
+
+    schema = agent.locator(".field", has_text="Output schema").locator("textarea")
+    schema.fill("[1, 2]")
+    expect(agent.locator(".field", has_text="Output schema")).to_contain_text(
+        "A JSON Schema is an object"
+    )
+    schema.fill(json.dumps(SCHEMA))
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved as version 2")
+    saved = editor.get(f"/api/v1/orchestrations/{orchestration.pk}").json()["definition"]
+    assert saved["agents"][0]["output_schema"] == SCHEMA
+    assert saved["agents"][0]["model"] == "openai/llama3.1"
