@@ -112,8 +112,42 @@ class GroupAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
 
 
+class AgentAdminForm(forms.ModelForm):
+    """The API's check on an output schema: an object whose patterns RE2 can run, or the
+    agent's steps would fail on every answer."""
+
+    class Meta:
+        model = Agent
+        fields = [
+            "organization",
+            "name",
+            "description",
+            "model",
+            "system_prompt",
+            "tools",
+            "temperature",
+            "max_turns",
+            "credential",
+            "base_url",
+            "price",
+            "script",
+            "output_schema",
+        ]
+
+    def clean_output_schema(self) -> dict | None:
+        value = self.cleaned_data.get("output_schema")
+        if value is not None and not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON Schema object")
+        problem = value is not None and schema_problem(value)
+        if problem:
+            where, message = problem
+            raise forms.ValidationError(f"{where}: {message}")
+        return value
+
+
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
+    form = AgentAdminForm
     list_display = ["name", "model", "organization", "updated_at"]
     list_filter = ["organization", "model"]
     search_fields = ["name", "description", "system_prompt"]

@@ -415,6 +415,12 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
         help_text="USD per 1,000 tokens; null: the price table's figure for the model.",
     )
     script = serializers.ListField(required=False)
+    output_schema = JSONSchemaField(
+        required=False,
+        allow_null=True,
+        help_text="JSON Schema the final answer must validate against (a step's own overrides "
+        "it); null: a text answer.",
+    )
 
     class Meta:
         model = Agent
@@ -431,6 +437,7 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
             "base_url",
             "price",
             "script",
+            "output_schema",
             "created_at",
             "updated_at",
         ]

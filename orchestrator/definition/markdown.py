@@ -56,6 +56,13 @@ class Entity:
         fences = [b for b in self.body if b.kind == "fence" and b.info.strip() == "json"]
         return fences[0] if fences else None
 
+    def take_json_fence(self) -> Block | None:
+        """The first json block of the body, taken out of it (it is data, not prompt text)."""
+        fence = self.json_fence()
+        if fence is not None:
+            self.body.remove(fence)
+        return fence
+
 
 @dataclass
 class CompileResult:
@@ -285,6 +292,30 @@ class _Compiler:
                 self.error(block.line, "## Inputs holds a list: '- name (type): description'")
         return inputs
 
+    def output_schema(self, entity: Entity, value: str, line: int) -> Any:
+        """`- output_schema: {...}` on one line, or `- output_schema:` alone with the schema in
+        the first ```json block under the heading (which is then no part of the prompt)."""
+        where = f"'{entity.heading.strip()}'"
+        if value:
+            text, at = value, line
+        else:
+            fence = entity.take_json_fence()
+            if fence is None:
+                self.error(
+                    line,
+                    f"{where}: output_schema needs the schema on the same line, or a ```json "
+                    "block below the '- key: value' lines",
+                )
+                return None
+            text, at = fence.text, fence.line
+        try:
+            return loads_strict(text)
+        except ValueError as exc:
+            self.error(at, f"{where}: the output_schema is not JSON ({exc})")
+        except RecursionError:
+            self.error(at, f"{where}: the output_schema nests too deeply")
+        return None
+
     def typed_default(self, spec: dict, line: int) -> Any:
         raw = spec["default"]
         if raw is None or spec["type"] == "string":
@@ -307,6 +338,8 @@ class _Compiler:
                     agent[key] = value
                 elif key in ("temperature", "max_turns"):
                     agent[key] = _scalar(value)
+                elif key == "output_schema":
+                    agent[key] = self.output_schema(entity, value, line)
                 else:
                     self.error(line, f"unknown agent option '{key}'")
             prompt = entity.body_text()
@@ -396,6 +429,8 @@ class _Compiler:
                 node["timeout_s"] = _scalar(value)
             elif key == "fields":
                 config["fields"] = self.fields(value, line)
+            elif key == "output_schema":
+                config[key] = self.output_schema(entity, value, line)
             elif key in LIST_KEYS:
                 config[key] = _split(value)
             else:

@@ -98,10 +98,12 @@ class _Writer:
                     self.out(f"- {key}: {agent[key]}")
             if agent.get("tools"):
                 self.out(f"- tools: {', '.join(agent['tools'])}")
+            if agent.get("output_schema") is not None:
+                self.out("- output_schema:", _fence(agent["output_schema"]))
             dropped = sorted(
                 key
                 for key, value in agent.items()
-                if key not in (*AGENT_KEYS, "tools", "name", "system_prompt")
+                if key not in (*AGENT_KEYS, "tools", "name", "system_prompt", "output_schema")
                 and value not in (None, "", [], {})
                 and not (isinstance(value, dict) and not any(value.values()))
             )
@@ -172,6 +174,12 @@ class _Writer:
         elif body_key and body_key in config:
             value = config.pop(body_key)
             paragraph = value if isinstance(value, str) else _fence(value)
+        schema = config.pop("output_schema", None)
+        if schema is not None:
+            # Its block goes after every `- key: value` line (a list item after a block would
+            # be read as prompt text) and before the prompt, whose own json blocks stay text.
+            body.append("- output_schema:")
+            paragraph = "\n".join(part for part in (_fence(schema), paragraph) if part)
         for key, value in config.items():
             if value in ({}, []):
                 continue

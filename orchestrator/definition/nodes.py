@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from orchestrator.definition.checks import IDENTIFIER, MISSING, Checker, type_name
 from orchestrator.definition.expressions import strings_in, template_syntax_error
+from orchestrator.definition.jsonschemas import schema_problem
 
 # The tools an agent may name; runs.engine.tools holds what each one does.
 KNOWN_TOOLS = ("http_get",)
@@ -140,6 +141,7 @@ AGENT_KEYS = (
     "price",
     "script",
     "description",
+    "output_schema",
 )
 
 
@@ -185,10 +187,29 @@ def validate_agent_object(agent: dict, path: str, check: Checker) -> dict:
         if price
         else None,
         "script": _script(_get(agent, "script"), f"{path}.script", check),
+        "output_schema": output_schema(
+            _get(agent, "output_schema"), f"{path}.output_schema", check
+        ),
     }
     if "name" in agent:
         normalized = {"name": check.string(agent["name"], f"{path}.name"), **normalized}
     return normalized
+
+
+def output_schema(value: Any, path: str, check: Checker) -> dict | None:
+    """An agent's or an agent step's `output_schema`: a JSON Schema object, or None (a text
+    answer). Checked when saved, where its author reads the reason, rather than at every run;
+    problems are reported at their path inside the schema."""
+    if value is MISSING or value is None:
+        return None
+    if not isinstance(value, dict):
+        check.fail(path, f"must be a JSON Schema object, not {type_name(value)}")
+        return None
+    problem = schema_problem(value, path)
+    if problem is not None:
+        where, message = problem
+        check.fail(where, f"not a valid JSON Schema: {message}")
+    return value
 
 
 def _script(value: Any, path: str, check: Checker) -> list:
@@ -201,7 +222,11 @@ def _script(value: Any, path: str, check: Checker) -> list:
 
 
 def _agent(config: dict, path: str, check: Checker) -> dict:
-    check.unknown_keys(config, ("agent", "prompt", "response_format", "max_turns", "script"), path)
+    check.unknown_keys(
+        config,
+        ("agent", "prompt", "response_format", "output_schema", "max_turns", "script"),
+        path,
+    )
     agent = _get(config, "agent")
     if agent is MISSING or agent is None:
         check.fail(f"{path}.agent", "is required: an agent id or name, or an inline agent object")
@@ -227,6 +252,9 @@ def _agent(config: dict, path: str, check: Checker) -> dict:
             maximum=50,
             integer=True,
             nullable=True,
+        ),
+        "output_schema": output_schema(
+            _get(config, "output_schema"), f"{path}.output_schema", check
         ),
         "script": _script(_get(config, "script"), f"{path}.script", check),
     }
@@ -419,6 +447,13 @@ NODE_TYPES: dict[str, NodeSpec] = {
                     "options": ["text", "json"],
                 },
                 {"key": "max_turns", "label": "Max turns", "kind": "number"},
+                {
+                    "key": "output_schema",
+                    "label": "Output schema (JSON Schema)",
+                    "kind": "schema",
+                    "hint": "The answer must validate against it; overrides the agent's own. "
+                    "Empty: a text answer.",
+                },
             ),
         ),
         NodeSpec(
@@ -596,6 +631,7 @@ __all__ = [
     "RUNS_ON",
     "NodeSpec",
     "model_problem",
+    "output_schema",
     "palette",
     "resolve_model",
     "types_running_on",

@@ -69,6 +69,9 @@ class Agent(models.Model):
     script = models.JSONField(
         default=list, blank=True, help_text="Replies played by the builtin/script model."
     )
+    output_schema = models.JSONField(
+        null=True, blank=True, help_text="JSON Schema the final answer must validate against."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

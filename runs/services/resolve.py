@@ -46,7 +46,9 @@ def provider_key(provider: str) -> str:
     return getattr(settings, name, "") if name else ""
 
 
-def _spec(run: Run, data: dict, name: str, script: list | None) -> AgentSpec:
+def _spec(
+    run: Run, data: dict, name: str, script: list | None, output_schema: dict | None
+) -> AgentSpec:
     try:
         model = resolve_model(
             data.get("model") or "default",
@@ -75,6 +77,7 @@ def _spec(run: Run, data: dict, name: str, script: list | None) -> AgentSpec:
         if price
         else None,
         script=tuple(script or data.get("script") or ()),
+        output_schema=output_schema if output_schema is not None else data.get("output_schema"),
     )
 
 
@@ -82,13 +85,15 @@ def agent(run: Run, definition: dict, config: dict) -> AgentSpec:
     """An inline agent, one declared in the definition, or one of the organization's."""
     ref = config.get("agent")
     script = config.get("script") or None
+    # The step's schema overrides its agent's.
+    schema = config.get("output_schema")
     if isinstance(ref, dict):
-        return _spec(run, ref, ref.get("name") or "inline", script)
+        return _spec(run, ref, ref.get("name") or "inline", script, schema)
     for declared in definition.get("agents", []):
         if declared.get("name") == ref:
-            return _spec(run, declared, ref, script)
+            return _spec(run, declared, ref, script, schema)
     if ref in (None, "default"):
-        return _spec(run, {"model": "default"}, "default", script)
+        return _spec(run, {"model": "default"}, "default", script, schema)
     rows = Agent.objects.filter(organization_id=run.organization_id)
     try:
         row = rows.filter(pk=uuid.UUID(str(ref))).first()
@@ -106,8 +111,9 @@ def agent(run: Run, definition: dict, config: dict) -> AgentSpec:
         "credential": str(row.credential_id) if row.credential_id else None,
         "price": row.price,
         "script": row.script,
+        "output_schema": row.output_schema,
     }
-    return _spec(run, data, row.name, script)
+    return _spec(run, data, row.name, script, schema)
 
 
 def net_policy() -> NetPolicy:

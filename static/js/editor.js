@@ -6,7 +6,6 @@
   const ID = root.dataset.orchestrationId;
   const CAN_EDIT = root.dataset.canEdit === "true";
   const BASE = `/api/v1/orchestrations/${ID}`;
-  const MODELS = ["builtin/echo", "builtin/script", "default"];
 
   // Each node type's palette entry, default config and inspector fields (API.md "Node types")
   // come from the server's registry; config keys without a field are kept as they are.
@@ -220,8 +219,8 @@
     let control;
     if (o.kind === "select") {
       control = el("select", { disabled: !CAN_EDIT }, ...o.options.map((v) => el("option", { value: v, selected: String(value) === String(v) }, v)));
-    } else if (o.kind === "textarea" || o.kind === "json" || o.kind === "template") {
-      control = el("textarea", { rows: o.rows || 5, class: o.kind === "json" ? "code" : "", readonly: !CAN_EDIT });
+    } else if (["textarea", "json", "schema", "template"].includes(o.kind)) {
+      control = el("textarea", { rows: o.rows || 5, class: o.kind === "json" || o.kind === "schema" ? "code" : "", readonly: !CAN_EDIT });
       control.value = value === undefined || value === null ? "" : (typeof value === "string" ? value : JSON.stringify(value, null, 2));
     } else if (o.kind === "checkbox") {
       control = el("input", { type: "checkbox", checked: Boolean(value), disabled: !CAN_EDIT });
@@ -231,12 +230,18 @@
     }
     if (o.name) control.name = o.name;
     const error = el("div", { class: "field-error" });
+    // A value that does not parse stays unsaved (the last good one is kept) and marks the field,
+    // so Save can refuse rather than quietly keep the old value.
     control.addEventListener(o.kind === "checkbox" || o.kind === "select" ? "change" : "input", () => {
       error.textContent = "";
+      control.removeAttribute("aria-invalid");
       try {
         onChange(readValue(control, o.kind));
         markDirty();
-      } catch (e) { error.textContent = e.message; }
+      } catch (e) {
+        error.textContent = e.message;
+        control.setAttribute("aria-invalid", "true");
+      }
     });
     if (o.kind === "checkbox") return el("label", { class: "check" }, control, label);
     return el("div", { class: "field" }, el("label", {}, label), control, o.hint ? el("div", { class: "muted hint" }, o.hint) : null, error);
@@ -249,6 +254,13 @@
     if (kind === "json") {
       if (raw.trim() === "") return null;
       try { return JSON.parse(raw); } catch (e) { throw new Error("Not valid JSON yet."); }
+    }
+    if (kind === "schema") {
+      if (raw.trim() === "") return null;
+      let value;
+      try { value = JSON.parse(raw); } catch (e) { throw new Error(`Not valid JSON: ${e.message}`); }
+      if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Error('A JSON Schema is an object, e.g. {"type": "object"}.');
+      return value;
     }
     if (kind === "template") {
       const text = raw.trim();
@@ -301,12 +313,17 @@
     }
     const inline = agent || {};
     node.config.agent = inline;
-    const list = "model-options";
-    if (!document.getElementById(list)) document.body.appendChild(el("datalist", { id: list }, ...MODELS.map((m) => el("option", { value: m }))));
+    return agentForm(inline, () => repaint(node), { schema: false });
+  }
+
+  /* An agent's fields: an inline one (its step's inspector offers the step's output schema) or
+  one of the definition's agents. */
+  function agentForm(agent, changed, { schema }) {
     return [
-      input("Model", inline.model, (v) => { inline.model = v; repaint(node); }, { list, hint: "builtin/echo and builtin/script run offline" }),
-      input("System prompt", inline.system_prompt, (v) => setOrDelete(inline, "system_prompt", v), { kind: "textarea", rows: 3 }),
-      input("Tools", inline.tools, (v) => setOrDelete(inline, "tools", v), { kind: "list", hint: "http_get" }),
+      ...AgentForm.fields(agent, { canEdit: CAN_EDIT, changed: () => { markDirty(); changed(); } }),
+      input("System prompt", agent.system_prompt, (v) => setOrDelete(agent, "system_prompt", v), { kind: "textarea", rows: 3 }),
+      input("Tools", agent.tools, (v) => setOrDelete(agent, "tools", v), { kind: "list", hint: "http_get" }),
+      schema ? input("Output schema (JSON Schema)", agent.output_schema, (v) => setOrDelete(agent, "output_schema", v), { kind: "schema", hint: "Its steps' answers must validate against it (a step's own overrides it). Empty: a text answer." }) : null,
     ];
   }
 
@@ -362,6 +379,11 @@
       el("h3", { class: "section" }, "Inputs"),
       rows,
       CAN_EDIT ? el("button", { type: "button", class: "secondary small", onclick: () => { d.inputs.push({ name: `input_${d.inputs.length + 1}`, type: "string", required: false }); markDirty(); drawInputs(); } }, "+ Add input") : null,
+      ...(d.agents && d.agents.length ? [
+        el("h3", { class: "section" }, "Agents"),
+        ...d.agents.map((agent) => el("details", { class: "agent-spec", "data-agent": agent.name },
+          el("summary", {}, agent.name), ...agentForm(agent, () => {}, { schema: true }))),
+      ] : []),
       el("h3", { class: "section" }, "Output"),
       input("Output template", d.output, (v) => setOrDelete(d, "output", v), { kind: "textarea", rows: 3, hint: "Default: the output of the last step to finish" }),
       input("Output type", d.output_type || "markdown", (v) => { d.output_type = v; }, { kind: "select", options: ["markdown", "text", "json"] }),
@@ -384,6 +406,10 @@
 
   async function save() {
     if (!state.definition) return false;
+    if (document.querySelector("#tab-inspector [aria-invalid=true]")) {
+      flash("bad", "A field in the inspector does not hold a valid value yet: fix it (or empty it) before saving.");
+      return false;
+    }
     const button = document.getElementById("save");
     button.disabled = true;
     clearFlash();

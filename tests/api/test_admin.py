@@ -241,3 +241,27 @@ def test_saving_an_untouched_page_adds_no_version(operator, editor):
     orchestration = Orchestration.objects.get(pk=created["id"])
     assert (orchestration.version, orchestration.etag) == (1, created["etag"])
     assert orchestration.markdown == MARKDOWN
+
+
+def test_an_agents_output_schema_is_checked_in_the_admin_as_by_the_api(operator, org):
+    from orchestrator.models import Agent
+
+    url = reverse("admin:orchestrator_agent_add")
+    form = {
+        "organization": str(org.pk),
+        "name": "judge",
+        "model": "builtin/echo",
+        "tools": "[]",
+        "price": "{}",
+        "script": "[]",
+    }
+    bad = {"properties": {"a": {"pattern": "(a)\\1"}}}
+    refused = operator.post(url, {**form, "output_schema": json.dumps(bad)})
+    assert refused.status_code == 200
+    [error] = refused.context["adminform"].form.errors["output_schema"]
+    assert error.startswith("properties.a.pattern: ") and "RE2" in error
+    assert not Agent.objects.exists()
+
+    saved = operator.post(url, {**form, "output_schema": '{"type": "object"}'})
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    assert Agent.objects.get().output_schema == {"type": "object"}

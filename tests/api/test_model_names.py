@@ -122,3 +122,46 @@ def test_an_alias_removed_after_saving_fails_the_step_not_the_worker(editor, set
     run = Run.objects.get(orchestration_id=created["id"])
     assert run.status == "failed"
     assert "unknown model alias 'local'" in run.error["detail"]
+
+
+def _library_agent(editor, model: str):
+    return editor.post("/api/v1/agents", {"name": "a", "model": model}, format="json"), "model"
+
+
+def _definition_agent(editor, model: str):
+    body = {
+        "name": "Flow",
+        "definition": {
+            "agents": [{"name": "writer", "model": model}],
+            "nodes": [
+                {"id": "ask", "type": "agent", "config": {"agent": "writer", "prompt": "Hi"}}
+            ],
+        },
+    }
+    return editor.post(URL, body, format="json"), "definition.agents[0].model"
+
+
+def _inline_agent(editor, model: str):
+    return editor.post(
+        URL, agent_flow(model), format="json"
+    ), "definition.nodes[0].config.agent.model"
+
+
+@pytest.mark.parametrize("place", [_library_agent, _definition_agent, _inline_agent])
+@pytest.mark.parametrize(
+    ("model", "says"),
+    [
+        ("mistral/large", "unknown model provider"),
+        ("nosuch", "unknown model alias 'nosuch'"),
+        ("builtin/nope", "unknown builtin model"),
+    ],
+)
+def test_an_unknown_provider_or_alias_is_a_400_naming_the_field_wherever_the_agent_is(
+    editor, place, model, says
+):
+    response, field = place(editor, model)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "validation_error"
+    assert list(body["fields"]) == [field], body
+    assert says in body["fields"][field][0]

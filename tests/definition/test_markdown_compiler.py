@@ -205,3 +205,45 @@ def test_random_documents_compile_or_fail_with_line_numbers(lines):
 @given(st.text())
 def test_arbitrary_text_never_crashes_the_compiler(text):
     assert compile_markdown(text).valid in (True, False)
+
+
+def test_an_output_schema_is_written_on_its_line_or_in_the_json_block_below_the_keys():
+    source = """# Rated
+## Agents
+### judge
+- model: builtin/echo
+- output_schema: {"type": "object", "required": ["score"]}
+You judge.
+
+## Steps
+### rate
+- agent: judge
+- output_schema:
+```json
+{"type": "object", "properties": {"score": {"type": "integer"}}}
+```
+Rate {{ input.thing }}.
+"""
+    result = compile_markdown(source)
+    assert result.valid, result.errors
+    assert result.definition["agents"][0]["output_schema"] == {
+        "type": "object",
+        "required": ["score"],
+    }
+    assert result.definition["agents"][0]["system_prompt"] == "You judge."
+    config = result.definition["nodes"][0]["config"]
+    assert config["output_schema"]["properties"] == {"score": {"type": "integer"}}
+    assert config["prompt"] == "Rate {{ input.thing }}."
+
+
+def test_a_missing_unparsable_or_invalid_output_schema_is_a_line_numbered_error():
+    head = "# Rated\n## Steps\n### rate\n- agent: default\n"
+    missing = compile_markdown(head + "- output_schema:\nRate it.\n")
+    assert [e["line"] for e in missing.errors] == [5]
+    assert "```json block" in missing.errors[0]["message"]
+    broken = compile_markdown(head + "- output_schema: {type: object}\nRate it.\n")
+    assert [e["line"] for e in broken.errors] == [5]
+    assert "not JSON" in broken.errors[0]["message"]
+    invalid = compile_markdown(head + '- output_schema: {"type": "nosuch"}\nRate it.\n')
+    assert not invalid.valid
+    assert "output_schema.type" in invalid.errors[0]["message"]

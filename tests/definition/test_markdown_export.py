@@ -147,3 +147,45 @@ def test_what_markdown_cannot_say_is_reported_not_silently_dropped():
     _, warnings = to_markdown("Flow", "", definition)
     assert any("different conditions" in w for w in warnings)
     assert any("'headers'" in w for w in warnings)
+
+
+SCORE = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "minimum": 0}},
+    "required": ["score"],
+}
+
+
+def test_output_schemas_of_agents_and_steps_round_trip_and_a_prompts_own_json_stays_text():
+    definition = validate_definition(
+        {
+            "agents": [
+                {
+                    "name": "judge",
+                    "model": "builtin/echo",
+                    "output_schema": {"type": "object"},
+                    "system_prompt": 'Answer like this:\n\n```json\n{"score": 1}\n```',
+                }
+            ],
+            "nodes": [
+                {
+                    "id": "rate",
+                    "type": "agent",
+                    "config": {
+                        "agent": "judge",
+                        "prompt": "Rate it.\n\n```json\n[1, 2]\n```",
+                        "output_schema": SCORE,
+                    },
+                },
+                {"id": "plain", "type": "agent", "config": {"agent": "judge", "prompt": "Hi"}},
+            ],
+            "edges": [{"source": "rate", "target": "plain"}],
+        }
+    )
+    markdown, warnings = to_markdown("Flow", "", definition)
+    assert warnings == []
+    assert markdown.count("- output_schema:") == 2
+    again, _ = roundtrip(definition)
+    assert shape(again) == shape(definition)
+    assert again["nodes"][0]["config"]["output_schema"] == SCORE
+    assert again["nodes"][1]["config"]["output_schema"] is None

@@ -23,6 +23,7 @@ from playwright.sync_api import expect
 
 from core.choices import Role
 from orchestrator.models import Membership
+from runs.services.resolve import PROVIDER_KEY_SETTINGS
 from tests.serving import free_port
 from tests.worker.conftest import ROOT, Worker, database_url, purge_broker
 
@@ -60,6 +61,8 @@ def stack(django_db_setup, tmp_path_factory):
         "STATICFILES_BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
         "DEBUG": "false",
         "PYTHONUNBUFFERED": "1",
+        # No provider key from the machine: the editor shows what a server without keys shows.
+        **dict.fromkeys(PROVIDER_KEY_SETTINGS.values(), ""),
     }
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
