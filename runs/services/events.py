@@ -9,11 +9,13 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
+from core.types import Pk
 from runs.models import Run, RunEvent
 
 logger = logging.getLogger(__name__)
@@ -24,11 +26,11 @@ logger = logging.getLogger(__name__)
 WAKEUP_MAX_BYTES = 64 * 1024
 
 
-def group_name(run_id) -> str:
+def group_name(run_id: Pk) -> str:
     return f"run-{run_id}"
 
 
-def wire(seq: int, kind: str, ts, step_id: str, data: Any) -> dict:
+def wire(seq: int, kind: str, ts: datetime, step_id: str, data: Any) -> dict[str, Any]:
     """An event as clients get it, over the websocket and in the API."""
     return {
         "seq": seq,
@@ -133,7 +135,9 @@ class Notifier:
             threading.Thread(target=self.loop.run_forever, name="run-notifier", daemon=True).start()
         return self.loop
 
-    def notify(self, run_id, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
+    def notify(
+        self, run_id: Pk, seq: int, written: Sequence[RunEvent] = (), status: str = ""
+    ) -> None:
         layer = get_channel_layer()
         if layer is None or isinstance(layer, InMemoryChannelLayer):
             return  # no other process could hear it: viewers poll the table instead
@@ -155,7 +159,7 @@ class Notifier:
             loop = self._ensure_loop()
         asyncio.run_coroutine_threadsafe(self._send_after(layer, delay), loop)
 
-    async def _send_after(self, layer, delay: float) -> None:
+    async def _send_after(self, layer: BaseChannelLayer, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
         with self.lock:
@@ -176,11 +180,11 @@ class Notifier:
 _notifier = Notifier()
 
 
-def notify(run_id, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
+def notify(run_id: Pk, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
     _notifier.notify(run_id, seq, written, status)
 
 
-def append_now(run_id, kind: str, step_id: str = "", /, **data: Any) -> None:
+def append_now(run_id: Pk, kind: str, step_id: str = "", /, **data: Any) -> None:
     """One event from outside a state change (an agent's turn while the step runs)."""
     with transaction.atomic():
         run = Run.objects.select_for_update().only("id", "last_seq").get(pk=run_id)

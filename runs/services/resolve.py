@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 
 from core import crypto
+from core.types import Pk
 from orchestrator.definition.nodes import resolve_model
 from orchestrator.models import Agent
 from orchestrator.models import Credential as CredentialRow
@@ -15,7 +17,7 @@ from runs.engine.pricing import Price
 from runs.models import Run
 
 
-def _credential_row(organization_id, ref: str) -> CredentialRow | None:
+def _credential_row(organization_id: Pk, ref: str) -> CredentialRow | None:
     rows = CredentialRow.objects.filter(organization_id=organization_id)
     try:
         return rows.filter(pk=uuid.UUID(ref)).first()
@@ -46,7 +48,7 @@ def provider_key(provider: str) -> str:
     return getattr(settings, name, "") if name else ""
 
 
-def _spec(run: Run, data: dict, name: str, script: list | None) -> AgentSpec:
+def _spec(run: Run, data: dict[str, Any], name: str, script: list[Any] | None) -> AgentSpec:
     try:
         model = resolve_model(
             data.get("model") or "default",
@@ -78,7 +80,7 @@ def _spec(run: Run, data: dict, name: str, script: list | None) -> AgentSpec:
     )
 
 
-def agent(run: Run, definition: dict, config: dict) -> AgentSpec:
+def agent(run: Run, definition: dict[str, Any], config: dict[str, Any]) -> AgentSpec:
     """An inline agent, one declared in the definition, or one of the organization's."""
     ref = config.get("agent")
     script = config.get("script") or None

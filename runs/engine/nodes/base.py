@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runs.engine import pricing
-from runs.engine.failures import StepFailed
-from runs.engine.netguard import NetPolicy
+from runs.engine.failures import StepFailed as StepFailed  # re-exported: the node types raise it
+from runs.engine.netguard import NetPolicy as NetPolicy  # re-exported: part of a step's context
 from runs.engine.pricing import Price
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
