@@ -17,6 +17,7 @@ from rest_framework.exceptions import PermissionDenied
 
 from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
 from core.errors import Conflict, InvalidRequest
+from core.tenancy import ServiceAccount
 from core.types import Pk
 from runs.engine import ErrorCode, StepStatus
 from runs.services.progress import Progress
@@ -195,7 +196,12 @@ def _settle(
 
 
 def decide(
-    approval_id: Pk, *, approve: bool, user: User, comment: str = "", response: Any = None
+    approval_id: Pk,
+    *,
+    approve: bool,
+    user: User | ServiceAccount,
+    comment: str = "",
+    response: Any = None,
 ) -> Approval:
     """Take one person's decision, once; past the gate's timeout, the timeout decides instead."""
     with transaction.atomic():
@@ -215,7 +221,7 @@ def decide(
                 approval.response = response
             approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
             approval.comment = comment or ""
-            approval.decided_by = user if getattr(user, "pk", None) else None
+            approval.decided_by = None if isinstance(user, ServiceAccount) or not user.pk else user
             approval.decided_by_name = username
             approval.decided_at = progress.now
             approval.save()

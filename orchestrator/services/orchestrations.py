@@ -18,6 +18,7 @@ from django.utils.text import slugify
 from rest_framework.exceptions import NotFound
 
 from core.errors import Conflict, InvalidRequest, VersionConflict
+from core.tenancy import ServiceAccount
 from core.types import Actor, Pk
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition import diff_definitions
@@ -138,7 +139,7 @@ def _record_version(
 
 
 def _user_or_none(user: Actor) -> User | None:
-    if user is None or isinstance(user, AnonymousUser):
+    if user is None or isinstance(user, AnonymousUser | ServiceAccount):
         return None
     return user if user.pk else None
 
