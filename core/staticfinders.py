@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from django.conf import settings
 from django.contrib.staticfiles.finders import BaseFinder
@@ -50,9 +50,13 @@ class NpmFinder(BaseFinder):
         maps = [f"{name}.map" for name in FILES if (self.root / f"{name}.map").is_file()]
         return [name for name in FILES if (self.root / name).is_file()] + maps
 
-    def find(  # type: ignore[override]  # one body for django-stubs' two overloads
-        self, path: str, find_all: bool = False, **kwargs: Any
-    ) -> str | list[str] | None:
+    @overload
+    def find(self, path: str, find_all: Literal[False] = False, **kwargs: Any) -> str | None: ...
+
+    @overload
+    def find(self, path: str, find_all: Literal[True], **kwargs: Any) -> list[str]: ...
+
+    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> str | list[str] | None:
         name = path.removeprefix(f"{PREFIX}/")
         if name not in self.files() or not path.startswith(f"{PREFIX}/"):
             return [] if find_all else None
