@@ -79,10 +79,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python tools/mypy_baseline.py
 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var node_modules .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var node_modules .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -7,14 +7,18 @@ so two people clicking at the same moment get one 200 and one 409.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from rest_framework.exceptions import PermissionDenied
 
 from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
 from core.errors import Conflict, InvalidRequest
+from core.tenancy import ServiceAccount
+from core.types import Pk
 from runs.engine import ErrorCode, StepStatus
 from runs.services.progress import Progress
 
@@ -23,7 +27,10 @@ def allowed_deciders(approval: Approval) -> list[str]:
     """Empty means any editor of the organization."""
     if not approval.approvers:
         return []
-    return approval.approvers + (approval.escalate_to if approval.escalated_at else [])
+    deciders: list[str] = approval.approvers + (
+        approval.escalate_to if approval.escalated_at else []
+    )
+    return deciders
 
 
 def _check_decider(approval: Approval, username: str) -> None:
@@ -32,7 +39,7 @@ def _check_decider(approval: Approval, username: str) -> None:
         raise PermissionDenied(f"Only {', '.join(allowed)} may decide this {approval.kind}.")
 
 
-def _coerce(field: dict, value: Any) -> tuple[Any, str | None]:
+def _coerce(field: dict[str, Any], value: Any) -> tuple[Any, str | None]:
     kind = field["type"]
     if kind in ("text", "textarea"):
         return (value, None) if isinstance(value, str) else (value, "must be text")
@@ -61,7 +68,7 @@ def _coerce(field: dict, value: Any) -> tuple[Any, str | None]:
     return value, "must be true or false"
 
 
-def validate_response(fields: list[dict], response: Any) -> Any:
+def validate_response(fields: list[dict[str, Any]], response: Any) -> Any:
     """Check a form answer against its declared fields; a plain string answers a form with one
     (or no) field."""
     if isinstance(response, str):
@@ -120,9 +127,11 @@ def _settle_budget(
     run.budget_hold = False
     if approved:
         asked = (approval.response or {}).get("credit_limit")
-        run.credit_limit = (
-            Decimal(str(asked)) if asked is not None else run.cost_usd + run.credit_limit
-        )
+        if asked is not None:
+            run.credit_limit = Decimal(str(asked))
+        else:
+            assert run.credit_limit is not None  # the question is asked once a run passes it
+            run.credit_limit = run.cost_usd + run.credit_limit
     else:
         run.error = {
             "code": ErrorCode.COST_LIMIT_EXCEEDED,
@@ -169,6 +178,7 @@ def _settle(
         comment=approval.comment,
         decided_by=decided_by,
     )
+    output: Any
     if approval.kind == ApprovalKind.APPROVAL:
         output = {"approved": approved, "comment": approval.comment, "decided_by": decided_by}
     else:
@@ -186,7 +196,12 @@ def _settle(
 
 
 def decide(
-    approval_id, *, approve: bool, user, comment: str = "", response: Any = None
+    approval_id: Pk,
+    *,
+    approve: bool,
+    user: User | ServiceAccount,
+    comment: str = "",
+    response: Any = None,
 ) -> Approval:
     """Take one person's decision, once; past the gate's timeout, the timeout decides instead."""
     with transaction.atomic():
@@ -206,7 +221,7 @@ def decide(
                 approval.response = response
             approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
             approval.comment = comment or ""
-            approval.decided_by = user if getattr(user, "pk", None) else None
+            approval.decided_by = None if isinstance(user, ServiceAccount) or not user.pk else user
             approval.decided_by_name = username
             approval.decided_at = progress.now
             approval.save()
@@ -239,7 +254,7 @@ def _expire(progress: Progress, approval: Approval) -> None:
     )
 
 
-def expire(approval_id) -> None:
+def expire(approval_id: Pk) -> None:
     """Past `timeout_s`: approve or deny as the node's `on_timeout` says, as the system."""
     with transaction.atomic():
         run_id = Approval.objects.values_list("run_id", flat=True).get(pk=approval_id)
@@ -251,7 +266,7 @@ def expire(approval_id) -> None:
         progress.save()
 
 
-def escalate(approval_id) -> None:
+def escalate(approval_id: Pk) -> None:
     with transaction.atomic():
         run_id = Approval.objects.values_list("run_id", flat=True).get(pk=approval_id)
         progress = Progress.lock(run_id)
@@ -269,7 +284,7 @@ def escalate(approval_id) -> None:
         progress.save()
 
 
-def reap(now) -> dict[str, int]:
+def reap(now: datetime) -> dict[str, int]:
     due = Approval.objects.filter(status=ApprovalStatus.PENDING)
     expired = list(due.filter(expires_at__lte=now).values_list("pk", flat=True))
     for approval_id in expired:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from functools import partial
+from typing import Any
 
 from websockets.asyncio.client import connect
 
@@ -49,7 +50,7 @@ class Listeners:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.samples: list[list[tuple[int, float, float]]] = [[] for _ in range(CLIENTS)]
+        self.samples: list[list[Any]] = [[] for _ in range(CLIENTS)]
         self.connected = threading.Barrier(CLIENTS + 1, timeout=30)
         self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="ws-clients")
@@ -64,7 +65,7 @@ class Listeners:
     async def _all(self) -> None:
         await asyncio.gather(*(self._listen(mine) for mine in self.samples))
 
-    async def _listen(self, mine: list[tuple[int, float, float]]) -> None:
+    async def _listen(self, mine: list[Any]) -> None:
         async with connect(self.url, proxy=None, compression=None) as socket:
             await asyncio.to_thread(self.connected.wait)
             async for raw in socket:
@@ -96,7 +97,7 @@ class Listeners:
 class DeltaListeners(Listeners):
     """The same clients, recording (piece, received at) for every word of agent_delta text."""
 
-    async def _listen(self, mine: list) -> None:
+    async def _listen(self, mine: list[Any]) -> None:
         async with connect(self.url, proxy=None, compression=None) as socket:
             await asyncio.to_thread(self.connected.wait)
             async for raw in socket:
@@ -185,7 +186,7 @@ def run_deltas(org, run_id) -> None:
             if piece.startswith(prefix)
         ]
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-        extra = {"clients": CLIENTS, "deltas": DELTAS, "all_delivered": complete}
+        extra: dict[str, Any] = {"clients": CLIENTS, "deltas": DELTAS, "all_delivered": complete}
         if target:
             report(f"{name}_p50", p50, "ms", "< 150", complete and p50 < 150, **extra)
             report(f"{name}_p99", p99, "ms", "< 300", complete and p99 < 300, **extra)

@@ -15,4 +15,4 @@ class Role(models.TextChoices):
         return ROLE_RANK[self.value]
 
 
-ROLE_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}
+ROLE_RANK: dict[str, int] = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}

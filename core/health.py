@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery import current_app
 from django.db import connection
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
-def healthz(request) -> HttpResponse:
+def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
@@ -30,7 +30,7 @@ def _broker() -> str | None:
     return None
 
 
-def readyz(request) -> JsonResponse:
+def readyz(request: HttpRequest) -> JsonResponse:
     failures = [problem for problem in (_database(), _broker()) if problem]
     if failures:
         return JsonResponse({"status": "unavailable", "failures": failures}, status=503)

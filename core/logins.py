@@ -9,6 +9,7 @@ count by changing how they write them.
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -17,7 +18,7 @@ from django.shortcuts import render
 TOO_MANY_REQUESTS = 429
 
 
-def username_key(request: HttpRequest, credentials: dict | None) -> str:
+def username_key(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
     """The username as Django's login form reads it (NFKC, surrounding spaces dropped), and
     case-folded: `Alice`, ` alice ` and the same letters in full width all count against `alice`."""
     source = credentials if credentials else request.POST
@@ -31,15 +32,18 @@ def client_address(request: HttpRequest) -> str:
     entry: the one our proxy appended (`$proxy_add_x_forwarded_for`); entries to its left are
     whatever the client sent."""
     if settings.BEHIND_PROXY:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
         last = forwarded.rsplit(",", 1)[-1].strip()
         if last:
             return last
-    return request.META.get("REMOTE_ADDR", "")
+    address: str = request.META.get("REMOTE_ADDR", "")
+    return address
 
 
 def lockout_response(
-    request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
+    request: HttpRequest,
+    original_response: HttpResponse | None,
+    credentials: dict[str, Any] | None,
 ) -> HttpResponse:
     """The sign-in page's own look, saying why and for how long, rather than a bare 403/429."""
     context = {"lockout_minutes": settings.LOGIN_LOCKOUT_MINUTES}

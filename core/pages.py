@@ -12,16 +12,19 @@ from django.http import Http404, HttpRequest
 
 from core.tenancy import membership_for
 
+# The request remembers its membership, looked up once however many parts of the page ask.
+_CACHED = "_membership"
+
 
 def membership(request: HttpRequest) -> Any:
     """The signed-in user's membership (their default organization): 404 when they have none."""
-    if not hasattr(request, "_membership"):
-        request._membership = (
-            membership_for(request.user, None) if request.user.is_authenticated else None
-        )
-    if request._membership is None:
+    if not hasattr(request, _CACHED):
+        found = membership_for(request.user, None) if request.user.is_authenticated else None
+        setattr(request, _CACHED, found)
+    cached = getattr(request, _CACHED)
+    if cached is None:
         raise Http404("You are not a member of any organization.")
-    return request._membership
+    return cached
 
 
 def current_membership(request: HttpRequest) -> Any:
@@ -34,7 +37,7 @@ def current_membership(request: HttpRequest) -> Any:
         return None
 
 
-def workspace(request: HttpRequest) -> dict:
+def workspace(request: HttpRequest) -> dict[str, Any]:
     current = current_membership(request)
     if current is None:
         return {}

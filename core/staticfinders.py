@@ -6,12 +6,15 @@ Pointing STATICFILES_DIRS at whole packages would collect hundreds of files nobo
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, Literal, overload
 
 from django.conf import settings
 from django.contrib.staticfiles.finders import BaseFinder
+from django.core.checks import CheckMessage
 from django.core.checks import Warning as CheckWarning
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import FileSystemStorage, Storage
 
 PREFIX = "vendor"
 FILES = [
@@ -24,12 +27,13 @@ FILES = [
 
 
 class NpmFinder(BaseFinder):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.root = Path(settings.NODE_MODULES_DIR)
         self.storage = FileSystemStorage(location=str(self.root))
-        self.storage.prefix = PREFIX
+        # collectstatic reads a storage's `prefix` if it has one; django-stubs does not declare it.
+        self.storage.prefix = PREFIX  # type: ignore[attr-defined]
 
-    def check(self, **kwargs) -> list:
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
         missing = [name for name in FILES if not (self.root / name).is_file()]
         if not missing:
             return []
@@ -46,7 +50,13 @@ class NpmFinder(BaseFinder):
         maps = [f"{name}.map" for name in FILES if (self.root / f"{name}.map").is_file()]
         return [name for name in FILES if (self.root / name).is_file()] + maps
 
-    def find(self, path: str, find_all: bool = False, **kwargs):
+    @overload
+    def find(self, path: str, find_all: Literal[False] = False, **kwargs: Any) -> str | None: ...
+
+    @overload
+    def find(self, path: str, find_all: Literal[True], **kwargs: Any) -> list[str]: ...
+
+    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> str | list[str] | None:
         name = path.removeprefix(f"{PREFIX}/")
         if name not in self.files() or not path.startswith(f"{PREFIX}/"):
             return [] if find_all else None
@@ -55,6 +65,6 @@ class NpmFinder(BaseFinder):
             return [] if find_all else None
         return [str(full)] if find_all else str(full)
 
-    def list(self, ignore_patterns):
+    def list(self, ignore_patterns: Iterable[str] | None) -> Iterator[tuple[str, Storage]]:
         for name in self.files():
             yield name, self.storage

@@ -74,10 +74,13 @@ class ServiceAccount:
         return self.username
 
 
-def membership_for(user, requested: str | None) -> Any:
+def membership_for(user: Any, requested: str | None) -> Any:
     """The user's membership in the requested organization (slug or id), else their default one."""
-    memberships = membership_model().objects.select_related("organization").filter(user=user)
+    memberships = (
+        membership_model()._default_manager.select_related("organization").filter(user=user)
+    )
     if requested:
+        key: dict[str, Any]
         try:
             key = {"organization_id": uuid.UUID(requested)}
         except ValueError:
@@ -87,7 +90,7 @@ def membership_for(user, requested: str | None) -> Any:
 
 
 def organization_by_key(key: str) -> Any:
-    organizations = organization_model().objects
+    organizations = organization_model()._default_manager
     try:
         return organizations.filter(id=uuid.UUID(key)).first()
     except ValueError:

@@ -14,23 +14,31 @@ never falls back to the session when one is given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
-from django.http.request import is_same_domain, split_domain_port, validate_host
+from django.http.request import split_domain_port, validate_host
+from django.utils.http import is_same_domain
+
+if TYPE_CHECKING:
+    from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
+    from channels.consumer import _ChannelScope
 
 SECURE_SCHEMES = ("https", "wss")
 
 
-def _headers(scope: dict) -> dict[str, str]:
+def _headers(scope: Mapping[str, Any]) -> dict[str, str]:
     return {name.decode("latin1"): value.decode("latin1") for name, value in scope["headers"]}
 
 
-def websocket_token(scope: dict) -> str:
+def websocket_token(scope: Mapping[str, Any]) -> str:
     """The API token a websocket carries: `?token=`, else an `Authorization: Bearer` header
     (clients other than browsers can send one); empty when it carries none."""
-    query = parse_qs(scope.get("query_string", b"").decode("latin1"))
+    raw_query: bytes = scope.get("query_string", b"")
+    query = parse_qs(raw_query.decode("latin1"))
     token = (query.get("token") or [""])[0].strip()
     if token:
         return token
@@ -38,7 +46,7 @@ def websocket_token(scope: dict) -> str:
     return raw.strip() if scheme.lower() == "bearer" else ""
 
 
-def _is_secure(scope: dict, headers: dict[str, str]) -> bool:
+def _is_secure(scope: Mapping[str, Any], headers: dict[str, str]) -> bool:
     """As Django decides for a request: the connection's scheme, or the proxy's header when
     SECURE_PROXY_SSL_HEADER (BEHIND_PROXY) says to trust it."""
     if scope.get("scheme") in SECURE_SCHEMES:
@@ -50,7 +58,7 @@ def _is_secure(scope: dict, headers: dict[str, str]) -> bool:
     return False
 
 
-def from_own_page(scope: dict) -> bool:
+def from_own_page(scope: Mapping[str, Any]) -> bool:
     """Whether the socket's Origin is this server (scheme, host and port, the host one of
     ALLOWED_HOSTS) or one of CSRF_TRUSTED_ORIGINS. No Origin is no page of ours."""
     headers = _headers(scope)
@@ -82,10 +90,12 @@ class OriginCheck:
     """ASGI middleware for the websocket routes: refuses a socket that would ride on the session
     from a page that is not ours (see the module's docstring)."""
 
-    def __init__(self, application) -> None:
+    def __init__(self, application: Any) -> None:  # the ASGI application it guards
         self.application = application
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(
+        self, scope: _ChannelScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> Any:
         if websocket_token(scope) or from_own_page(scope):
             return await self.application(scope, receive, send)
         return await WebsocketDenier()(scope, receive, send)

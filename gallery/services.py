@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import copy
 import uuid
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, QuerySet
 from rest_framework.exceptions import NotFound
 
+from core.types import Actor, Pk
 from gallery.scrub import scrub_secrets, scrub_text
 from orchestrator.definition import validate_definition
 from orchestrator.models import Agent, Orchestration, Organization
@@ -47,14 +49,14 @@ def public_orchestration(key: str) -> Orchestration:
     return found
 
 
-def _strip_references(config: dict) -> None:
+def _strip_references(config: dict[str, Any]) -> None:
     config.pop("credential", None)
     for key in ("approvers", "escalate_to"):
         if key in config:
             config[key] = []
 
 
-def _library_agent(row: Agent, name: str) -> dict:
+def _library_agent(row: Agent, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "description": row.description,
@@ -85,7 +87,9 @@ def library_agents(organization_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[Age
     return library
 
 
-def portable_definition(orchestration: Orchestration, library: list[Agent] | None = None) -> dict:
+def portable_definition(
+    orchestration: Orchestration, library: list[Agent] | None = None
+) -> dict[str, Any]:
     """The definition as it may be shown to and copied by anyone (see the module docstring).
 
     `library` is the organization's agents when the caller has them already (a list page).
@@ -123,7 +127,8 @@ def portable_definition(orchestration: Orchestration, library: list[Agent] | Non
         elif ref in library_refs:
             # An agent the library no longer has: the fork uses its own default model.
             config["agent"] = copied.get(ref, "default")
-    return scrub_secrets(definition)
+    scrubbed: dict[str, Any] = scrub_secrets(definition)
+    return scrubbed
 
 
 def public_description(orchestration: Orchestration) -> str:
@@ -132,8 +137,8 @@ def public_description(orchestration: Orchestration) -> str:
     return scrub_text(orchestration.description)
 
 
-def _subflows_by_slug(definition: dict, organization_id) -> None:
-    refs: dict[uuid.UUID, list[dict]] = {}
+def _subflows_by_slug(definition: dict[str, Any], organization_id: Pk) -> None:
+    refs: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for node in definition["nodes"]:
         if node["type"] != "subflow":
             continue
@@ -152,7 +157,7 @@ def _subflows_by_slug(definition: dict, organization_id) -> None:
 
 
 @transaction.atomic
-def fork(key: str, organization: Organization, *, user=None) -> Orchestration:
+def fork(key: str, organization: Organization, *, user: Actor = None) -> Orchestration:
     """A draft copy in `organization`; only a public orchestration with a public definition
     can be forked (anything else is a 404: whether it exists is not for others to know)."""
     source = public_orchestration(key)

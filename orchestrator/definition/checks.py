@@ -174,7 +174,7 @@ class Checker:
             return default
         return value
 
-    def string_list(self, value: Any, path: str, *, default: list | None = None) -> list[str]:
+    def string_list(self, value: Any, path: str, *, default: list[str] | None = None) -> list[str]:
         if value is MISSING or value is None:
             return list(default or [])
         if not isinstance(value, list):
@@ -185,19 +185,20 @@ class Checker:
                 self.fail(f"{path}[{index}]", f"must be a string, not {type_name(item)}")
         return [item for item in value if isinstance(item, str)]
 
-    def obj(self, value: Any, path: str, *, default: Any = MISSING) -> dict:
+    def obj(self, value: Any, path: str, *, default: Any = MISSING) -> dict[str, Any]:
         if value is MISSING or value is None:
             if default is MISSING:
                 self.fail(path, "is required")
                 return {}
-            return default
+            given: dict[str, Any] = default
+            return given
         if not isinstance(value, dict):
             self.fail(path, f"must be an object, not {type_name(value)}")
             return {}
         return value
 
     def identifier(self, value: Any, path: str) -> str:
-        text = self.string(value, path)
+        text: str = self.string(value, path)
         if text and not IDENTIFIER.match(text):
             self.fail(
                 path,
@@ -206,7 +207,7 @@ class Checker:
             )
         return text
 
-    def unknown_keys(self, data: dict, allowed: tuple[str, ...], path: str) -> None:
+    def unknown_keys(self, data: dict[str, Any], allowed: tuple[str, ...], path: str) -> None:
         for key in data:
             if key not in allowed:
                 where = f"{path}.{key}" if path else str(key)

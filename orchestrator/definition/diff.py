@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def _changes(before: dict[Any, dict], after: dict[Any, dict], key_name: str) -> dict:
+def _changes(
+    before: dict[Any, dict[str, Any]], after: dict[Any, dict[str, Any]], key_name: str
+) -> dict[str, Any]:
     added = [key for key in after if key not in before]
     removed = [key for key in before if key not in after]
     changed = []
@@ -17,7 +19,7 @@ def _changes(before: dict[Any, dict], after: dict[Any, dict], key_name: str) -> 
     return {"added": added, "removed": removed, "changed": changed}
 
 
-def diff_definitions(a: dict, b: dict) -> dict:
+def diff_definitions(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Nodes are matched by id, inputs by name, edges by (source, target) — edge ids are
     generated, so two saves of the same graph may number them differently."""
     nodes = _changes(
@@ -25,7 +27,10 @@ def diff_definitions(a: dict, b: dict) -> dict:
     )
     edge_a = {(e["source"], e["target"]): e for e in a.get("edges", [])}
     edge_b = {(e["source"], e["target"]): e for e in b.get("edges", [])}
-    ignore_id = lambda e: {k: v for k, v in e.items() if k != "id"}  # noqa: E731
+
+    def ignore_id(edge: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in edge.items() if k != "id"}
+
     edges = _changes(
         {k: ignore_id(v) for k, v in edge_a.items()},
         {k: ignore_id(v) for k, v in edge_b.items()},

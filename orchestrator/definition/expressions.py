@@ -21,11 +21,21 @@ import math
 import re
 import string
 import time
-from collections.abc import Iterator, Mapping, MappingView
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MappingView,
+    ValuesView,
+)
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, nodes
+from jinja2.environment import TemplateExpression
 from jinja2.runtime import markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
@@ -42,6 +52,9 @@ _limit: contextvars.ContextVar[int] = contextvars.ContextVar("limit", default=MA
 # Characters built so far in this render (a one-item list, so nested calls add to the same count).
 _built: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("built", default=None)
 _compiling: contextvars.ContextVar[bool] = contextvars.ContextVar("compiling", default=False)
+
+
+_V = TypeVar("_V")
 
 
 class TemplateError(Exception):
@@ -96,11 +109,11 @@ def _text_size(value: Any, cap: int, *, printing: bool = False, indent: int = 0)
             total += item.bit_length() * 3 // 10 + 1
         elif isinstance(item, range):
             total += 2 + len(item) * (len(str(max(abs(item.start), abs(item.stop)))) + 2)
-        elif isinstance(item, list | tuple | dict | MappingView):
+        elif isinstance(item, list | tuple | dict | KeysView | ValuesView | ItemsView):
             pad = indent * (depth + 1) + 1 if indent else 0
             total += 2 + len(item) * (2 + pad)
             if total <= cap:
-                children = item.items() if isinstance(item, dict) else item
+                children: Iterable[Any] = item.items() if isinstance(item, dict) else item
                 stack.extend((child, depth + 1) for child in children)
         elif isinstance(item, Undefined):
             pass  # printing it raises the undefined error, naming the variable
@@ -117,7 +130,7 @@ def _reserve(size: int, what: str) -> None:
         raise TemplateError(f"{what} would be longer than {limit} characters")
 
 
-def _charge(value: Any, what: str) -> Any:
+def _charge(value: _V, what: str) -> _V:
     """Count a value the template has just built against the limits, and hand it back."""
     if not isinstance(value, _BUILT):
         return value
@@ -168,7 +181,7 @@ def _check_percent(fmt: str | bytes, values: Any) -> None:
     _reserve(len(text) + widths + repeats * size, "the formatted text")
 
 
-def _check_format(fmt: str, args: tuple, kwargs: dict) -> None:
+def _check_format(fmt: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """`fmt.format(...)`: the same for format specs (`{:>99999999}`) and repeated fields."""
     limit, widths, fields = _limit.get(), 0, 0
     for _, field, spec, _ in string.Formatter().parse(fmt):
@@ -186,13 +199,19 @@ def _grown_size(text: str | bytes, old: Any, new: Any, count: Any = -1) -> int:
     """The length of `text.replace(old, new, count)`, worked out without doing it."""
     if not isinstance(old, str | bytes) or not isinstance(new, str | bytes):
         return len(text)
-    found = text.count(old) if old else len(text) + 1
+    # Two branches, not one `or`: mypy pairs text and old only within a branch.
+    if isinstance(text, str) and isinstance(old, str):  # noqa: SIM114
+        found = text.count(old) if old else len(text) + 1
+    elif isinstance(text, bytes) and isinstance(old, bytes):
+        found = text.count(old) if old else len(text) + 1
+    else:
+        return len(text)  # str with bytes: the call itself fails, on its own words
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
     return len(text) + found * max(len(new) - len(old), 0)
 
 
-def _joined_size(items: list | tuple, separator: int) -> int:
+def _joined_size(items: list[Any] | tuple[Any, ...], separator: int) -> int:
     """The length of the items joined, counted only until it is over the limit."""
     limit, total = _limit.get(), -separator
     for item in items:
@@ -202,11 +221,15 @@ def _joined_size(items: list | tuple, separator: int) -> int:
     return total
 
 
-def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any = None) -> Any:
+def _arg(
+    args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any = None
+) -> Any:
     return args[index] if len(args) > index else kwargs.get(name, default)
 
 
-def _check_string_method(text: str | bytes, name: str, args: tuple, kwargs: dict) -> tuple:
+def _check_string_method(
+    text: str | bytes, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
     """Methods of str and bytes whose result can be much longer than the string."""
     what = f"{name}()"
     if name in ("center", "ljust", "rjust", "zfill"):
@@ -215,7 +238,7 @@ def _check_string_method(text: str | bytes, name: str, args: tuple, kwargs: dict
             _reserve(max(width, len(text)), what)
     elif name == "expandtabs":
         size = _arg(args, kwargs, 0, "tabsize", 8)
-        tabs = text.count(b"\t" if isinstance(text, bytes) else "\t")
+        tabs = text.count(b"\t") if isinstance(text, bytes) else text.count("\t")
         if isinstance(size, int):
             _reserve(len(text) + tabs * max(size, 0), what)
     elif name == "replace":
@@ -239,7 +262,7 @@ class _Guards(NodeTransformer):
     """Route what builds values without a call the sandbox sees (`~`, list, tuple and dict
     literals) through functions that count what they build."""
 
-    def visit_Concat(self, node):
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Call:
         self.generic_visit(node)
         return nodes.Call(
             nodes.Name(_CONCAT_GUARD, "load"),
@@ -250,7 +273,7 @@ class _Guards(NodeTransformer):
             lineno=node.lineno,
         )
 
-    def _literal(self, node):
+    def _literal(self, node: nodes.Expr) -> nodes.Expr:
         self.generic_visit(node)
         if getattr(node, "ctx", "load") != "load":
             return node
@@ -266,7 +289,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"+", "*", "%", "**"})
 
-    def call_binop(self, context, operator, left, right):
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         _check_deadline()
         limit = _limit.get()
         if operator == "*":
@@ -291,26 +314,26 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         result = super().call_binop(context, operator, left, right)
         return _charge(result, f"the result of {operator}") if operator != "**" else result
 
-    def call(__self, __context, __obj, *args, **kwargs):
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _check_deadline()
         name = getattr(__obj, "__name__", "")
         receiver = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
         on_text = isinstance(receiver, str | bytes)
-        if on_text:
+        if isinstance(receiver, str | bytes):
             args = _check_string_method(receiver, name, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         if (on_text or name in ("fromkeys", "copy") or __obj is dict) and result is not receiver:
             _charge(result, f"{name}()")
         return result
 
-    def concat(self, parts):
+    def concat(self, parts: Iterable[str]) -> str:
         """Joins the output of a macro, a `{% set %}` block or a `{% filter %}` block."""
         _check_deadline()
         parts = list(parts)
         _reserve(sum(len(part) for part in parts), "the block")
         return _charge("".join(parts), "the block")
 
-    def _generate(self, source, *args, **kwargs):
+    def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
         # Here, not in `_parse`: expressions (`compile_expression`) come this way too. While the
         # code is generated no filter runs (see `_guard_filter`): Jinja would otherwise fold
         # `'a'|center(n)` into a constant at compile time, outside every check that counts.
@@ -320,7 +343,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         finally:
             _compiling.reset(token)
 
-    def getattr(self, obj, attribute):
+    def getattr(self, obj: Any, attribute: str) -> Any:
         """`steps.get.output` means the step called `get`, not the dict method: for mappings,
         a key wins over a method of the same name (`input.items`, `steps.keys`)."""
         _tick()
@@ -328,11 +351,11 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             return obj[attribute]
         return super().getattr(obj, attribute)
 
-    def getitem(self, obj, argument):
+    def getitem(self, obj: Any, argument: Any) -> Any:
         _tick()
         return super().getitem(obj, argument)
 
-    def _parse(self, source, name, filename):
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         """Wrap every `{% for %}` iterable in a guard: loops call nothing the sandbox sees,
         so without it nested loops over a long list would run unchecked."""
         tree = super()._parse(source, name, filename)
@@ -347,7 +370,7 @@ _LOOP_GUARD = "__loop_guard"
 _GUARD_EVERY = 256
 
 
-def _loop_guard(iterable):
+def _loop_guard(iterable: Iterable[Any]) -> Iterator[Any]:
     for index, item in enumerate(iterable):
         if index % _GUARD_EVERY == 0:
             _check_deadline()
@@ -358,7 +381,7 @@ _CONCAT_GUARD = "__concat_guard"
 _LITERAL_GUARD = "__literal_guard"
 
 
-def _concat_guard(context, parts: list) -> str:
+def _concat_guard(context: Any, parts: list[Any]) -> str:
     limit, size = _limit.get(), 0
     for part in parts:
         size += _text_size(part, limit, printing=True)
@@ -430,18 +453,21 @@ _TEXT_FILTERS = frozenset({"center", "format", "indent", "replace", "urlize", "w
 _PICKING_FILTERS = frozenset({"attr", "d", "default", "first", "last", "max", "min", "random"})
 
 
-def _paced(items):
+def _paced(items: Iterable[Any]) -> Iterator[Any]:
     for item in items:
         _check_deadline()
         yield item
 
 
-def _check_filter(name: str, value: Any, args: tuple, kwargs: dict) -> tuple[Any, tuple]:
+def _check_filter(
+    name: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, tuple[Any, ...]]:
     """Filters with a size parameter: refuse before the work when the result would be too long."""
     limit, what = _limit.get(), f"the {name} filter"
     if name in _PRINTING_FILTERS and not isinstance(value, _DATA_LEAVES):
         _reserve(_text_size(value, limit, printing=True), what)
-    text = value if isinstance(value, str | bytes) else None
+    # str or bytes: a bytes value meets the str arguments below and fails as the filter would.
+    text: Any = value if isinstance(value, str | bytes) else None
     if text is None and name in _TEXT_FILTERS:
         text = str(value)  # what the filter prints first; the check above keeps it short
     if name == "join":
@@ -483,7 +509,7 @@ def _check_filter(name: str, value: Any, args: tuple, kwargs: dict) -> tuple[Any
     return value, args
 
 
-def _guard_filter(name: str, fn):
+def _guard_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     # Filters marked pass_context / pass_eval_context / pass_environment get that first.
     offset = 1 if getattr(fn, "jinja_pass_arg", None) is not None else 0
     sized, prints, picks = (
@@ -493,7 +519,7 @@ def _guard_filter(name: str, fn):
     )
 
     @functools.wraps(fn)
-    def guarded(*args, **kwargs):
+    def guarded(*args: Any, **kwargs: Any) -> Any:
         if _compiling.get():
             raise nodes.Impossible()  # not folded into a constant: it runs when rendered
         _check_deadline()
@@ -529,12 +555,12 @@ ENV.globals["lipsum"] = _lipsum
 
 
 @lru_cache(maxsize=4096)
-def _template(source: str):
+def _template(source: str) -> Template:
     return ENV.from_string(source)
 
 
 @lru_cache(maxsize=4096)
-def _expression(source: str):
+def _expression(source: str) -> TemplateExpression:
     return ENV.compile_expression(source, undefined_to_none=False)
 
 
@@ -548,7 +574,7 @@ def _single_expression(source: str) -> str | None:
     return inner
 
 
-def _run(fn, *args, limit: int = MAX_OUTPUT_CHARS):
+def _run(fn: Callable[..., Any], *args: Any, limit: int = MAX_OUTPUT_CHARS) -> Any:
     # CPU time of this thread, not wall time: a busy machine (a worker starting beside others,
     # a process preempting this one) must not fail `{{ run.id }}` as a runaway template.
     token = _deadline.set(time.thread_time() + TIME_BUDGET_S)
@@ -658,6 +684,8 @@ def referenced_roots(source: str) -> dict[str, set[str]]:
     except TemplateSyntaxError:
         return found
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):
+            continue
         target = node.node
         if not isinstance(target, nodes.Name) or target.name not in found:
             continue

@@ -65,7 +65,9 @@ def _matches(pattern: str, text: str) -> bool:
         return False
 
 
-def _pattern(validator, pattern: str, instance: Any, schema: Mapping) -> Iterator[ValidationError]:
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "string"):
         return
     try:
@@ -78,7 +80,7 @@ def _pattern(validator, pattern: str, instance: Any, schema: Mapping) -> Iterato
 
 
 def _pattern_properties(
-    validator, patterns: Mapping, instance: Any, schema: Mapping
+    validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "object"):
         return
@@ -101,7 +103,7 @@ def _extras_message(extras: list[str]) -> str:
 
 
 def _additional_properties(
-    validator, additional: Any, instance: Any, schema: Mapping
+    validator: Any, additional: Any, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "object"):
         return
@@ -121,7 +123,7 @@ def _additional_properties(
         )
 
 
-def _evaluated_keys(validator, instance: Mapping, schema: Any) -> set[str]:
+def _evaluated_keys(validator: Any, instance: Mapping[str, Any], schema: Any) -> set[str]:
     """The keys of `instance` that `schema` evaluates, for `unevaluatedProperties`.
 
     jsonschema's own walk (`_utils.find_evaluated_property_keys_by_schema`, the same keywords in
@@ -167,7 +169,7 @@ def _evaluated_keys(validator, instance: Mapping, schema: Any) -> set[str]:
 
 
 def _unevaluated_properties(
-    validator, unevaluated: Any, instance: Any, schema: Mapping
+    validator: Any, unevaluated: Any, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "object"):
         return
@@ -186,7 +188,8 @@ def _unevaluated_properties(
         yield ValidationError(f"{message} ({_extras_message(sorted(refused))})")
 
 
-UserSchemaValidator = validators.extend(
+# types-jsonschema leaves `extend` and `best_match` unannotated.
+UserSchemaValidator = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     {
         "pattern": _pattern,
@@ -235,6 +238,9 @@ def first_error(schema: Any, instance: Any) -> ValidationError | None:
     failure of the instance rather than raised.
     """
     try:
-        return best_match(UserSchemaValidator(schema).iter_errors(instance))
+        error: ValidationError | None = best_match(
+            UserSchemaValidator(schema).iter_errors(instance)
+        )
+        return error
     except Unresolvable as exc:
         return ValidationError(f"the schema's reference {_preview(exc.ref)} cannot be resolved")

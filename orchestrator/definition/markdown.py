@@ -69,16 +69,16 @@ class CompileResult:
     valid: bool
     name: str | None = None
     description: str = ""
-    inputs: list[dict] = field(default_factory=list)
-    agents: list[dict] = field(default_factory=list)
-    steps: list[dict] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    agents: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
     output: str | None = None
     output_type: str = "markdown"
     compiler_notes: list[str] = field(default_factory=list)
-    definition: dict | None = None
-    errors: list[dict] = field(default_factory=list)
+    definition: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = {
             "valid": self.valid,
             "name": self.name,
@@ -177,7 +177,7 @@ def _split(value: str) -> list[str]:
 class _Compiler:
     def __init__(self, source: str) -> None:
         self.source = source
-        self.errors: list[dict] = []
+        self.errors: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.lines: dict[str, int] = {}
 
@@ -254,8 +254,8 @@ class _Compiler:
 
     # --- sections ---------------------------------------------------------------------------
 
-    def inputs(self, entities: list[Entity]) -> list[dict]:
-        inputs = []
+    def inputs(self, entities: list[Entity]) -> list[dict[str, Any]]:
+        inputs: list[dict[str, Any]] = []
         for entity in entities:
             for item in entity.items:
                 match = _INPUT.match(item.text)
@@ -316,7 +316,7 @@ class _Compiler:
             self.error(at, f"{where}: the output_schema nests too deeply")
         return None
 
-    def typed_default(self, spec: dict, line: int) -> Any:
+    def typed_default(self, spec: dict[str, Any], line: int) -> Any:
         raw = spec["default"]
         if raw is None or spec["type"] == "string":
             return raw
@@ -327,8 +327,8 @@ class _Compiler:
             return None
         return value
 
-    def agents(self, entities: list[Entity]) -> list[dict]:
-        agents = []
+    def agents(self, entities: list[Entity]) -> list[dict[str, Any]]:
+        agents: list[dict[str, Any]] = []
         for entity in entities:
             agent: dict[str, Any] = {"name": entity.heading}
             for key, value, line in self.items(entity):
@@ -350,7 +350,9 @@ class _Compiler:
             agents.append(agent)
         return agents
 
-    def steps(self, entities: list[Entity], agents: list[dict]) -> tuple[list[dict], list[dict]]:
+    def steps(
+        self, entities: list[Entity], agents: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         declared_agents = {a["name"] for a in agents}
         ids: dict[str, int] = {}
         by_heading: dict[str, str] = {}
@@ -366,7 +368,8 @@ class _Compiler:
             ids[node_id] = index
             by_heading[entity.heading.strip().lower()] = node_id
 
-        nodes, edges = [], []
+        nodes: list[dict[str, Any]] = []
+        edges: list[dict[str, Any]] = []
         previous: str | None = None
         for index, entity in enumerate(entities):
             node_id = _slug(entity.heading)
@@ -398,7 +401,7 @@ class _Compiler:
 
     def step(
         self, entity: Entity, node_id: str, declared_agents: set[str]
-    ) -> tuple[dict, list[tuple[str, int]] | None, str | None]:
+    ) -> tuple[dict[str, Any], list[tuple[str, int]] | None, str | None]:
         node: dict[str, Any] = {"id": node_id, "name": entity.heading.strip()}
         config: dict[str, Any] = {}
         node_type: str | None = None
@@ -455,7 +458,7 @@ class _Compiler:
         node["config"] = config
         return node, after, when
 
-    def fields(self, value: str, line: int) -> list[dict]:
+    def fields(self, value: str, line: int) -> list[dict[str, Any]]:
         fields = []
         for part in _split(value):
             match = _FIELD.match(part)
@@ -468,7 +471,9 @@ class _Compiler:
             fields.append(spec)
         return fields
 
-    def body_into_config(self, entity: Entity, node_id: str, node_type: str, config: dict) -> None:
+    def body_into_config(
+        self, entity: Entity, node_id: str, node_type: str, config: dict[str, Any]
+    ) -> None:
         text = entity.body_text()
         fence = entity.json_fence()
         fenced_json = None
@@ -519,7 +524,7 @@ class _Compiler:
         key = root.group(0) if root else path
         return self.lines.get(key, self.lines.get(key.split("[")[0], 1))
 
-    def describe(self, path: str, definition: dict) -> str:
+    def describe(self, path: str, definition: dict[str, Any]) -> str:
         match = re.match(r"^(nodes|inputs|agents)\[(\d+)\]\.?(.*)$", path)
         if match:
             kind, index, rest = match.group(1), int(match.group(2)), match.group(3)
@@ -530,7 +535,7 @@ class _Compiler:
                 return f"{label} '{name}'" + (f": {rest}" if rest else "")
         return path
 
-    def layout(self, nodes: list[dict], edges: list[dict]) -> None:
+    def layout(self, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
         ids = [n["id"] for n in nodes]
         pairs = [(e["source"], e["target"]) for e in edges]
         depth: dict[str, int] = {}
@@ -545,7 +550,7 @@ class _Compiler:
             per_level[level] = column + 1
             node["position"] = {"x": column * X_SPACING, "y": level * Y_SPACING}
 
-    def check_references(self, definition: dict) -> None:
+    def check_references(self, definition: dict[str, Any]) -> None:
         step_ids = {n["id"] for n in definition["nodes"]}
         input_names = {i["name"] for i in definition["inputs"]}
         templates = [s for n in definition["nodes"] for s in strings_in(n["config"])]

@@ -45,11 +45,11 @@ def _fence(value: Any) -> str:
 
 
 class _Writer:
-    def __init__(self, definition: dict) -> None:
+    def __init__(self, definition: dict[str, Any]) -> None:
         self.definition = definition
         self.lines: list[str] = []
         self.warnings: list[str] = []
-        self.agents: list[dict] = [dict(a) for a in definition.get("agents", [])]
+        self.agents: list[dict[str, Any]] = [dict(a) for a in definition.get("agents", [])]
 
     def out(self, *lines: str) -> None:
         self.lines.extend(lines)
@@ -71,7 +71,7 @@ class _Writer:
             self.out(text)
         self.out("")
 
-    def agent_name(self, node: dict) -> str | None:
+    def agent_name(self, node: dict[str, Any]) -> str | None:
         agent = node["config"].get("agent")
         if isinstance(agent, str):
             return agent
@@ -79,7 +79,8 @@ class _Writer:
             return None
         known = next((a for a in self.agents if a == agent), None)
         if known is not None:
-            return known["name"]
+            known_name: str = known["name"]
+            return known_name
         name = agent.get("name") or f"{node['id']}_agent"
         taken = {a["name"] for a in self.agents}
         while name in taken:
@@ -113,7 +114,7 @@ class _Writer:
                 self.out(agent["system_prompt"])
             self.out("")
 
-    def steps(self, ordered: list[dict]) -> list[str]:
+    def steps(self, ordered: list[dict[str, Any]]) -> list[str]:
         body: list[str] = ["## Steps"]
         edges = self.definition.get("edges", [])
         previous: str | None = None
@@ -162,7 +163,7 @@ class _Writer:
             previous = node_id
         return body
 
-    def config_lines(self, node_id: str, kind: str, config: dict, body: list[str]) -> str:
+    def config_lines(self, node_id: str, kind: str, config: dict[str, Any], body: list[str]) -> str:
         """Writes `- key: value` lines into `body`; returns the step's paragraph."""
         paragraph = ""
         body_key = BODY_KEY.get(kind)
@@ -193,7 +194,7 @@ class _Writer:
                 self.warnings.append(f"step '{node_id}': config '{key}' is not written")
         return paragraph
 
-    def field(self, node_id: str, spec: dict) -> str:
+    def field(self, node_id: str, spec: dict[str, Any]) -> str:
         if set(spec) - {"name", "type", "options"}:
             self.warnings.append(f"step '{node_id}': field labels and 'required' are not written")
         options = spec.get("options")
@@ -226,7 +227,7 @@ class _Writer:
         return "\n".join(self.lines).rstrip() + "\n"
 
 
-def to_markdown(name: str, description: str, definition: dict) -> tuple[str, list[str]]:
+def to_markdown(name: str, description: str, definition: dict[str, Any]) -> tuple[str, list[str]]:
     """(document, warnings about what the document leaves out)."""
     writer = _Writer(definition)
     return writer.write(name, description), writer.warnings

@@ -39,7 +39,7 @@ MONTH_S = 30 * 86400
 RunsOn = Literal["worker", "inline", "people", "timer", "child_run"]
 RUNS_ON: tuple[RunsOn, ...] = ("worker", "inline", "people", "timer", "child_run")
 
-Validator = Callable[[dict, str, Checker], dict]
+Validator = Callable[[dict[str, Any], str, Checker], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class NodeSpec:
         """A step of this type pauses the run until a person answers it."""
         return self.runs_on == "people"
 
-    def palette_entry(self) -> dict:
+    def palette_entry(self) -> dict[str, Any]:
         """What the editor needs to offer, draw and inspect a step of this type."""
         return {
             "type": self.name,
@@ -74,7 +74,7 @@ class NodeSpec:
         }
 
 
-def _get(config: dict, key: str) -> Any:
+def _get(config: dict[str, Any], key: str) -> Any:
     return config.get(key, MISSING)
 
 
@@ -122,7 +122,7 @@ def resolve_model(model: str, *, default_model: str, aliases: Mapping[str, str])
 
 
 def _model(value: Any, path: str, check: Checker) -> str:
-    model = check.string(value, path)
+    model: str = check.string(value, path)
     problem = model_problem(model) if model else None
     if problem:
         check.fail(path, problem)
@@ -145,7 +145,7 @@ AGENT_KEYS = (
 )
 
 
-def validate_agent_object(agent: dict, path: str, check: Checker) -> dict:
+def validate_agent_object(agent: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     """An agent declared inline in a node, or in the definition's `agents` list."""
     check.unknown_keys(agent, AGENT_KEYS, path)
     tools = check.string_list(_get(agent, "tools"), f"{path}.tools")
@@ -196,7 +196,7 @@ def validate_agent_object(agent: dict, path: str, check: Checker) -> dict:
     return normalized
 
 
-def output_schema(value: Any, path: str, check: Checker) -> dict | None:
+def output_schema(value: Any, path: str, check: Checker) -> dict[str, Any] | None:
     """An agent's or an agent step's `output_schema`: a JSON Schema object, or None (a text
     answer). Checked when saved, where its author reads the reason, rather than at every run;
     problems are reported at their path inside the schema."""
@@ -212,7 +212,7 @@ def output_schema(value: Any, path: str, check: Checker) -> dict | None:
     return value
 
 
-def _script(value: Any, path: str, check: Checker) -> list:
+def _script(value: Any, path: str, check: Checker) -> list[Any]:
     if value is MISSING or value is None:
         return []
     if not isinstance(value, list):
@@ -221,7 +221,7 @@ def _script(value: Any, path: str, check: Checker) -> list:
     return value
 
 
-def _agent(config: dict, path: str, check: Checker) -> dict:
+def _agent(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     check.unknown_keys(
         config,
         ("agent", "prompt", "response_format", "output_schema", "max_turns", "script"),
@@ -260,14 +260,14 @@ def _agent(config: dict, path: str, check: Checker) -> dict:
     }
 
 
-def _transform(config: dict, path: str, check: Checker) -> dict:
+def _transform(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     check.unknown_keys(config, ("output",), path)
     if "output" not in config:
         check.fail(f"{path}.output", "is required: the value this step produces")
     return {"output": config.get("output")}
 
 
-def _http(config: dict, path: str, check: Checker) -> dict:
+def _http(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     check.unknown_keys(
         config, ("method", "url", "headers", "body", "credential", "timeout_s"), path
     )
@@ -295,7 +295,7 @@ def _http(config: dict, path: str, check: Checker) -> dict:
     }
 
 
-def _approval(config: dict, path: str, check: Checker) -> dict:
+def _approval(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     check.unknown_keys(
         config,
         (
@@ -341,7 +341,7 @@ def _approval(config: dict, path: str, check: Checker) -> dict:
     return normalized
 
 
-def _fields(value: Any, path: str, check: Checker) -> list[dict]:
+def _fields(value: Any, path: str, check: Checker) -> list[dict[str, Any]]:
     if value is MISSING or value is None:
         return []
     if not isinstance(value, list):
@@ -380,7 +380,7 @@ def _fields(value: Any, path: str, check: Checker) -> list[dict]:
     return fields
 
 
-def _human_input(config: dict, path: str, check: Checker) -> dict:
+def _human_input(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     check.unknown_keys(config, ("prompt", "fields", "agent_context", "timeout_s"), path)
     return {
         "prompt": check.string(_get(config, "prompt"), f"{path}.prompt", default=""),
@@ -399,7 +399,7 @@ def _human_input(config: dict, path: str, check: Checker) -> dict:
     }
 
 
-def _subflow(config: dict, path: str, check: Checker) -> dict:
+def _subflow(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     check.unknown_keys(config, ("orchestration", "input"), path)
     return {
         "orchestration": check.string(
@@ -409,7 +409,7 @@ def _subflow(config: dict, path: str, check: Checker) -> dict:
     }
 
 
-def _delay(config: dict, path: str, check: Checker) -> dict:
+def _delay(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     check.unknown_keys(config, ("seconds",), path)
     return {
         "seconds": check.number(
@@ -595,11 +595,11 @@ def types_running_on(*where: RunsOn) -> frozenset[str]:
 
 def waits_for_people(node_type: str | None) -> bool:
     """Whether a step of this type (as stored on a step row) waits for a person's answer."""
-    spec = NODE_TYPES.get(node_type)
+    spec = NODE_TYPES.get(node_type) if node_type is not None else None
     return spec is not None and spec.waits_for_people
 
 
-def palette() -> list[dict]:
+def palette() -> list[dict[str, Any]]:
     """The editor's palette and inspector metadata, in the registry's order."""
     return [spec.palette_entry() for spec in NODE_TYPES.values()]
 
@@ -608,7 +608,7 @@ def palette() -> list[dict]:
 _NOT_TEMPLATES = ("script", "fields")
 
 
-def validate_config(node_type: str, config: Any, path: str, check: Checker) -> dict:
+def validate_config(node_type: str, config: Any, path: str, check: Checker) -> dict[str, Any]:
     if not isinstance(config, dict):
         check.fail(path, f"must be an object, not {type_name(config)}")
         config = {}

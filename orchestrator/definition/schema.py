@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.definition.checks import (
@@ -42,17 +43,18 @@ DAY_S = 86400
 
 
 def fits_type(value: Any, kind: str) -> bool:
-    return {
+    checks: dict[str, Callable[[Any], bool]] = {
         "string": lambda v: isinstance(v, str),
         "number": is_number,
         "integer": is_integer,
         "boolean": lambda v: isinstance(v, bool),
         "object": lambda v: isinstance(v, dict),
         "array": lambda v: isinstance(v, list),
-    }[kind](value)
+    }
+    return checks[kind](value)
 
 
-def _list(check: Checker, data: dict, key: str, *, required: bool = False) -> list:
+def _list(check: Checker, data: dict[str, Any], key: str, *, required: bool = False) -> list[Any]:
     value = data.get(key, MISSING)
     if value is MISSING or value is None:
         if required:
@@ -64,7 +66,7 @@ def _list(check: Checker, data: dict, key: str, *, required: bool = False) -> li
     return value
 
 
-def _inputs(check: Checker, raw: list) -> list[dict]:
+def _inputs(check: Checker, raw: list[Any]) -> list[dict[str, Any]]:
     inputs, seen = [], set()
     for index, item in enumerate(raw):
         path = f"inputs[{index}]"
@@ -96,7 +98,7 @@ def _inputs(check: Checker, raw: list) -> list[dict]:
     return inputs
 
 
-def _agents(check: Checker, raw: list) -> list[dict]:
+def _agents(check: Checker, raw: list[Any]) -> list[dict[str, Any]]:
     agents, seen = [], set()
     for index, item in enumerate(raw):
         path = f"agents[{index}]"
@@ -114,7 +116,7 @@ def _agents(check: Checker, raw: list) -> list[dict]:
     return agents
 
 
-def _node(check: Checker, item: Any, index: int) -> dict | None:
+def _node(check: Checker, item: Any, index: int) -> dict[str, Any] | None:
     path = f"nodes[{index}]"
     if not isinstance(item, dict):
         check.fail(path, f"must be an object, not {type_name(item)}")
@@ -128,7 +130,7 @@ def _node(check: Checker, item: Any, index: int) -> dict | None:
             check.fail(f"{path}.type", f"is required: one of {known}")
         else:
             check.fail(f"{path}.type", f"unknown node type {str(node_type)[:60]!r}; known: {known}")
-        config: dict = {}
+        config: dict[str, Any] = {}
     else:
         config = validate_config(node_type, item.get("config", {}), f"{path}.config", check)
 
@@ -193,7 +195,7 @@ def _node(check: Checker, item: Any, index: int) -> dict | None:
     }
 
 
-def _edges(check: Checker, raw: list, node_ids: set[str]) -> list[dict]:
+def _edges(check: Checker, raw: list[Any], node_ids: set[str]) -> list[dict[str, Any]]:
     edges, ids, pairs = [], set(), set()
     given_ids = {item.get("id") for item in raw if isinstance(item, dict)}
     counter = 0
@@ -233,9 +235,9 @@ def _edges(check: Checker, raw: list, node_ids: set[str]) -> list[dict]:
             if not isinstance(schema, dict | bool):
                 check.fail(f"{path}.payload_schema", "must be a JSON Schema object")
             else:
-                problem = schema_problem(schema, f"{path}.payload_schema")
-                if problem is not None:
-                    where, message = problem
+                schema_error = schema_problem(schema, f"{path}.payload_schema")
+                if schema_error is not None:
+                    where, message = schema_error
                     check.fail(where, f"not a valid JSON Schema: {message}")
         edges.append(
             {
@@ -252,7 +254,7 @@ def _edges(check: Checker, raw: list, node_ids: set[str]) -> list[dict]:
     return edges
 
 
-def validate_definition(data: Any) -> dict:
+def validate_definition(data: Any) -> dict[str, Any]:
     """The normalized definition (defaults filled in), or DefinitionError with every problem."""
     problems = Problems()
     check = Checker(problems)
@@ -310,7 +312,7 @@ def validate_definition(data: Any) -> dict:
     }
 
 
-def validate_run_input(inputs_spec: list[dict], data: Any) -> dict:
+def validate_run_input(inputs_spec: list[dict[str, Any]], data: Any) -> dict[str, Any]:
     """The run input with defaults filled in, checked against the declared inputs.
 
     With no declared inputs any object is accepted; with some, unknown keys are refused so a

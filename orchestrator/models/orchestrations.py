@@ -21,7 +21,7 @@ from orchestrator.models.tenancy import Organization
 USER_MODEL = django_settings.AUTH_USER_MODEL
 
 
-class OrchestrationQuerySet(models.QuerySet):
+class OrchestrationQuerySet(models.QuerySet["Orchestration"]):
     def alive(self) -> OrchestrationQuerySet:
         return self.filter(deleted_at__isnull=True)
 
@@ -51,6 +51,8 @@ class Orchestration(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="orchestrations"
     )
+    # Set on the instance by `create_orchestration` only: the one answer that shows them.
+    new_trigger_secrets: dict[str, str]
     slug = models.SlugField(max_length=120)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -178,6 +180,8 @@ class Trigger(models.Model):
     )
     webhook_token = models.CharField(max_length=64, blank=True, db_index=True)
     encrypted_signing_secret = models.TextField(blank=True, editable=False)
+    # Set on the instance when a secret is made (services.triggers): the one time it is shown.
+    signing_secret: str | None
     encrypted_previous_secret = models.TextField(blank=True, editable=False)
     secret_rotated_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)

@@ -63,7 +63,7 @@ class Membership(models.Model):
         return f"{self.user} in {self.organization} ({self.role})"
 
 
-class ApiTokenQuerySet(models.QuerySet):
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
     def usable(self) -> ApiTokenQuerySet:
         return self.filter(revoked_at__isnull=True)
 

@@ -12,7 +12,7 @@ from orchestrator.choices import CredentialKind
 from orchestrator.models import Credential, Organization
 
 # The kinds whose value has a shape: what an http step splits it into.
-SHAPES = {
+SHAPES: dict[str, str] = {
     CredentialKind.BASIC: "basic credentials are user:password",
     CredentialKind.HEADER: "header credentials are Name: value",
 }

@@ -19,7 +19,7 @@ SHORTHAND_KEYS = ("nodes", "edges", "inputs", "output", "output_type", "agents")
 
 @dataclass
 class ResolvedDefinition:
-    definition: dict
+    definition: dict[str, Any]
     markdown: str = ""
     name: str = ""
     description: str = ""
@@ -39,11 +39,11 @@ def _definition_error(exc: DefinitionError, prefix: str) -> InvalidRequest:
     )
 
 
-def has_definition_source(data: dict) -> bool:
+def has_definition_source(data: dict[str, Any]) -> bool:
     return "definition" in data or "markdown" in data or "nodes" in data
 
 
-def resolve(data: dict, organization: Organization) -> ResolvedDefinition:
+def resolve(data: dict[str, Any], organization: Organization) -> ResolvedDefinition:
     """Validate whichever source the client used; exactly one must be present."""
     sources = [key for key in ("definition", "markdown", "nodes") if key in data]
     if len(sources) > 1:
@@ -69,7 +69,7 @@ def resolve(data: dict, organization: Organization) -> ResolvedDefinition:
     return resolved
 
 
-def _validated(definition: Any, prefix: str) -> dict:
+def _validated(definition: Any, prefix: str) -> dict[str, Any]:
     try:
         return validate_definition(definition)
     except DefinitionError as exc:
@@ -87,6 +87,7 @@ def _from_markdown(source: Any) -> ResolvedDefinition:
         raise InvalidRequest(
             f"The markdown does not compile: {messages[0]}", fields={"markdown": messages}
         )
+    assert result.definition is not None  # a valid result carries its definition
     return ResolvedDefinition(
         definition=result.definition,
         markdown=source,
@@ -95,7 +96,7 @@ def _from_markdown(source: Any) -> ResolvedDefinition:
     )
 
 
-def check_references(definition: dict, organization: Organization) -> list[str]:
+def check_references(definition: dict[str, Any], organization: Organization) -> list[str]:
     """Agents and credentials named by nodes must exist in this organization.
 
     Returns the ids of the organization's agents the nodes use (the orchestration's `members`).
@@ -157,7 +158,7 @@ def check_references(definition: dict, organization: Organization) -> list[str]:
     return members
 
 
-def render_markdown(name: str, description: str, definition: Any) -> dict:
+def render_markdown(name: str, description: str, definition: Any) -> dict[str, Any]:
     """The editor's markdown tab: a (validated) definition as a document, with what it omits."""
     markdown, warnings = to_markdown(name, description, _validated(definition, "definition"))
     return {"markdown": markdown, "warnings": warnings}

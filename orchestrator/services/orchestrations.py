@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import copy
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -17,6 +18,8 @@ from django.utils.text import slugify
 from rest_framework.exceptions import NotFound
 
 from core.errors import Conflict, InvalidRequest, VersionConflict
+from core.tenancy import ServiceAccount
+from core.types import Actor, Pk
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition import diff_definitions
 from orchestrator.models import (
@@ -69,7 +72,8 @@ def unique_slug(organization: Organization, base: str, *, exclude: uuid.UUID | N
     taken = set(
         Orchestration.objects.alive()
         .filter(organization=organization, slug__startswith=root)
-        .exclude(pk=exclude)
+        # django-stubs refuses None here; Django reads it as IS NULL, which excludes nothing.
+        .exclude(pk=exclude)  # type: ignore[misc]
         .values_list("slug", flat=True)
     )
     if root not in taken:
@@ -80,7 +84,7 @@ def unique_slug(organization: Organization, base: str, *, exclude: uuid.UUID | N
     return f"{root}-{counter}"
 
 
-def _check_slug_free(organization: Organization, slug: str, exclude=None) -> None:
+def _check_slug_free(organization: Organization, slug: str, exclude: Pk | None = None) -> None:
     clash = Orchestration.objects.alive().filter(organization=organization, slug=slug)
     if exclude is not None:
         clash = clash.exclude(pk=exclude)
@@ -99,7 +103,7 @@ def _set_tags(orchestration: Orchestration, tags: list[str]) -> None:
     )
 
 
-def _summary(before: dict | None, after: Orchestration, changed: list[str]) -> str:
+def _summary(before: dict[str, Any] | None, after: Orchestration, changed: list[str]) -> str:
     if before is None:
         return "Created"
     parts = []
@@ -117,11 +121,13 @@ def _summary(before: dict | None, after: Orchestration, changed: list[str]) -> s
     return ("Changed " + ", ".join(parts)) if parts else "Saved without changes"
 
 
-def _snapshot(orchestration: Orchestration) -> dict:
+def _snapshot(orchestration: Orchestration) -> dict[str, Any]:
     return {field: getattr(orchestration, field) for field in VERSIONED_FIELDS}
 
 
-def _record_version(orchestration: Orchestration, user, summary: str) -> OrchestrationVersion:
+def _record_version(
+    orchestration: Orchestration, user: User | None, summary: str
+) -> OrchestrationVersion:
     return OrchestrationVersion.objects.create(
         orchestration=orchestration,
         version=orchestration.version,
@@ -132,13 +138,15 @@ def _record_version(orchestration: Orchestration, user, summary: str) -> Orchest
     )
 
 
-def _user_or_none(user):
-    return user if getattr(user, "pk", None) else None
+def _user_or_none(user: Actor) -> User | None:
+    if user is None or isinstance(user, AnonymousUser | ServiceAccount):
+        return None
+    return user if user.pk else None
 
 
 @transaction.atomic
 def create_orchestration(
-    organization: Organization, data: dict[str, Any], *, user=None
+    organization: Organization, data: dict[str, Any], *, user: Actor = None
 ) -> Orchestration:
     resolved = definitions.resolve(data, organization)
     name = data.get("name") or resolved.name
@@ -186,7 +194,7 @@ def _locked(orchestration: Orchestration) -> Orchestration:
     ).first() or _gone(orchestration)
 
 
-def _gone(orchestration: Orchestration):
+def _gone(orchestration: Orchestration) -> NoReturn:
     raise Conflict(f"Orchestration {orchestration.pk} was deleted meanwhile.")
 
 
@@ -245,7 +253,7 @@ def update_orchestration(
     *,
     if_match: str,
     replace: bool,
-    user=None,
+    user: Actor = None,
 ) -> Orchestration:
     """PUT (`replace`) resets the versioned fields it was not given; PATCH changes only what it got.
 
@@ -311,7 +319,9 @@ def purge(orchestration: Orchestration) -> None:
 
 
 @transaction.atomic
-def restore_version(orchestration: Orchestration, number: int, *, user=None) -> Orchestration:
+def restore_version(
+    orchestration: Orchestration, number: int, *, user: Actor = None
+) -> Orchestration:
     current = _locked(orchestration)
     source = current.versions.filter(version=number).first()
     if source is None:
@@ -331,7 +341,7 @@ def restore_version(orchestration: Orchestration, number: int, *, user=None) -> 
     return current
 
 
-def diff_versions(orchestration: Orchestration, a: int, b: int) -> dict:
+def diff_versions(orchestration: Orchestration, a: int, b: int) -> dict[str, Any]:
     # Two exact lookups rather than `version__in`: Django turns an exact lookup on a number
     # beyond the column's range into "no row", while `IN` passes it to the driver (SQLite
     # raises OverflowError on /versions/1/diff/99999999999999999999).

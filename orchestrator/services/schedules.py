@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab
@@ -21,6 +22,7 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
+from core.types import Pk
 from orchestrator.choices import OrchestrationStatus, TriggerKind, TriggerState
 from orchestrator.models import Orchestration, Trigger
 
@@ -87,12 +89,13 @@ def cron_problem(expression: str) -> str | None:
         croniter(expression, datetime(2000, 1, 1), day_or=False).get_next(datetime)
     except (ValueError, CroniterBadCronError, CroniterBadDateError) as exc:
         return f"'{expression}' is not a valid cron expression ({exc})"
+    # celery-types does not declare the sets crontab parses its fields into.
     beat = [
-        schedule.minute,
-        schedule.hour,
-        schedule.day_of_month,
-        schedule.month_of_year,
-        schedule.day_of_week,
+        schedule.minute,  # type: ignore[attr-defined]
+        schedule.hour,  # type: ignore[attr-defined]
+        schedule.day_of_month,  # type: ignore[attr-defined]
+        schedule.month_of_year,  # type: ignore[attr-defined]
+        schedule.day_of_week,  # type: ignore[attr-defined]
     ]
     for values, sent in zip(expanded, beat, strict=True):
         if values != ["*"] and {int(value) for value in values} != set(sent):
@@ -193,26 +196,28 @@ def remove(trigger: Trigger) -> None:
     remove_tasks([trigger.pk])
 
 
-def remove_tasks(trigger_ids: list) -> None:
+def remove_tasks(trigger_ids: list[Pk]) -> None:
     """Beat's tasks of these triggers, which are being deleted (or already are: an admin
     deletion leaves only their ids)."""
     PeriodicTask.objects.filter(name__in=[f"trigger-{pk}" for pk in trigger_ids]).delete()
     PeriodicTasks.update_changed()
 
 
-def slots_at(expression: str, zone_name: str, wall: datetime, instant: datetime) -> list:
+def slots_at(expression: str, zone_name: str, wall: datetime, instant: datetime) -> list[datetime]:
     """The wall-clock slots placed at `instant`: `wall`, and one that fell in a gap and was
     shifted onto the same instant (an hourly schedule's 02:00 when clocks jump to 03:00)."""
     zone = ZoneInfo(zone_name)
     walls = {wall}
     for moment in (instant, instant - timedelta(days=1)):
-        shifted = (instant + moment.astimezone(zone).utcoffset()).replace(tzinfo=None)
+        offset = moment.astimezone(zone).utcoffset()
+        assert offset is not None  # an aware datetime in a ZoneInfo always has one
+        shifted = (instant + offset).replace(tzinfo=None)
         if croniter.match(expression, shifted, day_or=False) and place(shifted, zone) == instant:
             walls.add(shifted)
     return sorted(walls)
 
 
-def due_triggers(now: datetime) -> list:
+def due_triggers(now: datetime) -> list[UUID]:
     """Schedule triggers whose next slot has come: the reaper fires them if beat did not."""
     return list(
         Trigger.objects.filter(

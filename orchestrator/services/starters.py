@@ -23,6 +23,7 @@ from typing import Any
 
 from django.db import transaction
 
+from core.types import Actor
 from orchestrator.choices import TriggerKind
 from orchestrator.definition import DefinitionError, compile_markdown, validate_definition
 from orchestrator.models import Orchestration, Organization, StarterTemplate
@@ -48,8 +49,8 @@ class Starter:
     category: str
     tags: list[str]
     markdown: str
-    definition: dict
-    triggers: list[dict] = field(default_factory=list)
+    definition: dict[str, Any]
+    triggers: list[dict[str, Any]] = field(default_factory=list)
 
     def row_values(self) -> dict[str, Any]:
         return {
@@ -89,7 +90,7 @@ def _front_matter(text: str, name: str) -> tuple[list[tuple[str, str]], str]:
     return pairs, text[match.end() :]
 
 
-def _trigger(value: str, timezone: str, name: str) -> dict:
+def _trigger(value: str, timezone: str, name: str) -> dict[str, Any]:
     kind, _, rest = value.partition(" ")
     kind = kind.strip().lower()
     if kind in (TriggerKind.WEBHOOK, TriggerKind.MANUAL) and not rest.strip():
@@ -103,7 +104,7 @@ def _trigger(value: str, timezone: str, name: str) -> dict:
     raise StarterError(f"{name}: trigger '{value}' is not webhook, manual or schedule <cron>")
 
 
-def _self_contained(definition: dict, name: str) -> None:
+def _self_contained(definition: dict[str, Any], name: str) -> None:
     declared = {agent["name"] for agent in definition["agents"]}
     for agent in definition["agents"]:
         if agent.get("credential"):
@@ -198,7 +199,7 @@ def load_starters(directory: Path = STARTERS_DIR) -> dict[str, int]:
 
 
 def instantiate(
-    template: StarterTemplate, organization: Organization, *, name: str = "", user=None
+    template: StarterTemplate, organization: Organization, *, name: str = "", user: Actor = None
 ) -> Orchestration:
     """A new draft orchestration from the template, with the template's triggers.
 

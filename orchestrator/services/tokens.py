@@ -7,6 +7,7 @@ the settings page and the admin alike.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -23,7 +24,7 @@ def issue_token(
     organization: Organization,
     role: str,
     *,
-    user=None,
+    user: User | None = None,
     service_account: str = "",
     name: str = "",
 ) -> tuple[ApiToken, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.utils import timezone
 
@@ -50,7 +51,7 @@ def _listing(steps: list[str], most: int = 20) -> str:
     return shown if len(steps) <= most else f"{shown} and {len(steps) - most} more"
 
 
-def update_trigger(trigger: Trigger, data: dict) -> Trigger:
+def update_trigger(trigger: Trigger, data: dict[str, Any]) -> Trigger:
     if "node_id" in data:
         check_entry(trigger.orchestration, data["node_id"])
     for field in TRIGGER_FIELDS:
@@ -78,7 +79,7 @@ def rotate_secret(trigger: Trigger) -> Trigger:
     return trigger
 
 
-def create_trigger(orchestration: Orchestration, data: dict) -> Trigger:
+def create_trigger(orchestration: Orchestration, data: dict[str, Any]) -> Trigger:
     """Returns the trigger with `signing_secret` set on the instance: the only time it is shown."""
     check_entry(orchestration, data.get("node_id", ""))
     trigger = Trigger(orchestration=orchestration)

@@ -10,6 +10,7 @@ import hmac
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import F
 from django.utils import timezone
@@ -120,7 +121,7 @@ def find_trigger(orchestration_id: str, token: str) -> Trigger:
     return trigger
 
 
-def check_payload(trigger: Trigger, body: bytes) -> dict:
+def check_payload(trigger: Trigger, body: bytes) -> dict[str, Any]:
     """The body as the run's payload: a JSON object that fits the trigger's input_schema."""
     if not trigger.is_active:
         raise TriggerMismatch("This webhook trigger is paused.")

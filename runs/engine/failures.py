@@ -3,6 +3,8 @@ guard, the providers, the tools) can raise it without importing the executors' r
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class StepFailed(Exception):
     """A failure the user reads in the trace; `retryable` says whether a retry may help.
@@ -16,9 +18,9 @@ class StepFailed(Exception):
         message: str,
         *,
         retryable: bool = True,
-        details: dict | None = None,
+        details: dict[str, Any] | None = None,
         code: str | None = None,
-        usage: dict | None = None,
+        usage: dict[str, Any] | None = None,
     ):
         super().__init__(message)
         self.message = message

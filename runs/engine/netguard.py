@@ -34,6 +34,7 @@ class NetPolicy:
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _ALWAYS_BLOCKED = [
     ipaddress.ip_network(net)
     for net in (
@@ -79,11 +80,11 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
-def _networks(policy: NetPolicy) -> list:
+def _networks(policy: NetPolicy) -> list[IPNetwork]:
     return [ipaddress.ip_network(net, strict=False) for net in policy.allowed_networks]
 
 
-def is_blocked(address: IPAddress, allowed: Iterable) -> bool:
+def is_blocked(address: IPAddress, allowed: Iterable[IPNetwork]) -> bool:
     allowed = list(allowed)
     if any(address.version == net.version and address in net for net in allowed):
         return False
@@ -103,7 +104,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         raise StepFailed(f"cannot resolve {host}: {exc}", retryable=True) from None
     addresses = []
     for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
         if address not in addresses:
             addresses.append(address)
     return addresses
@@ -180,7 +181,8 @@ class _Guard:
             url = request.url.join(location)
         except (httpx.InvalidURL, ValueError) as exc:
             raise BlockedAddress(f"not a valid URL: {location!r} ({exc})") from None
-        method, stream = request.method, request.stream
+        method = request.method
+        stream: httpx.SyncByteStream | httpx.AsyncByteStream | None = request.stream
         headers = request.headers.copy()
         headers["Host"] = url.netloc.decode("ascii")
         if (response.status_code == 303 and method != "HEAD") or (

@@ -36,7 +36,7 @@ from .states import STEP_ACTIVE, STEP_TERMINAL, RunStatus, StepStatus
 ON_ERROR_FAIL = "fail"
 ON_ERROR_CONTINUE = "continue"
 
-Condition = Callable[[dict, "StepView"], bool]
+Condition = Callable[[Mapping[str, Any], "StepView"], bool]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 from orchestrator.definition.nodes import BUILTIN_MODELS, resolve_model
@@ -9,7 +11,7 @@ from runs.engine.pricing import Price, catalogue
 from runs.services.resolve import provider_key
 
 
-def model_catalogue() -> list[dict]:
+def model_catalogue() -> list[dict[str, Any]]:
     """The builtin models, then every model of the price table's providers, by name; a model an
     alias names but the table does not list is offered too (unpriced)."""
     aliases: dict[str, list[str]] = {}
@@ -35,8 +37,12 @@ def model_catalogue() -> list[dict]:
 
 
 def _item(
-    model: str, provider: str, price: Price | None, context_window: int | None, aliases: dict
-) -> dict:
+    model: str,
+    provider: str,
+    price: Price | None,
+    context_window: int | None,
+    aliases: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "model": model,
         "provider": provider,

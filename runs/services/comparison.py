@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from decimal import Decimal
 from typing import Any
 
 from core.errors import InvalidRequest
@@ -24,7 +25,7 @@ def _latest(run: Run) -> dict[str, StepRun]:
     return latest
 
 
-def _side(step: StepRun | None) -> dict | None:
+def _side(step: StepRun | None) -> dict[str, Any] | None:
     if step is None:
         return None
     return {
@@ -37,7 +38,7 @@ def _side(step: StepRun | None) -> dict | None:
     }
 
 
-def _usd(value) -> float | None:
+def _usd(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
@@ -45,7 +46,7 @@ def _delta(a: float | int | None, b: float | int | None) -> float | int | None:
     return None if a is None or b is None else b - a
 
 
-def compare_runs(a: Run, b: Run) -> dict:
+def compare_runs(a: Run, b: Run) -> dict[str, Any]:
     if a.orchestration_id != b.orchestration_id:
         raise InvalidRequest("Both runs must belong to the same orchestration.")
     steps_a, steps_b = _latest(a), _latest(b)

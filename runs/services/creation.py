@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import Conflict, TriggerMismatch
+from core.types import Actor, Pk
 from orchestrator.definition import DefinitionError, validate_run_input
 from orchestrator.models import Orchestration
 from runs.models import Run
@@ -14,7 +15,7 @@ from runs.services import dispatch
 from runs.services.transitions import queue_run
 
 
-def check_input(orchestration: Orchestration, data: Any) -> dict:
+def check_input(orchestration: Orchestration, data: Any) -> dict[str, Any]:
     try:
         return validate_run_input(orchestration.definition.get("inputs", []), data)
     except DefinitionError as exc:
@@ -58,9 +59,9 @@ def create_run(
     data: Any,
     *,
     trigger_kind: str,
-    trigger_ref=None,
-    requested_by=None,
-    metadata: dict | None = None,
+    trigger_ref: Pk | None = None,
+    requested_by: Actor = None,
+    metadata: dict[str, Any] | None = None,
     idempotency_key: str = "",
     idempotency_caller: str = "",
     idempotency_fingerprint: str = "",

@@ -19,12 +19,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from runs.engine.redaction import Redactor
 
 INTERVAL_S = 0.1
 
-Publish = Callable[[dict], None]
+Publish = Callable[[dict[str, Any]], None]
 Later = Callable[[float, Callable[[], None]], None]
 
 
@@ -138,15 +139,15 @@ class FinishedTurns:
     def __init__(self) -> None:
         self.done: set[tuple[str, int]] = set()
 
-    def note(self, kind: str, step_id: str, data) -> None:
+    def note(self, kind: str, step_id: str, data: Any) -> None:
         if kind == "agent_turn" and isinstance(data, dict):
-            self.done.add((step_id, data.get("turn")))
+            self.done.add((step_id, int(data.get("turn") or 0)))
         elif kind == "step_start":
             self.done = {key for key in self.done if key[0] != step_id}
 
-    def note_all(self, events: Iterable[dict]) -> None:
+    def note_all(self, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
             self.note(event["type"], event["step_id"], event["data"])
 
-    def fresh(self, delta: dict) -> bool:
+    def fresh(self, delta: dict[str, Any]) -> bool:
         return (delta.get("step_id"), delta.get("turn")) not in self.done

@@ -10,11 +10,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
+from core.types import Pk
 from runs.models import Run, RunEvent
 
 logger = logging.getLogger(__name__)
@@ -25,11 +27,11 @@ logger = logging.getLogger(__name__)
 WAKEUP_MAX_BYTES = 64 * 1024
 
 
-def group_name(run_id) -> str:
+def group_name(run_id: Pk) -> str:
     return f"run-{run_id}"
 
 
-def wire(seq: int, kind: str, ts, step_id: str, data: Any) -> dict:
+def wire(seq: int, kind: str, ts: datetime, step_id: str, data: Any) -> dict[str, Any]:
     """An event as clients get it, over the websocket and in the API."""
     return {
         "seq": seq,
@@ -126,7 +128,7 @@ class Notifier:
         self.batches: dict[str, Batch | None] = {}
         # agent_delta frames by run, in the order they came: sent before the same pass's
         # wake-ups, so a turn's last text reaches a viewer before the stored turn does.
-        self.deltas: dict[str, list[dict]] = {}
+        self.deltas: dict[str, list[dict[str, Any]]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.scheduled = False
         self.quiet_until = 0.0  # time.monotonic() before which a send waits
@@ -138,7 +140,9 @@ class Notifier:
             threading.Thread(target=self.loop.run_forever, name="run-notifier", daemon=True).start()
         return self.loop
 
-    def notify(self, run_id, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
+    def notify(
+        self, run_id: Pk, seq: int, written: Sequence[RunEvent] = (), status: str = ""
+    ) -> None:
         layer = _cross_process_layer()
         if layer is None:
             return  # no other process could hear it: viewers poll the table instead
@@ -155,7 +159,7 @@ class Notifier:
                 self.batches[key] = held.then(batch) if held is not None else None
             self._schedule(layer)
 
-    def delta(self, run_id, frame: dict) -> None:
+    def delta(self, run_id: Pk, frame: dict[str, Any]) -> None:
         """Queue an agent_delta frame for the run's viewers (never blocks the caller)."""
         layer = _cross_process_layer()
         if layer is None:
@@ -170,7 +174,7 @@ class Notifier:
             loop = self._ensure_loop()
         loop.call_soon_threadsafe(loop.call_later, delay, callback)
 
-    def _schedule(self, layer) -> None:
+    def _schedule(self, layer: BaseChannelLayer) -> None:
         """Start a send pass unless one is due already. Holds the lock."""
         if self.scheduled:
             return
@@ -178,7 +182,7 @@ class Notifier:
         delay = max(0.0, self.quiet_until - time.monotonic())
         asyncio.run_coroutine_threadsafe(self._send_after(layer, delay), self._ensure_loop())
 
-    async def _send_after(self, layer, delay: float) -> None:
+    async def _send_after(self, layer: BaseChannelLayer, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
         if self.sending is None:
@@ -196,7 +200,9 @@ class Notifier:
                     logger.warning("could not send deltas of run %s", run_id, exc_info=True)
             await self._wake(layer, latest, batches)
 
-    async def _wake(self, layer, latest: dict[str, int], batches: dict[str, Batch | None]) -> None:
+    async def _wake(
+        self, layer: BaseChannelLayer, latest: dict[str, int], batches: dict[str, Batch | None]
+    ) -> None:
         for run_id, seq in latest.items():
             message = {"type": "run.events", "run_id": run_id, "seq": seq}
             batch = batches.get(run_id)
@@ -208,7 +214,7 @@ class Notifier:
                 logger.warning("could not notify watchers of run %s", run_id, exc_info=True)
 
 
-def _cross_process_layer():
+def _cross_process_layer() -> BaseChannelLayer | None:
     """The channel layer, when it reaches other processes' viewers; None for the in-memory one
     (the embedded profile), where a worker's messages could never reach the web process."""
     layer = get_channel_layer()
@@ -229,13 +235,13 @@ class RunFeed:
 
     QUEUE = 1000
 
-    def __init__(self, layer, group: str, channel: str) -> None:
+    def __init__(self, layer: BaseChannelLayer, group: str, channel: str) -> None:
         self.layer, self.group, self.channel = layer, group, channel
-        self.queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=self.QUEUE)
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=self.QUEUE)
         self.reader = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def open(cls, run_id) -> RunFeed | None:
+    async def open(cls, run_id: Pk) -> RunFeed | None:
         """None where no other process's messages can arrive (the in-memory layer), or when the
         layer cannot be reached: the stream then polls the table, as it would embedded."""
         layer = _cross_process_layer()
@@ -260,7 +266,7 @@ class RunFeed:
         except Exception:  # the stream goes on polling the table
             logger.warning("stopped reading the live messages of %s", self.group, exc_info=True)
 
-    async def next(self, timeout: float) -> dict | None:
+    async def next(self, timeout: float) -> dict[str, Any] | None:
         """The next message, or None after `timeout` seconds without one."""
         with contextlib.suppress(asyncio.QueueEmpty):
             return self.queue.get_nowait()
@@ -280,11 +286,11 @@ class RunFeed:
 _notifier = Notifier()
 
 
-def notify(run_id, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
+def notify(run_id: Pk, seq: int, written: Sequence[RunEvent] = (), status: str = "") -> None:
     _notifier.notify(run_id, seq, written, status)
 
 
-def publish_delta(run_id, frame: dict) -> None:
+def publish_delta(run_id: Pk, frame: dict[str, Any]) -> None:
     """An agent_delta frame `{"step_id", "turn", "text"}` for the run's live viewers: sent on the
     run's group, never stored, no seq."""
     _notifier.delta(run_id, frame)
@@ -294,7 +300,7 @@ def later(delay: float, callback: Callable[[], None]) -> None:
     _notifier.later(delay, callback)
 
 
-def append_now(run_id, kind: str, step_id: str = "", /, **data: Any) -> None:
+def append_now(run_id: Pk, kind: str, step_id: str = "", /, **data: Any) -> None:
     """One event from outside a state change (an agent's turn while the step runs)."""
     with transaction.atomic():
         run = Run.objects.select_for_update().only("id", "last_seq").get(pk=run_id)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from functools import partial
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from structlog.contextvars import bound_contextvars
 
+from core.types import Pk
 from orchestrator.definition import TemplateError, render
 from runs.engine import RUN_TERMINAL, ErrorCode, StepStatus
 from runs.engine.nodes import EXECUTORS
@@ -30,7 +33,7 @@ from runs.services.transitions import claim_step
 logger = logging.getLogger(__name__)
 
 
-def claim(step_id) -> StepRun | None:
+def claim(step_id: Pk) -> StepRun | None:
     with transaction.atomic():
         step = StepRun.objects.filter(pk=step_id).only("run_id").first()
         if step is None:
@@ -56,7 +59,7 @@ def claim(step_id) -> StepRun | None:
         return step
 
 
-def execute(step_id) -> None:
+def execute(step_id: Pk) -> None:
     step = claim(step_id)
     if step is None:
         return
@@ -94,7 +97,7 @@ def _execute_claimed(step: StepRun) -> None:
     )
 
 
-def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
+def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
     context = run_context(run, latest_attempts(run))
     try:
         config = render(node["config"], context)
@@ -121,7 +124,7 @@ def _run_node(run: Run, step: StepRun, node: dict) -> StepResult:
     )
     streaming = {"delta": sink} if sink is not None else {}
 
-    def emit(type: str, data: dict) -> None:
+    def emit(type: str, data: dict[str, Any]) -> None:
         if sink is not None:
             sink.flush()  # the text streamed so far goes out before the event that ends it
         events.append_now(run.pk, type, step.node_id, **hide(data))
@@ -181,6 +184,7 @@ def _record(
         current.input = step.input
         progress.steps[current.node_id] = current
         if failure is None:
+            assert result is not None  # one of the two is given
             progress.succeed(current, result.output, **result.usage())
         else:
             progress.fail(

@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.errors import APIError
+from core.types import Pk
 from orchestrator.choices import TriggerState
 from orchestrator.models import ScheduleFiring, Trigger, WebhookDelivery
 from orchestrator.services import schedules, webhooks
@@ -71,7 +72,7 @@ def accept(
     return Accepted(run_id=run.pk, duplicate=not created)
 
 
-def fire(trigger_id, now: datetime | None = None) -> ScheduleFiring | None:
+def fire(trigger_id: Pk, now: datetime | None = None) -> ScheduleFiring | None:
     """Fire the slot due at `now` (beat's call, or the reaper's), once per slot ever."""
     now = now or timezone.now()
     trigger = Trigger.objects.select_related("orchestration").filter(pk=trigger_id).first()

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
+from core.types import Pk
 from orchestrator.models import OrchestrationVersion
 from runs.engine import Graph
 from runs.models import Run
 
 
 @lru_cache(maxsize=256)
-def _graph(version_id) -> tuple[dict, Graph]:
+def _graph(version_id: Pk) -> tuple[dict[str, Any], Graph]:
     definition = OrchestrationVersion.objects.values_list("definition", flat=True).get(
         pk=version_id
     )
     return definition, Graph.from_definition(definition)
 
 
-def definition_of(run: Run) -> dict:
+def definition_of(run: Run) -> dict[str, Any]:
     return _graph(run.orchestration_version_id)[0]
 
 

@@ -6,11 +6,13 @@ import hashlib
 import json
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
 
 from core.errors import Conflict, OrchestrationNotActive, TriggerMismatch
+from core.types import Actor, Pk
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition.graph import descendants
 from orchestrator.models import Orchestration
@@ -34,9 +36,9 @@ def fire(
     data: Any,
     *,
     trigger_kind: str = TriggerKind.API,
-    trigger_ref=None,
-    requested_by=None,
-    metadata: dict | None = None,
+    trigger_ref: Pk | None = None,
+    requested_by: Actor = None,
+    metadata: dict[str, Any] | None = None,
     idempotency_key: str = "",
     caller: str = "",
     entry_node: str = "",
@@ -92,7 +94,7 @@ def fire(
     return run, True
 
 
-def request_fingerprint(data: Any, metadata: dict | None, entry_node: str) -> str:
+def request_fingerprint(data: Any, metadata: dict[str, Any] | None, entry_node: str) -> str:
     """What makes two requests under one Idempotency-Key the same request: the run they ask
     for (input, metadata, entry step), whatever the key order of their JSON."""
     canonical = json.dumps(
@@ -104,7 +106,7 @@ def request_fingerprint(data: Any, metadata: dict | None, entry_node: str) -> st
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def advance(run_id) -> Run:
+def advance(run_id: Pk) -> Run:
     """Start a queued run, or look again at a running one (idempotent)."""
 
     def action(progress: Progress) -> None:
@@ -122,7 +124,7 @@ def advance(run_id) -> Run:
 def cancel(run: Run) -> Run:
     """Best effort: running steps finish, waiting and pending ones are cancelled, nothing new
     starts, and the run ends `cancelled` once no step is running."""
-    children: list = []
+    children: list[UUID] = []
 
     def action(progress: Progress) -> None:
         current = progress.run
@@ -146,7 +148,7 @@ def cancel(run: Run) -> Run:
 
 
 @transaction.atomic
-def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
+def replay(run: Run, *, from_step: str | None = None, requested_by: Actor = None) -> Run:
     """A new run with the same input on the current version.
 
     With `from_step`, every step that does not depend on it keeps its recorded output from the

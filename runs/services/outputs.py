@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from core.errors import Conflict
+from core.types import Actor
 from runs.engine import RunStatus, StepStatus
 from runs.engine.nodes.agent import run_agent
 from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed, StepResult
@@ -109,7 +110,7 @@ def newest_version(run: Run) -> OutputVersion | None:
 
 
 @transaction.atomic
-def refine(run: Run, prompt: str, requested_by=None) -> None:
+def refine(run: Run, prompt: str, requested_by: Actor = None) -> None:
     """Mark the run refining and hand the rewrite to a worker once this commits.
 
     The task carries the version it refines, so a duplicate delivery, or a task that arrives
@@ -230,7 +231,7 @@ def _is_stale(run: Run, base_version: int) -> bool:
     return OutputVersion.objects.filter(run=run, version__gt=base_version).exists()
 
 
-def reap_lost_refines(now) -> int:
+def reap_lost_refines(now: datetime) -> int:
     """A refine still marked refining long after its model call must have ended lost its
     worker (the broker would only redeliver the task after its visibility timeout, an hour on
     Redis): fail it, so the user sees why and can ask again."""

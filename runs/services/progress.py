@@ -9,15 +9,17 @@ the scheduler says so, and writes the events of all of it in one batch.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.types import Pk
 from orchestrator.definition import NODE_TYPES, TemplateError, evaluate, render
 from orchestrator.definition.nodes import waits_for_people
 from runs.engine import (
@@ -100,7 +102,7 @@ def typed_output(value: Any, output_type: str) -> Any:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
-def lease_for(node: dict) -> timedelta:
+def lease_for(node: Mapping[str, Any]) -> timedelta:
     timeout = node.get("timeout_s") or settings.STEP_DEFAULT_LEASE_S
     return timedelta(seconds=float(timeout) + settings.STEP_LEASE_GRACE_S)
 
@@ -117,14 +119,14 @@ class Progress:
         self.definition = definition_of(run)
         self.graph = graph_of(run)
         self.now = timezone.now()
-        self.unsaved: dict = {}
+        self.unsaved: dict[UUID, StepRun] = {}
         # What this change ends is told apart from what had ended before: for the traces.
         self.ended_before = run.status in RUN_TERMINAL
         self.loaded = {step.pk: step.status for step in self.steps.values()}
-        self.stored: dict = {}
+        self.stored: dict[UUID, StepRun] = {}
 
     @classmethod
-    def lock(cls, run_id) -> Progress:
+    def lock(cls, run_id: Pk) -> Progress:
         """Must be called inside transaction.atomic(): the lock lasts until commit."""
         return cls(
             Run.objects.select_for_update(of=("self",))
@@ -134,7 +136,7 @@ class Progress:
         )
 
     @property
-    def _settings(self) -> dict:
+    def _settings(self) -> dict[str, Any]:
         """The settings of the version the run pinned."""
         return self.run.orchestration_version.settings or {}
 
@@ -151,10 +153,10 @@ class Progress:
 
     # --- recording what happened to a step ---------------------------------------------------
 
-    def node(self, node_id: str) -> dict:
+    def node(self, node_id: str) -> Mapping[str, Any]:
         return self.graph.nodes[node_id]
 
-    def context(self) -> dict:
+    def context(self) -> dict[str, Any]:
         return run_context(self.run, self.steps)
 
     def _route(self, node_id: str, output: Any, *, succeeded: bool) -> tuple[list[str], str | None]:
@@ -209,7 +211,7 @@ class Progress:
             attempt=step.attempt,
             duration_ms=step.duration_ms,
             tokens={"input": step.tokens_input, "output": step.tokens_output},
-            cost_usd=None if step.unpriced else float(step.cost_usd),
+            cost_usd=None if step.cost_usd is None else float(step.cost_usd),
             unpriced=step.unpriced,
             model=step.model,
             turns=step.turns,
@@ -224,7 +226,7 @@ class Progress:
         *,
         retryable: bool,
         code: str = ErrorCode.STEP_FAILED,
-        details: dict | None = None,
+        details: dict[str, Any] | None = None,
         **metrics: Any,
     ) -> None:
         node = self.node(step.node_id)
@@ -273,7 +275,7 @@ class Progress:
 
     def _add_usage(self, step: StepRun) -> None:
         # The run's cost is the sum of what is known; `unpriced` says that is not all of it.
-        if step.unpriced:
+        if step.cost_usd is None:  # unpriced
             self.run.unpriced = True
         else:
             self.run.cost_usd += Decimal(step.cost_usd)
@@ -333,7 +335,10 @@ class Progress:
         while True:
             decision = decide(
                 self.graph,
-                {node_id: StepView(step.status) for node_id, step in self.steps.items()},
+                {
+                    node_id: StepView(StepStatus(step.status))
+                    for node_id, step in self.steps.items()
+                },
                 condition=lambda edge, view: (
                     edge["id"] in (self.steps[edge["source"]].edges_taken or [])
                 ),
@@ -377,7 +382,7 @@ class Progress:
             not asking
             or self.run.cancel_requested
             or not any(
-                self.graph.fails_run(node_id, StepView(step.status))
+                self.graph.fails_run(node_id, StepView(StepStatus(step.status)))
                 for node_id, step in self.steps.items()
             )
         ):
@@ -402,7 +407,7 @@ class Progress:
         node = self.node(node_id)
         return STARTERS[NODE_TYPES[node["type"]].runs_on](self, node)
 
-    def _start_inline(self, node: dict) -> bool:
+    def _start_inline(self, node: Mapping[str, Any]) -> bool:
         """Run the type's inline executor now, without a broker hop."""
         node_id, kind = node["id"], node["type"]
         step = self.new_step(node_id, StepStatus.RUNNING)
@@ -415,13 +420,14 @@ class Progress:
         self.succeed(step, output)
         return True
 
-    def _start_timer(self, node: dict) -> bool:
+    def _start_timer(self, node: Mapping[str, Any]) -> bool:
         node_id = node["id"]
         seconds = float(node["config"]["seconds"])
+        wake_at = self.now + timedelta(seconds=seconds)
         step = self.new_step(
             node_id,
             StepStatus.WAITING,
-            wake_at=self.now + timedelta(seconds=seconds),
+            wake_at=wake_at,
             input={"seconds": seconds},
         )
         self.log.add(
@@ -430,7 +436,7 @@ class Progress:
             type=node["type"],
             name=node["name"],
             attempt=1,
-            wake_at=step.wake_at.isoformat(),
+            wake_at=wake_at.isoformat(),
         )
         if seconds <= 0:
             self.succeed(step, None)
@@ -438,14 +444,14 @@ class Progress:
         dispatch.enqueue_timer(step.pk, seconds)
         return False
 
-    def _start_child_run(self, node: dict) -> bool:
+    def _start_child_run(self, node: Mapping[str, Any]) -> bool:
         return start_subflow(self, node)
 
-    def _start_people(self, node: dict) -> bool:
+    def _start_people(self, node: Mapping[str, Any]) -> bool:
         start_human_step(self, node)
         return False
 
-    def _start_worker(self, node: dict) -> bool:
+    def _start_worker(self, node: Mapping[str, Any]) -> bool:
         step = self.new_step(node["id"], StepStatus.PENDING)
         dispatch.enqueue_step(step.pk)
         return False
@@ -496,6 +502,7 @@ class Progress:
                     final_state=preview(run.shared_state),
                 )
         if outcome == RunStatus.FAILED and run.error is None:
+            assert failed_step is not None  # a failed outcome names the step that failed it
             error = self.steps[failed_step].error or {}
             code = error.get("code") if error.get("code") in RUN_CODES else ErrorCode.STEP_FAILED
             run.error = {
@@ -567,7 +574,7 @@ class Progress:
 
 
 # How a step starts, by where its type runs (orchestrator.definition.nodes.RUNS_ON).
-STARTERS: dict[str, Callable[[Progress, dict], bool]] = {
+STARTERS: dict[str, Callable[[Progress, Mapping[str, Any]], bool]] = {
     "worker": Progress._start_worker,
     "inline": Progress._start_inline,
     "people": Progress._start_people,
@@ -576,7 +583,7 @@ STARTERS: dict[str, Callable[[Progress, dict], bool]] = {
 }
 
 
-def change(run_id, action) -> Run:
+def change(run_id: Pk, action: Callable[[Progress], None]) -> Run:
     """Run `action(progress)` on the locked run, then advance and save, in one transaction."""
     with transaction.atomic():
         progress = Progress.lock(run_id)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 
 from core import crypto
+from core.types import Pk
 from orchestrator.definition.nodes import resolve_model
 from orchestrator.models import Agent
 from orchestrator.models import Credential as CredentialRow
@@ -15,7 +17,7 @@ from runs.engine.pricing import Price
 from runs.models import Run
 
 
-def _credential_row(organization_id, ref: str) -> CredentialRow | None:
+def _credential_row(organization_id: Pk, ref: str) -> CredentialRow | None:
     rows = CredentialRow.objects.filter(organization_id=organization_id)
     try:
         return rows.filter(pk=uuid.UUID(ref)).first()
@@ -47,7 +49,11 @@ def provider_key(provider: str) -> str:
 
 
 def _spec(
-    run: Run, data: dict, name: str, script: list | None, output_schema: dict | None
+    run: Run,
+    data: dict[str, Any],
+    name: str,
+    script: list[Any] | None,
+    output_schema: dict[str, Any] | None,
 ) -> AgentSpec:
     try:
         model = resolve_model(
@@ -81,7 +87,7 @@ def _spec(
     )
 
 
-def agent(run: Run, definition: dict, config: dict) -> AgentSpec:
+def agent(run: Run, definition: dict[str, Any], config: dict[str, Any]) -> AgentSpec:
     """An inline agent, one declared in the definition, or one of the organization's."""
     ref = config.get("agent")
     script = config.get("script") or None

@@ -24,11 +24,12 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import Approval
@@ -83,6 +84,7 @@ def policies(now: datetime) -> Iterator[Policy]:
         .distinct()
     )
     for days in overrides:
+        assert days is not None  # filtered above: greater than 0
         yield Policy(days, now - timedelta(days=days))
 
 
@@ -120,7 +122,7 @@ def expired_deliveries(policy: Policy) -> QuerySet[WebhookDelivery]:
     ).order_by("pk")
 
 
-def _trees(roots: list[UUID] | QuerySet) -> QuerySet[Run]:
+def _trees(roots: list[UUID] | QuerySet[Any, Any]) -> QuerySet[Run]:
     """The fired runs given and every subflow run under them."""
     return Run.objects.filter(Q(pk__in=roots) | Q(root_run_id__in=roots))
 
@@ -163,7 +165,7 @@ def _would_delete(policy: Policy) -> Counter[str]:
     return counts
 
 
-def _label(model: type) -> str:
+def _label(model: type[Model]) -> str:
     return model._meta.label
 
 

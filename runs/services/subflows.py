@@ -10,12 +10,14 @@ would go over fails with `run_limit_exceeded` instead of starting it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 
 from core.errors import APIError
+from core.types import Pk
 from orchestrator.definition import TemplateError, render
 from orchestrator.models import Orchestration
 from runs.engine import ErrorCode, StepStatus
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_DEPTH = 5
 
 
-def _target(organization_id, ref: str) -> Orchestration | None:
+def _target(organization_id: Pk, ref: str) -> Orchestration | None:
     return Orchestration.objects.alive().filter(organization_id=organization_id).by_key(ref)
 
 
@@ -64,7 +66,7 @@ def _tree_limit_problem(run: Run, target: Orchestration) -> str | None:
     return None
 
 
-def start_subflow(progress: Progress, node: dict) -> bool:
+def start_subflow(progress: Progress, node: Mapping[str, Any]) -> bool:
     """Start the child run; True when the step already ended (it failed to start)."""
     run = progress.run
     step = progress.new_step(node["id"], StepStatus.RUNNING)
@@ -130,7 +132,7 @@ def resume_parent(progress: Progress, child: Run) -> None:
         return
     # The child's cost is its priced part; a cost it could not price leaves the parent's open too.
     progress.run.unpriced = progress.run.unpriced or child.unpriced
-    usage = {
+    usage: dict[str, Any] = {
         "tokens_input": child.tokens_input,
         "tokens_output": child.tokens_output,
         "cost_usd": child.cost_usd,

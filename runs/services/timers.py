@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.types import Pk
 from orchestrator.definition.nodes import types_running_on
 from orchestrator.services import schedules
 from runs.engine import RUN_TERMINAL, ErrorCode, RunStatus, StepStatus
@@ -38,7 +39,7 @@ def register_due_work(reaper: Callable[[datetime], dict[str, int]]) -> None:
         DUE_WORK.append(reaper)
 
 
-def fire_timer(step_id) -> None:
+def fire_timer(step_id: Pk) -> None:
     """A delay step is due: it succeeds with a null output."""
     with transaction.atomic():
         step = StepRun.objects.filter(pk=step_id).only("run_id").first()
@@ -104,7 +105,7 @@ def requeue_expired(step: StepRun) -> None:
         progress.save()
 
 
-def resume_parent_of(child_run_id) -> None:
+def resume_parent_of(child_run_id: Pk) -> None:
     child = Run.objects.filter(pk=child_run_id).first()
     if child is None or child.parent_run_id is None or child.status not in RUN_TERMINAL:
         return
@@ -117,13 +118,14 @@ def resume_parent_of(child_run_id) -> None:
         progress.save()
 
 
-def time_out(run_id) -> None:
+def time_out(run_id: Pk) -> None:
     """The run passed its run_timeout_s: stop it like a cancel, and fail it with `timeout`."""
     with transaction.atomic():
         progress = Progress.lock(run_id)
         run = progress.run
         if run.status in RUN_TERMINAL or run.deadline_at is None or run.deadline_at > progress.now:
             return
+        assert run.started_at is not None  # a deadline is set when the run starts
         limit = int((run.deadline_at - run.started_at).total_seconds())
         run.error = {
             "code": ErrorCode.TIMEOUT,
@@ -139,7 +141,7 @@ def time_out(run_id) -> None:
         progress.save()
 
 
-def _resend_due(kind: str, pk, every: timedelta) -> bool:
+def _resend_due(kind: str, pk: Pk, every: timedelta) -> bool:
     """At most one new message per stale row per `every`. Sending one on every pass would
     flood a queue that is merely slow: each copy is a claim to refuse, and they all queue up in
     front of the real work, so a backlog older than the threshold would only ever grow."""

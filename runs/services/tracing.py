@@ -14,8 +14,9 @@ of the transition, so a rolled-back transition writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -53,12 +54,12 @@ def _trace_id(run: Run) -> int:
     return trace_id_of(run.root_run_id or run.pk)
 
 
-def _error_code(error: dict | None) -> str | None:
+def _error_code(error: dict[str, Any] | None) -> str | None:
     return (error or {}).get("code")
 
 
 def _run_span(run: Run) -> SpanRecord:
-    names = (
+    names: Mapping[str, Any] = (
         Run.objects.filter(pk=run.pk).values("organization__slug", "orchestration__slug").first()
         or {}
     )
@@ -101,6 +102,7 @@ def _run_span(run: Run) -> SpanRecord:
 
 
 def _step_span(run: Run, step: StepRun) -> SpanRecord:
+    assert step.started_at is not None  # only the steps that started are traced (`record`)
     code = _error_code(step.error)
     return SpanRecord(
         name=f"step {step.node_id}",
@@ -151,9 +153,12 @@ def _agent_spans(run: Run, steps: list[StepRun]) -> list[SpanRecord]:
     return records
 
 
-def _call_span(run: Run, step: StepRun, kind: str, data: dict, ended: datetime) -> SpanRecord:
+def _call_span(
+    run: Run, step: StepRun, kind: str, data: dict[str, Any], ended: datetime
+) -> SpanRecord:
     # The event is written just after the call returned; its duration gives the start. Kept
     # within the step's span, whose times come from another clock read.
+    assert step.started_at is not None  # as in _step_span
     end = min(max(ended, step.started_at), step.finished_at or ended)
     start = max(end - timedelta(milliseconds=data.get("duration_ms") or 0), step.started_at)
     common = {"orchestrator.run.id": str(run.pk), "orchestrator.step.id": step.node_id}

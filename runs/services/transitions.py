@@ -54,6 +54,7 @@ def move_step(
         step.finished_at = now
         changed.append("finished_at")
     if event:
+        assert log is not None  # an event is written to the change's log
         log.add(event, step.node_id, **data)
     return changed
 
@@ -114,6 +115,7 @@ def move_run(
     if new in RUN_TERMINAL:
         run.finished_at = now
     if event:
+        assert log is not None  # an event is written to the change's log
         log.add(event, **data)
 
 

@@ -3,12 +3,15 @@ question, and the run pauses, holding no worker. Answering is `approvals.service
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
+from core.types import Pk
 from orchestrator.definition import TemplateError, render
 from runs.engine import StepStatus
 
@@ -16,7 +19,7 @@ if TYPE_CHECKING:
     from runs.services.progress import Progress
 
 
-def human_request(progress: Progress, node: dict) -> dict:
+def human_request(progress: Progress, node: Mapping[str, Any]) -> dict[str, Any]:
     """What a person is asked: the prompt and context rendered, the form fields as declared."""
     config = node["config"]
     context = progress.context()
@@ -34,7 +37,7 @@ def human_request(progress: Progress, node: dict) -> dict:
     }
 
 
-def ask_for_budget(progress: Progress, limit) -> None:
+def ask_for_budget(progress: Progress, limit: Decimal) -> None:
     """budget_action approve: hold the run and ask whether to raise its credit limit."""
     run = progress.run
     run.budget_hold = True
@@ -72,12 +75,13 @@ def ask_for_budget(progress: Progress, limit) -> None:
     )
 
 
-def start_human_step(progress: Progress, node: dict) -> None:
+def start_human_step(progress: Progress, node: Mapping[str, Any]) -> None:
     config = node["config"]
     request = human_request(progress, node)
     step = progress.new_step(node["id"], StepStatus.WAITING)
     progress.flush_steps()
     escalate_after = config.get("escalate_after_s")
+    expires_at = progress.now + timedelta(seconds=config["timeout_s"])
     approval = Approval.objects.create(
         organization_id=progress.run.organization_id,
         run=progress.run,
@@ -90,7 +94,7 @@ def start_human_step(progress: Progress, node: dict) -> None:
         approvers=config.get("approvers", []),
         escalate_to=config.get("escalate_to", []),
         escalate_at=progress.now + timedelta(seconds=escalate_after) if escalate_after else None,
-        expires_at=progress.now + timedelta(seconds=config["timeout_s"]),
+        expires_at=expires_at,
         on_timeout=config.get("on_timeout", "deny"),
         on_deny=config.get("on_deny", "fail"),
     )
@@ -103,11 +107,11 @@ def start_human_step(progress: Progress, node: dict) -> None:
         run_id=str(progress.run.pk),
         approval_id=str(approval.pk),
         **request,
-        expires_at=approval.expires_at.isoformat(),
+        expires_at=expires_at.isoformat(),
     )
 
 
-def cancel_pending(run_id) -> int:
+def cancel_pending(run_id: Pk) -> int:
     """A cancelled or timed-out run cancels the questions it was asking."""
     return Approval.objects.filter(run_id=run_id, status=ApprovalStatus.PENDING).update(
         status=ApprovalStatus.CANCELLED, decided_at=timezone.now(), decided_by_name=SYSTEM

@@ -18,7 +18,9 @@ EXECUTORS: dict[str, Callable[[StepContext], StepResult]] = {
     "http": run_http,
 }
 # (config, run context) -> (the step's recorded input, its output)
-INLINE_EXECUTORS: dict[str, Callable[[dict, dict], tuple[dict, Any]]] = {
+INLINE_EXECUTORS: dict[
+    str, Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], Any]]
+] = {
     "transform": run_transform,
 }
 

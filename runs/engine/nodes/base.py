@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runs.engine import pricing
-from runs.engine.failures import StepFailed
-from runs.engine.netguard import NetPolicy
+from runs.engine.failures import StepFailed as StepFailed  # re-exported: the node types raise it
+from runs.engine.netguard import NetPolicy as NetPolicy  # re-exported: part of a step's context
 from runs.engine.pricing import Price
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -34,9 +34,9 @@ class AgentSpec:
     api_key: str = ""
     # The agent's own price; None means the price table's figure for the model.
     price: Price | None = None
-    script: tuple = ()
+    script: tuple[Any, ...] = ()
     # JSON Schema the final answer must validate against (the agent's, or its step's); None: text.
-    output_schema: dict | None = None
+    output_schema: dict[str, Any] | None = None
 
     def cost(self, tokens_input: int, tokens_output: int) -> float | None:
         """USD for these tokens, or None when neither the agent nor the table prices the model."""
@@ -108,8 +108,8 @@ class StepContext:
     run_id: str
     step_id: str
     attempt: int
-    config: dict
-    emit: Callable[[str, dict], None]
+    config: dict[str, Any]
+    emit: Callable[[str, dict[str, Any]], None]
     deadline: float | None
     net: NetPolicy = field(default_factory=NetPolicy)
     agent: AgentSpec | None = None
@@ -134,7 +134,7 @@ class StepResult:
     turns: int = 0
     tool_calls: int = 0
 
-    def usage(self) -> dict:
+    def usage(self) -> dict[str, Any]:
         """The step row's model, tokens, cost, turns and tool calls."""
         return {
             "model": self.model or "",

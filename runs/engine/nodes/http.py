@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from runs.engine.failures import StepFailed
 from runs.engine.netguard import fetch
-from runs.engine.nodes.base import StepContext, StepFailed, StepResult
+from runs.engine.nodes.base import StepContext, StepResult
 from runs.engine.redaction import Redactor
 
 TEXT_LIMIT = 1_000_000

@@ -8,7 +8,7 @@ from typing import Any
 from orchestrator.definition import render
 
 
-def run_transform(config: dict, context: dict) -> tuple[dict, Any]:
+def run_transform(config: dict[str, Any], context: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The step's recorded input (the template) and its output (the rendered value). A bad
     template raises `TemplateError`, which fails the step without a retry."""
     template = config["output"]
