@@ -34,7 +34,9 @@ def guarded_url():
 
 
 def test_registering_a_server_lists_its_tools(editor, tools_url, loopback_allowed):
-    response = editor.post("/api/v1/mcp-servers", {"name": "tools", "url": tools_url}, format="json")
+    response = editor.post(
+        "/api/v1/mcp-servers", {"name": "tools", "url": tools_url}, format="json"
+    )
     assert response.status_code == 201, response.json()
     server = response.json()
     assert server["status"] == "ok" and server["error"] == ""
@@ -63,7 +65,9 @@ def test_an_unreachable_server_is_kept_with_its_error(editor, loopback_allowed, 
 def test_the_credential_goes_on_the_wire_and_never_comes_back(
     editor, guarded_url, loopback_allowed
 ):
-    refused = editor.post("/api/v1/mcp-servers", {"name": "bare", "url": guarded_url}, format="json")
+    refused = editor.post(
+        "/api/v1/mcp-servers", {"name": "bare", "url": guarded_url}, format="json"
+    )
     assert refused.json()["status"] == "error"
     credential = editor.post(
         "/api/v1/credentials",
