@@ -1,6 +1,6 @@
-"""SSRF: `http` steps, the `http_get` tool and MCP servers (registering, refreshing) never reach loopback, private, link-local or
-metadata addresses, in any spelling, through DNS or through a redirect, unless
-HTTP_ALLOWED_NETWORKS allows them.
+"""SSRF: `http` steps, the `http_get` tool and MCP servers (registering, refreshing) never
+reach loopback, private, link-local or metadata addresses, in any spelling, through DNS or
+through a redirect, unless HTTP_ALLOWED_NETWORKS allows them.
 
 Every target runs through the real path (a run is fired, the step executed by the services, the
 guard asked by the node or the tool) while a canary listens on every local address on its port
