@@ -63,9 +63,9 @@ def _list(tenant) -> list[served_tools.ServedTool]:
     return served_tools.tools_for(tenant)
 
 
-def _fire(tenant, user, name: str, arguments: dict | None):
+def _fire(tenant, user, name: str, arguments: dict | None, key: str):
     close_old_connections()
-    return served_tools.fire(tenant, user, name, arguments).pk
+    return served_tools.fire(tenant, user, name, arguments, idempotency_key=key).pk
 
 
 def _outcome(run_id) -> served_tools.RunOutcome:
@@ -105,7 +105,8 @@ def _result(outcome: served_tools.RunOutcome, base: str) -> types.CallToolResult
         text = _text(outcome.output)
     elif outcome.failed:
         data["error"] = outcome.error
-        detail = (outcome.error or {}).get("message") if isinstance(outcome.error, dict) else None
+        error = outcome.error if isinstance(outcome.error, dict) else {}
+        detail = error.get("detail") or error.get("message")
         text = f"The run {outcome.status}: {detail or _text(outcome.error)}. See {link}"
     elif outcome.status == "paused":
         text = f"The run is waiting for people (an approval or an answer). Follow it at {link}"
@@ -120,8 +121,9 @@ def _result(outcome: served_tools.RunOutcome, base: str) -> types.CallToolResult
 
 async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
     user, tenant = _caller(ctx)
+    key = ctx.request.headers.get("idempotency-key", "")[:255]
     try:
-        run_id = await sync_to_async(_fire)(tenant, user, params.name, params.arguments)
+        run_id = await sync_to_async(_fire)(tenant, user, params.name, params.arguments, key)
     except exceptions.NotFound as exc:
         raise MCPError(INVALID_PARAMS, str(exc.detail)) from None
     except exceptions.PermissionDenied as exc:

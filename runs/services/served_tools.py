@@ -52,7 +52,7 @@ def _active(organization) -> Any:
 
 
 def tools_for(tenant: Tenant) -> list[ServedTool]:
-    rows = _active(tenant.organization).order_by("slug").only("slug", "name", "description")
+    rows = _active(tenant.organization).order_by("slug")
     return [
         ServedTool(
             name=row.slug,
@@ -63,9 +63,12 @@ def tools_for(tenant: Tenant) -> list[ServedTool]:
     ]
 
 
-def fire(tenant: Tenant, user, name: str, arguments: dict | None) -> Run:
+def fire(
+    tenant: Tenant, user, name: str, arguments: dict | None, *, idempotency_key: str = ""
+) -> Run:
     """Start a run of the org's active orchestration `name` (its slug). Another org's slug is
-    just as unknown as one that exists nowhere; the role check comes after the lookup."""
+    just as unknown as one that exists nowhere; the role check comes after the lookup. An
+    `Idempotency-Key` on the HTTP request is scoped to the token, as on the runs API."""
     orchestration = _active(tenant.organization).filter(slug=name).first()
     if orchestration is None:
         raise NotFound(f"No active orchestration '{name}' in this organization.")
@@ -79,6 +82,7 @@ def fire(tenant: Tenant, user, name: str, arguments: dict | None) -> Run:
         arguments or {},
         trigger_kind=TriggerKind.API,
         requested_by=user,
+        idempotency_key=idempotency_key,
         caller=f"token:{token.pk}" if token is not None else "",
     )
     return run

@@ -172,3 +172,25 @@ def test_a_missing_or_bad_token_answers_401_in_the_api_error_shape(daphne, heade
     assert answer.status_code == 401
     assert answer.json()["error"] == "unauthorized"
     assert answer.json()["detail"]
+
+
+def test_an_idempotency_key_on_the_request_starts_one_run(daphne, org):
+    greeter = flow(org, "Greeter", [GREET])
+    raw = token(org)
+
+    async def work(key: str):
+        http = httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {raw}", "Idempotency-Key": key}, timeout=30
+        )
+        async with http:
+            transport = streamable_http_client(f"{daphne}/mcp", http_client=http)
+            async with Client(transport, read_timeout_seconds=30, cache=None) as client:
+                first = await client.call_tool(greeter.slug, {"name": "Ada"})
+                again = await client.call_tool(greeter.slug, {"name": "Ada"})
+                other = await client.call_tool(greeter.slug, {"name": "Bob"})
+                return first, again, other
+
+    first, again, other = anyio.run(work, "order-1")
+    assert first.structured_content["run_id"] == again.structured_content["run_id"]
+    assert Run.objects.filter(orchestration=greeter).count() == 1
+    assert other.is_error and "Idempotency-Key" in other.content[0].text

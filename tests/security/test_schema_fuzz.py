@@ -64,6 +64,7 @@ from core.tenancy import ServiceAccount
 from orchestrator.models import Agent, ApiToken, Credential, Group, Organization
 from orchestrator.services.orchestrations import create_orchestration, soft_delete
 from orchestrator.services.starters import load_starters
+from runs.engine import mcp
 from runs.models import OutputVersion, Run, TriggerKind
 from runs.services import lifecycle, outputs
 from tests.runs.harness import drain
@@ -265,10 +266,16 @@ class Figures:
         self.statuses[f"{status // 100}xx"] += 1
 
 
+def _offline_mcp(server) -> list:
+    raise mcp.McpFailure("no MCP server is called while fuzzing")
+
+
 @pytest.fixture
 def world(org, settings, monkeypatch, caplog) -> Iterator[World]:
     """The populated organization, with the app answering in this test's transaction."""
     settings.SYNC_RUN_TIMEOUT_S = 0.0
+    # Registering an MCP server lists its tools: a generated public address must not be called.
+    monkeypatch.setattr(mcp, "list_tools_sync", _offline_mcp)
     # Thousands of 4xx are the point here, not news; a 5xx is still logged (and fails the test).
     caplog.set_level(logging.ERROR, logger="django.request")
     monkeypatch.setattr(
