@@ -61,7 +61,7 @@ from approvals.models import Approval
 from config.wsgi import application
 from core.choices import Role
 from core.tenancy import ServiceAccount
-from orchestrator.models import Agent, ApiToken, Credential, Group, Organization
+from orchestrator.models import Agent, ApiToken, Credential, Group, McpServer, Organization
 from orchestrator.services.orchestrations import create_orchestration, soft_delete
 from orchestrator.services.starters import load_starters
 from runs.engine import mcp
@@ -213,6 +213,13 @@ def populate(org: Organization) -> World:
                 )
             ],
             "token": [str(ApiToken.issue(org, Role.VIEWER, service_account="fuzz-robot")[0].pk)],
+            "mcp-server": [
+                str(
+                    McpServer.objects.create(
+                        organization=org, name="docs", url="https://mcp.example.com/mcp"
+                    ).pk
+                )
+            ],
             "template": ["research-report", "webhook-summary"],
             "gallery": [str(gated.pk)],
         },
