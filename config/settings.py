@@ -299,7 +299,7 @@ HTTP_ALLOWED_NETWORKS = env_list("HTTP_ALLOWED_NETWORKS", [])
 # MCP: how long listing or calling a registered server may take; how long a tools/call on /mcp
 # waits for its run before it answers with a link to the run; the stdio servers the operator
 # allows (a JSON object name -> {"command", "args", "env"}; none by default).
-MCP_CLIENT_TIMEOUT_S = env_float("MCP_CLIENT_TIMEOUT_S", 30.0)
+MCP_CLIENT_TIMEOUT_S = env_float("MCP_CLIENT_TIMEOUT_S", 20.0)
 MCP_CALL_WAIT_S = env_float("MCP_CALL_WAIT_S", 60.0)
 MCP_STDIO_SERVERS = env_stdio_servers("MCP_STDIO_SERVERS")
 METRICS_TOKEN = env_str("METRICS_TOKEN")

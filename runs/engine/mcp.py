@@ -29,7 +29,7 @@ from mcp.shared.exceptions import MCPError
 from runs.engine.failures import StepFailed
 from runs.engine.netguard import NetPolicy, check_url, guarded_async_client2
 
-DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 20.0
 # A listing bigger than this is cut: a registry row, a page and a model's tool list all show it.
 MAX_TOOLS = 200
 MAX_DESCRIPTION = 4000
@@ -133,7 +133,9 @@ async def _guarded(server: McpEndpoint | McpCommand, where: str, work) -> Any:
     if isinstance(server, McpEndpoint):
         await anyio.to_thread.run_sync(vet, server.url, server.policy)
     try:
-        with anyio.fail_after(server.timeout * 2):
+        # The whole exchange (connect, handshake, each page), not each read: registering runs in
+        # a sync web worker, which must answer within its own timeout.
+        with anyio.fail_after(server.timeout):
             async with _connected(server) as client:
                 return await work(client)
     except McpFailure:

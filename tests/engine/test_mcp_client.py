@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import pytest
@@ -49,3 +50,15 @@ def test_an_operators_stdio_server_is_listed_and_called():
     assert [tool.name for tool in mcp.list_tools_sync(command)] == ["echo"]
     result = mcp.call_tool_sync(command, "echo", {"text": "hi"})
     assert result.content == {"result": "hi"} and not result.is_error
+
+
+def test_a_server_that_never_answers_fails_within_the_timeout():
+    """It accepts the connection and says nothing: the whole exchange is bounded, so the sync
+    web worker that registers a server is not held past its own timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        endpoint = mcp.McpEndpoint(f"http://127.0.0.1:{port}/mcp", LOOPBACK, timeout=1)
+        with pytest.raises(mcp.McpFailure, match="did not answer in time"):
+            mcp.list_tools_sync(endpoint)
