@@ -3,8 +3,9 @@
 The official SDK's low-level `Server` answers the protocol, in stateless mode with JSON answers
 (every POST is a whole exchange, so any process behind the load balancer can take any request).
 Authentication stays ours: the bearer token is checked here (`core.auth.tenant_for_token`), a
-missing or bad one answers 401 in API.md's error body before the SDK sees the request, and the
-caller's identity rides on the ASGI scope into the handlers.
+missing or bad one answers 401 in API.md's error body before the SDK sees the request, a token
+over the API's rate answers 429 (the same bucket as its API calls), and the caller's identity
+rides on the ASGI scope into the handlers.
 
 A `tools/call` fires a run (`served_tools.fire`, the runs API's path) and waits for it at most
 MCP_CALL_WAIT_S: a finished run gives its output; one that pauses for people, or is still going,
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import weakref
+from types import SimpleNamespace
 from typing import Any
 
 import mcp_types as types
@@ -30,6 +33,7 @@ from rest_framework import exceptions
 
 from core.auth import tenant_for_token
 from core.errors import APIError, error_body
+from core.throttling import TokenRateThrottle
 from runs.api.streaming import wait_for
 from runs.services import served_tools
 
@@ -48,6 +52,14 @@ def _authenticate(header: str) -> tuple[Any, Any] | str:
         return tenant_for_token(raw.strip())
     except exceptions.AuthenticationFailed as exc:
         return str(exc.detail)
+
+
+def _throttled(user, tenant) -> float | None:
+    """Seconds to wait when the token is over the API's rate (the same bucket), else None."""
+    throttle = TokenRateThrottle()
+    if throttle.allow_request(SimpleNamespace(auth=tenant, user=user), None):
+        return None
+    return throttle.wait()
 
 
 def _caller(ctx) -> tuple[Any, Any]:
@@ -190,15 +202,26 @@ class McpApp:
         if isinstance(found, str):
             await _send_json(send, 401, error_body("unauthorized", found), bearer=True)
             return
+        wait = await sync_to_async(_throttled)(*found)
+        if wait is not None:
+            detail = f"Too many requests: try again in {math.ceil(wait)} s."
+            await _send_json(
+                send, 429, error_body("rate_limited", detail), retry_after=math.ceil(wait)
+            )
+            return
         manager = await self._manager()
         await manager.handle_request({**scope, SCOPE_KEY: found}, receive, send)
 
 
-async def _send_json(send, status: int, body: dict, *, bearer: bool = False) -> None:
+async def _send_json(
+    send, status: int, body: dict, *, bearer: bool = False, retry_after: int | None = None
+) -> None:
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
     if bearer:
         headers.append((b"www-authenticate", b'Bearer realm="api"'))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 

@@ -194,3 +194,39 @@ def test_an_idempotency_key_on_the_request_starts_one_run(daphne, org):
     assert first.structured_content["run_id"] == again.structured_content["run_id"]
     assert Run.objects.filter(orchestration=greeter).count() == 1
     assert other.is_error and "Idempotency-Key" in other.content[0].text
+
+
+@pytest.fixture(scope="module")
+def strict_daphne(django_db_setup, tmp_path_factory):
+    """daphne with a token rate of 2 requests a minute."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "VAR_DIR": str(settings.VAR_DIR),
+        "THROTTLE_USER": "2/min",
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
+        "config.asgi:application",
+    ]
+    log = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    with server_process(command, port, env, log) as base:
+        yield base
+
+
+def test_a_token_over_the_api_rate_is_refused_with_429(strict_daphne, org):
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Authorization": f"Bearer {token(org)}",
+        "MCP-Protocol-Version": "2025-06-18",
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    answers = [
+        httpx.post(f"{strict_daphne}/mcp", json=body, headers=headers, trust_env=False)
+        for _ in range(3)
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[2].json()["error"] == "rate_limited"
+    assert int(answers[2].headers["Retry-After"]) >= 1
