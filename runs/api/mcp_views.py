@@ -44,10 +44,7 @@ class McpServerViewSet(
     @extend_schema(operation_id="mcp_servers_list")
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
-        first_page = "cursor" not in request.query_params and not set(request.query_params) - {
-            "limit"
-        }
-        if first_page:
+        if not set(request.query_params) - {"limit"}:  # the first page, unfiltered
             stdio = [server.as_dict() for server in mcp_servers.stdio_servers()]
             response.data["items"] = stdio + list(response.data["items"])
         return response
