@@ -1,6 +1,7 @@
 """HTTP through Django (bodies capped and given a Content-Length first, see config.bodies),
-websockets through Channels with session auth and an Origin check for sockets that rely on the
-session (core.websockets)."""
+except /mcp, the MCP server of the org's orchestrations (runs.api.mcp_endpoint, its own bearer
+auth); websockets through Channels with session auth and an Origin check for sockets that rely
+on the session (core.websockets)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,18 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from config.bodies import BodyLimitASGI  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from core.websockets import OriginCheck  # noqa: E402
+from runs.api.mcp_endpoint import mcp_app  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": BodyLimitASGI(django_asgi_app),
+        "http": URLRouter(
+            [re_path(r"^mcp/?$", mcp_app), re_path(r"", BodyLimitASGI(django_asgi_app))]
+        ),
         "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

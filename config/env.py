@@ -6,6 +6,7 @@ the variable, not quietly fall back to a default that behaves differently in pro
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import urlsplit
 
@@ -91,3 +92,38 @@ def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
         allowed = " or ".join(f"{scheme}://" for scheme in schemes)
         raise ImproperlyConfigured(f"{name} must be an {allowed} URL, not {raw!r}")
     return raw
+
+
+def env_stdio_servers(name: str) -> dict[str, dict]:
+    """A JSON object naming local MCP servers: `{"name": {"command": "...", "args": [...],
+    "env": {...}}}`, or {} when unset. Only the operator sets it: no API call starts a process."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(data, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object of name -> server")
+    servers = {}
+    for key, spec in data.items():
+        command = spec.get("command") if isinstance(spec, dict) else None
+        args, env = (spec.get("args", []), spec.get("env")) if isinstance(spec, dict) else ([], 0)
+        valid = (
+            isinstance(command, str)
+            and command
+            and isinstance(args, list)
+            and all(isinstance(arg, str) for arg in args)
+            and (
+                env is None
+                or (isinstance(env, dict) and all(isinstance(v, str) for v in env.values()))
+            )
+        )
+        if not key or not valid:
+            raise ImproperlyConfigured(
+                f'{name}[{key!r}] must be {{"command": "...", "args": [strings], '
+                '"env": {name: string}}'
+            )
+        servers[key] = {"command": command, "args": list(args), "env": env}
+    return servers

@@ -19,7 +19,16 @@ import structlog
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_mapping, env_str, env_url
+from config.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_mapping,
+    env_stdio_servers,
+    env_str,
+    env_url,
+)
 from config.logfilters import redact_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -287,6 +296,12 @@ MODEL_ALIASES = env_mapping(
 )
 SYNC_RUN_TIMEOUT_S = env_float("SYNC_RUN_TIMEOUT_S", 300.0)
 HTTP_ALLOWED_NETWORKS = env_list("HTTP_ALLOWED_NETWORKS", [])
+# MCP: how long listing or calling a registered server may take; how long a tools/call on /mcp
+# waits for its run before it answers with a link to the run; the stdio servers the operator
+# allows (a JSON object name -> {"command", "args", "env"}; none by default).
+MCP_CLIENT_TIMEOUT_S = env_float("MCP_CLIENT_TIMEOUT_S", 20.0)
+MCP_CALL_WAIT_S = env_float("MCP_CALL_WAIT_S", 60.0)
+MCP_STDIO_SERVERS = env_stdio_servers("MCP_STDIO_SERVERS")
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 # How many runs, and how many steps in all, one fired run and its subflows may create (an
 # orchestration's max_runs_per_root / max_steps_per_root settings override them).

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework import serializers
@@ -20,6 +21,7 @@ from orchestrator.models import (
     ApiToken,
     Credential,
     Group,
+    McpServer,
     Membership,
     Orchestration,
     OrchestrationTag,
@@ -151,6 +153,23 @@ class AgentAdmin(admin.ModelAdmin):
     list_display = ["name", "model", "organization", "updated_at"]
     list_filter = ["organization", "model"]
     search_fields = ["name", "description", "system_prompt"]
+
+
+@admin.register(McpServer)
+class McpServerAdmin(admin.ModelAdmin):
+    """Read-only: registering and refreshing list the server's tools through the net guard, which
+    the API does (runs.services.mcp_servers); the admin may look and delete."""
+
+    list_display = ["name", "url", "status", "organization", "checked_at"]
+    list_filter = ["organization", "status"]
+    search_fields = ["name", "url"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class CredentialForm(forms.ModelForm):

@@ -18,6 +18,14 @@ class CredentialKind(models.TextChoices):
     HEADER = "header", "Custom header (Name: value)"
 
 
+class McpServerStatus(models.TextChoices):
+    """Set by listing the server's tools (on create and on refresh)."""
+
+    PENDING = "pending", "Not checked yet"
+    OK = "ok", "Tools listed"
+    ERROR = "error", "Could not list tools"
+
+
 class TriggerKind(models.TextChoices):
     MANUAL = "manual", "Manual"
     WEBHOOK = "webhook", "Webhook"

@@ -8,7 +8,9 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
+from orchestrator.choices import McpServerStatus
 from orchestrator.filtersets import ListFilterSet
+from orchestrator.models import McpServer
 from runs.engine import RunStatus
 from runs.models import Run, TriggerKind
 
@@ -44,3 +46,12 @@ class RunFilter(ListFilterSet):
 
 RunFilter.base_filters["from"] = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
 RunFilter.base_filters["to"] = UtcDateTimeFilter(field_name="created_at", lookup_expr="lte")
+
+
+class McpServerFilter(ListFilterSet):
+    status = django_filters.ChoiceFilter(choices=McpServerStatus.choices)
+    name = django_filters.CharFilter(field_name="name", lookup_expr="icontains")
+
+    class Meta:
+        model = McpServer
+        fields: list[str] = []

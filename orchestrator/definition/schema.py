@@ -351,3 +351,28 @@ def validate_run_input(inputs_spec: list[dict[str, Any]], data: Any) -> dict[str
             result[name] = None
     problems.raise_if_any()
     return result
+
+
+def inputs_json_schema(inputs_spec: list[dict]) -> dict:
+    """The declared inputs as the JSON Schema of an object that `validate_run_input` accepts:
+    what a caller that only reads schemas (an MCP client, a model calling a tool) is shown."""
+    if not inputs_spec:
+        return {"type": "object", "additionalProperties": True}
+    properties, required = {}, []
+    for spec in inputs_spec:
+        prop: dict[str, Any] = {"type": spec["type"]}
+        if spec.get("description"):
+            prop["description"] = spec["description"]
+        if spec.get("default") is not None:
+            prop["default"] = spec["default"]
+        elif spec.get("required"):
+            required.append(spec["name"])
+        properties[spec["name"]] = prop
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema

@@ -1,4 +1,4 @@
-from orchestrator.models.library import Agent, Credential, Group
+from orchestrator.models.library import Agent, Credential, Group, McpServer
 from orchestrator.models.metrics import PrunedSample, WebhookOutcome, WebhookRequestCount
 from orchestrator.models.orchestrations import (
     Orchestration,
@@ -16,6 +16,7 @@ __all__ = [
     "ApiToken",
     "Credential",
     "Group",
+    "McpServer",
     "Membership",
     "Orchestration",
     "OrchestrationTag",

@@ -6,7 +6,7 @@ import uuid
 
 from django.db import models
 
-from orchestrator.choices import CredentialKind
+from orchestrator.choices import CredentialKind, McpServerStatus
 from orchestrator.models.tenancy import Organization
 
 
@@ -83,3 +83,38 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.model})"
+
+
+class McpServer(models.Model):
+    """A streamable HTTP MCP server whose tools agents may use. Its tools are listed when it is
+    registered and on refresh, and kept here, so the editor and the page show them without a
+    call out. Stdio servers are no rows: only the operator's MCP_STDIO_SERVERS setting names them.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="mcp_servers"
+    )
+    name = models.CharField(max_length=200)
+    url = models.URLField(max_length=2000)
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.SET_NULL, related_name="mcp_servers"
+    )
+    status = models.CharField(
+        max_length=10, choices=McpServerStatus.choices, default=McpServerStatus.PENDING
+    )
+    error = models.TextField(blank=True, help_text="Why the last listing failed (redacted).")
+    tools = models.JSONField(default=list, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "MCP server"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="mcp_server_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

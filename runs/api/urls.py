@@ -5,6 +5,7 @@ from django.urls import re_path
 from core.api.routers import OptionalSlashRouter
 from core.api.schema import documented_as
 from runs.api import streaming
+from runs.api.mcp_views import McpServerViewSet
 from runs.api.model_views import ModelListView
 from runs.api.output_views import RunOutputViewSet
 from runs.api.views import OrchestrationRunViewSet, RunViewSet
@@ -12,6 +13,7 @@ from runs.api.webhook_views import WebhookView
 
 router = OptionalSlashRouter()
 router.register("runs", RunViewSet, basename="run")
+router.register("mcp-servers", McpServerViewSet, basename="mcp-server")
 
 orchestration_run = OrchestrationRunViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 orchestration_replay = OrchestrationRunViewSet.as_view({"post": "replay"})

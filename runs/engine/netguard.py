@@ -19,9 +19,11 @@ import socket
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import ModuleType
 
 import anyio
 import httpx
+import httpx2
 
 from runs.engine.failures import StepFailed
 
@@ -151,22 +153,30 @@ class _Guard:
     """What both transports share: the vetted, pinned request for each hop, and the next hop."""
 
     def __init__(
-        self, policy: NetPolicy, credential_headers: Iterable[str], max_redirects: int
+        self,
+        policy: NetPolicy,
+        credential_headers: Iterable[str],
+        max_redirects: int,
+        http: ModuleType = httpx,
     ) -> None:
         self.policy = policy
         self.credential_headers = CREDENTIAL_HEADERS | {h.lower() for h in credential_headers}
         self.max_redirects = max_redirects
+        # httpx, or its fork httpx2 (what the MCP SDK's clients take): the same request API.
+        self.http = http
 
     def pinned(self, request: httpx.Request) -> httpx.Request:
         """The request sent to the vetted address; the Host header and the TLS server name keep
         the name, so virtual hosts and certificates work as they would have."""
-        parsed, address = check_url(request.url, self.policy)
+        url = request.url if isinstance(request.url, httpx.URL) else str(request.url)
+        parsed, address = check_url(url, self.policy)
         extensions = dict(request.extensions)
         if parsed.scheme == "https":
             extensions["sni_hostname"] = parsed.host
-        return httpx.Request(
+        pinned = parsed.copy_with(host=str(address))
+        return self.http.Request(
             request.method,
-            parsed.copy_with(host=str(address)),
+            pinned if self.http is httpx else str(pinned),
             headers=request.headers,
             stream=request.stream,
             extensions=extensions,
@@ -179,7 +189,7 @@ class _Guard:
             return None
         try:
             url = request.url.join(location)
-        except (httpx.InvalidURL, ValueError) as exc:
+        except (httpx.InvalidURL, self.http.InvalidURL, ValueError) as exc:
             raise BlockedAddress(f"not a valid URL: {location!r} ({exc})") from None
         method = request.method
         stream: httpx.SyncByteStream | httpx.AsyncByteStream | None = request.stream
@@ -194,7 +204,7 @@ class _Guard:
         if _origin(url) != _origin(request.url):
             for name in self.credential_headers:
                 headers.pop(name, None)
-        return httpx.Request(
+        return self.http.Request(
             method, url, headers=headers, stream=stream, extensions=request.extensions
         )
 
@@ -271,6 +281,35 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+class AsyncGuardedTransport2(httpx2.AsyncBaseTransport):
+    """`AsyncGuardedTransport` for httpx2 clients (the MCP SDK's): the same guard, hop by hop."""
+
+    def __init__(
+        self,
+        policy: NetPolicy,
+        *,
+        credential_headers: Iterable[str] = (),
+        max_redirects: int = MAX_REDIRECTS,
+        inner: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._guard = _Guard(policy, credential_headers, max_redirects, http=httpx2)
+        self._inner = inner or httpx2.AsyncHTTPTransport(verify=tls_context(), trust_env=False)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        for _ in range(self._guard.max_redirects + 1):
+            pinned = await anyio.to_thread.run_sync(self._guard.pinned, request)
+            response = await self._inner.handle_async_request(pinned)
+            following = self._guard.next_hop(request, response)
+            if following is None:
+                return response
+            await response.aclose()
+            request = following
+        raise self._guard.too_many(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def guarded_client(
     policy: NetPolicy,
     *,
@@ -324,3 +363,20 @@ def fetch(
         except httpx.HTTPError as exc:
             raise StepFailed(f"{method} {url} failed: {exc}") from None
     return response
+
+
+def guarded_async_client2(
+    policy: NetPolicy,
+    *,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    credential_headers: Iterable[str] = (),
+) -> httpx2.AsyncClient:
+    """`guarded_async_client` as an httpx2 client, for SDKs built on httpx2 (the MCP client)."""
+    return httpx2.AsyncClient(
+        transport=AsyncGuardedTransport2(policy, credential_headers=credential_headers),
+        headers=headers,
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+    )

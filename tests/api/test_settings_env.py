@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_mapping
+from config.env import env_mapping, env_stdio_servers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +79,29 @@ def test_a_malformed_model_alias_stops_the_start_naming_the_variable(tmp_path, v
     result = manage_check(tmp_path, MODEL_ALIASES=value)
     assert result.returncode != 0
     assert "MODEL_ALIASES must be a comma list of name=value" in result.stderr
+
+
+def test_stdio_mcp_servers_are_read_from_a_json_object(monkeypatch):
+    monkeypatch.setenv("MCP_STDIO_SERVERS", '{"files": {"command": "mcp-files", "args": ["/srv"]}}')
+    assert env_stdio_servers("MCP_STDIO_SERVERS") == {
+        "files": {"command": "mcp-files", "args": ["/srv"], "env": None}
+    }
+    monkeypatch.delenv("MCP_STDIO_SERVERS")
+    assert env_stdio_servers("MCP_STDIO_SERVERS") == {}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mcp-files",
+        '["mcp-files"]',
+        '{"files": "mcp-files"}',
+        '{"files": {"args": ["x"]}}',
+        '{"files": {"command": "x", "args": "y"}}',
+        '{"files": {"command": "x", "env": {"A": 1}}}',
+    ],
+)
+def test_a_malformed_stdio_server_list_stops_the_start_naming_the_variable(value, monkeypatch):
+    monkeypatch.setenv("MCP_STDIO_SERVERS", value)
+    with pytest.raises(ImproperlyConfigured, match="MCP_STDIO_SERVERS"):
+        env_stdio_servers("MCP_STDIO_SERVERS")

@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 from approvals.models import Approval
 from config.asgi import application
 from core.choices import Role
-from orchestrator.models import Agent, ApiToken, Credential, Group, Membership
+from orchestrator.models import Agent, ApiToken, Credential, Group, McpServer, Membership
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import OutputVersion, Run, TriggerKind
 from runs.services import lifecycle
@@ -44,6 +44,7 @@ PK_KIND = {
     "credentials": "credential",
     "triggers": "trigger",
     "tokens": "token",
+    "mcp-servers": "mcp_server",
 }
 NOT_TENANT_SCOPED = ("templates", "gallery", "webhooks")
 ADMIN_LISTS = ("/api/v1/tokens",)
@@ -155,6 +156,9 @@ def populate(org, prefix: str) -> Org:
         organization=org, name=f"{prefix}-cred", kind="api_key", encrypted_value="x"
     )
     token, _ = ApiToken.issue(org, Role.ADMIN, service_account=f"{prefix}-robot")
+    mcp_server = McpServer.objects.create(
+        organization=org, name=f"{prefix}-mcp", url="https://mcp.example.com/mcp"
+    )
     return Org(
         {
             "orchestration": str(gated.pk),
@@ -169,6 +173,7 @@ def populate(org, prefix: str) -> Org:
             "group": str(group.pk),
             "credential": str(credential.pk),
             "token": str(token.pk),
+            "mcp_server": str(mcp_server.pk),
         }
     )
 
@@ -290,6 +295,7 @@ def list_urls(a: Org, b: Org) -> list[str]:
         "/api/v1/models",
         "/api/v1/credentials",
         "/api/v1/tokens",
+        "/api/v1/mcp-servers",
         f"/api/v1/orchestrations/{b.ids['plain_orchestration']}/runs",
         f"/api/v1/orchestrations/{b.ids['plain_orchestration']}/triggers",
         f"/api/v1/runs/{b.ids['run']}/events",

@@ -61,9 +61,10 @@ from approvals.models import Approval
 from config.wsgi import application
 from core.choices import Role
 from core.tenancy import ServiceAccount
-from orchestrator.models import Agent, ApiToken, Credential, Group, Organization
+from orchestrator.models import Agent, ApiToken, Credential, Group, McpServer, Organization
 from orchestrator.services.orchestrations import create_orchestration, soft_delete
 from orchestrator.services.starters import load_starters
+from runs.engine import mcp
 from runs.models import OutputVersion, Run, TriggerKind
 from runs.services import lifecycle, outputs
 from tests.runs.harness import drain
@@ -212,6 +213,13 @@ def populate(org: Organization) -> World:
                 )
             ],
             "token": [str(ApiToken.issue(org, Role.VIEWER, service_account="fuzz-robot")[0].pk)],
+            "mcp-server": [
+                str(
+                    McpServer.objects.create(
+                        organization=org, name="docs", url="https://mcp.example.com/mcp"
+                    ).pk
+                )
+            ],
             "template": ["research-report", "webhook-summary"],
             "gallery": [str(gated.pk)],
         },
@@ -265,10 +273,16 @@ class Figures:
         self.statuses[f"{status // 100}xx"] += 1
 
 
+def _offline_mcp(server) -> list:
+    raise mcp.McpFailure("no MCP server is called while fuzzing")
+
+
 @pytest.fixture
 def world(org, settings, monkeypatch, caplog) -> Iterator[World]:
     """The populated organization, with the app answering in this test's transaction."""
     settings.SYNC_RUN_TIMEOUT_S = 0.0
+    # Registering an MCP server lists its tools: a generated public address must not be called.
+    monkeypatch.setattr(mcp, "list_tools_sync", _offline_mcp)
     # Thousands of 4xx are the point here, not news; a 5xx is still logged (and fails the test).
     caplog.set_level(logging.ERROR, logger="django.request")
     monkeypatch.setattr(

@@ -1,6 +1,6 @@
-"""SSRF: `http` steps and the `http_get` tool never reach loopback, private, link-local or
-metadata addresses, in any spelling, through DNS or through a redirect, unless
-HTTP_ALLOWED_NETWORKS allows them.
+"""SSRF: `http` steps, the `http_get` tool and MCP servers (registering, refreshing) never
+reach loopback, private, link-local or metadata addresses, in any spelling, through DNS or
+through a redirect, unless HTTP_ALLOWED_NETWORKS allows them.
 
 Every target runs through the real path (a run is fired, the step executed by the services, the
 guard asked by the node or the tool) while a canary listens on every local address on its port
@@ -13,7 +13,9 @@ import socket
 
 import pytest
 
+from orchestrator.models import McpServer
 from runs.models import RunEvent, StepRun
+from runs.services import mcp_servers
 from tests.runs.harness import run_to_rest
 from tests.security.servers import Canary, PublicServer, public_with_rebind_canary, serving
 
@@ -485,3 +487,76 @@ def test_a_refusal_does_not_say_what_an_internal_name_resolves_to(
         if address in message
     }
     assert leaked == set()
+
+
+# --- MCP servers: registering and refreshing one goes through the same guard --------------------
+
+
+def test_registering_an_mcp_server_refuses_every_inside_target(
+    editor, canary, fake_dns, nothing_allowed
+):
+    urls = targets(canary.port)
+    before = canary.hits
+    answers = {
+        url: editor.post("/api/v1/mcp-servers", {"name": f"s{i}", "url": url}, format="json")
+        for i, url in enumerate(urls)
+    }
+    wrong = {
+        url: (a.status_code, a.content[:200]) for url, a in answers.items() if a.status_code != 400
+    }
+    assert wrong == {}
+    assert not McpServer.objects.exists()
+    assert canary.hits == before, canary.requests
+    by_guard = sum(refused_by_guard(a.json()["detail"], url) for url, a in answers.items())
+    assert by_guard >= 50  # the rest are not URLs at all (data:, //host, host:port)
+    print(f"\nSSRF MCP register: {len(urls)} targets refused ({by_guard} by the guard), 0 hits")
+
+
+def test_refreshing_an_mcp_server_refuses_every_inside_target(
+    org, canary, fake_dns, nothing_allowed
+):
+    """A server stored while the setting allowed its address is refused once it no longer does:
+    the check is made on every call, not only when the URL was written."""
+    urls = targets(canary.port)
+    before = canary.hits
+    rows = [
+        McpServer.objects.create(organization=org, name=f"s{i}", url=url)
+        for i, url in enumerate(urls)
+    ]
+    wrong = {}
+    for row in rows:
+        refreshed = mcp_servers.refresh(row)
+        if refreshed.status != "error" or not refused_by_guard(refreshed.error, row.url):
+            wrong[row.url] = (refreshed.status, refreshed.error)
+    assert wrong == {}
+    assert canary.hits == before, canary.requests
+    print(f"\nSSRF MCP refresh: {len(urls)} targets refused by the guard, canary hits 0")
+
+
+def test_with_loopback_allowed_an_mcp_server_reaches_the_canary(editor, canary, settings):
+    settings.HTTP_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    before = canary.hits
+    answer = editor.post(
+        "/api/v1/mcp-servers",
+        {"name": "canary", "url": f"http://127.0.0.1:{canary.port}/mcp"},
+        format="json",
+    )
+    assert answer.status_code == 201
+    assert answer.json()["status"] == "error"  # a canary speaks no MCP
+    assert canary.hits > before
+
+
+@pytest.mark.parametrize("code", [302, 307, 308])
+def test_an_mcp_server_that_redirects_inside_is_refused(editor, canary, fake_dns, public, code):
+    targets_ = redirect_targets(canary.port)[:8]
+    before = canary.hits
+    for i, to in enumerate(targets_):
+        answer = editor.post(
+            "/api/v1/mcp-servers",
+            {"name": f"r{i}", "url": redirect_url(public, to, code)},
+            format="json",
+        )
+        assert answer.status_code == 201
+        assert answer.json()["status"] == "error"
+        assert refused_by_guard(answer.json()["error"]), answer.json()["error"]
+    assert canary.hits == before, canary.requests

@@ -1,0 +1,40 @@
+"""The MCP servers page: the org's registered servers with their tools and status, and the
+operator's stdio servers by name. Registering and refreshing go through the API."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from core.pages import membership
+from orchestrator.models import McpServer
+
+
+def _tool(tool: dict) -> dict:
+    """A listed tool as the template shows it: all of it text (the template escapes it)."""
+    schema = tool.get("input_schema") or {}
+    return {
+        "name": str(tool.get("name", "")),
+        "description": str(tool.get("description", "")),
+        "schema": json.dumps(schema, indent=2, sort_keys=True),
+    }
+
+
+@login_required
+def mcp_server_list(request: HttpRequest) -> HttpResponse:
+    current = membership(request)
+    servers = McpServer.objects.filter(organization=current.organization).order_by("name")
+    rows = [{"server": server, "tools": [_tool(t) for t in server.tools]} for server in servers]
+    return render(
+        request,
+        "orchestrator/mcp_servers.html",
+        {
+            "nav": "mcp",
+            "rows": rows,
+            "stdio_names": sorted(settings.MCP_STDIO_SERVERS),
+        },
+    )
