@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
+from jsonschema.validators import validator_for
 from pydantic import ValidationError
-from pydantic_ai import Agent, NativeOutput, PromptedOutput, StructuredDict, UsageLimits
+from pydantic_ai import Agent, ModelRetry, NativeOutput, PromptedOutput, StructuredDict, UsageLimits
 from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
@@ -117,7 +119,7 @@ def _output_type(schema: dict[str, Any] | None, model: Model) -> OutputSpec[Any]
     structured = StructuredDict(schema, name=str(schema.get("title") or "answer"))
     if isinstance(model, llm.FunctionModel):
         return PromptedOutput(structured)
-    if model.profile.supports_json_schema_output:
+    if model.profile.get("supports_json_schema_output"):
         return NativeOutput(structured)
     return structured
 
@@ -131,6 +133,26 @@ def _settings(
     if response_format == "json" and schema is None and spec.model.startswith("openai/"):
         settings["extra_body"] = {"response_format": {"type": "json_object"}}
     return settings
+
+
+def _schema_check(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    """The output validator of an output_schema: an answer that does not match it goes back to
+    the model with what is wrong (pydantic-ai checks only that it is an object)."""
+    validator = validator_for(schema)(schema)
+
+    def check(output: Any) -> Any:
+        problems = sorted(validator.iter_errors(output), key=lambda e: list(e.absolute_path))
+        if problems:
+            raise ModelRetry(
+                "the answer does not match the output schema: "
+                + "; ".join(
+                    f"{'/'.join(map(str, p.absolute_path)) or 'answer'}: {p.message}"
+                    for p in problems[:5]
+                )
+            )
+        return output
+
+    return check
 
 
 @dataclass
@@ -162,6 +184,8 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
             retries={"tools": max_turns, "output": OUTPUT_RETRIES},
             model_settings=_settings(spec, response_format, schema),
         )
+        if schema is not None:
+            agent.output_validator(_schema_check(schema))
         try:
             output = await _walk(
                 ctx, spec, agent, str(config.get("prompt", "")), max_turns, result, outcomes
