@@ -10,7 +10,8 @@ stderr.
 2. runs/s of small runs end to end, and the worker pool's memory after run 100 and run 1,000;
 3. the runs list under load next to a plain DRF list of the same rows (wrk, Procfile.production's
    web server), a page's time in process, and the lists' query count per page (bench.api);
-4. live trace latency, from an appended event to websocket clients (bench.live).
+4. live trace latency, from an appended event to websocket clients (bench.live);
+5. an agent step's cost per model call and its first streamed delta, engine side (bench.agents).
 
 The machine is noisy (figures move up to 2x between runs): compare within one run only.
 """
@@ -39,7 +40,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 
-from bench import api, live  # noqa: E402
+from bench import agents, api, live  # noqa: E402
 from bench.common import (  # noqa: E402
     ROOT,
     children_rss_kb,
@@ -395,6 +396,7 @@ def main() -> None:
     progress(f"worker steps: chains and fan-outs of {WORKER_STEPS} http and agent steps")
     with instant_server() as url:
         worker_steps(org, tag, store, url)
+    agents.run()
     progress(f"{SMALL_RUNS} small runs")
     small_runs(small_flows)
     progress("API lists under load")

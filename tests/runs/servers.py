@@ -18,6 +18,9 @@ from pydantic import ValidationError
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # Each write goes out at once: a streamed event, or a body after its headers (with Nagle's
+    # algorithm the second write waits for the client's delayed ACK, 40 ms here).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:
         pass
