@@ -47,6 +47,12 @@ from runs.engine.nodes.base import AgentSpec, NetPolicy, header_value
 from runs.engine.states import ErrorCode
 
 PROVIDERS = ("openai", "anthropic", "google")
+# Where each provider's key comes from when the agent names no credential (said in errors).
+KEY_SETTINGS = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GOOGLE_API_KEY",
+}
 
 
 def words(text: Any) -> int:
@@ -169,6 +175,12 @@ def provider_model(spec: AgentSpec, http_client: httpx2.AsyncClient, timeout: fl
     """The pydantic-ai model of an `openai/`, `anthropic/` or `google/` agent, over the guarded
     client; the SDKs' own retries are off."""
     provider, _, name = spec.model.partition("/")
+    if provider in PROVIDERS and not spec.api_key and not spec.base_url:
+        raise StepFailed(
+            f"no API key for the {provider} provider: set {KEY_SETTINGS[provider]}, or give the "
+            "agent a credential",
+            retryable=False,
+        )
     if provider == "openai":
         client = openai.AsyncOpenAI(
             base_url=_base_url(spec),

@@ -53,7 +53,6 @@ RUN_CODES = frozenset(
         ErrorCode.APPROVAL_EXPIRED,
         ErrorCode.TIMEOUT,
         ErrorCode.MODEL_UNPRICED,
-        ErrorCode.OUTPUT_INVALID,
         ErrorCode.COST_LIMIT_EXCEEDED,
     }
 )
