@@ -42,8 +42,8 @@ from pydantic_ai.providers.google import GoogleProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from runs.engine.failures import StepFailed
-from runs.engine.netguard import guarded_httpx2_client, parse_url
-from runs.engine.nodes.base import AgentSpec, NetPolicy, header_value
+from runs.engine.netguard import NetPolicy, guarded_httpx2_client, parse_url
+from runs.engine.nodes.base import AgentSpec, header_value
 from runs.engine.states import ErrorCode
 
 PROVIDERS = ("openai", "anthropic", "google")

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic_ai import RunContext, Tool
 
+from runs.engine.failures import StepFailed
 from runs.engine.netguard import NetPolicy, fetch
-from runs.engine.nodes.base import StepFailed
 
 BODY_LIMIT = 20_000
 

@@ -1,7 +1,8 @@
 """Small local servers for steps that talk to the network: a JSON upstream, and model servers
-that play scripted answers: OpenAI-compatible chat completions (`/chat/completions`) and
-Anthropic's Messages API (`/v1/messages`), each as one JSON answer or, when the request says
-`stream: true`, as the server-sent events the real APIs send, the text a few words per event."""
+that play scripted answers: OpenAI-compatible chat completions (`/chat/completions`),
+Anthropic's Messages API (`/v1/messages`) and Gemini's generateContent
+(`/v1beta/models/<model>:generateContent`), each as one JSON answer or, when the request asks
+for a stream, as the server-sent events the real APIs send, the text a few words per event."""
 
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ class _Handler(BaseHTTPRequestHandler):
             answer = answer or _reply("(no scripted answer)")
             if status == 200 and body.get("stream"):
                 return self._stream(openai_events(answer, body))
+            return self._send(status, answer)
+        if ":streamGenerateContent" in self.path or ":generateContent" in self.path:
+            status, answer = self.server.answers.pop(0) if self.server.answers else (200, None)
+            answer = answer or _gemini("(no scripted answer)")
+            if status == 200 and ":streamGenerateContent" in self.path:
+                return self._stream(gemini_events(answer))
             return self._send(status, answer)
         if self.path.endswith("/v1/messages"):
             status, answer = self.server.answers.pop(0) if self.server.answers else (200, None)
@@ -234,6 +241,55 @@ def claude(content: str | None = None, *, tools: list | None = None, tokens=(11,
 
 def anthropic_error(status: int, kind: str, message: str) -> tuple:
     return status, {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def _gemini(content: str | None, tool_calls: list | None = None, tokens=(11, 7)) -> dict:
+    """A Gemini generateContent answer: text and functionCall parts, and the usage."""
+    parts: list[dict] = [{"text": content}] if content else []
+    parts += [{"functionCall": {"name": name, "args": args}} for name, args in tool_calls or []]
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+        ],
+        "usageMetadata": {
+            "promptTokenCount": tokens[0],
+            "candidatesTokenCount": tokens[1],
+            "totalTokenCount": sum(tokens),
+        },
+        "modelVersion": "gemini-local",
+    }
+
+
+def gemini_events(answer: dict) -> list[bytes]:
+    """A Gemini answer as streamGenerateContent (alt=sse) sends it: a response per few words of
+    text, the function calls, finish reason and usage in the last one."""
+    candidate = answer["candidates"][0]
+    parts = candidate["content"]["parts"]
+    texts = [piece for part in parts if "text" in part for piece in words_of(part["text"])]
+    calls = [part for part in parts if "functionCall" in part]
+
+    def event(chunk_parts: list[dict], last: bool) -> bytes:
+        chunk: dict = {"content": {"role": "model", "parts": chunk_parts}, "index": 0}
+        body: dict = {"candidates": [chunk], "modelVersion": answer.get("modelVersion")}
+        if last:
+            chunk["finishReason"] = candidate.get("finishReason", "STOP")
+            body["usageMetadata"] = answer.get("usageMetadata")
+        return _sse(body)
+
+    pieces: list[list[dict]] = [[{"text": text}] for text in texts]
+    if calls:
+        pieces.append(calls)
+    pieces = pieces or [[]]
+    return [event(piece, index == len(pieces) - 1) for index, piece in enumerate(pieces)]
+
+
+def gemini(content: str | None = None, *, tools: list | None = None, tokens=(11, 7)) -> tuple:
+    """A scripted answer of the local Gemini-compatible server."""
+    return 200, _gemini(content, tools, tokens)
+
+
+def gemini_error(status: int, state: str, message: str) -> tuple:
+    return status, {"error": {"code": status, "message": message, "status": state}}
 
 
 def reply(content: str | None = None, *, tools: list | None = None, tokens=(11, 7)) -> tuple:

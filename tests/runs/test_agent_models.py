@@ -17,7 +17,15 @@ from runs.engine.pricing import Price
 from runs.engine.states import ErrorCode
 from runs.models import RunEvent, StepRun
 from tests.runs.harness import run_to_rest
-from tests.runs.servers import anthropic_error, claude, error, local_server, reply
+from tests.runs.servers import (
+    anthropic_error,
+    claude,
+    error,
+    gemini,
+    gemini_error,
+    local_server,
+    reply,
+)
 
 LOCAL = NetPolicy(allowed_networks=("127.0.0.1/32",))
 SCHEMA = {
@@ -242,6 +250,43 @@ def test_anthropic_errors_map_to_step_errors(server, status, kind, retryable):
 
 
 # --- Gemini -----------------------------------------------------------------------------------
+
+
+def gemini_agent(server, **fields) -> AgentSpec:
+    return AgentSpec(
+        name="g", model="google/gemini-local", base_url=server.url, api_key="g-local-key", **fields
+    )
+
+
+def test_a_gemini_agent_calls_a_tool_and_streams_its_answer(server):
+    server.answers = [
+        gemini(tools=[("http_get", {"url": f"{server.url}/weather"})], tokens=(30, 4)),
+        gemini("Sunny in Paris, 21 degrees.", tokens=(45, 8)),
+    ]
+    step = Step(gemini_agent(server, tools=("http_get",), price=Price(1, 1)))
+    result = step.run()
+    assert result.output == "Sunny in Paris, 21 degrees."
+    assert (result.turns, result.tool_calls) == (2, 1)
+    assert (result.tokens_input, result.tokens_output) == (75, 12)
+    assert server.hits == {"/weather": 1}
+    assert step.streamed(2) == result.output
+    assert len([d for d in step.deltas if d[0] == 2]) > 3
+    sent = {k.lower(): v for k, v in server.headers_seen[0].items()}
+    assert sent["x-goog-api-key"] == "g-local-key"
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "retryable"),
+    [(401, "UNAUTHENTICATED", False), (429, "RESOURCE_EXHAUSTED", True), (500, "INTERNAL", True)],
+)
+def test_gemini_errors_map_to_step_errors(server, status, state, retryable):
+    server.answers = [gemini_error(status, state, "no")]
+    with pytest.raises(StepFailed) as failed:
+        Step(gemini_agent(server)).run()
+    assert failed.value.retryable is retryable, failed.value.message
+    if status == 401:
+        assert failed.value.message.startswith("the provider refused the API key")
+    assert len(server.requests) == 1
 
 
 def test_a_google_agents_calls_go_through_the_net_guard():

@@ -30,11 +30,13 @@ from pydantic_ai.messages import (
     ToolCallPart,
 )
 from pydantic_ai.models import Model
+from pydantic_ai.models.function import FunctionModel
 from pydantic_ai.output import OutputSpec
 from pydantic_ai.settings import ModelSettings
 
 from runs.engine import llm
-from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed, StepResult
+from runs.engine.failures import StepFailed
+from runs.engine.nodes.base import AgentSpec, StepContext, StepResult
 from runs.engine.states import ErrorCode
 from runs.engine.tools import agent_tools
 
@@ -117,7 +119,7 @@ def _output_type(schema: dict[str, Any] | None, model: Model) -> OutputSpec[Any]
     if schema is None:
         return str
     structured = StructuredDict(schema, name=str(schema.get("title") or "answer"))
-    if isinstance(model, llm.FunctionModel):
+    if isinstance(model, FunctionModel):
         return PromptedOutput(structured)
     if model.profile.get("supports_json_schema_output"):
         return NativeOutput(structured)
@@ -173,7 +175,7 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
     builtin = spec.model.startswith("builtin/")
     client = None if builtin else llm.http_client(ctx.net, timeout)
     try:
-        model = llm.builtin_model(spec) if builtin else llm.provider_model(spec, client, timeout)
+        model = llm.provider_model(spec, client, timeout) if client else llm.builtin_model(spec)
         schema = _output_schema(ctx, spec)
         outcomes: dict[str, bool] = {}
         agent: Agent[None, Any] = Agent(
@@ -246,20 +248,21 @@ async def _walk(
                     _check_budget(ctx, result)
                 # Results are recorded in the order of the calls, whichever finished first.
                 calls = [p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart)]
-                done: dict[str, tuple[str, dict[str, Any]]] = {}
+                done: dict[str, dict[str, Any]] = {}
                 async with node.stream(run.ctx) as events:
                     async for event in events:
                         recorded = _record_tool(spec, result, event, outcomes, started)
                         if recorded is None:
                             continue
-                        if recorded[0] != "tool_result":
-                            await emit(*recorded)
+                        kind, data, call_id = recorded
+                        if kind != "tool_result":
+                            await emit(kind, data)
                             continue
-                        done[event.part.tool_call_id] = recorded
+                        done[call_id] = data
                         while calls and calls[0] in done:
-                            await emit(*done.pop(calls.pop(0)))
+                            await emit(kind, done.pop(calls.pop(0)))
                 for left in done.values():
-                    await emit(*left)
+                    await emit("tool_result", left)
         if run.result is None:
             raise StepFailed("the agent ended without an answer")
         return run.result.output
@@ -309,13 +312,14 @@ def _record_tool(
     event: Any,
     outcomes: dict[str, bool],
     started: dict[str, float],
-) -> tuple[str, dict[str, Any]] | None:
-    """A tool call's `tool_execution` event, or its result's `tool_result` one (None for other
-    events)."""
+) -> tuple[str, dict[str, Any], str] | None:
+    """A tool call's `tool_execution` event, or its result's `tool_result` one, with the call's
+    id (None for other events)."""
     if isinstance(event, FunctionToolCallEvent):
         result.tool_calls += 1
         started[event.part.tool_call_id] = time.monotonic()
-        return "tool_execution", {"tool_name": event.part.tool_name, "args": _args(event.part)}
+        data = {"tool_name": event.part.tool_name, "args": _args(event.part)}
+        return "tool_execution", data, event.part.tool_call_id
     if isinstance(event, FunctionToolResultEvent):
         part = event.part
         began = started.pop(part.tool_call_id, time.monotonic())
@@ -325,12 +329,16 @@ def _record_tool(
             ok, text = False, f"error: this agent has no tool '{part.tool_name}'"
         else:
             ok, text = False, f"error: {part.model_response_str()}"
-        return "tool_result", {
-            "tool_name": part.tool_name,
-            "ok": ok,
-            "preview": text[:PREVIEW],
-            "duration_ms": _since(began),
-        }
+        return (
+            "tool_result",
+            {
+                "tool_name": part.tool_name,
+                "ok": ok,
+                "preview": text[:PREVIEW],
+                "duration_ms": _since(began),
+            },
+            part.tool_call_id,
+        )
     return None
 
 
