@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from asgiref.sync import async_to_sync, sync_to_async
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
@@ -189,9 +190,13 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
         if schema is not None:
             agent.output_validator(_schema_check(schema))
         try:
-            output = await _walk(
-                ctx, spec, agent, str(config.get("prompt", "")), max_turns, result, outcomes
-            )
+            # The whole conversation ends by the step's deadline, not only each read.
+            with anyio.fail_after(timeout if ctx.deadline is not None else None):
+                output = await _walk(
+                    ctx, spec, agent, str(config.get("prompt", "")), max_turns, result, outcomes
+                )
+        except TimeoutError:
+            raise StepFailed("the step timed out") from None
         except StepFailed:
             raise
         except Exception as exc:  # pydantic-ai's and the SDKs' failures, as sentences
