@@ -17,7 +17,7 @@ import time
 import httpx
 import openai
 
-from bench.common import percentile, progress, report
+from bench.common import percentile, progress, quiet_client_logs, report
 from runs.engine.netguard import NetPolicy
 from runs.engine.nodes.agent import run_agent
 from runs.engine.nodes.base import AgentSpec, StepContext
@@ -165,4 +165,5 @@ def run() -> None:
 
 
 if __name__ == "__main__":
+    quiet_client_logs()
     run()
