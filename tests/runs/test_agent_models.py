@@ -152,6 +152,37 @@ def test_the_agents_output_schema_applies_when_the_step_has_none(server):
     assert result.output == {"city": "Paris", "degrees": 21}
 
 
+def test_the_steps_output_schema_wins_over_its_agents(server):
+    server.answers = [reply('{"city": "Paris", "degrees": 21}')]
+    agents = {"type": "object", "required": ["summary"]}
+    result = Step(openai_agent(server, output_schema=agents), output_schema=SCHEMA).run()
+    assert result.output == {"city": "Paris", "degrees": 21}
+    assert server.requests[0]["response_format"]["json_schema"]["schema"]["required"] == [
+        "city",
+        "degrees",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("script", "outcome"),
+    [
+        ([{"reply": {"city": "Oslo", "degrees": 3}}], {"city": "Oslo", "degrees": 3}),
+        (["not json", {"reply": {"city": "Oslo", "degrees": 3}}], {"city": "Oslo", "degrees": 3}),
+        ([{"reply": {"city": "Oslo"}}] * 3, ErrorCode.OUTPUT_INVALID),
+    ],
+    ids=["valid", "invalid-then-valid", "invalid-three-times"],
+)
+def test_a_scripted_agent_answers_an_output_schema_in_its_text(script, outcome):
+    step = Step(AgentSpec(name="s", model="builtin/script", script=tuple(script)))
+    step.ctx.config["output_schema"] = SCHEMA
+    if isinstance(outcome, dict):
+        assert step.run().output == outcome
+        return
+    with pytest.raises(StepFailed) as failed:
+        step.run()
+    assert failed.value.code == outcome
+
+
 def test_an_answer_still_invalid_after_two_retries_fails_with_output_invalid(server):
     server.answers = [reply('{"city": "Paris"}')] * 3
     step = Step(openai_agent(server), output_schema=SCHEMA)
