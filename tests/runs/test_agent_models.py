@@ -263,6 +263,19 @@ def test_an_anthropic_agent_uses_a_tool_and_streams_over_the_messages_api(server
     assert step.of("agent_turn")[0]["tool_calls"] == ["http_get"]
 
 
+def test_an_anthropic_agent_answers_an_output_schema_through_its_answer_tool(server):
+    titled = {**SCHEMA, "title": "Weather report"}
+    server.answers = [claude(tools=[("final_result", {"city": "Paris", "degrees": 2})])]
+    step = Step(anthropic_agent(server, price=Price(1000, 1000)), budget_usd=0.0)
+    step.ctx.config["output_schema"] = titled
+    result = step.run()
+    # The answer tool is no tool call: the budget check lets the final answer through.
+    assert result.output == {"city": "Paris", "degrees": 2}
+    turn = step.of("agent_turn")[0]
+    assert turn["tool_calls"] == [] and json.loads(turn["content"])["city"] == "Paris"
+    assert server.requests[0]["tools"][0]["input_schema"]["required"] == ["city", "degrees"]
+
+
 @pytest.mark.parametrize(
     ("status", "kind", "retryable"),
     [

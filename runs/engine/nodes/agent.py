@@ -9,6 +9,7 @@ recorded and checked against the budget before the tools it asks for run.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ PREVIEW = 500
 CONTENT_PREVIEW = 2000
 # An answer that does not match the output_schema goes back to the model this many times.
 OUTPUT_RETRIES = 2
+# What a provider refuses in a schema's or tool's name (a schema's title may hold anything).
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # What reading a streamed chunk of the wrong shape raises inside pydantic-ai.
 MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValidationError)
 
@@ -119,7 +122,9 @@ def _output_type(schema: dict[str, Any] | None, model: Model) -> OutputSpec[Any]
     in their text."""
     if schema is None:
         return str
-    structured = StructuredDict(schema, name=str(schema.get("title") or "answer"))
+    structured = StructuredDict(
+        schema, name=_NAME_UNSAFE.sub("_", str(schema.get("title") or "answer"))[:64]
+    )
     if isinstance(model, FunctionModel):
         return PromptedOutput(structured)
     if model.profile.get("supports_json_schema_output"):
@@ -249,7 +254,7 @@ async def _walk(
                     )
                 turn.sent = [m for m in run.all_messages() if m is not response]
                 await emit("agent_turn", _record_turn(spec, result, turn, response))
-                if any(isinstance(part, ToolCallPart) for part in response.parts):
+                if _tool_calls(response):
                     _check_budget(ctx, result)
                 # Results are recorded in the order of the calls, whichever finished first.
                 calls = [p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart)]
@@ -282,6 +287,16 @@ def _streamed_text(event: Any) -> str:
     return ""
 
 
+def _is_answer(part: ToolCallPart) -> bool:
+    """Whether a tool call is the model's final answer (an output_schema's answer tool)."""
+    return getattr(part, "tool_kind", None) == "output"
+
+
+def _tool_calls(response: ModelResponse) -> list[ToolCallPart]:
+    """The tools a model call asks for: what makes the agent go on (its answer tool aside)."""
+    return [p for p in response.parts if isinstance(p, ToolCallPart) and not _is_answer(p)]
+
+
 def _record_turn(
     spec: AgentSpec, result: StepResult, turn: _Turn, response: ModelResponse
 ) -> dict[str, Any]:
@@ -299,11 +314,14 @@ def _record_turn(
         None if turn_cost is None or result.cost_usd is None else result.cost_usd + turn_cost
     )
     content = "".join(part.content for part in response.parts if isinstance(part, TextPart))
+    answers = [p for p in response.parts if isinstance(p, ToolCallPart) and _is_answer(p)]
+    if answers and not content:
+        content = answers[0].args_as_json_str()  # a structured answer given as a tool call
     return {
         "turn": turn.number,
         "model": spec.model,
         "content": content[:CONTENT_PREVIEW],
-        "tool_calls": [p.tool_name for p in response.parts if isinstance(p, ToolCallPart)],
+        "tool_calls": [call.tool_name for call in _tool_calls(response)],
         "tokens": {"input": tokens_in, "output": tokens_out},
         "cost_usd": turn_cost,
         "unpriced": turn_cost is None,
