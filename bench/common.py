@@ -28,6 +28,7 @@ def quiet_client_logs() -> None:
     """A bench's requests would log a line each. Called by each bench's main, never at import:
     the tests import bench modules, and their log tests read httpx's lines."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # the model SDKs' client
 
 
 def report(name: str, value: float, unit: str, target: str | None, ok: bool | None, **extra):

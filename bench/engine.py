@@ -13,6 +13,7 @@ stderr.
 4. live trace latency, from an appended event to websocket clients, and from a piece of a
    model's streamed answer handed to a step's delta sink to the clients' agent_delta frames
    (bench.live).
+5. an agent step's cost per model call and its first streamed delta, engine side (bench.agents).
 
 The machine is noisy (figures move up to 2x between runs): compare within one run only.
 """
@@ -41,7 +42,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 
-from bench import api, live  # noqa: E402
+from bench import agents, api, live  # noqa: E402
 from bench.common import (  # noqa: E402
     ROOT,
     children_rss_kb,
@@ -397,6 +398,7 @@ def main() -> None:
     progress(f"worker steps: chains and fan-outs of {WORKER_STEPS} http and agent steps")
     with instant_server() as url:
         worker_steps(org, tag, store, url)
+    agents.run()
     progress(f"{SMALL_RUNS} small runs")
     small_runs(small_flows)
     progress("API lists under load")

@@ -17,7 +17,7 @@ import functools
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -333,6 +333,66 @@ def guarded_async_client(
     """`guarded_client` for async callers (SDKs that take an `httpx.AsyncClient`)."""
     return httpx.AsyncClient(
         transport=AsyncGuardedTransport(policy, credential_headers=credential_headers),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+class _RelayedBody(httpx2.AsyncByteStream):
+    """An httpx response body read through an httpx2 response, chunk by chunk (a model's answer
+    streams through it as it arrives)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._response.aiter_raw():
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class Httpx2GuardedTransport(httpx2.AsyncBaseTransport):
+    """`AsyncGuardedTransport` for the SDKs built on httpx2 (the model providers' clients): each
+    request is handed to the guard as an httpx request, so the same checks hold on every hop."""
+
+    def __init__(self, policy: NetPolicy, *, credential_headers: Iterable[str] = ()) -> None:
+        self._guarded = AsyncGuardedTransport(policy, credential_headers=credential_headers)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        inner = httpx.Request(
+            request.method,
+            str(request.url),
+            headers=request.headers.raw,
+            content=await request.aread(),
+            extensions={k: v for k, v in request.extensions.items() if k == "timeout"},
+        )
+        try:
+            response = await self._guarded.handle_async_request(inner)
+        except httpx.TimeoutException as exc:
+            raise httpx2.ReadTimeout(str(exc), request=request) from None
+        except httpx.TransportError as exc:
+            raise httpx2.ConnectError(str(exc), request=request) from None
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers.raw,
+            stream=_RelayedBody(response),
+            request=request,
+        )
+
+    async def aclose(self) -> None:
+        await self._guarded.aclose()
+
+
+def guarded_httpx2_client(
+    policy: NetPolicy, *, timeout: float, credential_headers: Iterable[str] = ()
+) -> httpx2.AsyncClient:
+    """`guarded_async_client` as an httpx2 client: what the OpenAI, Anthropic and Gemini SDKs take
+    as their `http_client` (they refuse an httpx one, or will)."""
+    return httpx2.AsyncClient(
+        transport=Httpx2GuardedTransport(policy, credential_headers=credential_headers),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,

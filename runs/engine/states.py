@@ -121,6 +121,8 @@ class ErrorCode:
     CANCELLED = "cancelled"
     # Under a credit_limit, an agent step whose model has no known price (refused before the call).
     MODEL_UNPRICED = "model_unpriced"
+    # An agent whose answer still did not match its output_schema after 2 retries.
+    OUTPUT_INVALID = "output_invalid"
 
     ALL: frozenset[str] = frozenset(
         {
@@ -133,6 +135,7 @@ class ErrorCode:
             TIMEOUT,
             CANCELLED,
             MODEL_UNPRICED,
+            OUTPUT_INVALID,
         }
     )
     # A subflow step that fails because its child hit a limit of the run tree passes the child's

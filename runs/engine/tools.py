@@ -7,31 +7,30 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from runs.engine.netguard import fetch
-from runs.engine.nodes.base import NetPolicy, StepFailed
+from pydantic_ai import RunContext, Tool
+
+from runs.engine.failures import StepFailed
+from runs.engine.netguard import NetPolicy, fetch
 
 BODY_LIMIT = 20_000
 
-SCHEMAS = {
+# What the model is told about each tool: its description and its arguments' JSON Schema.
+SCHEMAS: dict[str, dict[str, Any]] = {
     "http_get": {
-        "type": "function",
-        "function": {
-            "name": "http_get",
-            "description": "Fetch a URL with HTTP GET and return its status and body.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "url": {"type": "string", "description": "An http or https URL."},
-                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-                },
-                "required": ["url"],
+        "description": "Fetch a URL with HTTP GET and return its status and body.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string", "description": "An http or https URL."},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             },
+            "required": ["url"],
         },
     },
 }
 
 
-def http_get(args: dict, policy: NetPolicy, transport=None) -> tuple[bool, str]:
+def http_get(args: dict[str, Any], policy: NetPolicy, transport: Any = None) -> tuple[bool, str]:
     url = args.get("url")
     if not isinstance(url, str):
         return False, "error: http_get needs a url"
@@ -46,11 +45,17 @@ def http_get(args: dict, policy: NetPolicy, transport=None) -> tuple[bool, str]:
 
 
 # What each tool named in orchestrator.definition.nodes.KNOWN_TOOLS does.
-TOOLS: dict[str, Callable[[dict, NetPolicy, Any], tuple[bool, str]]] = {"http_get": http_get}
+TOOLS: dict[str, Callable[[dict[str, Any], NetPolicy, Any], tuple[bool, str]]] = {
+    "http_get": http_get
+}
 
 
 def run_tool(
-    name: str, args: dict, allowed: tuple[str, ...], policy: NetPolicy, transport=None
+    name: str,
+    args: dict[str, Any],
+    allowed: tuple[str, ...],
+    policy: NetPolicy,
+    transport: Any = None,
 ) -> tuple[bool, str]:
     if name not in allowed:
         return False, f"error: this agent has no tool '{name}'"
@@ -58,3 +63,27 @@ def run_tool(
     if tool is None:
         return False, f"error: unknown tool '{name}'"
     return tool(args, policy, transport)
+
+
+def agent_tools(
+    allowed: tuple[str, ...], policy: NetPolicy, transport: Any, outcomes: dict[str, bool]
+) -> list[Tool[None]]:
+    """The agent's tools as pydantic-ai tools. Each call runs `run_tool` in a worker thread and
+    notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result` event."""
+
+    def as_tool(name: str) -> Tool[None]:
+        def call(ctx: RunContext[None], **args: Any) -> str:
+            ok, text = run_tool(name, args, allowed, policy, transport)
+            outcomes[ctx.tool_call_id or ""] = ok
+            return text
+
+        schema = SCHEMAS.get(name, {})
+        return Tool.from_schema(
+            call,
+            name=name,
+            description=schema.get("description"),
+            json_schema=schema.get("parameters", {"type": "object", "properties": {}}),
+            takes_ctx=True,
+        )
+
+    return [as_tool(name) for name in allowed if name in TOOLS]

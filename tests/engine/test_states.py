@@ -129,6 +129,7 @@ def test_error_codes_are_the_documented_strings():
         "timeout",
         "cancelled",
         "model_unpriced",
+        "output_invalid",
     } == ErrorCode.ALL
     assert ErrorCode.STEP_FAILED == "step_failed"
 

@@ -58,7 +58,7 @@ from orchestrator.services.webhooks import sign
 from runs.engine import RUN_TERMINAL
 from runs.models import Run, RunEvent, StepRun
 from tests.runs.harness import drain, skip_waits
-from tests.runs.servers import error, reply
+from tests.runs.servers import error, openai_events, reply
 from tests.worker.conftest import ROOT, database_url, purge_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -153,6 +153,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _stream(self, events: list[bytes]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for event in events:
+            self.wfile.write(event)
+        self.close_connection = True
+
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -161,7 +169,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.seen.append((self.path, headers))
         path = urlsplit(self.path).path
         if path.endswith("/chat/completions"):
-            return self._send(*self._model(json.loads(body), headers))
+            request = json.loads(body)
+            status, answer = self._model(request, headers)
+            if status == 200 and request.get("stream"):
+                return self._stream(openai_events(answer, request))
+            return self._send(status, answer)
         if path == "/echo":
             return self._send(200, {"headers": dict(self.headers.items())})
         if path == "/status/401":

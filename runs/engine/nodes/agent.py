@@ -1,18 +1,56 @@
-"""The agent step: the tool loop, with a live event for every turn, tool call and result."""
+"""The agent step: one pydantic-ai agent run inside the engine, with a live event for every model
+call, tool call and tool result, and the model's text streamed to `ctx.delta` as it arrives.
+
+pydantic-ai runs the conversation (messages, tool calls, structured output and its retries); the
+step walks its graph node by node (`Agent.iter`), so that each model answer is seen, priced,
+recorded and checked against the budget before the tools it asks for run.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed, StepResult
-from runs.engine.providers import provider_for
+import anyio
+from asgiref.sync import async_to_sync, sync_to_async
+from jsonschema.validators import validator_for
+from pydantic import ValidationError
+from pydantic_ai import Agent, ModelRetry, NativeOutput, PromptedOutput, StructuredDict, UsageLimits
+from pydantic_ai.messages import (
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    ModelMessage,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    ToolCallPart,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.models.function import FunctionModel
+from pydantic_ai.output import OutputSpec
+from pydantic_ai.settings import ModelSettings
+
+from runs.engine import llm
+from runs.engine.failures import StepFailed
+from runs.engine.nodes.base import AgentSpec, StepContext, StepResult
 from runs.engine.states import ErrorCode
-from runs.engine.tools import SCHEMAS, run_tool
+from runs.engine.tools import agent_tools
 
 DEFAULT_MAX_TURNS = 10
 PREVIEW = 500
 CONTENT_PREVIEW = 2000
+# An answer that does not match the output_schema goes back to the model this many times.
+OUTPUT_RETRIES = 2
+# What a provider refuses in a schema's or tool's name (a schema's title may hold anything).
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# What reading a streamed chunk of the wrong shape raises inside pydantic-ai.
+MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValidationError)
 
 
 def _timeout(ctx: StepContext) -> float:
@@ -29,15 +67,13 @@ def _since(began: float) -> float:
     return round((time.monotonic() - began) * 1000, 1)
 
 
-def _final(content: str | None, response_format: str):
-    if response_format != "json":
-        return content or ""
+def _final(content: Any, response_format: str) -> Any:
+    if response_format != "json" or not isinstance(content, str):
+        return content
     try:
-        return json.loads(content or "")
+        return json.loads(content)
     except ValueError:
-        raise StepFailed(
-            f"the agent was asked for JSON but answered: {(content or '')[:200]}"
-        ) from None
+        raise StepFailed(f"the agent was asked for JSON but answered: {content[:200]}") from None
 
 
 def run_agent(ctx: StepContext) -> StepResult:
@@ -53,7 +89,7 @@ def run_agent(ctx: StepContext) -> StepResult:
         )
     result = StepResult(output=None, model=spec.model)
     try:
-        return _converse(ctx, spec, result)
+        return async_to_sync(_converse)(ctx, spec, result)
     except StepFailed as exc:
         # What the attempt spent before it failed is spent all the same: it counts.
         exc.usage = exc.usage or result.usage()
@@ -74,81 +110,264 @@ def _check_budget(ctx: StepContext, result: StepResult) -> None:
     )
 
 
-def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> StepResult:
-    config = ctx.config
-    response_format = config.get("response_format", "text")
-    max_turns = config.get("max_turns") or spec.max_turns or DEFAULT_MAX_TURNS
-    complete = provider_for(spec)
-    tools = [SCHEMAS[name] for name in spec.tools if name in SCHEMAS]
-    messages: list[dict] = []
-    if spec.system_prompt:
-        messages.append({"role": "system", "content": spec.system_prompt})
-    messages.append({"role": "user", "content": str(config.get("prompt", ""))})
+def _output_schema(ctx: StepContext, spec: AgentSpec) -> dict[str, Any] | None:
+    """The step's output_schema, else its agent's."""
+    schema = ctx.config.get("output_schema")
+    return schema if isinstance(schema, dict) else spec.output_schema
 
-    for turn in range(1, max_turns + 1):
-        began = time.monotonic()
-        completion = complete(
-            spec,
-            messages,
-            tools,
-            net=ctx.net,
-            response_format=response_format,
-            timeout=_timeout(ctx),
-            transport=ctx.transport,
-        )
-        duration_ms = _since(began)
-        result.turns = turn
-        result.tokens_input += completion.tokens_input
-        result.tokens_output += completion.tokens_output
-        # Each call is priced on its own tokens: a table's tiers apply per request.
-        turn_cost = spec.cost(completion.tokens_input, completion.tokens_output)
-        result.cost_usd = (
-            None if turn_cost is None or result.cost_usd is None else result.cost_usd + turn_cost
-        )
-        ctx.emit(
-            "agent_turn",
-            {
-                "turn": turn,
-                "model": spec.model,
-                "content": (completion.content or "")[:CONTENT_PREVIEW],
-                "tool_calls": [call.name for call in completion.tool_calls],
-                "tokens": {"input": completion.tokens_input, "output": completion.tokens_output},
-                "cost_usd": turn_cost,
-                "unpriced": turn_cost is None,
-                "duration_ms": duration_ms,
-            },
-        )
-        if not completion.tool_calls:
-            result.output = _final(completion.content, response_format)
-            return result
-        _check_budget(ctx, result)
-        messages.append(
-            {
-                "role": "assistant",
-                "content": completion.content,
-                "tool_calls": [
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
-                    }
-                    for call in completion.tool_calls
-                ],
-            }
-        )
-        for call in completion.tool_calls:
-            result.tool_calls += 1
-            ctx.emit("tool_execution", {"tool_name": call.name, "args": call.arguments})
-            began = time.monotonic()
-            ok, text = run_tool(call.name, call.arguments, spec.tools, ctx.net, ctx.transport)
-            ctx.emit(
-                "tool_result",
-                {
-                    "tool_name": call.name,
-                    "ok": ok,
-                    "preview": text[:PREVIEW],
-                    "duration_ms": _since(began),
-                },
+
+def _output_type(schema: dict[str, Any] | None, model: Model) -> OutputSpec[Any]:
+    """Text, or the schema in the provider's structured-output mode where it has one (OpenAI's
+    and Gemini's JSON schema mode), else as a final-answer tool; the builtin models answer it
+    in their text."""
+    if schema is None:
+        return str
+    structured = StructuredDict(
+        schema, name=_NAME_UNSAFE.sub("_", str(schema.get("title") or "answer"))[:64]
+    )
+    if isinstance(model, FunctionModel):
+        return PromptedOutput(structured)
+    if model.profile.get("supports_json_schema_output"):
+        return NativeOutput(structured)
+    return structured
+
+
+def _settings(
+    spec: AgentSpec, response_format: str, schema: dict[str, Any] | None
+) -> ModelSettings:
+    settings: ModelSettings = {}
+    if spec.temperature is not None:
+        settings["temperature"] = spec.temperature
+    if response_format == "json" and schema is None and spec.model.startswith("openai/"):
+        settings["extra_body"] = {"response_format": {"type": "json_object"}}
+    return settings
+
+
+def _schema_check(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    """The output validator of an output_schema: an answer that does not match it goes back to
+    the model with what is wrong (pydantic-ai checks only that it is an object)."""
+    validator = validator_for(schema)(schema)
+
+    def check(output: Any) -> Any:
+        problems = sorted(validator.iter_errors(output), key=lambda e: list(e.absolute_path))
+        if problems:
+            raise ModelRetry(
+                "the answer does not match the output schema: "
+                + "; ".join(
+                    f"{'/'.join(map(str, p.absolute_path)) or 'answer'}: {p.message}"
+                    for p in problems[:5]
+                )
             )
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
-    raise StepFailed(f"the agent used all {max_turns} turns without a final answer")
+        return output
+
+    return check
+
+
+@dataclass
+class _Turn:
+    """The model call in progress: its number, when it began, the messages it was sent (the
+    builtin models count their tokens on them)."""
+
+    number: int = 0
+    began: float = 0.0
+    sent: list[ModelMessage] = field(default_factory=list)
+
+
+async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> StepResult:
+    config = ctx.config
+    response_format = str(config.get("response_format") or "text")
+    max_turns = int(config.get("max_turns") or spec.max_turns or DEFAULT_MAX_TURNS)
+    timeout = _timeout(ctx)
+    builtin = spec.model.startswith("builtin/")
+    client = None if builtin else llm.http_client(ctx.net, timeout)
+    try:
+        model = llm.provider_model(spec, client, timeout) if client else llm.builtin_model(spec)
+        schema = _output_schema(ctx, spec)
+        outcomes: dict[str, bool] = {}
+        agent: Agent[None, Any] = Agent(
+            model,
+            output_type=_output_type(schema, model),
+            system_prompt=spec.system_prompt or (),
+            tools=agent_tools(spec.tools, ctx.net, ctx.transport, outcomes),
+            retries={"tools": max_turns, "output": OUTPUT_RETRIES},
+            model_settings=_settings(spec, response_format, schema),
+        )
+        if schema is not None:
+            agent.output_validator(_schema_check(schema))
+        try:
+            # The whole conversation ends by the step's deadline, not only each read.
+            with anyio.fail_after(timeout if ctx.deadline is not None else None):
+                output = await _walk(
+                    ctx, spec, agent, str(config.get("prompt", "")), max_turns, result, outcomes
+                )
+        except TimeoutError:
+            raise StepFailed("the step timed out") from None
+        except StepFailed:
+            raise
+        except Exception as exc:  # pydantic-ai's and the SDKs' failures, as sentences
+            raise llm.failure(exc, spec, max_turns) from None
+    finally:
+        if client is not None:
+            await client.aclose()
+    result.output = _final(output, response_format)
+    return result
+
+
+async def _walk(
+    ctx: StepContext,
+    spec: AgentSpec,
+    agent: Agent[None, Any],
+    prompt: str,
+    max_turns: int,
+    result: StepResult,
+    outcomes: dict[str, bool],
+) -> Any:
+    turn = _Turn()
+    started: dict[str, float] = {}
+    # Events and streamed text go to the step's own thread, which the agent's loop waits on: the
+    # event log writes to the database, which Django refuses from inside an event loop.
+    emit = sync_to_async(ctx.emit, thread_sensitive=True)
+    delta = sync_to_async(ctx.delta, thread_sensitive=True)
+    async with agent.iter(
+        prompt, usage_limits=UsageLimits(request_limit=max_turns), infer_name=False
+    ) as run:
+        async for node in run:
+            if Agent.is_model_request_node(node):
+                turn = _Turn(turn.number + 1, time.monotonic())
+                try:
+                    async with node.stream(run.ctx) as stream:
+                        async for event in stream:
+                            text = _streamed_text(event)
+                            if text:
+                                await delta(turn.number, text)
+                except MALFORMED as exc:
+                    # pydantic-ai reads a streamed chunk without checking its shape.
+                    raise StepFailed(
+                        "the model's answer was malformed: a streamed chunk could not be read "
+                        f"({type(exc).__name__.removesuffix('Error').lower()})"
+                    ) from None
+            elif Agent.is_call_tools_node(node):
+                response = node.model_response
+                if not response.parts:
+                    raise StepFailed(
+                        "the model's answer was malformed: it held neither text nor tool calls"
+                    )
+                turn.sent = [m for m in run.all_messages() if m is not response]
+                await emit("agent_turn", _record_turn(spec, result, turn, response))
+                if _tool_calls(response):
+                    _check_budget(ctx, result)
+                # Results are recorded in the order of the calls, whichever finished first.
+                calls = [p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart)]
+                done: dict[str, dict[str, Any]] = {}
+                async with node.stream(run.ctx) as events:
+                    async for event in events:
+                        recorded = _record_tool(spec, result, event, outcomes, started)
+                        if recorded is None:
+                            continue
+                        kind, data, call_id = recorded
+                        if kind != "tool_result":
+                            await emit(kind, data)
+                            continue
+                        done[call_id] = data
+                        while calls and calls[0] in done:
+                            await emit(kind, done.pop(calls.pop(0)))
+                for left in done.values():
+                    await emit("tool_result", left)
+        if run.result is None:
+            raise StepFailed("the agent ended without an answer")
+        return run.result.output
+
+
+def _streamed_text(event: Any) -> str:
+    """The text a stream event adds to the answer ("" for any other event)."""
+    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+        return event.part.content
+    if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+        return event.delta.content_delta
+    return ""
+
+
+def _is_answer(part: ToolCallPart) -> bool:
+    """Whether a tool call is the model's final answer (an output_schema's answer tool)."""
+    return getattr(part, "tool_kind", None) == "output"
+
+
+def _tool_calls(response: ModelResponse) -> list[ToolCallPart]:
+    """The tools a model call asks for: what makes the agent go on (its answer tool aside)."""
+    return [p for p in response.parts if isinstance(p, ToolCallPart) and not _is_answer(p)]
+
+
+def _record_turn(
+    spec: AgentSpec, result: StepResult, turn: _Turn, response: ModelResponse
+) -> dict[str, Any]:
+    """Adds a model call to the step's usage; its `agent_turn` event."""
+    if spec.model.startswith("builtin/"):
+        tokens_in, tokens_out = llm.builtin_tokens(turn.sent, response)
+    else:
+        tokens_in, tokens_out = response.usage.input_tokens, response.usage.output_tokens
+    result.turns = turn.number
+    result.tokens_input += tokens_in
+    result.tokens_output += tokens_out
+    # Each call is priced on its own tokens: a table's tiers apply per request.
+    turn_cost = spec.cost(tokens_in, tokens_out)
+    result.cost_usd = (
+        None if turn_cost is None or result.cost_usd is None else result.cost_usd + turn_cost
+    )
+    content = "".join(part.content for part in response.parts if isinstance(part, TextPart))
+    answers = [p for p in response.parts if isinstance(p, ToolCallPart) and _is_answer(p)]
+    if answers and not content:
+        content = answers[0].args_as_json_str()  # a structured answer given as a tool call
+    return {
+        "turn": turn.number,
+        "model": spec.model,
+        "content": content[:CONTENT_PREVIEW],
+        "tool_calls": [call.tool_name for call in _tool_calls(response)],
+        "tokens": {"input": tokens_in, "output": tokens_out},
+        "cost_usd": turn_cost,
+        "unpriced": turn_cost is None,
+        "duration_ms": _since(turn.began),
+    }
+
+
+def _record_tool(
+    spec: AgentSpec,
+    result: StepResult,
+    event: Any,
+    outcomes: dict[str, bool],
+    started: dict[str, float],
+) -> tuple[str, dict[str, Any], str] | None:
+    """A tool call's `tool_execution` event, or its result's `tool_result` one, with the call's
+    id (None for other events)."""
+    if isinstance(event, FunctionToolCallEvent):
+        result.tool_calls += 1
+        started[event.part.tool_call_id] = time.monotonic()
+        data = {"tool_name": event.part.tool_name, "args": _args(event.part)}
+        return "tool_execution", data, event.part.tool_call_id
+    if isinstance(event, FunctionToolResultEvent):
+        part = event.part
+        began = started.pop(part.tool_call_id, time.monotonic())
+        if part.outcome == "success":
+            ok, text = outcomes.get(part.tool_call_id, True), part.model_response_str()
+        elif part.tool_name not in spec.tools:
+            ok, text = False, f"error: this agent has no tool '{part.tool_name}'"
+        else:
+            ok, text = False, f"error: {part.model_response_str()}"
+        return (
+            "tool_result",
+            {
+                "tool_name": part.tool_name,
+                "ok": ok,
+                "preview": text[:PREVIEW],
+                "duration_ms": _since(began),
+            },
+            part.tool_call_id,
+        )
+    return None
+
+
+def _args(part: ToolCallPart) -> Any:
+    """A call's arguments as the model sent them: a dict, or the text when it is no JSON."""
+    try:
+        return part.args_as_dict()
+    except ValueError:
+        return part.args
