@@ -11,10 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from rest_framework.exceptions import PermissionDenied
 
 from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
-from core.errors import Conflict, InvalidRequest
+from core.domain_errors import Conflict, Forbidden, InvalidRequest
 from runs.engine import ErrorCode, StepStatus
 from runs.services.progress import Progress
 
@@ -29,7 +28,7 @@ def allowed_deciders(approval: Approval) -> list[str]:
 def _check_decider(approval: Approval, username: str) -> None:
     allowed = allowed_deciders(approval)
     if allowed and username not in allowed:
-        raise PermissionDenied(f"Only {', '.join(allowed)} may decide this {approval.kind}.")
+        raise Forbidden(f"Only {', '.join(allowed)} may decide this {approval.kind}.")
 
 
 def _coerce(field: dict, value: Any) -> tuple[Any, str | None]:

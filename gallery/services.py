@@ -18,8 +18,8 @@ import uuid
 
 from django.db import transaction
 from django.db.models import F, QuerySet
-from rest_framework.exceptions import NotFound
 
+from core.domain_errors import NotFound
 from gallery.scrub import scrub_secrets, scrub_text
 from orchestrator.definition import validate_definition
 from orchestrator.models import Agent, Orchestration, Organization

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from orchestrator.api.fields import (
     CronField,
     JSONObjectField,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from orchestrator.models import ApiToken, Organization
 
 

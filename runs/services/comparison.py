@@ -6,7 +6,7 @@ import difflib
 import json
 from typing import Any
 
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from runs.models import Run, StepRun
 from runs.services.graphs import graph_of
 

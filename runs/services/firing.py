@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.errors import APIError
+from core.domain_errors import DomainError
 from orchestrator.choices import TriggerState
 from orchestrator.models import ScheduleFiring, Trigger, WebhookDelivery
 from orchestrator.services import schedules, webhooks
@@ -124,7 +124,7 @@ def _fire_slot(
                     trigger_ref=trigger.pk,
                     entry_node=trigger.node_id,
                 )
-            except APIError as exc:
+            except DomainError as exc:
                 firing.outcome, firing.detail = "error", str(exc.detail)[:500]
                 Trigger.objects.filter(pk=trigger.pk).update(state=TriggerState.ERROR)
             else:

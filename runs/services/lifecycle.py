@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import Conflict, OrchestrationNotActive, TriggerMismatch
+from core.domain_errors import Conflict, OrchestrationNotActive, TriggerMismatch
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition.graph import descendants
 from orchestrator.models import Orchestration

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 
-from core.errors import APIError
+from core.domain_errors import DomainError
 from orchestrator.definition import TemplateError, render
 from orchestrator.models import Orchestration
 from runs.engine import ErrorCode, StepStatus
@@ -106,7 +106,7 @@ def start_subflow(progress: Progress, node: dict) -> bool:
             depth=depth,
             requested_by=run.requested_by,
         )
-    except APIError as exc:
+    except DomainError as exc:
         progress.fail(step, f"The subflow's input was refused: {exc.detail}", retryable=False)
         return True
     step.child_run = child
