@@ -15,7 +15,7 @@ from markdown_it import MarkdownIt
 from orchestrator.definition.checks import loads_strict
 from orchestrator.definition.errors import DefinitionError
 from orchestrator.definition.expressions import referenced_roots, strings_in
-from orchestrator.definition.graph import topological_order
+from orchestrator.definition.graph import depths
 from orchestrator.definition.nodes import NODE_TYPES, waits_for_people
 from orchestrator.definition.schema import INPUT_TYPES, validate_definition
 
@@ -498,11 +498,7 @@ class _Compiler:
     def layout(self, nodes: list[dict], edges: list[dict]) -> None:
         ids = [n["id"] for n in nodes]
         pairs = [(e["source"], e["target"]) for e in edges]
-        depth: dict[str, int] = {}
-        for node_id in topological_order(ids, pairs):
-            depth[node_id] = max(
-                (depth[s] + 1 for s, t in pairs if t == node_id and s in depth), default=0
-            )
+        depth = depths(ids, pairs)
         per_level: dict[int, int] = {}
         for node in nodes:
             level = depth.get(node["id"], 0)

@@ -16,6 +16,7 @@ from orchestrator.definition.graph import descendants
 from orchestrator.models import Orchestration
 from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
 from runs.models import Run, StepRun, TriggerKind
+from runs.services.context import latest_attempts
 from runs.services.creation import (
     create_run,
     has_step,
@@ -204,7 +205,7 @@ def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
     reused = []
     state = dict(new.shared_state)
     nodes = {n["id"]: n for n in orchestration.definition["nodes"]}
-    for step in _latest(run):
+    for step in latest_attempts(run).values():
         if step.node_id in rerun or step.node_id not in nodes:
             continue
         if step.status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
@@ -217,10 +218,3 @@ def replay(run: Run, *, from_step: str | None = None, requested_by=None) -> Run:
     new.shared_state = state
     new.save(update_fields=["shared_state"])
     return new
-
-
-def _latest(run: Run) -> list[StepRun]:
-    latest: dict[str, StepRun] = {}
-    for step in run.step_runs.order_by("node_id", "attempt"):
-        latest[step.node_id] = step
-    return list(latest.values())
