@@ -19,9 +19,25 @@ class CredentialKind(models.TextChoices):
 
 
 class TriggerKind(models.TextChoices):
+    """How a run was started (`Run.trigger_kind`); a Trigger row is one of `TRIGGER_ROW_KINDS`."""
+
     MANUAL = "manual", "Manual"
+    API = "api", "API"
     WEBHOOK = "webhook", "Webhook"
     SCHEDULE = "schedule", "Schedule"
+    REPLAY = "replay", "Replay"
+    SUBFLOW = "subflow", "Subflow"
+
+
+# The kinds a person sets up as a Trigger; the others start runs without one.
+TRIGGER_ROW_KINDS: tuple[TriggerKind, ...] = (
+    TriggerKind.MANUAL,
+    TriggerKind.WEBHOOK,
+    TriggerKind.SCHEDULE,
+)
+TRIGGER_ROW_CHOICES: list[tuple[str, str]] = [
+    (kind.value, kind.label) for kind in TRIGGER_ROW_KINDS
+]
 
 
 class TriggerState(models.TextChoices):

@@ -8,9 +8,10 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
+from orchestrator.choices import TriggerKind
 from orchestrator.filtersets import ListFilterSet
 from runs.engine import RunStatus
-from runs.models import Run, TriggerKind
+from runs.models import Run
 
 
 class UtcDateTimeField(IsoDateTimeField):

@@ -8,10 +8,10 @@ from django.conf import settings as django_settings
 from django.db import models
 
 from orchestrator.choices import (
+    TRIGGER_ROW_CHOICES,
     OrchestrationStatus,
     ScheduleCatchup,
     ScheduleOverlap,
-    TriggerKind,
     TriggerState,
 )
 from orchestrator.models.library import Group
@@ -162,7 +162,7 @@ class Trigger(models.Model):
     orchestration = models.ForeignKey(
         Orchestration, on_delete=models.CASCADE, related_name="triggers"
     )
-    kind = models.CharField(max_length=10, choices=TriggerKind.choices)
+    kind = models.CharField(max_length=10, choices=TRIGGER_ROW_CHOICES)
     node_id = models.CharField(max_length=63, blank=True)
     is_active = models.BooleanField(default=True)
     state = models.CharField(max_length=10, choices=TriggerState.choices, default=TriggerState.LIVE)

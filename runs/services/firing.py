@@ -14,12 +14,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.domain_errors import DomainError
-from orchestrator.choices import TriggerState
+from orchestrator.choices import TriggerKind, TriggerState
 from orchestrator.models import ScheduleFiring, Trigger, WebhookDelivery
 from orchestrator.services import schedules, webhooks
 from runs.engine import RUN_TERMINAL
 from runs.models import Run
-from runs.models import TriggerKind as RunTrigger
 from runs.services import lifecycle
 
 
@@ -55,7 +54,7 @@ def accept(
         run, created = lifecycle.fire(
             trigger.orchestration,
             {**trigger.input, **payload},
-            trigger_kind=RunTrigger.WEBHOOK,
+            trigger_kind=TriggerKind.WEBHOOK,
             trigger_ref=trigger.pk,
             entry_node=trigger.node_id,
             idempotency_key=idempotency_key,
@@ -109,7 +108,7 @@ def _fire_slot(
             return None  # this slot already fired (a second beat, a redelivered task)
         busy = (
             trigger.overlap == "skip"
-            and Run.objects.filter(trigger_ref=trigger.pk, trigger_kind=RunTrigger.SCHEDULE)
+            and Run.objects.filter(trigger_ref=trigger.pk, trigger_kind=TriggerKind.SCHEDULE)
             .exclude(status__in=RUN_TERMINAL)
             .exists()
         )
@@ -120,7 +119,7 @@ def _fire_slot(
                 run, _ = lifecycle.fire(
                     trigger.orchestration,
                     dict(trigger.input),
-                    trigger_kind=RunTrigger.SCHEDULE,
+                    trigger_kind=TriggerKind.SCHEDULE,
                     trigger_ref=trigger.pk,
                     entry_node=trigger.node_id,
                 )

@@ -11,11 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.domain_errors import Conflict, OrchestrationNotActive, TriggerMismatch
-from orchestrator.choices import OrchestrationStatus
+from orchestrator.choices import OrchestrationStatus, TriggerKind
 from orchestrator.definition.graph import descendants
 from orchestrator.models import Orchestration
 from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
-from runs.models import Run, StepRun, TriggerKind
+from runs.models import Run, StepRun
 from runs.services.context import latest_attempts
 from runs.services.creation import (
     create_run,

@@ -16,10 +16,11 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 
 from core.domain_errors import DomainError
+from orchestrator.choices import TriggerKind
 from orchestrator.definition import TemplateError, render
 from orchestrator.models import Orchestration
 from runs.engine import ErrorCode, StepStatus
-from runs.models import Run, TriggerKind
+from runs.models import Run
 from runs.services.creation import create_run
 from runs.services.transitions import move_step
 

@@ -185,6 +185,7 @@ def test_an_input_form_is_answered_in_the_run_view_with_typed_values(page, org):
     step = run.step_runs.get(node_id="ask")
     assert step.output == {"copies": 3, "rush": True, "paper": "gloss"}
 
+
 def test_connect_two_steps_by_dragging_and_delete_a_step_with_the_keyboard(page, org):
     orchestration = create_orchestration(
         org,
