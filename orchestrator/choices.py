@@ -51,6 +51,15 @@ class ScheduleOverlap(models.TextChoices):
     ALLOW = "allow", "Allow overlapping runs"
 
 
+class ScheduleOutcome(models.TextChoices):
+    """What became of one slot of a schedule (`ScheduleFiring.outcome`)."""
+
+    FIRED = "fired", "Fired a run"
+    MISSED = "missed", "Missed (catchup: none)"
+    SKIPPED = "skipped", "Skipped: the previous run was still going"
+    ERROR = "error", "Error: the run was refused"
+
+
 class ScheduleCatchup(models.TextChoices):
     NONE = "none", "Fire nothing missed"
     LATEST = "latest", "Fire the latest missed slot once"

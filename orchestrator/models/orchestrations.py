@@ -11,6 +11,7 @@ from orchestrator.choices import (
     TRIGGER_ROW_CHOICES,
     OrchestrationStatus,
     ScheduleCatchup,
+    ScheduleOutcome,
     ScheduleOverlap,
     TriggerState,
 )
@@ -218,7 +219,9 @@ class ScheduleFiring(models.Model):
         max_length=16, help_text="The slot's wall-clock time in the trigger's zone."
     )
     run_id = models.UUIDField(null=True, blank=True)
-    outcome = models.CharField(max_length=20, default="fired")
+    outcome = models.CharField(
+        max_length=20, choices=ScheduleOutcome.choices, default=ScheduleOutcome.FIRED
+    )
     detail = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

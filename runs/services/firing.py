@@ -14,7 +14,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.domain_errors import DomainError
-from orchestrator.choices import TriggerKind, TriggerState
+from orchestrator.choices import (
+    ScheduleCatchup,
+    ScheduleOutcome,
+    ScheduleOverlap,
+    TriggerKind,
+    TriggerState,
+)
 from orchestrator.models import ScheduleFiring, Trigger, WebhookDelivery
 from orchestrator.services import schedules, webhooks
 from runs.engine import RUN_TERMINAL
@@ -78,13 +84,16 @@ def fire(trigger_id, now: datetime | None = None) -> ScheduleFiring | None:
         return None
     latest, instant = schedules.last_slot(trigger.cron_expression, trigger.timezone, now)
     late = now - instant > schedules.LATE_AFTER
-    outcome, detail = "fired", ""
+    outcome, detail = ScheduleOutcome.FIRED, ""
     if (
         late
-        and trigger.catchup == "none"
+        and trigger.catchup == ScheduleCatchup.NONE
         and (trigger.last_run_at is None or trigger.last_run_at < instant)
     ):
-        outcome, detail = "missed", "the slot passed while nothing was running (catchup: none)"
+        outcome, detail = (
+            ScheduleOutcome.MISSED,
+            "the slot passed while nothing was running (catchup: none)",
+        )
     fired = None
     for wall in schedules.slots_at(trigger.cron_expression, trigger.timezone, latest, instant):
         fired = _fire_slot(trigger, wall, instant, now, outcome, detail) or fired
@@ -92,7 +101,12 @@ def fire(trigger_id, now: datetime | None = None) -> ScheduleFiring | None:
 
 
 def _fire_slot(
-    trigger: Trigger, wall: datetime, instant: datetime, now: datetime, outcome: str, detail: str
+    trigger: Trigger,
+    wall: datetime,
+    instant: datetime,
+    now: datetime,
+    outcome: ScheduleOutcome,
+    detail: str,
 ) -> ScheduleFiring | None:
     with transaction.atomic():
         try:
@@ -107,14 +121,15 @@ def _fire_slot(
         except IntegrityError:
             return None  # this slot already fired (a second beat, a redelivered task)
         busy = (
-            trigger.overlap == "skip"
+            trigger.overlap == ScheduleOverlap.SKIP
             and Run.objects.filter(trigger_ref=trigger.pk, trigger_kind=TriggerKind.SCHEDULE)
             .exclude(status__in=RUN_TERMINAL)
             .exists()
         )
-        if outcome == "fired" and busy:
-            firing.outcome, firing.detail = "skipped", "the previous run is still going"
-        elif outcome == "fired":
+        if outcome == ScheduleOutcome.FIRED and busy:
+            firing.outcome = ScheduleOutcome.SKIPPED
+            firing.detail = "the previous run is still going"
+        elif outcome == ScheduleOutcome.FIRED:
             try:
                 run, _ = lifecycle.fire(
                     trigger.orchestration,
@@ -124,7 +139,7 @@ def _fire_slot(
                     entry_node=trigger.node_id,
                 )
             except DomainError as exc:
-                firing.outcome, firing.detail = "error", str(exc.detail)[:500]
+                firing.outcome, firing.detail = ScheduleOutcome.ERROR, exc.detail[:500]
                 Trigger.objects.filter(pk=trigger.pk).update(state=TriggerState.ERROR)
             else:
                 firing.run_id = run.pk
