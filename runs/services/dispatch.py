@@ -6,6 +6,8 @@ so a restart or a broker flush never loses a timer.
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from celery import Task, current_app
 from django.db import transaction
 
@@ -18,19 +20,21 @@ def _task(name: str) -> Task:
     return current_app.tasks[f"runs.tasks.{name}"]
 
 
-def enqueue_step(step_id, countdown: float = 0.0) -> None:
+def enqueue_step(step_run_id: UUID | str, countdown: float = 0.0) -> None:
     if countdown > MAX_COUNTDOWN_S:
         return
     transaction.on_commit(
-        lambda: _task("execute_step").apply_async((str(step_id),), countdown=countdown or None)
+        lambda: _task("execute_step").apply_async((str(step_run_id),), countdown=countdown or None)
     )
 
 
-def enqueue_timer(step_id, countdown: float) -> None:
+def enqueue_timer(step_run_id: UUID | str, countdown: float) -> None:
     if countdown > MAX_COUNTDOWN_S:
         return
     delay = max(countdown, 0) or None
-    transaction.on_commit(lambda: _task("fire_timer").apply_async((str(step_id),), countdown=delay))
+    transaction.on_commit(
+        lambda: _task("fire_timer").apply_async((str(step_run_id),), countdown=delay)
+    )
 
 
 def enqueue_advance(run_id) -> None:
