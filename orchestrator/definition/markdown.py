@@ -12,7 +12,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from orchestrator.definition.checks import loads_strict
+from orchestrator.definition.checks import MISSING, loads_strict
 from orchestrator.definition.errors import DefinitionError
 from orchestrator.definition.expressions import referenced_roots, strings_in
 from orchestrator.definition.graph import depths
@@ -444,25 +444,29 @@ class _Compiler:
                 self.error(fence.line, f"step '{node_id}': the json block is not JSON ({exc})")
             except RecursionError:
                 self.error(fence.line, f"step '{node_id}': the json block nests too deeply")
-        if node_type == "transform":
+        spec = NODE_TYPES[node_type]
+        if spec.body_key is None:
+            return
+        value: Any = MISSING
+        if spec.body_reads == "value":
             if fence is not None and len(entity.body) == 1:
-                config.setdefault("output", fenced_json)
+                value = fenced_json
             elif text:
-                config.setdefault("output", text)
-            else:
-                self.error(
-                    entity.line,
-                    f"step '{node_id}': a transform needs a body: the value it produces",
-                )
-        elif node_type in ("agent", "approval", "human_input"):
-            if text:
-                config.setdefault("prompt", text)
-            if node_type != "agent" and not text and not config.get("prompt"):
-                self.note(f"step '{node_id}' asks people without a prompt")
-        elif node_type == "subflow" and fence is not None:
-            config.setdefault("input", fenced_json)
-        elif node_type == "http" and text:
-            config.setdefault("body", fenced_json if fence is not None else text)
+                value = text
+        elif spec.body_reads == "json":
+            if fence is not None:
+                value = fenced_json
+        elif text:
+            value = fenced_json if spec.body_reads == "json_or_text" and fence is not None else text
+        if value is not MISSING:
+            config.setdefault(spec.body_key, value)
+        elif spec.body_needed_as:
+            self.error(
+                entity.line,
+                f"step '{node_id}': a {node_type} needs a body: {spec.body_needed_as}",
+            )
+        elif spec.waits_for_people and not config.get(spec.body_key):
+            self.note(f"step '{node_id}' asks people without a prompt")
 
     def output(self, entities: list[Entity]) -> tuple[str | None, str]:
         output, output_type = None, "markdown"

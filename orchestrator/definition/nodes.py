@@ -40,6 +40,12 @@ RUNS_ON: tuple[RunsOn, ...] = ("worker", "inline", "people", "timer", "child_run
 
 Validator = Callable[[dict, str, Checker], dict]
 
+# How a step's body (its paragraphs under `### id` in a markdown definition) reads into its
+# config: "text" as written; "json" only a ```json block (the text alone is not read);
+# "json_or_text" the json block when there is one, else the text; "value" a json block standing
+# alone, else the text. The export writes the key back as the body the same way.
+BodyReading = Literal["text", "json", "json_or_text", "value"]
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -55,6 +61,11 @@ class NodeSpec:
     icon: str
     default_config: Mapping[str, Any] = field(default_factory=dict)
     inspector: tuple[Mapping[str, Any], ...] = ()
+    # The config key a markdown step's body fills (None: the type reads no body), how the body
+    # reads, and, for a type that cannot do without one, what the body is (named in the error).
+    body_key: str | None = None
+    body_reads: BodyReading = "text"
+    body_needed_as: str = ""
 
     @property
     def waits_for_people(self) -> bool:
@@ -420,6 +431,7 @@ NODE_TYPES: dict[str, NodeSpec] = {
                 },
                 {"key": "max_turns", "label": "Max turns", "kind": "number"},
             ),
+            body_key="prompt",
         ),
         NodeSpec(
             "transform",
@@ -437,6 +449,9 @@ NODE_TYPES: dict[str, NodeSpec] = {
                     "hint": "A template, or JSON with templates inside",
                 },
             ),
+            body_key="output",
+            body_reads="value",
+            body_needed_as="the value it produces",
         ),
         NodeSpec(
             "http",
@@ -465,6 +480,8 @@ NODE_TYPES: dict[str, NodeSpec] = {
                 },
                 TIMEOUT_FIELD,
             ),
+            body_key="body",
+            body_reads="json_or_text",
         ),
         NodeSpec(
             "approval",
@@ -497,6 +514,7 @@ NODE_TYPES: dict[str, NodeSpec] = {
                 {"key": "escalate_after_s", "label": "Escalate after (s)", "kind": "number"},
                 {"key": "escalate_to", "label": "Escalate to (usernames)", "kind": "list"},
             ),
+            body_key="prompt",
         ),
         NodeSpec(
             "human_input",
@@ -520,6 +538,7 @@ NODE_TYPES: dict[str, NodeSpec] = {
                 {"key": "agent_context", "label": "Context shown to people", "kind": "textarea"},
                 TIMEOUT_FIELD,
             ),
+            body_key="prompt",
         ),
         NodeSpec(
             "subflow",
@@ -538,6 +557,8 @@ NODE_TYPES: dict[str, NodeSpec] = {
                 },
                 {"key": "input", "label": "Input (JSON)", "kind": "json"},
             ),
+            body_key="input",
+            body_reads="json",
         ),
         NodeSpec(
             "delay",

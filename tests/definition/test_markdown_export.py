@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.definition import compile_markdown, validate_definition
 from orchestrator.definition.markdown_export import to_markdown
+from orchestrator.definition.nodes import NODE_TYPES
 
 API_EXAMPLE = """# Market Research Report
 Researches a topic and produces a report.
@@ -147,3 +150,25 @@ def test_what_markdown_cannot_say_is_reported_not_silently_dropped():
     _, warnings = to_markdown("Flow", "", definition)
     assert any("different conditions" in w for w in warnings)
     assert any("'headers'" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [spec for spec in NODE_TYPES.values() if spec.body_key is not None],
+    ids=lambda spec: spec.name,
+)
+def test_each_node_types_body_key_is_written_as_the_body_and_read_back(spec):
+    body = {"topic": "{{ input.topic }}"} if spec.body_reads == "json" else "One\n\nTwo {{ input }}"
+    # What the palette starts a step with, made valid: a subflow names its orchestration.
+    config = {**spec.default_config, spec.body_key: body}
+    if spec.name == "subflow":
+        config["orchestration"] = "other"
+    definition = validate_definition(
+        {"nodes": [{"id": "only", "type": spec.name, "config": config}], "edges": []}
+    )
+    markdown, _ = to_markdown("Flow", "About it.", definition)
+    again = compile_markdown(markdown)
+
+    assert f"- {spec.body_key}:" not in markdown  # the body, not a config line
+    assert again.valid, (markdown, again.errors)
+    assert again.definition["nodes"][0]["config"][spec.body_key] == body
