@@ -13,10 +13,9 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from rest_framework.exceptions import PermissionDenied
 
 from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
-from core.errors import Conflict, InvalidRequest
+from core.domain_errors import Conflict, Forbidden, InvalidRequest
 from core.tenancy import ServiceAccount
 from core.types import Pk
 from runs.engine import ErrorCode, StepStatus
@@ -36,7 +35,7 @@ def allowed_deciders(approval: Approval) -> list[str]:
 def _check_decider(approval: Approval, username: str) -> None:
     allowed = allowed_deciders(approval)
     if allowed and username not in allowed:
-        raise PermissionDenied(f"Only {', '.join(allowed)} may decide this {approval.kind}.")
+        raise Forbidden(f"Only {', '.join(allowed)} may decide this {approval.kind}.")
 
 
 def _coerce(field: dict[str, Any], value: Any) -> tuple[Any, str | None]:

@@ -267,7 +267,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "PREPROCESSING_HOOKS": ["core.api.schema.strip_trailing_slashes"],
     "ENUM_NAME_OVERRIDES": {
-        "TriggerKindEnum": "orchestrator.choices.TriggerKind",
+        "TriggerKindEnum": "orchestrator.choices.TRIGGER_ROW_CHOICES",
         "CredentialKindEnum": "orchestrator.choices.CredentialKind",
         "OrchestrationStatusEnum": "orchestrator.choices.OrchestrationStatus",
     },

@@ -1,4 +1,8 @@
-"""Every API error has one body: {"error", "detail", and "fields" keyed by JSON path}."""
+"""Every API error has one body: {"error", "detail", and "fields" keyed by JSON path}.
+
+Services raise `core.domain_errors`; here their codes become HTTP statuses (`HTTP_STATUS`), and
+DRF's and Django's own exceptions get the same body.
+"""
 
 from __future__ import annotations
 
@@ -12,60 +16,35 @@ from django.shortcuts import render
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from core.domain_errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    OrchestrationNotActive,
+    PayloadTooLarge,
+    PreconditionRequired,
+    TriggerMismatch,
+    VersionConflict,
+    summarize,
+)
+
 logger = logging.getLogger(__name__)
 
 
-class APIError(exceptions.APIException):
-    """Our own errors: subclasses set the status and the code of API.md."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "validation_error"
-    default_detail = "The request is invalid."
-
-    def __init__(self, detail: str | None = None, *, fields: dict[str, list[str]] | None = None):
-        super().__init__(detail or self.default_detail, self.default_code)
-        self.fields = fields
-
-
-class InvalidRequest(APIError):
-    pass
-
-
-class TriggerMismatch(APIError):
-    default_code = "trigger_mismatch"
-    default_detail = "The run input does not match the declared inputs."
-
-
-class Conflict(APIError):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-    default_detail = "The request conflicts with the current state."
-
-
-class OrchestrationNotActive(APIError):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "orchestration_not_active"
-    default_detail = "The orchestration is not active."
-
-
-class VersionConflict(APIError):
-    status_code = status.HTTP_412_PRECONDITION_FAILED
-    default_code = "version_conflict"
-    default_detail = (
-        "If-Match does not match the current ETag: someone changed it since you read it."
-    )
-
-
-class PreconditionRequired(APIError):
-    status_code = status.HTTP_428_PRECONDITION_REQUIRED
-    default_code = "precondition_required"
-    default_detail = "Send If-Match with the ETag you last read, to avoid overwriting changes."
-
-
-class PayloadTooLarge(APIError):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "payload_too_large"
-    default_detail = "The request body is too large."
+# The one table from a domain error's code to its HTTP status (API.md's error table).
+HTTP_STATUS: dict[str, int] = {
+    InvalidRequest.code: status.HTTP_400_BAD_REQUEST,
+    TriggerMismatch.code: status.HTTP_400_BAD_REQUEST,
+    Forbidden.code: status.HTTP_403_FORBIDDEN,
+    NotFound.code: status.HTTP_404_NOT_FOUND,
+    Conflict.code: status.HTTP_409_CONFLICT,
+    OrchestrationNotActive.code: status.HTTP_409_CONFLICT,
+    VersionConflict.code: status.HTTP_412_PRECONDITION_FAILED,
+    PayloadTooLarge.code: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    PreconditionRequired.code: status.HTTP_428_PRECONDITION_REQUIRED,
+}
 
 
 _CODES: list[tuple[type[exceptions.APIException], str]] = [
@@ -110,15 +89,6 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
-def summarize(fields: dict[str, list[str]]) -> str:
-    if not fields:
-        return "The request is invalid."
-    path, messages = next(iter(fields.items()))
-    first = messages[0] if path == "$" else f"{path}: {messages[0]}"
-    count = sum(len(m) for m in fields.values())
-    return first if count == 1 else f"{first} (and {count - 1} more problems, see fields)"
-
-
 def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict:
     body: dict[str, Any] = {"error": code, "detail": detail}
     if fields:
@@ -127,8 +97,6 @@ def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = Non
 
 
 def _code_for(exc: exceptions.APIException) -> str:
-    if isinstance(exc, APIError):
-        return exc.default_code
     for cls, code in _CODES:
         if isinstance(exc, cls):
             return code
@@ -142,11 +110,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.detail, exc.fields), status=HTTP_STATUS[exc.code])
     if not isinstance(exc, exceptions.APIException):
         return None
 
     code = _code_for(exc)
-    fields = getattr(exc, "fields", None)
+    fields = None
     if isinstance(exc, exceptions.ValidationError):
         fields = flatten_errors(exc.detail)
         detail = summarize(fields)

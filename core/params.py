@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 
 # The largest value of a 64-bit integer column (PostgreSQL bigint, SQLite INTEGER).
 MAX_INTEGER = 2**63 - 1

@@ -8,6 +8,7 @@ from django.http import Http404
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from core import domain_errors
 from core.choices import Role
 from core.tenancy import Tenant
 
@@ -53,7 +54,7 @@ def _not_found_first(view: APIView) -> None:
         return
     try:
         finder()
-    except (Http404, NotFound):
+    except (Http404, NotFound, domain_errors.NotFound):
         raise NotFound("No such object in this organization.") from None
     except Exception:  # views whose lookup is not get_object keep the 403
         return

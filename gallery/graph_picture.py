@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.definition.graph import topological_order
+from orchestrator.definition.graph import depths
 
 NODE_W, NODE_H = 196, 46
 GAP_X, GAP_Y = 28, 46
@@ -45,18 +45,6 @@ class Picture:
 
 def _label(text: str) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
-
-
-def depths(node_ids: list[str], pairs: list[tuple[str, str]]) -> dict[str, int]:
-    """Longest distance from a node without predecessors, in topological order."""
-    predecessors: dict[str, list[str]] = {node: [] for node in node_ids}
-    for source, target in pairs:
-        if source in predecessors and target in predecessors:
-            predecessors[target].append(source)
-    depth: dict[str, int] = {}
-    for node in topological_order(node_ids, pairs):
-        depth[node] = max((depth[p] + 1 for p in predecessors[node] if p in depth), default=0)
-    return depth
 
 
 def picture(definition: dict) -> Picture | None:

@@ -18,9 +18,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.html import strip_tags
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import NotFound
 
 from core.choices import Role
+from core.domain_errors import NotFound
 from core.pages import membership
 from core.rendering import markdown_html
 from gallery import services

@@ -19,8 +19,8 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F, QuerySet
-from rest_framework.exceptions import NotFound
 
+from core.domain_errors import NotFound
 from core.types import Actor, Pk
 from gallery.scrub import scrub_secrets, scrub_text
 from orchestrator.definition import validate_definition

@@ -12,7 +12,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework import serializers
 
-from core.errors import InvalidRequest, flatten_errors
+from core.domain_errors import InvalidRequest
+from core.errors import flatten_errors
 from orchestrator.api.fields import StringMapField
 from orchestrator.api.serializers import SettingsSerializer
 from orchestrator.definition.jsonschemas import schema_problem

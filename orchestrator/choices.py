@@ -27,9 +27,25 @@ class McpServerStatus(models.TextChoices):
 
 
 class TriggerKind(models.TextChoices):
+    """How a run was started (`Run.trigger_kind`); a Trigger row is one of `TRIGGER_ROW_KINDS`."""
+
     MANUAL = "manual", "Manual"
+    API = "api", "API"
     WEBHOOK = "webhook", "Webhook"
     SCHEDULE = "schedule", "Schedule"
+    REPLAY = "replay", "Replay"
+    SUBFLOW = "subflow", "Subflow"
+
+
+# The kinds a person sets up as a Trigger; the others start runs without one.
+TRIGGER_ROW_KINDS: tuple[TriggerKind, ...] = (
+    TriggerKind.MANUAL,
+    TriggerKind.WEBHOOK,
+    TriggerKind.SCHEDULE,
+)
+TRIGGER_ROW_CHOICES: list[tuple[str, str]] = [
+    (kind.value, kind.label) for kind in TRIGGER_ROW_KINDS
+]
 
 
 class TriggerState(models.TextChoices):
@@ -41,6 +57,15 @@ class TriggerState(models.TextChoices):
 class ScheduleOverlap(models.TextChoices):
     SKIP = "skip", "Skip while the previous run is going"
     ALLOW = "allow", "Allow overlapping runs"
+
+
+class ScheduleOutcome(models.TextChoices):
+    """What became of one slot of a schedule (`ScheduleFiring.outcome`)."""
+
+    FIRED = "fired", "Fired a run"
+    MISSED = "missed", "Missed (catchup: none)"
+    SKIPPED = "skipped", "Skipped: the previous run was still going"
+    ERROR = "error", "Error: the run was refused"
 
 
 class ScheduleCatchup(models.TextChoices):

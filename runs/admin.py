@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from core.errors import APIError
+from core.domain_errors import DomainError
 from runs.models import OutputVersion, Run, RunEvent, ShareLink, StepRun
 from runs.services import lifecycle
 
@@ -77,7 +77,7 @@ class RunAdmin(admin.ModelAdmin):
             try:
                 lifecycle.cancel(run)
                 done += 1
-            except APIError as exc:
+            except DomainError as exc:
                 self.message_user(request, f"{run.pk}: {exc.detail}", messages.WARNING)
         self.message_user(request, f"Cancelled {done} runs.", messages.SUCCESS)
 
@@ -88,7 +88,7 @@ class RunAdmin(admin.ModelAdmin):
             try:
                 lifecycle.replay(run, requested_by=request.user)
                 done += 1
-            except APIError as exc:
+            except DomainError as exc:
                 self.message_user(request, f"{run.pk}: {exc.detail}", messages.WARNING)
         self.message_user(request, f"Started {done} replays.", messages.SUCCESS)
 

@@ -8,11 +8,11 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
-from orchestrator.choices import McpServerStatus
+from orchestrator.choices import McpServerStatus, TriggerKind
 from orchestrator.filtersets import ListFilterSet
 from orchestrator.models import McpServer
 from runs.engine import RunStatus
-from runs.models import Run, TriggerKind
+from runs.models import Run
 
 
 class UtcDateTimeField(IsoDateTimeField):

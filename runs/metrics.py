@@ -40,10 +40,11 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from approvals.models import Approval, ApprovalStatus
+from orchestrator.choices import TriggerKind
 from orchestrator.definition.nodes import types_running_on
 from orchestrator.models import PrunedSample, WebhookOutcome, WebhookRequestCount
 from runs.engine import RUN_TERMINAL, STEP_TERMINAL, RunStatus, StepStatus
-from runs.models import Run, StepRun, TriggerKind
+from runs.models import Run, StepRun
 
 # Runs span seconds (transforms) to hours (approvals); steps are mostly sub-second to minutes.
 RUN_BUCKETS_S: tuple[float, ...] = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400)

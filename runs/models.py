@@ -12,19 +12,11 @@ from django.conf import settings as django_settings
 from django.db import models
 from django.utils import timezone
 
+from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, OrchestrationVersion, Organization
 from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
 
 USER_MODEL = django_settings.AUTH_USER_MODEL
-
-
-class TriggerKind(models.TextChoices):
-    MANUAL = "manual", "Manual"
-    API = "api", "API"
-    WEBHOOK = "webhook", "Webhook"
-    SCHEDULE = "schedule", "Schedule"
-    REPLAY = "replay", "Replay"
-    SUBFLOW = "subflow", "Subflow"
 
 
 class RefineStatus(models.TextChoices):

@@ -11,6 +11,7 @@ from core.pages import membership
 from core.rendering import value_html
 from orchestrator.definition.nodes import palette
 from runs.models import Run
+from runs.services.context import latest_of
 
 
 def _run(request: HttpRequest, pk) -> Run:
@@ -58,12 +59,10 @@ def run_view(request: HttpRequest, pk) -> HttpResponse:
 def rendered_outputs(request: HttpRequest, pk) -> JsonResponse:
     """Step outputs and the run output as sanitized HTML (markdown rendered), for the trace."""
     run = _run(request, pk)
-    latest: dict[str, object] = {}
-    for step_id, output in run.step_runs.order_by("attempt").values_list("node_id", "output"):
-        latest[step_id] = output
+    latest = latest_of(run.step_runs.order_by("attempt").only("node_id", "attempt", "output"))
     return JsonResponse(
         {
             "output": str(value_html(run.output)),
-            "steps": {step_id: str(value_html(output)) for step_id, output in latest.items()},
+            "steps": {node_id: str(value_html(step.output)) for node_id, step in latest.items()},
         }
     )

@@ -16,9 +16,9 @@ from runs.services import execution, firing, lifecycle, outputs, retention, time
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def execute_step(step_id: str) -> None:
-    with bound_contextvars(step_run_id=str(step_id)):
-        execution.execute(step_id)
+def execute_step(step_run_id: str) -> None:
+    with bound_contextvars(step_run_id=str(step_run_id)):
+        execution.execute(step_run_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -28,9 +28,9 @@ def advance_run(run_id: str) -> None:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def fire_timer(step_id: str) -> None:
-    with bound_contextvars(step_run_id=str(step_id)):
-        timers.fire_timer(step_id)
+def fire_timer(step_run_id: str) -> None:
+    with bound_contextvars(step_run_id=str(step_run_id)):
+        timers.fire_timer(step_run_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -20,7 +20,7 @@ from approvals.api.serializers import (
 from approvals.filtersets import ApprovalFilter
 from approvals.models import Approval, ApprovalKind, ApprovalStatus
 from core.api.schema import error
-from core.errors import Conflict, InvalidRequest
+from core.domain_errors import Conflict, InvalidRequest
 from runs.api.serializers import RunSerializer
 from runs.models import Run
 

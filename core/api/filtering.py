@@ -8,7 +8,7 @@ from __future__ import annotations
 from django_filters.rest_framework import DjangoFilterBackend
 
 from core.api.pagination import PAGINATION_PARAMS
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 
 
 class StrictFilterBackend(DjangoFilterBackend):

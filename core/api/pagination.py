@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from core.params import integer_param
 
 PAGINATION_PARAMS = frozenset({"limit", "cursor"})

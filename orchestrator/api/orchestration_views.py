@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from core.api.schema import BAD_NUMBER, error
 from core.choices import Role
-from core.errors import PreconditionRequired
+from core.domain_errors import PreconditionRequired
 from core.params import integer_param
 from orchestrator.api.serializers import (
     CompileSerializer,

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from orchestrator.api.fields import (
     CronField,
     JSONObjectField,
@@ -22,6 +22,7 @@ from orchestrator.api.fields import (
     TimezoneField,
 )
 from orchestrator.choices import (
+    TRIGGER_ROW_CHOICES,
     BudgetAction,
     OrchestrationStatus,
     ScheduleCatchup,
@@ -102,7 +103,7 @@ class TriggerSerializer(serializers.ModelSerializer):
 
 
 class TriggerWriteSerializer(StrictSerializer):
-    kind = serializers.ChoiceField(choices=TriggerKind.choices)
+    kind = serializers.ChoiceField(choices=TRIGGER_ROW_CHOICES)
     node_id = serializers.RegexField(
         IDENTIFIER,
         required=False,

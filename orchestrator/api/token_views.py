@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from core.api.base import TenantScopedMixin
 from core.choices import Role
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from orchestrator.api.token_serializers import (
     IssuedTokenSerializer,
     TokenCreateSerializer,

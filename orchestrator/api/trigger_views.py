@@ -12,7 +12,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from core.api.schema import error
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from orchestrator.api.serializers import TriggerSerializer, TriggerWriteSerializer
 from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, Trigger

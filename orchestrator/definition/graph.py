@@ -39,6 +39,19 @@ def topological_order(node_ids: Sequence[str], edges: Iterable[tuple[str, str]])
     return order
 
 
+def depths(node_ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """Each node's longest distance from a node without predecessors: the layer it is drawn in.
+
+    Nodes on a cycle are left out, as in `topological_order`.
+    """
+    pairs = list(edges)
+    _, predecessors = adjacency(node_ids, pairs)
+    depth: dict[str, int] = {}
+    for node in topological_order(node_ids, pairs):
+        depth[node] = max((depth[p] + 1 for p in predecessors[node] if p in depth), default=0)
+    return depth
+
+
 def find_cycle(node_ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> list[str] | None:
     """One cycle as a path that returns to its start (a -> b -> a), or None. Iterative DFS."""
     successors, _ = adjacency(node_ids, edges)

@@ -12,10 +12,10 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from orchestrator.definition.checks import loads_strict
+from orchestrator.definition.checks import MISSING, loads_strict
 from orchestrator.definition.errors import DefinitionError
 from orchestrator.definition.expressions import referenced_roots, strings_in
-from orchestrator.definition.graph import topological_order
+from orchestrator.definition.graph import depths
 from orchestrator.definition.nodes import NODE_TYPES, waits_for_people
 from orchestrator.definition.schema import INPUT_TYPES, validate_definition
 
@@ -484,25 +484,29 @@ class _Compiler:
                 self.error(fence.line, f"step '{node_id}': the json block is not JSON ({exc})")
             except RecursionError:
                 self.error(fence.line, f"step '{node_id}': the json block nests too deeply")
-        if node_type == "transform":
+        spec = NODE_TYPES[node_type]
+        if spec.body_key is None:
+            return
+        value: Any = MISSING
+        if spec.body_reads == "value":
             if fence is not None and len(entity.body) == 1:
-                config.setdefault("output", fenced_json)
+                value = fenced_json
             elif text:
-                config.setdefault("output", text)
-            else:
-                self.error(
-                    entity.line,
-                    f"step '{node_id}': a transform needs a body: the value it produces",
-                )
-        elif node_type in ("agent", "approval", "human_input"):
-            if text:
-                config.setdefault("prompt", text)
-            if node_type != "agent" and not text and not config.get("prompt"):
-                self.note(f"step '{node_id}' asks people without a prompt")
-        elif node_type == "subflow" and fence is not None:
-            config.setdefault("input", fenced_json)
-        elif node_type == "http" and text:
-            config.setdefault("body", fenced_json if fence is not None else text)
+                value = text
+        elif spec.body_reads == "json":
+            if fence is not None:
+                value = fenced_json
+        elif text:
+            value = fenced_json if spec.body_reads == "json_or_text" and fence is not None else text
+        if value is not MISSING:
+            config.setdefault(spec.body_key, value)
+        elif spec.body_needed_as:
+            self.error(
+                entity.line,
+                f"step '{node_id}': a {node_type} needs a body: {spec.body_needed_as}",
+            )
+        elif spec.waits_for_people and not config.get(spec.body_key):
+            self.note(f"step '{node_id}' asks people without a prompt")
 
     def output(self, entities: list[Entity]) -> tuple[str | None, str]:
         output, output_type = None, "markdown"
@@ -538,11 +542,7 @@ class _Compiler:
     def layout(self, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
         ids = [n["id"] for n in nodes]
         pairs = [(e["source"], e["target"]) for e in edges]
-        depth: dict[str, int] = {}
-        for node_id in topological_order(ids, pairs):
-            depth[node_id] = max(
-                (depth[s] + 1 for s, t in pairs if t == node_id and s in depth), default=0
-            )
+        depth = depths(ids, pairs)
         per_level: dict[int, int] = {}
         for node in nodes:
             level = depth.get(node["id"], 0)

@@ -12,9 +12,9 @@ import re
 from typing import Any
 
 from orchestrator.definition.graph import topological_order
+from orchestrator.definition.nodes import NODE_TYPES
 
 LIST_KEYS = ("approvers", "escalate_to", "tools")
-BODY_KEY = {"agent": "prompt", "approval": "prompt", "human_input": "prompt", "transform": "output"}
 NODE_DEFAULTS = {"timeout_s": 300, "on_error": "fail"}
 RETRY_DEFAULTS = {"max_attempts": 1, "backoff_s": 1.0, "backoff_factor": 2.0}
 AGENT_KEYS = ("model", "base_url", "credential", "description", "temperature", "max_turns")
@@ -166,13 +166,15 @@ class _Writer:
     def config_lines(self, node_id: str, kind: str, config: dict[str, Any], body: list[str]) -> str:
         """Writes `- key: value` lines into `body`; returns the step's paragraph."""
         paragraph = ""
-        body_key = BODY_KEY.get(kind)
-        if kind == "subflow" and isinstance(config.get("input"), dict):
-            paragraph = _fence(config.pop("input"))
-        elif kind == "http" and "body" in config:
-            value = config.pop("body")
-            paragraph = value if isinstance(value, str) else _fence(value)
-        elif body_key and body_key in config:
+        spec = NODE_TYPES.get(kind)
+        body_key = spec.body_key if spec is not None else None
+        # A body read only as a json block can give back only an object written as one.
+        if (
+            spec is not None
+            and body_key is not None
+            and body_key in config
+            and (spec.body_reads != "json" or isinstance(config[body_key], dict))
+        ):
             value = config.pop(body_key)
             paragraph = value if isinstance(value, str) else _fence(value)
         schema = config.pop("output_schema", None)

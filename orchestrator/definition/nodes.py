@@ -41,6 +41,12 @@ RUNS_ON: tuple[RunsOn, ...] = ("worker", "inline", "people", "timer", "child_run
 
 Validator = Callable[[dict[str, Any], str, Checker], dict[str, Any]]
 
+# How a step's body (its paragraphs under `### id` in a markdown definition) reads into its
+# config: "text" as written; "json" only a ```json block (the text alone is not read);
+# "json_or_text" the json block when there is one, else the text; "value" a json block standing
+# alone, else the text. The export writes the key back as the body the same way.
+BodyReading = Literal["text", "json", "json_or_text", "value"]
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -56,6 +62,11 @@ class NodeSpec:
     icon: str
     default_config: Mapping[str, Any] = field(default_factory=dict)
     inspector: tuple[Mapping[str, Any], ...] = ()
+    # The config key a markdown step's body fills (None: the type reads no body), how the body
+    # reads, and, for a type that cannot do without one, what the body is (named in the error).
+    body_key: str | None = None
+    body_reads: BodyReading = "text"
+    body_needed_as: str = ""
 
     @property
     def waits_for_people(self) -> bool:
@@ -455,6 +466,7 @@ NODE_TYPES: dict[str, NodeSpec] = {
                     "Empty: a text answer.",
                 },
             ),
+            body_key="prompt",
         ),
         NodeSpec(
             "transform",
@@ -472,6 +484,9 @@ NODE_TYPES: dict[str, NodeSpec] = {
                     "hint": "A template, or JSON with templates inside",
                 },
             ),
+            body_key="output",
+            body_reads="value",
+            body_needed_as="the value it produces",
         ),
         NodeSpec(
             "http",
@@ -500,6 +515,8 @@ NODE_TYPES: dict[str, NodeSpec] = {
                 },
                 TIMEOUT_FIELD,
             ),
+            body_key="body",
+            body_reads="json_or_text",
         ),
         NodeSpec(
             "approval",
@@ -532,6 +549,7 @@ NODE_TYPES: dict[str, NodeSpec] = {
                 {"key": "escalate_after_s", "label": "Escalate after (s)", "kind": "number"},
                 {"key": "escalate_to", "label": "Escalate to (usernames)", "kind": "list"},
             ),
+            body_key="prompt",
         ),
         NodeSpec(
             "human_input",
@@ -555,6 +573,7 @@ NODE_TYPES: dict[str, NodeSpec] = {
                 {"key": "agent_context", "label": "Context shown to people", "kind": "textarea"},
                 TIMEOUT_FIELD,
             ),
+            body_key="prompt",
         ),
         NodeSpec(
             "subflow",
@@ -573,6 +592,8 @@ NODE_TYPES: dict[str, NodeSpec] = {
                 },
                 {"key": "input", "label": "Input (JSON)", "kind": "json"},
             ),
+            body_key="input",
+            body_reads="json",
         ),
         NodeSpec(
             "delay",

@@ -8,10 +8,11 @@ from django.conf import settings as django_settings
 from django.db import models
 
 from orchestrator.choices import (
+    TRIGGER_ROW_CHOICES,
     OrchestrationStatus,
     ScheduleCatchup,
+    ScheduleOutcome,
     ScheduleOverlap,
-    TriggerKind,
     TriggerState,
 )
 from orchestrator.models.library import Group
@@ -164,7 +165,7 @@ class Trigger(models.Model):
     orchestration = models.ForeignKey(
         Orchestration, on_delete=models.CASCADE, related_name="triggers"
     )
-    kind = models.CharField(max_length=10, choices=TriggerKind.choices)
+    kind = models.CharField(max_length=10, choices=TRIGGER_ROW_CHOICES)
     node_id = models.CharField(max_length=63, blank=True)
     is_active = models.BooleanField(default=True)
     state = models.CharField(max_length=10, choices=TriggerState.choices, default=TriggerState.LIVE)
@@ -222,7 +223,9 @@ class ScheduleFiring(models.Model):
         max_length=16, help_text="The slot's wall-clock time in the trigger's zone."
     )
     run_id = models.UUIDField(null=True, blank=True)
-    outcome = models.CharField(max_length=20, default="fired")
+    outcome = models.CharField(
+        max_length=20, choices=ScheduleOutcome.choices, default=ScheduleOutcome.FIRED
+    )
     detail = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

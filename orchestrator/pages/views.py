@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from core.choices import Role
-from core.errors import APIError
+from core.domain_errors import DomainError
 from core.pages import membership
 from orchestrator.definition.nodes import palette
 from orchestrator.models import Orchestration
@@ -52,7 +52,7 @@ def new_orchestration(request: HttpRequest) -> HttpResponse:
                     {"name": name, "description": description, "definition": STARTER_DEFINITION},
                     user=request.user,
                 )
-            except APIError as exc:
+            except DomainError as exc:
                 error = str(exc.detail)
             else:
                 return redirect("editor", pk=orchestration.pk)

@@ -7,7 +7,7 @@ never stored in the clear.
 from __future__ import annotations
 
 from core import crypto
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from orchestrator.choices import CredentialKind
 from orchestrator.models import Credential, Organization
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from orchestrator.definition import DefinitionError, compile_markdown, validate_definition
 from orchestrator.definition.markdown_export import to_markdown
 from orchestrator.definition.nodes import model_problem

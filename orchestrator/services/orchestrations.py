@@ -15,9 +15,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
-from rest_framework.exceptions import NotFound
 
-from core.errors import Conflict, InvalidRequest, VersionConflict
+from core.domain_errors import Conflict, InvalidRequest, NotFound, VersionConflict
 from core.tenancy import ServiceAccount
 from core.types import Actor, Pk
 from orchestrator.choices import OrchestrationStatus

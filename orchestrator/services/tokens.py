@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from orchestrator.models import ApiToken, Organization
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from core import crypto
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration, Trigger
 from orchestrator.services import schedules

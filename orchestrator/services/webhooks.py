@@ -16,12 +16,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import crypto
-from core.errors import TriggerMismatch
+from core.domain_errors import TriggerMismatch
 from core.params import parse_integer
 from orchestrator.choices import TriggerKind
 from orchestrator.definition.jsonschemas import first_error
+from orchestrator.json_bodies import parse_json_body
 from orchestrator.models import Trigger, WebhookOutcome, WebhookRequestCount
-from orchestrator.parsers import parse_json_body
 
 TOLERANCE_S = 300
 ROTATION_OVERLAP = timedelta(hours=24)

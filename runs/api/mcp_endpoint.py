@@ -32,7 +32,8 @@ from mcp_types.jsonrpc import INVALID_PARAMS
 from rest_framework import exceptions
 
 from core.auth import tenant_for_token
-from core.errors import APIError, error_body
+from core.domain_errors import DomainError, Forbidden, NotFound
+from core.errors import error_body
 from core.throttling import TokenRateThrottle
 from runs.api.streaming import wait_for
 from runs.services import served_tools
@@ -136,11 +137,11 @@ async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolR
     key = ctx.request.headers.get("idempotency-key", "")[:255]
     try:
         run_id = await sync_to_async(_fire)(tenant, user, params.name, params.arguments, key)
-    except exceptions.NotFound as exc:
+    except NotFound as exc:
         raise MCPError(INVALID_PARAMS, str(exc.detail)) from None
-    except exceptions.PermissionDenied as exc:
+    except Forbidden as exc:
         raise MCPError(FORBIDDEN, str(exc.detail)) from None
-    except APIError as exc:  # the input does not fit, the orchestration stopped being active
+    except DomainError as exc:  # the input does not fit, the orchestration stopped being active
         return types.CallToolResult(
             content=[types.TextContent(text=str(exc.detail))], is_error=True
         )

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.pagination import ItemsCursorPagination
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from core.params import integer_param, parse_integer
 from runs.services.catalogue import model_catalogue
 

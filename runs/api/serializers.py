@@ -13,6 +13,7 @@ from orchestrator.definition.checks import IDENTIFIER
 from orchestrator.definition.nodes import types_running_on, waits_for_people
 from runs.engine import RunStatus, StepStatus
 from runs.models import OutputVersion, Run, RunEvent, StepRun
+from runs.services.context import latest_of
 
 
 def orchestration_name(run: Run) -> str:
@@ -200,9 +201,7 @@ class RunSerializer(serializers.ModelSerializer):
 
 def step_rows(run: Run, definition: dict, order: tuple[str, ...]) -> list[dict]:
     """One entry per node, in topological order: the latest attempt, or pending if none yet."""
-    latest: dict[str, StepRun] = {}
-    for step in sorted(run.step_runs.all(), key=lambda s: (s.node_id, s.attempt)):
-        latest[step.node_id] = step
+    latest = latest_of(run.step_runs.all())
     nodes = {n["id"]: n for n in definition["nodes"]}
     rows = []
     for node_id in order:

@@ -22,7 +22,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.negotiation import EventStreamNegotiation
-from core.errors import InvalidRequest, error_body
+from core.domain_errors import InvalidRequest
+from core.errors import error_body
 from core.params import integer_param
 from orchestrator.models import Orchestration
 from runs.api.views import (

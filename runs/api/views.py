@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from core.api.schema import error
 from core.params import integer_param
+from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration
 from runs.api.serializers import (
     EventSerializer,
@@ -24,7 +25,7 @@ from runs.api.serializers import (
     step_rows,
 )
 from runs.filtersets import RunFilter
-from runs.models import Run, RunEvent, TriggerKind
+from runs.models import Run, RunEvent
 from runs.services import creation, lifecycle
 from runs.services.comparison import compare_runs
 from runs.services.graphs import definition_of, graph_of

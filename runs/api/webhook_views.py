@@ -16,8 +16,8 @@ from rest_framework.views import APIView
 
 from core.api.schema import error
 from core.throttling import AnonymousRateThrottle
+from orchestrator.json_bodies import read_limited
 from orchestrator.models import WebhookOutcome
-from orchestrator.parsers import read_limited
 from orchestrator.services import webhooks
 from runs.services import firing
 

@@ -7,8 +7,9 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from core.errors import InvalidRequest
+from core.domain_errors import InvalidRequest
 from runs.models import Run, StepRun
+from runs.services.context import latest_of
 from runs.services.graphs import graph_of
 
 
@@ -16,13 +17,6 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def _latest(run: Run) -> dict[str, StepRun]:
-    latest: dict[str, StepRun] = {}
-    for step in sorted(run.step_runs.all(), key=lambda s: (s.node_id, s.attempt)):
-        latest[step.node_id] = step
-    return latest
 
 
 def _side(step: StepRun | None) -> dict[str, Any] | None:
@@ -49,7 +43,7 @@ def _delta(a: float | int | None, b: float | int | None) -> float | int | None:
 def compare_runs(a: Run, b: Run) -> dict[str, Any]:
     if a.orchestration_id != b.orchestration_id:
         raise InvalidRequest("Both runs must belong to the same orchestration.")
-    steps_a, steps_b = _latest(a), _latest(b)
+    steps_a, steps_b = latest_of(a.step_runs.all()), latest_of(b.step_runs.all())
     order = list(graph_of(a).order) + [n for n in graph_of(b).order if n not in graph_of(a).order]
     rows, changed = [], []
     for node_id in order:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runs.engine import build_context
 from runs.models import Run, StepRun
 
 
-def latest_attempts(run: Run) -> dict[str, StepRun]:
+def latest_of(steps: Iterable[StepRun]) -> dict[str, StepRun]:
+    """Each node's highest attempt, nodes in the order first met: what a node's step *is* once
+    retries made several rows (the context, the run's steps, a replay, a comparison)."""
     latest: dict[str, StepRun] = {}
-    for step in StepRun.objects.filter(run=run).order_by("node_id", "attempt"):
-        latest[step.node_id] = step
+    for step in steps:
+        kept = latest.get(step.node_id)
+        if kept is None or step.attempt >= kept.attempt:
+            latest[step.node_id] = step
     return latest
+
+
+def latest_attempts(run: Run) -> dict[str, StepRun]:
+    return latest_of(StepRun.objects.filter(run=run).order_by("node_id", "attempt"))
 
 
 def run_context(run: Run, steps: Mapping[str, StepRun]) -> dict[str, Any]:

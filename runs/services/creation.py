@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import Conflict, TriggerMismatch
+from core.domain_errors import Conflict, TriggerMismatch
 from core.types import Actor, Pk
 from orchestrator.definition import DefinitionError, validate_run_input
 from orchestrator.models import Orchestration

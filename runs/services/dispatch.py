@@ -22,25 +22,25 @@ def _task(name: str) -> Task[Any, Any]:
     return current_app.tasks[f"runs.tasks.{name}"]
 
 
-def enqueue_step(step_id: Pk, countdown: float = 0.0) -> None:
+def enqueue_step(step_run_id: Pk, countdown: float = 0.0) -> None:
     if countdown > MAX_COUNTDOWN_S:
         return
     # celery-types wants a float countdown; Celery takes None for "at once".
     transaction.on_commit(
         lambda: _task("execute_step").apply_async(
-            (str(step_id),),
+            (str(step_run_id),),
             countdown=countdown or None,  # type: ignore[arg-type]
         )
     )
 
 
-def enqueue_timer(step_id: Pk, countdown: float) -> None:
+def enqueue_timer(step_run_id: Pk, countdown: float) -> None:
     if countdown > MAX_COUNTDOWN_S:
         return
     delay = max(countdown, 0) or None
     transaction.on_commit(
         lambda: _task("fire_timer").apply_async(
-            (str(step_id),),
+            (str(step_run_id),),
             countdown=delay,  # type: ignore[arg-type]  # as above: None is "at once"
         )
     )

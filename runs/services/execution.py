@@ -33,9 +33,9 @@ from runs.services.transitions import claim_step
 logger = logging.getLogger(__name__)
 
 
-def claim(step_id: Pk) -> StepRun | None:
+def claim(step_run_id: Pk) -> StepRun | None:
     with transaction.atomic():
-        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+        step = StepRun.objects.filter(pk=step_run_id).only("run_id").first()
         if step is None:
             return None
         run = Run.objects.select_for_update().get(pk=step.run_id)
@@ -43,14 +43,16 @@ def claim(step_id: Pk) -> StepRun | None:
             return None
         now = timezone.now()
         node = graph_of(run).nodes[
-            StepRun.objects.values_list("node_id", flat=True).get(pk=step_id)
+            StepRun.objects.values_list("node_id", flat=True).get(pk=step_run_id)
         ]
         claimed = claim_step(
-            StepRun.objects.filter(pk=step_id).exclude(wake_at__gt=now), now, now + lease_for(node)
+            StepRun.objects.filter(pk=step_run_id).exclude(wake_at__gt=now),
+            now,
+            now + lease_for(node),
         )
         if not claimed:
             return None
-        step = StepRun.objects.select_related("run").get(pk=step_id)
+        step = StepRun.objects.select_related("run").get(pk=step_run_id)
         log = events.EventLog(run)
         log.add(
             "step_start", step.node_id, type=step.node_type, name=node["name"], attempt=step.attempt
@@ -59,8 +61,8 @@ def claim(step_id: Pk) -> StepRun | None:
         return step
 
 
-def execute(step_id: Pk) -> None:
-    step = claim(step_id)
+def execute(step_run_id: Pk) -> None:
+    step = claim(step_run_id)
     if step is None:
         return
     # Every line logged until the outcome is recorded (the node, its provider, httpx, the

@@ -13,14 +13,19 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.errors import APIError
+from core.domain_errors import DomainError
 from core.types import Pk
-from orchestrator.choices import TriggerState
+from orchestrator.choices import (
+    ScheduleCatchup,
+    ScheduleOutcome,
+    ScheduleOverlap,
+    TriggerKind,
+    TriggerState,
+)
 from orchestrator.models import ScheduleFiring, Trigger, WebhookDelivery
 from orchestrator.services import schedules, webhooks
 from runs.engine import RUN_TERMINAL
 from runs.models import Run
-from runs.models import TriggerKind as RunTrigger
 from runs.services import lifecycle
 
 
@@ -56,7 +61,7 @@ def accept(
         run, created = lifecycle.fire(
             trigger.orchestration,
             {**trigger.input, **payload},
-            trigger_kind=RunTrigger.WEBHOOK,
+            trigger_kind=TriggerKind.WEBHOOK,
             trigger_ref=trigger.pk,
             entry_node=trigger.node_id,
             idempotency_key=idempotency_key,
@@ -80,13 +85,16 @@ def fire(trigger_id: Pk, now: datetime | None = None) -> ScheduleFiring | None:
         return None
     latest, instant = schedules.last_slot(trigger.cron_expression, trigger.timezone, now)
     late = now - instant > schedules.LATE_AFTER
-    outcome, detail = "fired", ""
+    outcome, detail = ScheduleOutcome.FIRED, ""
     if (
         late
-        and trigger.catchup == "none"
+        and trigger.catchup == ScheduleCatchup.NONE
         and (trigger.last_run_at is None or trigger.last_run_at < instant)
     ):
-        outcome, detail = "missed", "the slot passed while nothing was running (catchup: none)"
+        outcome, detail = (
+            ScheduleOutcome.MISSED,
+            "the slot passed while nothing was running (catchup: none)",
+        )
     fired = None
     for wall in schedules.slots_at(trigger.cron_expression, trigger.timezone, latest, instant):
         fired = _fire_slot(trigger, wall, instant, now, outcome, detail) or fired
@@ -94,7 +102,12 @@ def fire(trigger_id: Pk, now: datetime | None = None) -> ScheduleFiring | None:
 
 
 def _fire_slot(
-    trigger: Trigger, wall: datetime, instant: datetime, now: datetime, outcome: str, detail: str
+    trigger: Trigger,
+    wall: datetime,
+    instant: datetime,
+    now: datetime,
+    outcome: ScheduleOutcome,
+    detail: str,
 ) -> ScheduleFiring | None:
     with transaction.atomic():
         try:
@@ -109,24 +122,25 @@ def _fire_slot(
         except IntegrityError:
             return None  # this slot already fired (a second beat, a redelivered task)
         busy = (
-            trigger.overlap == "skip"
-            and Run.objects.filter(trigger_ref=trigger.pk, trigger_kind=RunTrigger.SCHEDULE)
+            trigger.overlap == ScheduleOverlap.SKIP
+            and Run.objects.filter(trigger_ref=trigger.pk, trigger_kind=TriggerKind.SCHEDULE)
             .exclude(status__in=RUN_TERMINAL)
             .exists()
         )
-        if outcome == "fired" and busy:
-            firing.outcome, firing.detail = "skipped", "the previous run is still going"
-        elif outcome == "fired":
+        if outcome == ScheduleOutcome.FIRED and busy:
+            firing.outcome = ScheduleOutcome.SKIPPED
+            firing.detail = "the previous run is still going"
+        elif outcome == ScheduleOutcome.FIRED:
             try:
                 run, _ = lifecycle.fire(
                     trigger.orchestration,
                     dict(trigger.input),
-                    trigger_kind=RunTrigger.SCHEDULE,
+                    trigger_kind=TriggerKind.SCHEDULE,
                     trigger_ref=trigger.pk,
                     entry_node=trigger.node_id,
                 )
-            except APIError as exc:
-                firing.outcome, firing.detail = "error", str(exc.detail)[:500]
+            except DomainError as exc:
+                firing.outcome, firing.detail = ScheduleOutcome.ERROR, exc.detail[:500]
                 Trigger.objects.filter(pk=trigger.pk).update(state=TriggerState.ERROR)
             else:
                 firing.run_id = run.pk

@@ -11,13 +11,14 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import Conflict, OrchestrationNotActive, TriggerMismatch
+from core.domain_errors import Conflict, OrchestrationNotActive, TriggerMismatch
 from core.types import Actor, Pk
-from orchestrator.choices import OrchestrationStatus
+from orchestrator.choices import OrchestrationStatus, TriggerKind
 from orchestrator.definition.graph import descendants
 from orchestrator.models import Orchestration
 from runs.engine import RUN_TERMINAL, RunStatus, StepStatus
-from runs.models import Run, StepRun, TriggerKind
+from runs.models import Run, StepRun
+from runs.services.context import latest_attempts
 from runs.services.creation import (
     create_run,
     has_step,
@@ -206,7 +207,7 @@ def replay(run: Run, *, from_step: str | None = None, requested_by: Actor = None
     reused = []
     state = dict(new.shared_state)
     nodes = {n["id"]: n for n in orchestration.definition["nodes"]}
-    for step in _latest(run):
+    for step in latest_attempts(run).values():
         if step.node_id in rerun or step.node_id not in nodes:
             continue
         if step.status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
@@ -219,10 +220,3 @@ def replay(run: Run, *, from_step: str | None = None, requested_by: Actor = None
     new.shared_state = state
     new.save(update_fields=["shared_state"])
     return new
-
-
-def _latest(run: Run) -> list[StepRun]:
-    latest: dict[str, StepRun] = {}
-    for step in run.step_runs.order_by("node_id", "attempt"):
-        latest[step.node_id] = step
-    return list(latest.values())

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from core import crypto
-from core.errors import Conflict, InvalidRequest
+from core.domain_errors import Conflict, InvalidRequest
 from orchestrator.choices import McpServerStatus
 from orchestrator.models import Credential as CredentialRow
 from orchestrator.models import McpServer, Organization

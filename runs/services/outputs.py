@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from core.errors import Conflict
+from core.domain_errors import Conflict
 from core.types import Actor
 from runs.engine import RunStatus, StepStatus
 from runs.engine.nodes.agent import run_agent

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rest_framework.exceptions import NotFound, PermissionDenied
-
 from core.choices import Role
+from core.domain_errors import Forbidden, NotFound
 from core.tenancy import Tenant
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition.schema import inputs_json_schema
@@ -73,7 +72,7 @@ def fire(
     if orchestration is None:
         raise NotFound(f"No active orchestration '{name}' in this organization.")
     if not tenant.allows(Role.EDITOR):
-        raise PermissionDenied(
+        raise Forbidden(
             f"Running an orchestration needs the editor role; your role here is {tenant.role}."
         )
     token = tenant.token

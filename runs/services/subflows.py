@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 
-from core.errors import APIError
+from core.domain_errors import DomainError
 from core.types import Pk
+from orchestrator.choices import TriggerKind
 from orchestrator.definition import TemplateError, render
 from orchestrator.models import Orchestration
 from runs.engine import ErrorCode, StepStatus
-from runs.models import Run, TriggerKind
+from runs.models import Run
 from runs.services.creation import create_run
 from runs.services.transitions import move_step
 
@@ -108,7 +109,7 @@ def start_subflow(progress: Progress, node: Mapping[str, Any]) -> bool:
             depth=depth,
             requested_by=run.requested_by,
         )
-    except APIError as exc:
+    except DomainError as exc:
         progress.fail(step, f"The subflow's input was refused: {exc.detail}", retryable=False)
         return True
     step.child_run = child

@@ -39,15 +39,15 @@ def register_due_work(reaper: Callable[[datetime], dict[str, int]]) -> None:
         DUE_WORK.append(reaper)
 
 
-def fire_timer(step_id: Pk) -> None:
+def fire_timer(step_run_id: Pk) -> None:
     """A delay step is due: it succeeds with a null output."""
     with transaction.atomic():
-        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+        step = StepRun.objects.filter(pk=step_run_id).only("run_id").first()
         if step is None:
             return
         progress = Progress.lock(step.run_id)
         current = StepRun.objects.filter(
-            pk=step_id,
+            pk=step_run_id,
             status=StepStatus.WAITING,
             node_type__in=types_running_on("timer"),
             wake_at__lte=timezone.now(),
@@ -164,19 +164,19 @@ def reap() -> dict[str, int]:
     for step in StepRun.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now):
         requeue_expired(step)
         counts["expired"] += 1
-    for step_id in StepRun.objects.filter(
+    for step_run_id in StepRun.objects.filter(
         status=StepStatus.WAITING, node_type__in=types_running_on("timer"), wake_at__lte=now
     ).values_list("pk", flat=True):
-        fire_timer(step_id)
+        fire_timer(step_run_id)
         counts["timers"] += 1
     stale = StepRun.objects.filter(
         status=StepStatus.PENDING, node_type__in=types_running_on("worker")
     ).filter(Q(wake_at__lte=now) | Q(wake_at__isnull=True, created_at__lte=now - STALE_PENDING))
-    for step_id in stale.values_list("pk", flat=True):
-        if not _resend_due("step", step_id, STALE_PENDING):
+    for step_run_id in stale.values_list("pk", flat=True):
+        if not _resend_due("step", step_run_id, STALE_PENDING):
             continue
         with transaction.atomic():
-            dispatch.enqueue_step(step_id)
+            dispatch.enqueue_step(step_run_id)
         counts["requeued"] += 1
     for run_id in Run.objects.filter(
         status=RunStatus.QUEUED, created_at__lte=now - STALE_QUEUED

@@ -66,13 +66,13 @@ def _run_span(run: Run) -> SpanRecord:
     parent = span_id_of(run.parent_run_id) if run.parent_run_id else None
     if run.parent_run_id:
         # Under the subflow step that started it, in the parent run's trace.
-        step_id = (
+        step_run_id = (
             StepRun.objects.filter(run_id=run.parent_run_id, child_run_id=run.pk)
             .values_list("pk", flat=True)
             .first()
         )
-        if step_id is not None:
-            parent = span_id_of(step_id)
+        if step_run_id is not None:
+            parent = span_id_of(step_run_id)
     code = _error_code(run.error)
     slug = names.get("orchestration__slug") or str(run.orchestration_id)
     return SpanRecord(

@@ -7,34 +7,15 @@
   const POLL_MS = 2000;
   const cards = new Map();
 
-  function fieldControl(spec) {
-    const options = typeof spec.options === "string" ? spec.options.split(",").map((s) => s.trim()) : (spec.options || []);
-    let control;
-    if (spec.type === "textarea") control = el("textarea", { name: spec.name, rows: 3 });
-    else if (spec.type === "select") control = el("select", { name: spec.name }, el("option", { value: "" }, "—"), ...options.map((o) => el("option", { value: o }, o)));
-    else if (spec.type === "boolean") control = el("input", { type: "checkbox", name: spec.name });
-    else control = el("input", { type: spec.type === "number" ? "number" : "text", name: spec.name, step: "any" });
-    const read = () => {
-      if (spec.type === "boolean") return control.checked;
-      if (spec.type === "number") return control.value === "" ? null : Number(control.value);
-      return control.value;
-    };
-    const error = el("div", { class: "field-error", "data-field-error": spec.name });
-    return { name: spec.name, read, error, node: el("label", {}, `${spec.label || spec.name}${spec.required ? " *" : ""}`, control, error) };
-  }
-
   function card(item) {
-    const fields = (item.fields || []).map(fieldControl);
+    const fields = (item.fields || []).map(GateForm.field);
     const comment = el("input", { name: "comment", placeholder: "Comment (optional)" });
     const error = el("div", { class: "field-error", "data-card-error": "" });
     const decide = async (decision) => {
       error.textContent = "";
       fields.forEach((f) => { f.error.textContent = ""; });
       const body = { comment: comment.value };
-      if (decision === "approve" && fields.length) {
-        body.response = {};
-        for (const f of fields) body.response[f.name] = f.read();
-      }
+      if (decision === "approve" && fields.length) body.response = GateForm.response(fields);
       try {
         await Api.post(`/api/v1/approvals/${item.id}/${decision}`, body);
         remove(item.id, decision === "approve" ? "Approved" : "Denied");

@@ -121,13 +121,12 @@
     box.hidden = false;
     const comment = el("input", { name: "comment", placeholder: "Comment (optional)" });
     const error = el("div", { class: "field-error" });
-    const fields = (gate.fields || []).map(fieldControl);
+    const fields = (gate.fields || []).map(GateForm.field);
     const decide = async (decision) => {
       error.textContent = "";
       try {
         if (fields.length && decision === "approve") {
-          const response = {};
-          for (const f of fields) response[f.name] = f.read();
+          const response = GateForm.response(fields);
           await Api.post(`/api/v1/approvals/${gate.approval_id}/approve`, { comment: comment.value, response });
         } else {
           await Api.post(`/api/v1/approvals/${gate.approval_id}/${decision}`, { comment: comment.value });
@@ -154,21 +153,6 @@
           el("button", { type: "button", class: "ok", id: "approve", onclick: () => decide("approve") }, fields.length ? "Submit" : "Approve"),
           el("button", { type: "button", class: "danger", id: "deny", onclick: () => decide("deny") }, "Deny")) : el("p", { class: "muted" }, "Your role cannot decide.")),
     );
-  }
-
-  function fieldControl(spec) {
-    const options = typeof spec.options === "string" ? spec.options.split(",").map((s) => s.trim()) : (spec.options || []);
-    let control;
-    if (spec.type === "textarea") control = el("textarea", { name: spec.name, rows: 3 });
-    else if (spec.type === "select") control = el("select", { name: spec.name }, el("option", { value: "" }, "—"), ...options.map((o) => el("option", { value: o }, o)));
-    else if (spec.type === "boolean") control = el("input", { type: "checkbox", name: spec.name });
-    else control = el("input", { type: spec.type === "number" ? "number" : "text", name: spec.name, step: "any" });
-    const read = () => {
-      if (spec.type === "boolean") return control.checked;
-      if (spec.type === "number") return control.value === "" ? null : Number(control.value);
-      return control.value;
-    };
-    return { name: spec.name, read, node: el("label", {}, `${spec.label || spec.name}${spec.required ? " *" : ""}`, control) };
   }
 
   // --- step detail ---------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def test_a_body_without_content_length_is_still_limited(editor, settings):
         def read(self, size: int = -1) -> bytes:
             return self.data[:size]
 
-    from core.errors import PayloadTooLarge
+    from core.domain_errors import PayloadTooLarge
 
     with pytest.raises(PayloadTooLarge):
         LimitedJSONParser().parse(Stream(b'{"a": "' + b"x" * 5000 + b'"}'))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.definition import compile_markdown, validate_definition
 from orchestrator.definition.markdown_export import to_markdown
+from orchestrator.definition.nodes import NODE_TYPES
 
 API_EXAMPLE = """# Market Research Report
 Researches a topic and produces a report.
@@ -189,3 +192,25 @@ def test_output_schemas_of_agents_and_steps_round_trip_and_a_prompts_own_json_st
     assert shape(again) == shape(definition)
     assert again["nodes"][0]["config"]["output_schema"] == SCORE
     assert again["nodes"][1]["config"]["output_schema"] is None
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [spec for spec in NODE_TYPES.values() if spec.body_key is not None],
+    ids=lambda spec: spec.name,
+)
+def test_each_node_types_body_key_is_written_as_the_body_and_read_back(spec):
+    body = {"topic": "{{ input.topic }}"} if spec.body_reads == "json" else "One\n\nTwo {{ input }}"
+    # What the palette starts a step with, made valid: a subflow names its orchestration.
+    config = {**spec.default_config, spec.body_key: body}
+    if spec.name == "subflow":
+        config["orchestration"] = "other"
+    definition = validate_definition(
+        {"nodes": [{"id": "only", "type": spec.name, "config": config}], "edges": []}
+    )
+    markdown, _ = to_markdown("Flow", "About it.", definition)
+    again = compile_markdown(markdown)
+
+    assert f"- {spec.body_key}:" not in markdown  # the body, not a config line
+    assert again.valid, (markdown, again.errors)
+    assert again.definition["nodes"][0]["config"][spec.body_key] == body

@@ -146,6 +146,46 @@ def test_a_pending_approval_is_answered_in_the_run_view(page, org):
     assert run.output == "shipped"
 
 
+def test_an_input_form_is_answered_in_the_run_view_with_typed_values(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Asked",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "ask",
+                        "type": "human_input",
+                        "config": {
+                            "prompt": "How many copies?",
+                            "fields": [
+                                {"name": "copies", "type": "number", "required": True},
+                                {"name": "rush", "type": "boolean"},
+                                {"name": "paper", "type": "select", "options": ["matte", "gloss"]},
+                            ],
+                        },
+                    },
+                ],
+                "edges": [],
+            },
+        },
+    )
+    run, _ = lifecycle.fire(orchestration, {}, trigger_kind=RunTrigger.API)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#gate")).to_contain_text("How many copies?", timeout=LIVE)
+    page.fill("#gate input[name=copies]", "3")
+    page.check("#gate input[name=rush]")
+    page.select_option("#gate select[name=paper]", "gloss")
+    page.click("#approve")
+    expect(page.locator('.gnode[data-node-id="ask"]')).to_have_attribute(
+        "data-status", "succeeded", timeout=LIVE
+    )
+    expect(page.locator("#gate")).to_be_hidden()
+    step = run.step_runs.get(node_id="ask")
+    assert step.output == {"copies": 3, "rush": True, "paper": "gloss"}
+
+
 def test_connect_two_steps_by_dragging_and_delete_a_step_with_the_keyboard(page, org):
     orchestration = create_orchestration(
         org,

@@ -20,7 +20,7 @@ from django.db import connection
 
 from approvals import services as approvals
 from approvals.models import Approval
-from core.errors import Conflict
+from core.domain_errors import Conflict
 from orchestrator.models import Trigger
 from orchestrator.services import schedules
 from orchestrator.services.orchestrations import create_orchestration

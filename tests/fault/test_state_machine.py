@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 
 from approvals import services as approvals
 from approvals.models import Approval
-from core.errors import Conflict
+from core.domain_errors import Conflict
 from orchestrator.services.orchestrations import create_orchestration
 from runs.engine import RUN_TERMINAL, RUN_TRANSITIONS, STEP_TERMINAL, STEP_TRANSITIONS
 from runs.engine.nodes.base import StepFailed, StepResult

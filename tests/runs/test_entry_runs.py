@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.errors import Conflict, TriggerMismatch
+from core.domain_errors import Conflict, TriggerMismatch
 from orchestrator.services.orchestrations import update_orchestration
 from runs.models import Run
 from runs.services import lifecycle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import Conflict, OrchestrationNotActive, TriggerMismatch
+from core.domain_errors import Conflict, OrchestrationNotActive, TriggerMismatch
 from orchestrator.models import Orchestration
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import Run, RunEvent
