@@ -24,7 +24,11 @@ from runs.api.mcp_endpoint import mcp_app  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": URLRouter(
-            [re_path(r"^mcp/?$", mcp_app), re_path(r"", BodyLimitASGI(django_asgi_app))]
+            # ASGI apps, as Channels' URLRouter takes them; django-stubs types re_path for views.
+            [
+                re_path(r"^mcp/?$", mcp_app),  # type: ignore[arg-type, list-item]
+                re_path(r"", BodyLimitASGI(django_asgi_app)),  # type: ignore[arg-type, list-item]
+            ]
         ),
         "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }

@@ -353,7 +353,7 @@ def validate_run_input(inputs_spec: list[dict[str, Any]], data: Any) -> dict[str
     return result
 
 
-def inputs_json_schema(inputs_spec: list[dict]) -> dict:
+def inputs_json_schema(inputs_spec: list[dict[str, Any]]) -> dict[str, Any]:
     """The declared inputs as the JSON Schema of an object that `validate_run_input` accepts:
     what a caller that only reads schemas (an MCP client, a model calling a tool) is shown."""
     if not inputs_spec:

@@ -30,7 +30,8 @@ class McpServerSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
     )
     tools = McpToolSerializer(many=True, read_only=True)
     transport = serializers.SerializerMethodField()
-    read_only = serializers.SerializerMethodField()
+    # The API's field named like Field.read_only (a flag of every field), which the stubs type.
+    read_only = serializers.SerializerMethodField()  # type: ignore[assignment]
 
     class Meta:
         model = McpServer

@@ -42,7 +42,7 @@ from pydantic_ai.providers.google import GoogleProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from runs.engine.failures import StepFailed
-from runs.engine.netguard import NetPolicy, guarded_httpx2_client, parse_url
+from runs.engine.netguard import NetPolicy, guarded_async_client, parse_url
 from runs.engine.nodes.base import AgentSpec, header_value
 from runs.engine.states import ErrorCode
 
@@ -213,7 +213,7 @@ def provider_model(spec: AgentSpec, http_client: httpx2.AsyncClient, timeout: fl
 
 
 def http_client(net: NetPolicy, timeout: float) -> httpx2.AsyncClient:
-    return guarded_httpx2_client(net, timeout=timeout)
+    return guarded_async_client(net, timeout=timeout)
 
 
 # --- failures ---------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ is an `McpFailure` with a sentence for a person; the caller redacts it with its 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import mcp_types
@@ -27,7 +27,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from runs.engine.failures import StepFailed
-from runs.engine.netguard import NetPolicy, check_url, guarded_async_client2
+from runs.engine.netguard import NetPolicy, check_url, guarded_async_client
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 20.0
 # A listing bigger than this is cut: a registry row, a page and a model's tool list all show it.
@@ -63,9 +65,9 @@ class McpCommand:
 class McpTool:
     name: str
     description: str
-    input_schema: dict
+    input_schema: dict[str, Any]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "description": self.description,
@@ -99,7 +101,7 @@ async def _connected(server: McpEndpoint | McpCommand) -> AsyncIterator[Client]:
         async with Client(target, read_timeout_seconds=server.timeout, cache=None) as client:
             yield client
         return
-    http = guarded_async_client2(server.policy, timeout=server.timeout, headers=server.headers)
+    http = guarded_async_client(server.policy, timeout=server.timeout, headers=server.headers)
     async with http:
         transport = streamable_http_client(server.url, http_client=http, terminate_on_close=False)
         async with Client(
@@ -129,7 +131,9 @@ def _failure(exc: BaseException, where: str) -> McpFailure:
     return McpFailure(f"{where}: {text}")
 
 
-async def _guarded(server: McpEndpoint | McpCommand, where: str, work) -> Any:
+async def _guarded(
+    server: McpEndpoint | McpCommand, where: str, work: Callable[[Client], Awaitable[T]]
+) -> T:
     if isinstance(server, McpEndpoint):
         await anyio.to_thread.run_sync(vet, server.url, server.policy)
     try:
@@ -183,7 +187,7 @@ def _content(result: mcp_types.CallToolResult) -> Any:
 
 
 async def call_tool(
-    server: McpEndpoint | McpCommand, name: str, arguments: dict | None = None
+    server: McpEndpoint | McpCommand, name: str, arguments: dict[str, Any] | None = None
 ) -> McpToolResult:
     """Call the tool `name`; a tool that reports an error is a result with `is_error`, while a
     server that cannot be reached or refuses the call is an McpFailure."""
@@ -201,7 +205,7 @@ def list_tools_sync(server: McpEndpoint | McpCommand) -> list[McpTool]:
 
 
 def call_tool_sync(
-    server: McpEndpoint | McpCommand, name: str, arguments: dict | None = None
+    server: McpEndpoint | McpCommand, name: str, arguments: dict[str, Any] | None = None
 ) -> McpToolResult:
     """`call_tool` for synchronous callers."""
     return anyio.run(call_tool, server, name, arguments)

@@ -17,9 +17,10 @@ import functools
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import anyio
 import httpx
@@ -162,10 +163,11 @@ class _Guard:
         self.policy = policy
         self.credential_headers = CREDENTIAL_HEADERS | {h.lower() for h in credential_headers}
         self.max_redirects = max_redirects
-        # httpx, or its fork httpx2 (what the MCP SDK's clients take): the same request API.
+        # httpx (sync calls), or its fork httpx2 (the async SDKs'): the same request API, so the
+        # requests and responses below are of either.
         self.http = http
 
-    def pinned(self, request: httpx.Request) -> httpx.Request:
+    def pinned(self, request: Any) -> Any:
         """The request sent to the vetted address; the Host header and the TLS server name keep
         the name, so virtual hosts and certificates work as they would have."""
         url = request.url if isinstance(request.url, httpx.URL) else str(request.url)
@@ -182,7 +184,7 @@ class _Guard:
             extensions=extensions,
         )
 
-    def next_hop(self, request: httpx.Request, response: httpx.Response) -> httpx.Request | None:
+    def next_hop(self, request: Any, response: Any) -> Any:
         """The request a redirect asks for (checked when it is sent), or None if not one."""
         location = response.headers.get("location")
         if response.status_code not in REDIRECTS or not location:
@@ -208,7 +210,7 @@ class _Guard:
             method, url, headers=headers, stream=stream, extensions=request.extensions
         )
 
-    def too_many(self, request: httpx.Request) -> StepFailed:
+    def too_many(self, request: Any) -> StepFailed:
         return StepFailed(
             f"more than {self.max_redirects} redirects from {request.url}", retryable=False
         )
@@ -252,37 +254,9 @@ class GuardedTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-class AsyncGuardedTransport(httpx.AsyncBaseTransport):
-    """`GuardedTransport` for async clients; names are resolved in a worker thread."""
-
-    def __init__(
-        self,
-        policy: NetPolicy,
-        *,
-        credential_headers: Iterable[str] = (),
-        max_redirects: int = MAX_REDIRECTS,
-        inner: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._guard = _Guard(policy, credential_headers, max_redirects)
-        self._inner = inner or httpx.AsyncHTTPTransport(verify=tls_context())
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        for _ in range(self._guard.max_redirects + 1):
-            pinned = await anyio.to_thread.run_sync(self._guard.pinned, request)
-            response = await self._inner.handle_async_request(pinned)
-            following = self._guard.next_hop(request, response)
-            if following is None:
-                return response
-            await response.aclose()
-            request = following
-        raise self._guard.too_many(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class AsyncGuardedTransport2(httpx2.AsyncBaseTransport):
-    """`AsyncGuardedTransport` for httpx2 clients (the MCP SDK's): the same guard, hop by hop."""
+class AsyncGuardedTransport(httpx2.AsyncBaseTransport):
+    """`GuardedTransport` for the async SDKs, which are built on httpx2 (the OpenAI, Anthropic,
+    Gemini and MCP clients): the same guard, hop by hop; names are resolved in a worker thread."""
 
     def __init__(
         self,
@@ -328,71 +302,17 @@ def guarded_client(
 
 
 def guarded_async_client(
-    policy: NetPolicy, *, timeout: float, credential_headers: Iterable[str] = ()
-) -> httpx.AsyncClient:
-    """`guarded_client` for async callers (SDKs that take an `httpx.AsyncClient`)."""
-    return httpx.AsyncClient(
-        transport=AsyncGuardedTransport(policy, credential_headers=credential_headers),
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-    )
-
-
-class _RelayedBody(httpx2.AsyncByteStream):
-    """An httpx response body read through an httpx2 response, chunk by chunk (a model's answer
-    streams through it as it arrives)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._response.aiter_raw():
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
-
-
-class Httpx2GuardedTransport(httpx2.AsyncBaseTransport):
-    """`AsyncGuardedTransport` for the SDKs built on httpx2 (the model providers' clients): each
-    request is handed to the guard as an httpx request, so the same checks hold on every hop."""
-
-    def __init__(self, policy: NetPolicy, *, credential_headers: Iterable[str] = ()) -> None:
-        self._guarded = AsyncGuardedTransport(policy, credential_headers=credential_headers)
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        inner = httpx.Request(
-            request.method,
-            str(request.url),
-            headers=request.headers.raw,
-            content=await request.aread(),
-            extensions={k: v for k, v in request.extensions.items() if k == "timeout"},
-        )
-        try:
-            response = await self._guarded.handle_async_request(inner)
-        except httpx.TimeoutException as exc:
-            raise httpx2.ReadTimeout(str(exc), request=request) from None
-        except httpx.TransportError as exc:
-            raise httpx2.ConnectError(str(exc), request=request) from None
-        return httpx2.Response(
-            response.status_code,
-            headers=response.headers.raw,
-            stream=_RelayedBody(response),
-            request=request,
-        )
-
-    async def aclose(self) -> None:
-        await self._guarded.aclose()
-
-
-def guarded_httpx2_client(
-    policy: NetPolicy, *, timeout: float, credential_headers: Iterable[str] = ()
+    policy: NetPolicy,
+    *,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    credential_headers: Iterable[str] = (),
 ) -> httpx2.AsyncClient:
-    """`guarded_async_client` as an httpx2 client: what the OpenAI, Anthropic and Gemini SDKs take
-    as their `http_client` (they refuse an httpx one, or will)."""
+    """`guarded_client` for the async SDKs: the `http_client` of the model providers' and the MCP
+    client's. Their own retries stay off where they have them: a step's `retry` decides."""
     return httpx2.AsyncClient(
-        transport=Httpx2GuardedTransport(policy, credential_headers=credential_headers),
+        transport=AsyncGuardedTransport(policy, credential_headers=credential_headers),
+        headers=headers,
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
@@ -423,20 +343,3 @@ def fetch(
         except httpx.HTTPError as exc:
             raise StepFailed(f"{method} {url} failed: {exc}") from None
     return response
-
-
-def guarded_async_client2(
-    policy: NetPolicy,
-    *,
-    timeout: float,
-    headers: dict[str, str] | None = None,
-    credential_headers: Iterable[str] = (),
-) -> httpx2.AsyncClient:
-    """`guarded_async_client` as an httpx2 client, for SDKs built on httpx2 (the MCP client)."""
-    return httpx2.AsyncClient(
-        transport=AsyncGuardedTransport2(policy, credential_headers=credential_headers),
-        headers=headers,
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-    )

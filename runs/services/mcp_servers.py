@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from core import crypto
 from core.domain_errors import Conflict, InvalidRequest
+from core.types import Pk
 from orchestrator.choices import McpServerStatus
 from orchestrator.models import Credential as CredentialRow
 from orchestrator.models import McpServer, Organization
@@ -39,7 +41,7 @@ class StdioServer:
     id: uuid.UUID
     name: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "id": str(self.id),
             "name": self.name,
@@ -136,7 +138,7 @@ def create_server(
     return refresh(server)
 
 
-def update_server(server: McpServer, **changes) -> McpServer:
+def update_server(server: McpServer, **changes: Any) -> McpServer:
     """Apply the changes; a new URL or credential lists the tools again."""
     if "url" in changes:
         vet_url(changes["url"])
@@ -152,7 +154,7 @@ def update_server(server: McpServer, **changes) -> McpServer:
 # --- what the agent loop calls -------------------------------------------------------------------
 
 
-def _row(organization_id, ref: str) -> McpServer | None:
+def _row(organization_id: Pk, ref: str) -> McpServer | None:
     rows = McpServer.objects.filter(organization_id=organization_id).select_related("credential")
     try:
         return rows.filter(pk=uuid.UUID(str(ref))).first()
@@ -160,7 +162,7 @@ def _row(organization_id, ref: str) -> McpServer | None:
         return rows.filter(name=ref).first()
 
 
-def connect(organization_id, ref: str) -> tuple[mcp.McpEndpoint | mcp.McpCommand, Redactor]:
+def connect(organization_id: Pk, ref: str) -> tuple[mcp.McpEndpoint | mcp.McpCommand, Redactor]:
     """The org's MCP server `ref` (id or name; an operator's stdio server by its name) as the MCP
     client takes it, with the redactor for what it sends back. StepFailed if there is none."""
     row = _row(organization_id, ref)
@@ -180,7 +182,7 @@ def connect(organization_id, ref: str) -> tuple[mcp.McpEndpoint | mcp.McpCommand
     raise StepFailed(f"No MCP server '{ref}' in this organization.", retryable=False)
 
 
-def list_tools(organization_id, ref: str) -> list[mcp.McpTool]:
+def list_tools(organization_id: Pk, ref: str) -> list[mcp.McpTool]:
     """The tools server `ref` lists now (StepFailed, redacted, if it cannot be listed)."""
     server, redact = connect(organization_id, ref)
     try:
@@ -189,7 +191,9 @@ def list_tools(organization_id, ref: str) -> list[mcp.McpTool]:
         raise StepFailed(redact(str(exc)), retryable=exc.retryable) from None
 
 
-def call_tool(organization_id, ref: str, name: str, arguments: dict) -> mcp.McpToolResult:
+def call_tool(
+    organization_id: Pk, ref: str, name: str, arguments: dict[str, Any]
+) -> mcp.McpToolResult:
     """Call tool `name` of server `ref`: the result's content (text or JSON) and `is_error`,
     with the server's credential masked in it. StepFailed when the server cannot be reached."""
     server, redact = connect(organization_id, ref)

@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
+
 from core.choices import Role
 from core.domain_errors import Forbidden, NotFound
 from core.tenancy import Tenant
+from core.types import Actor, Pk
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition.schema import inputs_json_schema
-from orchestrator.models import Orchestration
+from orchestrator.models import Orchestration, Organization
 from runs.engine import RUN_TERMINAL, RunStatus
 from runs.models import Run, TriggerKind
 from runs.services import lifecycle
@@ -25,7 +28,7 @@ from runs.services import lifecycle
 class ServedTool:
     name: str
     description: str
-    input_schema: dict
+    input_schema: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class RunOutcome:
         return self.status in (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-def _active(organization) -> Any:
+def _active(organization: Organization) -> QuerySet[Orchestration]:
     return Orchestration.objects.filter(
         organization=organization, status=OrchestrationStatus.ACTIVE, deleted_at__isnull=True
     )
@@ -63,7 +66,12 @@ def tools_for(tenant: Tenant) -> list[ServedTool]:
 
 
 def fire(
-    tenant: Tenant, user, name: str, arguments: dict | None, *, idempotency_key: str = ""
+    tenant: Tenant,
+    user: Actor,
+    name: str,
+    arguments: dict[str, Any] | None,
+    *,
+    idempotency_key: str = "",
 ) -> Run:
     """Start a run of the org's active orchestration `name` (its slug). Another org's slug is
     just as unknown as one that exists nowhere; the role check comes after the lookup. An
@@ -87,6 +95,6 @@ def fire(
     return run
 
 
-def outcome(run_id) -> RunOutcome:
+def outcome(run_id: Pk) -> RunOutcome:
     row = Run.objects.values("status", "output", "error").get(pk=run_id)
     return RunOutcome(str(run_id), row["status"], row["output"], row["error"])

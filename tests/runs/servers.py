@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
@@ -29,7 +30,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: dict | list | bytes) -> None:
         """JSON, or bytes sent as they are (a server that answers with something else)."""
         raw = isinstance(body, bytes)
-        data = body if raw else json.dumps(body).encode()
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/html" if raw else "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -198,6 +199,8 @@ def anthropic_events(message: dict) -> list[bytes]:
     start["usage"] = {"input_tokens": usage["input_tokens"], "output_tokens": 1}
     events = [_sse({"type": "message_start", "message": start}, "message_start")]
     for index, block in enumerate(message["content"]):
+        opened: dict[str, Any]
+        deltas: list[dict[str, Any]]
         if block["type"] == "text":
             opened, deltas = (
                 {"type": "text", "text": ""},
