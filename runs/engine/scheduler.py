@@ -25,11 +25,12 @@ Semantics (API.md, "The definition"):
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from orchestrator.definition.graph import topological_order
 
 from .states import STEP_ACTIVE, STEP_TERMINAL, RunStatus, StepStatus
 
@@ -98,19 +99,9 @@ class Graph:
             outgoing[src].append(edge)
             incoming[dst].append(edge)
 
-        index = {n: i for i, n in enumerate(node_ids)}
-        indegree = {n: len(incoming[n]) for n in node_ids}
-        heap = [index[n] for n in node_ids if indegree[n] == 0]
-        heapq.heapify(heap)
-        order: list[str] = []
-        while heap:
-            n = node_ids[heapq.heappop(heap)]
-            order.append(n)
-            for edge in outgoing[n]:
-                t = edge["target"]
-                indegree[t] -= 1
-                if indegree[t] == 0:
-                    heapq.heappush(heap, index[t])
+        order = topological_order(
+            node_ids, [(edge["source"], edge["target"]) for edge in defn.get("edges") or ()]
+        )
         if len(order) != len(node_ids):
             raise ValueError("the graph has a cycle")
 
