@@ -27,6 +27,11 @@ from runs.services.transitions import claim_step, move_step
 
 logger = logging.getLogger(__name__)
 
+# How long a task goes on with the steps its outcomes hand it before it leaves the next one to
+# the broker: a short chain runs without a round trip per step, and a long one still lets the
+# runs queued behind it take their turn on this worker, as they would between Celery messages.
+CONTINUE_FOR_S = 1.0
+
 
 def claim(step_id) -> StepRun | None:
     """Claim a step whose message arrived. A duplicate delivery, or the message of a step that a
@@ -62,31 +67,32 @@ def claim(step_id) -> StepRun | None:
 def execute(step_id) -> None:
     """Run the claimed step, then each step its outcome handed to this worker (the next step of
     a chain, or a pending sibling of a fan-out), until there is none."""
+    until = time.monotonic() + CONTINUE_FOR_S
     step = claim(step_id)
     while step is not None:
         # Every line logged until the outcome is recorded (the node, its provider, httpx, the
         # services) carries these; the formatter merges them in. Unbound again on the way out.
         with bound_contextvars(run_id=str(step.run_id), step_id=step.node_id, attempt=step.attempt):
-            step = _execute_claimed(step)
+            step = _execute_claimed(step, until)
 
 
-def _execute_claimed(step: StepRun) -> StepRun | None:
+def _execute_claimed(step: StepRun, until: float) -> StepRun | None:
     run = step.run
     node = graph_of(run).nodes[step.node_id]
     started = time.monotonic()
     try:
         result = _run_node(run, step, node)
     except StepFailed as exc:
-        following = _record(step, failure=exc)
+        following = _record(step, until, failure=exc)
         outcome, level, extra = "failed", logging.WARNING, {"error": exc.message[:500]}
     except Exception as exc:  # a bug in a node must fail the step, never lose the run
         logger.exception("step %s of run %s crashed", step.node_id, run.pk)
         following = _record(
-            step, failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}")
+            step, until, failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}")
         )
         outcome, level, extra = "crashed", logging.ERROR, {}
     else:
-        following = _record(step, result=result)
+        following = _record(step, until, result=result)
         outcome, level, extra = "succeeded", logging.INFO, {}
     logger.log(
         level,
@@ -161,13 +167,18 @@ def _budget(run: Run) -> tuple[bool, float | None]:
 
 
 def _record(
-    step: StepRun, *, result: StepResult | None = None, failure: StepFailed | None = None
+    step: StepRun,
+    until: float = 0.0,
+    *,
+    result: StepResult | None = None,
+    failure: StepFailed | None = None,
 ) -> StepRun | None:
     """Apply the outcome, unless the step is no longer ours (its lease ran out and it was
     re-queued, or the run ended): then the late result is dropped, not applied twice.
 
     In the same transaction the worker claims its next step, when the outcome started one or a
-    sibling waits in the queue; returns it (running, leased, its `step_start` written)."""
+    sibling waits in the queue, and it is not past `until` (a `time.monotonic()`); returns that
+    step (running, leased, its `step_start` written)."""
     with transaction.atomic():
         progress = Progress.lock(step.run_id)
         # The latest attempts were read under the run's lock: a step still running is ours.
@@ -180,7 +191,7 @@ def _record(
         ):
             return None
         current.input = step.input
-        progress.worker_free = True
+        progress.worker_free = time.monotonic() < until
         if failure is None:
             progress.succeed(current, result.output, **result.usage())
         else:

@@ -53,7 +53,13 @@ def pending(run: Run) -> list:
     )
 
 
-def test_a_chain_of_worker_steps_runs_on_one_message_at_a_bounded_cost(make_flow):
+@pytest.fixture
+def no_time_limit(monkeypatch):
+    """However slow the machine, the task goes on: these tests count statements, not time."""
+    monkeypatch.setattr(execution, "CONTINUE_FOR_S", 3600.0)
+
+
+def test_a_chain_of_worker_steps_runs_on_one_message_at_a_bounded_cost(make_flow, no_time_limit):
     ids = [f"s{index}" for index in range(CHAIN)]
     flow = make_flow(
         [echo(node_id) for node_id in ids],
@@ -77,7 +83,9 @@ def test_a_chain_of_worker_steps_runs_on_one_message_at_a_bounded_cost(make_flow
     assert seqs == list(range(1, run.last_seq + 1))
 
 
-def test_a_fan_out_claims_its_pending_siblings_and_their_late_messages_do_nothing(make_flow):
+def test_a_fan_out_claims_its_pending_siblings_and_their_late_messages_do_nothing(
+    make_flow, no_time_limit
+):
     branches = ["b0", "b1", "b2"]
     flow = make_flow(
         [transform("start", "go"), *map(echo, branches), transform("join", "done")],
@@ -100,3 +108,20 @@ def test_a_fan_out_claims_its_pending_siblings_and_their_late_messages_do_nothin
     assert StepRun.objects.filter(run=run).count() == len(branches) + 2
     starts = RunEvent.objects.filter(run=run, type="step_start").values_list("step_id", flat=True)
     assert sorted(starts) == sorted(["start", *branches, "join"])
+
+
+def test_a_task_past_its_time_hands_the_next_step_to_the_broker(make_flow, monkeypatch):
+    """So that a long chain lets the runs queued behind it take their turn."""
+    monkeypatch.setattr(execution, "CONTINUE_FOR_S", 0.0)
+    flow = make_flow([echo("a"), echo("b")], [{"source": "a", "target": "b"}])
+    run = started(flow)
+    [first] = pending(run)
+
+    execution.execute(first)
+
+    steps = dict(StepRun.objects.filter(run=run).values_list("node_id", "status"))
+    assert steps == {"a": "succeeded", "b": "pending"}
+    [second] = pending(run)
+    execution.execute(second)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
