@@ -62,43 +62,6 @@ def prefetch_human_input(runs: Sequence[Run]) -> None:
         )
 
 
-# The columns RunSerializer.to_representation reads (with `budget_hold`, which a paused run's
-# `human_input_required` reads): a list page loads these alone. The others (idempotency keys,
-# lease and budget bookkeeping, the replay and tree links) were a third of the columns, each
-# converted and set on 50 instances a page for nothing.
-LISTED_COLUMNS = (
-    "id",
-    "orchestration_id",
-    "version",
-    "status",
-    "trigger_kind",
-    "trigger_ref",
-    "entry_step",
-    "input",
-    "output",
-    "output_type",
-    "shared_state",
-    "error",
-    "replays_run_id",
-    "parent_run_id",
-    "depth",
-    "cost_usd",
-    "unpriced",
-    "tokens_input",
-    "tokens_output",
-    "steps_completed",
-    "steps_total",
-    "metadata",
-    "requested_by_name",
-    "budget_hold",
-    "refine_status",
-    "refine_error",
-    "created_at",
-    "started_at",
-    "finished_at",
-)
-
-
 class RunSerializer(serializers.ModelSerializer):
     orchestration_name = OrchestrationNameField(read_only=True)
     trigger = serializers.SerializerMethodField()

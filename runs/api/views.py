@@ -16,7 +16,6 @@ from core.api.schema import error
 from core.params import integer_param
 from orchestrator.models import Orchestration
 from runs.api.serializers import (
-    LISTED_COLUMNS,
     EventSerializer,
     FireSerializer,
     ReplaySerializer,
@@ -131,7 +130,6 @@ class RunQuerysetMixin:
         queryset = (
             self.filter_queryset(self.get_queryset())
             .select_related(None)
-            .only(*LISTED_COLUMNS)
             .annotate(orchestration_name=F("orchestration__name"))
         )
         page = self.paginate_queryset(queryset)

@@ -168,15 +168,9 @@ def test_the_run_list_reads_no_definition_and_only_waiting_steps(viewer, runs):
     assert '"runs_steprun"."output"' not in steps[0]
 
 
-def test_the_run_list_reads_the_columns_it_shows_and_the_token_in_one_query(viewer, runs):
+def test_a_run_list_page_reads_its_token_in_one_query(viewer, runs):
     viewer.get(RUNS)
     queries = queries_of_page(viewer, RUNS, 50)
-    page = [sql for sql in queries if 'FROM "runs_run"' in sql]
-    assert len(page) == 1
-    for shown in ("input", "shared_state", "requested_by_name", "budget_hold"):
-        assert f'"runs_run"."{shown}"' in page[0]
-    for bookkeeping in ("idempotency_key", "idempotency_fingerprint", "credit_limit", "last_seq"):
-        assert f'"runs_run"."{bookkeeping}"' not in page[0]
     tokens = [sql for sql in queries if '"orchestrator_apitoken"' in sql]
     assert len(tokens) == 1  # the token, its organization, holder and membership role at once
 
