@@ -64,7 +64,9 @@ def percentile(samples: Sequence[float], pct: int) -> float:
 
 
 def cpu_seconds(session: int) -> float | None:
-    """CPU time used so far by every process of the server's session (Linux /proc). Unlike
+    """CPU time used so far by every process of the server's session (Linux /proc), with the
+    children they reaped: gunicorn replaces a worker after --max-requests, and the old one's
+    time would otherwise leave the sum (a round's CPU per request came out negative). Unlike
     req/s, CPU per request barely moves when other work shares the machine."""
     proc = Path("/proc")
     if not proc.is_dir():
@@ -72,12 +74,13 @@ def cpu_seconds(session: int) -> float | None:
     ticks = 0
     for stat in proc.glob("[0-9]*/stat"):
         try:
-            # Fields after the command name: state ppid pgrp session ... utime(11) stime(12).
+            # Fields after the command name: state ppid pgrp session ... utime(11) stime(12)
+            # cutime(13) cstime(14), the last two of reaped children.
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[3]) == session:
-            ticks += int(fields[11]) + int(fields[12])
+            ticks += sum(int(field) for field in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -31,7 +31,7 @@ def token_from_header(request) -> str | None:
 
 def tenant_for_token(raw: str) -> tuple[object, Tenant]:
     tokens = api_token_model().objects
-    token = tokens.usable().with_standing().filter(token_hash=hash_token(raw)).first()
+    token = tokens.usable_by_hash(hash_token(raw))
     role = token.effective_role if token is not None else None
     if token is None or role is None:
         raise exceptions.AuthenticationFailed("Invalid or revoked API token.")

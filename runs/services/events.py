@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from core.types import Pk
 from runs.models import Run, RunEvent
@@ -301,9 +302,45 @@ def later(delay: float, callback: Callable[[], None]) -> None:
 
 
 def append_now(run_id: Pk, kind: str, step_id: str = "", /, **data: Any) -> None:
-    """One event from outside a state change (an agent's turn while the step runs)."""
+    """One event from outside a state change (an agent's turn while the step runs).
+
+    On PostgreSQL one statement takes the next seq and inserts the event: the UPDATE locks the
+    run's row for the insert, as `select_for_update` would, without a transaction of three
+    round trips around it (a live event was a third of a short worker step's queries)."""
+    if connection.vendor == "postgresql":
+        _append_in_one_statement(run_id, kind, step_id, data)
+        return
     with transaction.atomic():
         run = Run.objects.select_for_update().only("id", "last_seq").get(pk=run_id)
         log = EventLog(run)
         log.add(kind, step_id, **data)
         log.flush()
+
+
+APPEND_SQL = """
+WITH seq AS (
+    UPDATE {run} SET last_seq = last_seq + 1 WHERE id = %s RETURNING id, last_seq
+)
+INSERT INTO {event} (run_id, seq, type, step_id, data, ts)
+SELECT id, last_seq, %s, %s, %s, %s FROM seq
+RETURNING seq
+"""
+
+
+def _append_in_one_statement(run_id: Pk, kind: str, step_id: str, data: dict[str, Any]) -> None:
+    event = RunEvent(run_id=run_id, type=kind, step_id=step_id, data=data, ts=timezone.now())
+    field = RunEvent._meta.get_field("data")
+    sql = APPEND_SQL.format(
+        run=connection.ops.quote_name(Run._meta.db_table),
+        event=connection.ops.quote_name(RunEvent._meta.db_table),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [run_id, kind, step_id, field.get_db_prep_save(data, connection), event.ts],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Run.DoesNotExist(f"run {run_id} is gone")
+    event.seq = row[0]
+    transaction.on_commit(lambda: notify(run_id, event.seq, [event]))

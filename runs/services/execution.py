@@ -28,31 +28,39 @@ from runs.services.context import latest_attempts, run_context
 from runs.services.deltas import DeltaSink
 from runs.services.graphs import definition_of, graph_of
 from runs.services.progress import Progress, lease_for
-from runs.services.transitions import claim_step
+from runs.services.transitions import claim_step, move_step
 
 logger = logging.getLogger(__name__)
 
+# How long a task goes on with the steps its outcomes hand it before it leaves the next one to
+# the broker: a short chain runs without a round trip per step, and a long one still lets the
+# runs queued behind it take their turn on this worker, as they would between Celery messages.
+CONTINUE_FOR_S = 1.0
+
 
 def claim(step_run_id: Pk) -> StepRun | None:
+    """Claim a step whose message arrived. A duplicate delivery, or the message of a step that a
+    worker already took on (`Progress.adopt_pending`), stops at the first read, outside any
+    transaction."""
+    step = StepRun.objects.filter(pk=step_run_id, status=StepStatus.PENDING).first()
+    if step is None:
+        return None
     with transaction.atomic():
-        step = StepRun.objects.filter(pk=step_run_id).only("run_id").first()
-        if step is None:
-            return None
         run = Run.objects.select_for_update().get(pk=step.run_id)
         if run.status in RUN_TERMINAL or run.cancel_requested:
             return None
         now = timezone.now()
-        node = graph_of(run).nodes[
-            StepRun.objects.values_list("node_id", flat=True).get(pk=step_run_id)
-        ]
+        node = graph_of(run).nodes[step.node_id]
+        lease = now + lease_for(node)
         claimed = claim_step(
-            StepRun.objects.filter(pk=step_run_id).exclude(wake_at__gt=now),
-            now,
-            now + lease_for(node),
+            StepRun.objects.filter(pk=step_run_id).exclude(wake_at__gt=now), now, lease
         )
         if not claimed:
             return None
-        step = StepRun.objects.select_related("run").get(pk=step_run_id)
+        # The conditional update succeeded, so the row is what was read, now running.
+        move_step(step, StepStatus.RUNNING, now)
+        step.lease_expires_at = lease
+        step.run = run
         log = events.EventLog(run)
         log.add(
             "step_start", step.node_id, type=step.node_type, name=node["name"], attempt=step.attempt
@@ -62,30 +70,34 @@ def claim(step_run_id: Pk) -> StepRun | None:
 
 
 def execute(step_run_id: Pk) -> None:
+    """Run the claimed step, then each step its outcome handed to this worker (the next step of
+    a chain, or a pending sibling of a fan-out), until there is none."""
+    until = time.monotonic() + CONTINUE_FOR_S
     step = claim(step_run_id)
-    if step is None:
-        return
-    # Every line logged until the outcome is recorded (the node, its provider, httpx, the
-    # services) carries these; the formatter merges them in. Unbound again on the way out.
-    with bound_contextvars(run_id=str(step.run_id), step_id=step.node_id, attempt=step.attempt):
-        _execute_claimed(step)
+    while step is not None:
+        # Every line logged until the outcome is recorded (the node, its provider, httpx, the
+        # services) carries these; the formatter merges them in. Unbound again on the way out.
+        with bound_contextvars(run_id=str(step.run_id), step_id=step.node_id, attempt=step.attempt):
+            step = _execute_claimed(step, until)
 
 
-def _execute_claimed(step: StepRun) -> None:
+def _execute_claimed(step: StepRun, until: float) -> StepRun | None:
     run = step.run
     node = graph_of(run).nodes[step.node_id]
     started = time.monotonic()
     try:
         result = _run_node(run, step, node)
     except StepFailed as exc:
-        _record(step, failure=exc)
+        following = _record(step, until, failure=exc)
         outcome, level, extra = "failed", logging.WARNING, {"error": exc.message[:500]}
     except Exception as exc:  # a bug in a node must fail the step, never lose the run
         logger.exception("step %s of run %s crashed", step.node_id, run.pk)
-        _record(step, failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}"))
+        following = _record(
+            step, until, failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}")
+        )
         outcome, level, extra = "crashed", logging.ERROR, {}
     else:
-        _record(step, result=result)
+        following = _record(step, until, result=result)
         outcome, level, extra = "succeeded", logging.INFO, {}
     logger.log(
         level,
@@ -97,6 +109,7 @@ def _execute_claimed(step: StepRun) -> None:
             **extra,
         },
     )
+    return following
 
 
 def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
@@ -174,17 +187,31 @@ def _budget(run: Run) -> tuple[bool, float | None]:
 
 
 def _record(
-    step: StepRun, *, result: StepResult | None = None, failure: StepFailed | None = None
-) -> None:
+    step: StepRun,
+    until: float = 0.0,
+    *,
+    result: StepResult | None = None,
+    failure: StepFailed | None = None,
+) -> StepRun | None:
     """Apply the outcome, unless the step is no longer ours (its lease ran out and it was
-    re-queued, or the run ended): then the late result is dropped, not applied twice."""
+    re-queued, or the run ended): then the late result is dropped, not applied twice.
+
+    In the same transaction the worker claims its next step, when the outcome started one or a
+    sibling waits in the queue, and it is not past `until` (a `time.monotonic()`); returns that
+    step (running, leased, its `step_start` written)."""
     with transaction.atomic():
         progress = Progress.lock(step.run_id)
-        current = StepRun.objects.filter(pk=step.pk, status=StepStatus.RUNNING).first()
-        if current is None or progress.run.status in RUN_TERMINAL:
-            return
+        # The latest attempts were read under the run's lock: a step still running is ours.
+        current = progress.steps.get(step.node_id)
+        if (
+            current is None
+            or current.pk != step.pk
+            or current.status != StepStatus.RUNNING
+            or progress.run.status in RUN_TERMINAL
+        ):
+            return None
         current.input = step.input
-        progress.steps[current.node_id] = current
+        progress.worker_free = time.monotonic() < until
         if failure is None:
             assert result is not None  # one of the two is given
             progress.succeed(current, result.output, **result.usage())
@@ -198,4 +225,9 @@ def _record(
                 **failure.usage,
             )
         progress.advance()
+        progress.adopt_pending()
         progress.save()
+        following = progress.taken
+    if following is not None:
+        following.run = progress.run
+    return following

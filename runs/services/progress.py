@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from core.types import Pk
 from orchestrator.definition import NODE_TYPES, TemplateError, evaluate, render
-from orchestrator.definition.nodes import waits_for_people
+from orchestrator.definition.nodes import types_running_on, waits_for_people
 from runs.engine import (
     RUN_TERMINAL,
     STEP_TERMINAL,
@@ -44,7 +44,7 @@ from runs.services.context import latest_attempts, run_context
 from runs.services.events import EventLog
 from runs.services.graphs import definition_of, graph_of
 from runs.services.subflows import start_subflow
-from runs.services.transitions import move_run, move_step, new_step
+from runs.services.transitions import claim_step, move_run, move_step, new_step
 from runs.services.waiting import ask_for_budget, cancel_pending, start_human_step
 
 # Run-level failure codes a step's error may carry up to the run.
@@ -124,6 +124,10 @@ class Progress:
         self.ended_before = run.status in RUN_TERMINAL
         self.loaded = {step.pk: step.status for step in self.steps.values()}
         self.stored: dict[UUID, StepRun] = {}
+        # Set by a worker that records a step's outcome and is then free: the first worker step
+        # this change starts is claimed for it (`taken`) instead of sent to the broker.
+        self.worker_free = False
+        self.taken: StepRun | None = None
 
     @classmethod
     def lock(cls, run_id: Pk) -> Progress:
@@ -452,9 +456,57 @@ class Progress:
         return False
 
     def _start_worker(self, node: Mapping[str, Any]) -> bool:
+        if self.worker_free and self.taken is None:
+            # The worker that recorded the previous step runs this one next, in the same task:
+            # no broker round trip and no claim transaction of its own. Inserted running with a
+            # lease, so a worker that dies on it is found by the reaper like any other.
+            step = self.new_step(
+                node["id"], StepStatus.RUNNING, lease_expires_at=self.now + lease_for(node)
+            )
+            self.log.add("step_start", node["id"], type=node["type"], name=node["name"], attempt=1)
+            self.taken = step
+            return False
         step = self.new_step(node["id"], StepStatus.PENDING)
         dispatch.enqueue_step(step.pk)
         return False
+
+    def adopt_pending(self) -> None:
+        """A free worker claims a pending worker step of this run (a fan-out's sibling whose
+        message is still queued) in the transaction that recorded its last one, which saves
+        that step a claim transaction of its own; its message then finds nothing to claim."""
+        run = self.run
+        if (
+            not self.worker_free
+            or self.taken is not None
+            or run.status != RunStatus.RUNNING
+            or run.cancel_requested
+            or run.budget_hold
+        ):
+            return
+        on_workers = types_running_on("worker")
+        for step in self.steps.values():
+            if (
+                step.status != StepStatus.PENDING
+                or step.node_type not in on_workers
+                or step.pk in self.unsaved
+                or (step.wake_at is not None and step.wake_at > self.now)
+            ):
+                continue
+            node = self.node(step.node_id)
+            lease = self.now + lease_for(node)
+            if not claim_step(StepRun.objects.filter(pk=step.pk), self.now, lease):
+                continue
+            move_step(step, StepStatus.RUNNING, self.now)
+            step.lease_expires_at = lease
+            self.log.add(
+                "step_start",
+                step.node_id,
+                type=step.node_type,
+                name=node["name"],
+                attempt=step.attempt,
+            )
+            self.taken = step
+            return
 
     def _settle_status(self) -> None:
         """Running while anything can move without a person; paused when only people can."""

@@ -168,6 +168,13 @@ def test_the_run_list_reads_no_definition_and_only_waiting_steps(viewer, runs):
     assert '"runs_steprun"."output"' not in steps[0]
 
 
+def test_a_run_list_page_reads_its_token_in_one_query(viewer, runs):
+    viewer.get(RUNS)
+    queries = queries_of_page(viewer, RUNS, 50)
+    tokens = [sql for sql in queries if '"orchestrator_apitoken"' in sql]
+    assert len(tokens) == 1  # the token, its organization, holder and membership role at once
+
+
 def test_paused_runs_show_what_they_wait_for_in_the_list_as_in_the_detail(viewer, runs):
     items = viewer.get(RUNS, {"limit": 50}).json()["items"]
     waiting = [item for item in items if item["status"] == "paused"]

@@ -1,0 +1,129 @@
+"""What a step that runs on a worker costs the database, pinned so that a regression fails.
+
+A worker that records a step's outcome claims the next step in the same transaction and runs it
+in the same task: a chain of worker steps takes one message, and each step after the first is a
+run of its node plus one transaction (lock the run, read its steps, write the step, insert the
+next one and the events, update the run). A fan-out's pending siblings are claimed the same way;
+their own messages, delivered later, find nothing to claim and stop at one read.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from runs.engine import StepStatus
+from runs.models import Run, RunEvent, StepRun
+from runs.services import execution, lifecycle
+from tests.runs.conftest import transform
+
+pytestmark = pytest.mark.django_db
+
+CHAIN = 6
+# Per chained echo step: SAVEPOINT, lock the run, read its steps, write the step, insert the next
+# step, insert the events, update the run, RELEASE; the node's input; its context's read of the
+# steps; the agent's live event (one statement on PostgreSQL, a transaction of five elsewhere).
+# The first step adds its claim. It was 25 on PostgreSQL before a worker went on to the next step
+# itself (a claim transaction per step, three transactions a step).
+LIVE_EVENT = 1 if connection.vendor == "postgresql" else 5
+STATEMENTS_PER_STEP = 11 + LIVE_EVENT
+CLAIM = 6
+
+
+def echo(node_id: str) -> dict:
+    return {
+        "id": node_id,
+        "type": "agent",
+        "config": {"agent": {"model": "builtin/echo"}, "prompt": f"step {node_id}"},
+    }
+
+
+def started(orchestration) -> Run:
+    run, _ = lifecycle.fire(orchestration, {})
+    lifecycle.advance(run.pk)
+    return run
+
+
+def pending(run: Run) -> list:
+    return list(
+        StepRun.objects.filter(run=run, status=StepStatus.PENDING)
+        .order_by("node_id")
+        .values_list("pk", flat=True)
+    )
+
+
+@pytest.fixture
+def no_time_limit(monkeypatch):
+    """However slow the machine, the task goes on: these tests count statements, not time."""
+    monkeypatch.setattr(execution, "CONTINUE_FOR_S", 3600.0)
+
+
+def test_a_chain_of_worker_steps_runs_on_one_message_at_a_bounded_cost(make_flow, no_time_limit):
+    ids = [f"s{index}" for index in range(CHAIN)]
+    flow = make_flow(
+        [echo(node_id) for node_id in ids],
+        [{"source": a, "target": b} for a, b in itertools.pairwise(ids)],
+    )
+    run = started(flow)
+    [first] = pending(run)
+
+    with CaptureQueriesContext(connection) as queries:
+        execution.execute(first)
+
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert StepRun.objects.filter(run=run, status="succeeded").count() == CHAIN
+    assert len(queries) <= CLAIM + CHAIN * STATEMENTS_PER_STEP, [q["sql"] for q in queries]
+    # Each step still starts and ends in the trace, in order, with no gap in the seqs.
+    kinds = list(RunEvent.objects.filter(run=run).values_list("type", "step_id"))
+    for node_id in ids:
+        assert kinds.index(("step_start", node_id)) < kinds.index(("step_complete", node_id))
+    seqs = list(RunEvent.objects.filter(run=run).values_list("seq", flat=True))
+    assert seqs == list(range(1, run.last_seq + 1))
+
+
+def test_a_fan_out_claims_its_pending_siblings_and_their_late_messages_do_nothing(
+    make_flow, no_time_limit
+):
+    branches = ["b0", "b1", "b2"]
+    flow = make_flow(
+        [transform("start", "go"), *map(echo, branches), transform("join", "done")],
+        [{"source": "start", "target": b} for b in branches]
+        + [{"source": b, "target": "join"} for b in branches],
+    )
+    run = started(flow)
+    first, *siblings = pending(run)
+
+    with CaptureQueriesContext(connection) as queries:
+        execution.execute(first)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert len(queries) <= CLAIM + len(branches) * (STATEMENTS_PER_STEP + 1)
+
+    for late in siblings:  # their messages arrive after the worker ran them
+        with CaptureQueriesContext(connection) as queries:
+            execution.execute(late)
+        assert len(queries) == 1
+    assert StepRun.objects.filter(run=run).count() == len(branches) + 2
+    starts = RunEvent.objects.filter(run=run, type="step_start").values_list("step_id", flat=True)
+    assert sorted(starts) == sorted(["start", *branches, "join"])
+
+
+def test_a_task_past_its_time_hands_the_next_step_to_the_broker(make_flow, monkeypatch):
+    """So that a long chain lets the runs queued behind it take their turn."""
+    monkeypatch.setattr(execution, "CONTINUE_FOR_S", 0.0)
+    flow = make_flow([echo("a"), echo("b")], [{"source": "a", "target": "b"}])
+    run = started(flow)
+    [first] = pending(run)
+
+    execution.execute(first)
+
+    steps = dict(StepRun.objects.filter(run=run).values_list("node_id", "status"))
+    assert steps == {"a": "succeeded", "b": "pending"}
+    [second] = pending(run)
+    execution.execute(second)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
