@@ -213,7 +213,11 @@ class Progress:
             "step_complete",
             output=preview(output),
             attempt=step.attempt,
-            duration_ms=step.duration_ms,
+            # Measured to this change's time: the row's own figure needs the finished_at that
+            # the move below sets.
+            duration_ms=None
+            if step.started_at is None
+            else int((self.now - step.started_at).total_seconds() * 1000),
             tokens={"input": step.tokens_input, "output": step.tokens_output},
             cost_usd=None if step.cost_usd is None else float(step.cost_usd),
             unpriced=step.unpriced,

@@ -38,6 +38,9 @@ def test_a_chain_of_transforms_runs_in_order_and_types_its_output(make_flow):
         "orchestration_complete",
     ]
     assert list(RunEvent.objects.filter(run=run).values_list("seq", flat=True)) == list(range(1, 8))
+    # What the live trace shows of each step's time: measured, never null.
+    completions = RunEvent.objects.filter(run=run, type="step_complete")
+    assert all(isinstance(event.data["duration_ms"], int) for event in completions)
 
 
 def test_without_an_output_template_the_last_finished_step_is_the_output(make_flow):
