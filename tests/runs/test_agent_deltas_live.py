@@ -31,6 +31,7 @@ from runs.models import TriggerKind as RunTrigger
 from runs.services import events, lifecycle
 from runs.services.deltas import DeltaSink
 from tests.runs.harness import drain
+from tests.runs.servers import local_server, reply
 from tests.runs.test_trace_socket import OWN_PAGE, session_cookie
 from tests.serving import database_url, free_port, server_process
 
@@ -127,6 +128,49 @@ def test_an_agent_steps_streamed_answer_reaches_the_socket_masked_and_before_its
     # Never stored: the log holds the turn, no delta.
     assert not RunEvent.objects.filter(run=run, type="agent_delta").exists()
     assert Run.objects.get(pk=run.pk).status == "succeeded"
+
+
+def test_a_real_models_streamed_answer_reaches_the_socket_before_its_stored_turn(org, settings):
+    """No stand-in: the agent loop, the OpenAI SDK and a local server that streams word by word."""
+    settings.HTTP_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    answer = "Bees dance to tell the hive where the flowers are, and how far away they grow."
+    with local_server() as server:
+        server.answers = [reply(answer)]
+        agent = {"model": "openai/local", "base_url": f"{server.url}/v1", "credential": None}
+        flow = create_orchestration(
+            org,
+            {
+                "name": "Real stream",
+                "status": "active",
+                "definition": {
+                    "nodes": [
+                        {
+                            "id": "writer",
+                            "type": "agent",
+                            "config": {"agent": agent, "prompt": "About bees?"},
+                        }
+                    ],
+                    "edges": [],
+                },
+            },
+        )
+        settings.OPENAI_API_KEY = "sk-local-key"
+        run, _ = lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
+        cookie = session_cookie(org, "watcher")
+
+        async def act():
+            await database_sync_to_async(drain)()
+
+        frames = frames_while(run, cookie, act)
+    assert server.requests[0]["stream"] is True
+    kinds = [
+        "delta" if "agent_delta" in f else e["type"] for f in frames for e in f.get("events") or [f]
+    ]
+    deltas = [f["agent_delta"] for f in frames if "agent_delta" in f]
+    assert "".join(d["text"] for d in deltas) == answer
+    assert {(d["step_id"], d["turn"]) for d in deltas} == {("writer", 1)}
+    assert kinds.index("agent_turn") > max(i for i, kind in enumerate(kinds) if kind == "delta")
+    assert Run.objects.get(pk=run.pk).output == answer
 
 
 def test_frames_published_by_a_sink_reach_every_socket_of_the_run_in_order(org):
