@@ -13,6 +13,8 @@ from orchestrator.models import McpServer
 from orchestrator.services.orchestrations import create_orchestration
 from runs.engine import mcp
 from runs.engine.netguard import NetPolicy
+from runs.models import TriggerKind as RunTrigger
+from runs.services import events, lifecycle
 from tests.mcp_servers import HOSTILE_NAME, mcp_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -99,4 +101,54 @@ def test_add_an_mcp_servers_tools_one_needing_approval_and_an_orchestration(page
         {"mcp": "tools", "tools": ["greet"], "approval": {}},
         {"orchestration": "summarise", "name": "summarise", "description": "Summarise a text."},
     ]
+    assert page.evaluate("window.pwned") is None
+
+
+def test_an_mcp_tools_call_and_its_markup_read_as_text_in_the_run_view(page, org):
+    """A real run on the worker, whose net guard refuses inside addresses (this stack sets no
+    HTTP_ALLOWED_NETWORKS): the agent calls a tool of a local MCP server, the call is refused and
+    fails the step; the call's markup, the error and a result's markup show as text."""
+    hostile_arg = "<img src=x onerror=window.pwned=1>"
+    name = mcp.model_tool_name(HOSTILE_NAME)
+    with mcp_server(hostile=True) as url, ThreadPoolExecutor(1) as pool:
+        listed = pool.submit(mcp.list_tools_sync, mcp.McpEndpoint(url, LOOPBACK)).result()
+    McpServer.objects.create(
+        organization=org,
+        name="tools",
+        url=url,
+        status="ok",
+        tools=[tool.as_dict() for tool in listed],
+    )
+    agent = {"model": "builtin/script", "tools": [{"mcp": "tools", "tools": [HOSTILE_NAME]}]}
+    script = [{"tool": name, "args": {"q": hostile_arg}}, "Done."]
+    flow = create_orchestration(
+        org,
+        {
+            "name": "Hostile",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "look",
+                        "type": "agent",
+                        "config": {"agent": agent, "script": script, "prompt": "Go"},
+                    }
+                ]
+            },
+        },
+    )
+    run, _ = lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "failed", timeout=30_000)
+    # What a server's tool answers, as the agent loop records it (this worker may not reach it).
+    events.append_now(
+        run.pk, "tool_result", "look", tool_name=name, ok=True, preview=hostile_arg, duration_ms=3
+    )
+    page.click('.gnode[data-node-id="look"]')
+    trace = page.locator("#step-panel .agent-trace")
+    expect(trace.locator(".msg.tool-call")).to_contain_text(name)
+    expect(trace.locator(".msg.tool-call pre")).to_contain_text(hostile_arg)
+    expect(page.locator("#step-panel")).to_contain_text("internal addresses are refused")
+    expect(trace.locator(".msg.tool-result.ok pre")).to_contain_text(hostile_arg)
+    expect(page.locator("#step-panel img")).to_have_count(0)
     assert page.evaluate("window.pwned") is None
