@@ -4,12 +4,14 @@ executes it, with the calls, their arguments and their results in the run's even
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 
 import pytest
 
 from orchestrator.models import Organization
+from orchestrator.services.credentials import create_credential
 from runs.models import RunEvent, StepRun
 from runs.services import mcp_servers
 from tests.mcp_servers import mcp_server
@@ -164,3 +166,37 @@ def test_a_tool_the_server_no_longer_lists_fails_the_step_with_a_sentence(
     run = run_to_rest(flow)
     assert run.status == "failed"
     assert "lists no tool 'add'" in StepRun.objects.get(run=run).error["message"]
+
+
+def test_the_servers_credential_goes_on_the_wire_and_is_masked_in_what_comes_back(
+    org, make_flow, loopback
+):
+    token = "mcp-secret-token-0123456789"
+    credential = create_credential(org, name="mcp-token", kind="bearer", value=token)
+    with mcp_server(require_header=("Authorization", f"Bearer {token}")) as url:
+        server = mcp_servers.create_server(org, name="guarded", url=url, credential=credential)
+        assert server.status == "ok", server.error
+        agent = {"model": "builtin/script", "tools": [{"mcp": "guarded", "tools": ["greet"]}]}
+        # The server echoes what it is given: here, the credential's value.
+        script = [{"tool": "greet", "args": {"name": token}}, "Greeted."]
+        config = {"agent": agent, "prompt": "Greet", "script": script}
+        run = run_to_rest(make_flow([{"id": "ask", "type": "agent", "config": config}]))
+    assert run.status == "succeeded", run.error
+    result = _events(run, "tool_result")[0]
+    assert result["ok"] is True
+    assert result["preview"] == '{"result": "Hello, [redacted]!"}'
+    stored = json.dumps(list(RunEvent.objects.filter(run=run).values_list("data", flat=True)))
+    assert token not in stored
+
+
+def test_two_tools_of_one_name_fail_the_step_before_the_model_is_called(
+    org, make_flow, tools_url, loopback
+):
+    _register(org, tools_url)
+    _register(org, tools_url, name="again")
+    agent = {"model": "builtin/echo", "tools": [{"mcp": "tools"}, {"mcp": "again"}]}
+    node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Hi"}}
+    run = run_to_rest(make_flow([node]))
+    assert run.status == "failed"
+    assert "two tools named 'add'" in StepRun.objects.get(run=run).error["message"]
+    assert not _events(run, "agent_turn")
