@@ -84,6 +84,8 @@ class McpToolSource:
     server_name: str
     tools: tuple[McpTool, ...]
     secrets: tuple[str, ...] = ()
+    # The item's `approval` (None: its calls need none), for the approval-gated call.
+    approval: dict[str, Any] | None = None
 
     def model_names(self) -> tuple[str, ...]:
         return tuple(model_tool_name(tool.name) for tool in self.tools)

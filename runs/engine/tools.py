@@ -91,13 +91,16 @@ def mcp_tool(source: mcp.McpToolSource, tool: mcp.McpTool, outcomes: dict[str, b
         return _mcp_text(result, redact)
 
     schema = tool.input_schema if tool.input_schema.get("type") == "object" else {}
-    return Tool.from_schema(
+    made: Tool[None] = Tool.from_schema(
         call,
         name=mcp.model_tool_name(tool.name),
         description=tool.description or None,
         json_schema={"type": "object", "properties": {}, **schema},
         takes_ctx=True,
     )
+    # A call that needs approval is deferred, never made here: the agent step asks a person.
+    made.requires_approval = source.approval is not None
+    return made
 
 
 def agent_tools(

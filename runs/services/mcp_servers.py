@@ -222,8 +222,9 @@ def tool_source(organization_id: Pk, item: dict[str, Any]) -> mcp.McpToolSource:
         server, name, secrets = command, ref, ()
         listed = list_tools(organization_id, ref)
     wanted = item.get("tools")
+    approval = item.get("approval")
     if wanted is None:
-        return mcp.McpToolSource(server, name, tuple(listed), secrets)
+        return mcp.McpToolSource(server, name, tuple(listed), secrets, approval)
     by_name = {tool.name: tool for tool in listed}
     missing = [tool for tool in wanted if tool not in by_name]
     if missing:
@@ -232,7 +233,8 @@ def tool_source(organization_id: Pk, item: dict[str, Any]) -> mcp.McpToolSource:
             "tools have changed)",
             retryable=False,
         )
-    return mcp.McpToolSource(server, name, tuple(by_name[tool] for tool in wanted), secrets)
+    chosen = tuple(by_name[tool] for tool in wanted)
+    return mcp.McpToolSource(server, name, chosen, secrets, approval)
 
 
 def list_tools(organization_id, ref: str) -> list[mcp.McpTool]:

@@ -200,3 +200,18 @@ def test_two_tools_of_one_name_fail_the_step_before_the_model_is_called(
     assert run.status == "failed"
     assert "two tools named 'add'" in StepRun.objects.get(run=run).error["message"]
     assert not _events(run, "agent_turn")
+
+
+def test_a_tool_that_needs_approval_is_never_called_unasked(org, make_flow, tools_url, loopback):
+    _register(org, tools_url)
+    agent = {
+        "model": "builtin/script",
+        "tools": [{"mcp": "tools", "tools": ["add"], "approval": {}}],
+    }
+    script = [{"tool": "add", "args": {"a": 1, "b": 2}}, "Added."]
+    config = {"agent": agent, "prompt": "Add", "script": script}
+    run = run_to_rest(make_flow([{"id": "ask", "type": "agent", "config": config}]))
+    # Deferred for a person (the step cannot go on without one), never called on its own.
+    assert run.status != "succeeded"
+    assert _events(run, "tool_execution")[0]["tool_name"] == "add"
+    assert not _events(run, "tool_result")
