@@ -57,6 +57,7 @@ def _spec(
     script: list[Any] | None,
     output_schema: dict[str, Any] | None,
     step_tools: list[Any],
+    with_tools: bool = True,
 ) -> AgentSpec:
     try:
         model = resolve_model(
@@ -73,7 +74,8 @@ def _spec(
     else:
         api_key = provider_key(model.split("/", 1)[0])
     price = data.get("price") or None
-    builtin, sources = _tools(run, [*(data.get("tools") or ()), *step_tools])
+    items = [*(data.get("tools") or ()), *step_tools] if with_tools else []
+    builtin, sources = _tools(run, items)
     return AgentSpec(
         name=name,
         model=model,
@@ -104,8 +106,11 @@ def _tools(run: Run, items: list[Any]) -> tuple[tuple[str, ...], tuple[McpToolSo
     return builtin, sources
 
 
-def agent(run: Run, definition: dict[str, Any], config: dict[str, Any]) -> AgentSpec:
-    """An inline agent, one declared in the definition, or one of the organization's."""
+def agent(
+    run: Run, definition: dict[str, Any], config: dict[str, Any], *, tools: bool = True
+) -> AgentSpec:
+    """An inline agent, one declared in the definition, or one of the organization's; without
+    `tools` (a refine, which only rewrites), none of its tools are resolved or offered."""
     ref = config.get("agent")
     script = config.get("script") or None
     # The step's schema overrides its agent's.
@@ -113,12 +118,12 @@ def agent(run: Run, definition: dict[str, Any], config: dict[str, Any]) -> Agent
     # The step's own tools are added to its agent's.
     step_tools = list(config.get("tools") or ())
     if isinstance(ref, dict):
-        return _spec(run, ref, ref.get("name") or "inline", script, schema, step_tools)
+        return _spec(run, ref, ref.get("name") or "inline", script, schema, step_tools, tools)
     for declared in definition.get("agents", []):
         if declared.get("name") == ref:
-            return _spec(run, declared, ref, script, schema, step_tools)
+            return _spec(run, declared, ref, script, schema, step_tools, tools)
     if ref in (None, "default"):
-        return _spec(run, {"model": "default"}, "default", script, schema, step_tools)
+        return _spec(run, {"model": "default"}, "default", script, schema, step_tools, tools)
     rows = Agent.objects.filter(organization_id=run.organization_id)
     try:
         row = rows.filter(pk=uuid.UUID(str(ref))).first()
@@ -138,7 +143,7 @@ def agent(run: Run, definition: dict[str, Any], config: dict[str, Any]) -> Agent
         "script": row.script,
         "output_schema": row.output_schema,
     }
-    return _spec(run, data, row.name, script, schema, step_tools)
+    return _spec(run, data, row.name, script, schema, step_tools, tools)
 
 
 def net_policy() -> NetPolicy:

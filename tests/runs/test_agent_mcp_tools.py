@@ -13,7 +13,7 @@ import pytest
 from orchestrator.models import Organization
 from orchestrator.services.credentials import create_credential
 from runs.models import RunEvent, StepRun
-from runs.services import mcp_servers
+from runs.services import mcp_servers, outputs
 from tests.mcp_servers import mcp_server
 from tests.runs.harness import run_to_rest
 from tests.runs.servers import local_server, reply
@@ -215,3 +215,14 @@ def test_a_tool_that_needs_approval_is_never_called_unasked(org, make_flow, tool
     assert run.status != "succeeded"
     assert _events(run, "tool_execution")[0]["tool_name"] == "add"
     assert not _events(run, "tool_result")
+
+
+def test_a_refine_uses_the_agent_without_its_tools(org, make_flow, tools_url, loopback):
+    server = _register(org, tools_url)
+    agent = {"model": "builtin/echo", "tools": ["http_get", {"mcp": "tools", "tools": ["add"]}]}
+    node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Hi"}}
+    run = run_to_rest(make_flow([node]))
+    assert run.status == "succeeded", run.error
+    server.delete()
+    spec = outputs.refine_agent(run)
+    assert (spec.model, spec.tools, spec.tool_sources) == ("builtin/echo", (), ())
