@@ -25,6 +25,7 @@ from core.types import Actor, Pk
 from gallery.scrub import scrub_secrets, scrub_text
 from orchestrator.definition import validate_definition
 from orchestrator.models import Agent, Orchestration, Organization
+from orchestrator.services import mcp_refs
 from orchestrator.services.orchestrations import create_orchestration
 
 
@@ -62,7 +63,7 @@ def _library_agent(row: Agent, name: str) -> dict[str, Any]:
         "description": row.description,
         "model": row.model,
         "system_prompt": row.system_prompt,
-        "tools": list(row.tools or []),
+        "tools": copy.deepcopy(row.tools or []),
         "temperature": row.temperature,
         "max_turns": row.max_turns,
         "base_url": row.base_url,
@@ -127,6 +128,12 @@ def portable_definition(
         elif ref in library_refs:
             # An agent the library no longer has: the fork uses its own default model.
             config["agent"] = copied.get(ref, "default")
+    for _path, tools in mcp_refs.definition_tool_lists(definition):
+        for item in tools:
+            # A tool's approvers are usernames too, like an approval step's.
+            approval = item.get("approval") if isinstance(item, dict) else None
+            if isinstance(approval, dict) and "approvers" in approval:
+                approval["approvers"] = []
     scrubbed: dict[str, Any] = scrub_secrets(definition)
     return scrubbed
 

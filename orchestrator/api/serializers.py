@@ -30,7 +30,7 @@ from orchestrator.choices import (
     TriggerKind,
 )
 from orchestrator.definition.checks import IDENTIFIER
-from orchestrator.definition.nodes import KNOWN_TOOLS, model_problem
+from orchestrator.definition.nodes import model_problem
 from orchestrator.models import (
     Agent,
     Credential,
@@ -39,7 +39,7 @@ from orchestrator.models import (
     OrchestrationVersion,
     Trigger,
 )
-from orchestrator.services import credentials
+from orchestrator.services import credentials, mcp_refs
 
 # --- Triggers ------------------------------------------------------------------------------
 
@@ -404,8 +404,10 @@ class PriceSerializer(StrictSerializer):
 
 
 class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
-    tools = serializers.ListField(
-        child=serializers.ChoiceField(choices=KNOWN_TOOLS), required=False
+    tools = serializers.JSONField(
+        required=False,
+        help_text='Items: "http_get", {"mcp": server, "tools": [names]}, {"orchestration": '
+        'slug, "name", "description"}; any object item may add "approval".',
     )
     temperature = serializers.FloatField(min_value=0, max_value=2, allow_null=True, required=False)
     max_turns = serializers.IntegerField(min_value=1, max_value=50, allow_null=True, required=False)
@@ -457,6 +459,15 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
             {"input_per_1k": 0, "output_per_1k": 0, **agent.price} if agent.price else None
         )
         return data
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "tools" in attrs:
+            try:
+                attrs["tools"] = mcp_refs.validated_tools(self.tenant.organization, attrs["tools"])
+            except InvalidRequest as exc:
+                raise serializers.ValidationError(exc.fields) from None
+        return attrs
 
     def validate_price(self, price: dict | None) -> dict:
         return price or {}  # stored as {}: no price of its own

@@ -97,8 +97,9 @@ class _Writer:
             for key in AGENT_KEYS:
                 if agent.get(key) not in (None, ""):
                     self.out(f"- {key}: {agent[key]}")
-            if agent.get("tools"):
-                self.out(f"- tools: {', '.join(agent['tools'])}")
+            names = self.tool_names(f"agent '{agent['name']}'", agent.get("tools") or [])
+            if names:
+                self.out(f"- tools: {', '.join(names)}")
             if agent.get("output_schema") is not None:
                 self.out("- output_schema:", _fence(agent["output_schema"]))
             dropped = sorted(
@@ -188,6 +189,10 @@ class _Writer:
                 continue
             if key == "fields" and isinstance(value, list):
                 body.append(f"- fields: {', '.join(self.field(node_id, f) for f in value)}")
+            elif key == "tools" and isinstance(value, list):
+                names = self.tool_names(f"step '{node_id}'", value)
+                if names:
+                    body.append(f"- tools: {', '.join(names)}")
             elif key in LIST_KEYS and isinstance(value, list):
                 body.append(f"- {key}: {', '.join(map(str, value))}")
             elif (text := _scalar(value)) is not None:
@@ -195,6 +200,13 @@ class _Writer:
             else:
                 self.warnings.append(f"step '{node_id}': config '{key}' is not written")
         return paragraph
+
+    def tool_names(self, owner: str, tools: list[Any]) -> list[str]:
+        """The built-in tools, which a `- tools:` line can say; MCP and orchestration items
+        (objects) cannot, and are named in the warnings."""
+        if any(not isinstance(tool, str) for tool in tools):
+            self.warnings.append(f"{owner}: MCP and orchestration tools are not written")
+        return [tool for tool in tools if isinstance(tool, str)]
 
     def field(self, node_id: str, spec: dict[str, Any]) -> str:
         if set(spec) - {"name", "type", "options"}:

@@ -159,10 +159,7 @@ AGENT_KEYS = (
 def validate_agent_object(agent: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     """An agent declared inline in a node, or in the definition's `agents` list."""
     check.unknown_keys(agent, AGENT_KEYS, path)
-    tools = check.string_list(_get(agent, "tools"), f"{path}.tools")
-    for index, tool in enumerate(tools):
-        if tool not in KNOWN_TOOLS:
-            check.fail(f"{path}.tools[{index}]", f"unknown tool; known: {', '.join(KNOWN_TOOLS)}")
+    tools = tool_items(_get(agent, "tools"), f"{path}.tools", check)
     # No price (absent, null or {}) means the price table's; a given one replaces it.
     price = check.obj(_get(agent, "price"), f"{path}.price", default={}) or {}
     check.unknown_keys(price, ("input_per_1k", "output_per_1k"), f"{path}.price")
@@ -207,6 +204,101 @@ def validate_agent_object(agent: dict[str, Any], path: str, check: Checker) -> d
     return normalized
 
 
+# A tool's name as the model sees it: what every provider accepts.
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOOL_APPROVAL_TIMEOUTS = ("deny", "approve", "fail")
+
+
+def tool_items(value: Any, path: str, check: Checker) -> list[Any]:
+    """An agent's (or agent step's) `tools`: built-in tool names, `{"mcp": server, "tools":
+    [names]}` (all the server's tools without `tools`), `{"orchestration", "name",
+    "description"}`; any object item may add `approval`. Whether the server or orchestration
+    exists in the organization is the saving service's check: this package reads no rows."""
+    if value is MISSING or value is None:
+        return []
+    if not isinstance(value, list):
+        check.fail(path, f"must be a list of tools, not {type_name(value)}")
+        return []
+    items: list[Any] = []
+    for index, item in enumerate(value):
+        where = f"{path}[{index}]"
+        if isinstance(item, str):
+            if item not in KNOWN_TOOLS:
+                check.fail(where, f"unknown tool; known: {', '.join(KNOWN_TOOLS)}")
+            items.append(item)
+        elif isinstance(item, dict) and "mcp" in item:
+            items.append(_mcp_tool_item(item, where, check))
+        elif isinstance(item, dict) and "orchestration" in item:
+            items.append(_orchestration_tool_item(item, where, check))
+        else:
+            check.fail(
+                where,
+                f"must be a built-in tool ({', '.join(KNOWN_TOOLS)}), an object with `mcp` (a "
+                "server) or one with `orchestration`, not "
+                + (type_name(item) if not isinstance(item, dict) else "an object with neither"),
+            )
+    return items
+
+
+def _mcp_tool_item(item: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
+    check.unknown_keys(item, ("mcp", "tools", "approval"), path)
+    normalized: dict[str, Any] = {
+        "mcp": check.string(item["mcp"], f"{path}.mcp", allow_empty=False, max_length=200)
+    }
+    if item.get("tools") is not None:
+        names = check.string_list(item["tools"], f"{path}.tools")
+        for index, name in enumerate(names):
+            if not name.strip():
+                check.fail(f"{path}.tools[{index}]", "must not be empty")
+        normalized["tools"] = names
+    if "approval" in item:
+        normalized["approval"] = tool_approval(item["approval"], f"{path}.approval", check)
+    return normalized
+
+
+def _orchestration_tool_item(item: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
+    check.unknown_keys(item, ("orchestration", "name", "description", "approval"), path)
+    name = check.string(_get(item, "name"), f"{path}.name")
+    if name and not TOOL_NAME.match(name):
+        check.fail(f"{path}.name", "must be 1 to 64 letters, digits, _ or - (the tool's name)")
+    normalized: dict[str, Any] = {
+        "orchestration": check.string(
+            item["orchestration"], f"{path}.orchestration", allow_empty=False, max_length=200
+        ),
+        "name": name,
+        "description": check.string(
+            _get(item, "description"), f"{path}.description", default="", max_length=4000
+        ),
+    }
+    if "approval" in item:
+        normalized["approval"] = tool_approval(item["approval"], f"{path}.approval", check)
+    return normalized
+
+
+def tool_approval(value: Any, path: str, check: Checker) -> dict[str, Any]:
+    """A tool item's `approval`: who decides a call, how long it waits, what its timeout does.
+    `{}` is valid (the defaults apply when the call waits); given keys are checked and kept."""
+    approval = check.obj(value, path, default={})
+    check.unknown_keys(approval, ("approvers", "timeout_s", "on_timeout"), path)
+    normalized: dict[str, Any] = {}
+    if "approvers" in approval:
+        normalized["approvers"] = check.string_list(approval["approvers"], f"{path}.approvers")
+    if "timeout_s" in approval:
+        normalized["timeout_s"] = check.number(
+            approval["timeout_s"],
+            f"{path}.timeout_s",
+            minimum=0,
+            exclusive_minimum=True,
+            maximum=365 * 86400,
+            integer=True,
+        )
+    if "on_timeout" in approval:
+        normalized["on_timeout"] = check.choice(
+            approval["on_timeout"], f"{path}.on_timeout", TOOL_APPROVAL_TIMEOUTS, default="deny"
+        )
+    return normalized
+
+
 def output_schema(value: Any, path: str, check: Checker) -> dict[str, Any] | None:
     """An agent's or an agent step's `output_schema`: a JSON Schema object, or None (a text
     answer). Checked when saved, where its author reads the reason, rather than at every run;
@@ -235,7 +327,7 @@ def _script(value: Any, path: str, check: Checker) -> list[Any]:
 def _agent(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     check.unknown_keys(
         config,
-        ("agent", "prompt", "response_format", "output_schema", "max_turns", "script"),
+        ("agent", "prompt", "response_format", "output_schema", "max_turns", "script", "tools"),
         path,
     )
     agent = _get(config, "agent")
@@ -246,7 +338,7 @@ def _agent(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
         agent = validate_agent_object(agent, f"{path}.agent", check)
     elif not isinstance(agent, str) or not agent.strip():
         check.fail(f"{path}.agent", "must be an agent id or name, or an inline agent object")
-    return {
+    normalized = {
         "agent": agent,
         "prompt": check.string(_get(config, "prompt"), f"{path}.prompt", allow_empty=False),
         "response_format": check.choice(
@@ -269,6 +361,10 @@ def _agent(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
         ),
         "script": _script(_get(config, "script"), f"{path}.script", check),
     }
+    # The step's own tools, added to its agent's (kept out of a step that names none).
+    if config.get("tools") is not None:
+        normalized["tools"] = tool_items(config["tools"], f"{path}.tools", check)
+    return normalized
 
 
 def _transform(config: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:

@@ -15,6 +15,7 @@ is an `McpFailure` with a sentence for a person; the caller redacts it with its 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -73,6 +74,32 @@ class McpTool:
             "description": self.description,
             "input_schema": self.input_schema,
         }
+
+
+@dataclass(frozen=True)
+class McpToolSource:
+    """One `{"mcp": ...}` item of an agent, resolved by the service: the server to call, the
+    tools the agent may use (as the server listed them, already narrowed to the item's `tools`)
+    and the secrets its answers are masked with (its credential's)."""
+
+    server: McpEndpoint | McpCommand
+    server_name: str
+    tools: tuple[McpTool, ...]
+    secrets: tuple[str, ...] = ()
+    # The item's `approval` (None: its calls need none), for the approval-gated call.
+    approval: dict[str, Any] | None = None
+
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(model_tool_name(tool.name) for tool in self.tools)
+
+
+def model_tool_name(name: str) -> str:
+    """A tool's name as the model is told it: MCP allows dots and longer names than providers
+    accept, so anything else becomes `_` and the name is cut at 64 characters."""
+    return _TOOL_NAME_UNSAFE.sub("_", name)[:64] or "tool"
+
+
+_TOOL_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True)

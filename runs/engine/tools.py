@@ -1,5 +1,11 @@
 """Tools agents may call. Each returns text for the model; failures are text too, so the agent
-can read them and try something else."""
+can read them and try something else.
+
+An MCP server's tools are its own: their names, descriptions and argument schemas are what the
+server listed, and a call's result is data for the model (text, or JSON as text), never read by
+the engine. A tool that reports an error answers `error: ...` like the built-in ones; a server
+that cannot be reached or that the net guard refuses fails the step.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,10 @@ from typing import Any
 
 from pydantic_ai import RunContext, Tool
 
+from runs.engine import mcp
 from runs.engine.failures import StepFailed
 from runs.engine.netguard import NetPolicy, fetch
+from runs.engine.redaction import Redactor
 
 BODY_LIMIT = 20_000
 
@@ -65,11 +73,46 @@ def run_tool(
     return tool(args, policy, transport)
 
 
+def _mcp_text(result: mcp.McpToolResult, redact: Redactor) -> str:
+    content = result.content
+    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    text = redact(text)[:BODY_LIMIT]
+    return f"error: {text}" if result.is_error else text
+
+
+def mcp_tool(source: mcp.McpToolSource, tool: mcp.McpTool, outcomes: dict[str, bool]) -> Tool[None]:
+    """One tool of an MCP server as a pydantic-ai tool: the server's description and schema as
+    listed, the call through `mcp.call_tool` (and so the net guard)."""
+    redact = Redactor(source.secrets)
+
+    async def call(ctx: RunContext[None], **args: Any) -> str:
+        result = await mcp.call_tool(source.server, tool.name, args)
+        outcomes[ctx.tool_call_id or ""] = not result.is_error
+        return _mcp_text(result, redact)
+
+    schema = tool.input_schema if tool.input_schema.get("type") == "object" else {}
+    made: Tool[None] = Tool.from_schema(
+        call,
+        name=mcp.model_tool_name(tool.name),
+        description=tool.description or None,
+        json_schema={"type": "object", "properties": {}, **schema},
+        takes_ctx=True,
+    )
+    # A call that needs approval is deferred, never made here: the agent step asks a person.
+    made.requires_approval = source.approval is not None
+    return made
+
+
 def agent_tools(
-    allowed: tuple[str, ...], policy: NetPolicy, transport: Any, outcomes: dict[str, bool]
+    allowed: tuple[str, ...],
+    policy: NetPolicy,
+    transport: Any,
+    outcomes: dict[str, bool],
+    sources: tuple[mcp.McpToolSource, ...] = (),
 ) -> list[Tool[None]]:
-    """The agent's tools as pydantic-ai tools. Each call runs `run_tool` in a worker thread and
-    notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result` event."""
+    """The agent's tools as pydantic-ai tools: the built-in ones it names, and its MCP servers'.
+    Each call notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result`
+    event. Two tools of one name would leave the model unable to tell them apart: StepFailed."""
 
     def as_tool(name: str) -> Tool[None]:
         def call(ctx: RunContext[None], **args: Any) -> str:
@@ -86,4 +129,15 @@ def agent_tools(
             takes_ctx=True,
         )
 
-    return [as_tool(name) for name in allowed if name in TOOLS]
+    tools = [as_tool(name) for name in allowed if name in TOOLS]
+    tools += [mcp_tool(source, tool, outcomes) for source in sources for tool in source.tools]
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen:
+            raise StepFailed(
+                f"the agent has two tools named '{tool.name}': name fewer tools of its MCP "
+                "servers (an item's `tools`)",
+                retryable=False,
+            )
+        seen.add(tool.name)
+    return tools

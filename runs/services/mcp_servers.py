@@ -24,13 +24,12 @@ from core.types import Pk
 from orchestrator.choices import McpServerStatus
 from orchestrator.models import Credential as CredentialRow
 from orchestrator.models import McpServer, Organization
+from orchestrator.services import mcp_refs
 from runs.engine import mcp
 from runs.engine.nodes.base import Credential, StepFailed
 from runs.engine.redaction import Redactor
-from runs.services.resolve import net_policy
+from runs.services import resolve
 
-# Stdio servers have no row; their ids are derived from their names, the same in every process.
-STDIO_NAMESPACE = uuid.UUID("0f6f1a52-3c1e-4b7e-9a53-6d2f3b1c9e70")
 MAX_ERROR = 2000
 
 
@@ -60,7 +59,7 @@ class StdioServer:
 
 def stdio_servers() -> list[StdioServer]:
     names = sorted(settings.MCP_STDIO_SERVERS)
-    return [StdioServer(uuid.uuid5(STDIO_NAMESPACE, name), name) for name in names]
+    return [StdioServer(mcp_refs.stdio_server_id(name), name) for name in names]
 
 
 def stdio_server(key: str) -> StdioServer | None:
@@ -93,7 +92,7 @@ def endpoint(server: McpServer) -> mcp.McpEndpoint:
     secret = _secret(server.credential)
     return mcp.McpEndpoint(
         url=server.url,
-        policy=net_policy(),
+        policy=resolve.net_policy(),
         headers=secret.headers() if secret is not None else {},
         timeout=settings.MCP_CLIENT_TIMEOUT_S,
     )
@@ -102,7 +101,7 @@ def endpoint(server: McpServer) -> mcp.McpEndpoint:
 def vet_url(url: str) -> None:
     """Refuse (400, on `url`) an address the net guard would refuse, before it is stored."""
     try:
-        mcp.vet(url, net_policy())
+        mcp.vet(url, resolve.net_policy())
     except StepFailed as exc:
         raise InvalidRequest(
             f"The MCP server's URL cannot be used: {exc}", fields={"url": [str(exc)]}
@@ -162,24 +161,80 @@ def _row(organization_id: Pk, ref: str) -> McpServer | None:
         return rows.filter(name=ref).first()
 
 
+def _stdio_command(ref: str) -> mcp.McpCommand | None:
+    stdio = settings.MCP_STDIO_SERVERS.get(ref) or next(
+        (settings.MCP_STDIO_SERVERS[s.name] for s in stdio_servers() if str(s.id) == ref), None
+    )
+    if stdio is None:
+        return None
+    return mcp.McpCommand(
+        command=stdio["command"],
+        args=tuple(stdio["args"]),
+        env=stdio.get("env"),
+        timeout=settings.MCP_CLIENT_TIMEOUT_S,
+    )
+
+
 def connect(organization_id: Pk, ref: str) -> tuple[mcp.McpEndpoint | mcp.McpCommand, Redactor]:
     """The org's MCP server `ref` (id or name; an operator's stdio server by its name) as the MCP
     client takes it, with the redactor for what it sends back. StepFailed if there is none."""
     row = _row(organization_id, ref)
     if row is not None:
         return endpoint(row), _redactor(_secret(row.credential))
-    stdio = settings.MCP_STDIO_SERVERS.get(ref) or next(
-        (settings.MCP_STDIO_SERVERS[s.name] for s in stdio_servers() if str(s.id) == ref), None
-    )
-    if stdio is not None:
-        command = mcp.McpCommand(
-            command=stdio["command"],
-            args=tuple(stdio["args"]),
-            env=stdio.get("env"),
-            timeout=settings.MCP_CLIENT_TIMEOUT_S,
-        )
+    command = _stdio_command(ref)
+    if command is not None:
         return command, Redactor()
     raise StepFailed(f"No MCP server '{ref}' in this organization.", retryable=False)
+
+
+def _stored_tools(row: McpServer) -> list[mcp.McpTool]:
+    tools: list[mcp.McpTool] = []
+    for tool in row.tools or []:
+        if not isinstance(tool, dict) or not tool.get("name"):
+            continue
+        schema = tool.get("input_schema")
+        tools.append(
+            mcp.McpTool(
+                name=str(tool["name"]),
+                description=str(tool.get("description") or ""),
+                input_schema=schema if isinstance(schema, dict) else {"type": "object"},
+            )
+        )
+    return tools
+
+
+def tool_source(organization_id: Pk, item: dict[str, Any]) -> mcp.McpToolSource:
+    """An agent's `{"mcp": server, "tools": [names]}` item as the engine takes it. A registered
+    server's tools are the ones it listed when registered or refreshed (what the editor showed
+    and the save checked); an operator's stdio server is listed now, as it has no stored list.
+    StepFailed when the server is not the organization's or lists no tool of a given name."""
+    ref = str(item["mcp"])
+    row = _row(organization_id, ref)
+    server: mcp.McpEndpoint | mcp.McpCommand
+    if row is not None:
+        secret = _secret(row.credential)
+        server, name, listed = endpoint(row), row.name, _stored_tools(row)
+        secrets = secret.secrets() if secret is not None else ()
+    else:
+        command = _stdio_command(ref)
+        if command is None:
+            raise StepFailed(f"No MCP server '{ref}' in this organization.", retryable=False)
+        server, name, secrets = command, ref, ()
+        listed = list_tools(organization_id, ref)
+    wanted = item.get("tools")
+    approval = item.get("approval")
+    if wanted is None:
+        return mcp.McpToolSource(server, name, tuple(listed), secrets, approval)
+    by_name = {tool.name: tool for tool in listed}
+    missing = [tool for tool in wanted if tool not in by_name]
+    if missing:
+        raise StepFailed(
+            f"the MCP server '{name}' lists no tool '{missing[0]}' (refresh the server if its "
+            "tools have changed)",
+            retryable=False,
+        )
+    chosen = tuple(by_name[tool] for tool in wanted)
+    return mcp.McpToolSource(server, name, chosen, secrets, approval)
 
 
 def list_tools(organization_id: Pk, ref: str) -> list[mcp.McpTool]:

@@ -137,14 +137,15 @@ def refine(run: Run, prompt: str, requested_by: Actor = None) -> None:
 
 def refine_agent(run: Run) -> AgentSpec:
     """The agent of the run's last agent step (its model, provider and credentials), else the
-    default agent (the `DEFAULT_MODEL` setting), so the rewrite sounds like the original."""
+    default agent (the `DEFAULT_MODEL` setting), so the rewrite sounds like the original; without
+    its tools, as a rewrite has nothing to call (an MCP tool may act on the world)."""
     step = (
         StepRun.objects.filter(run=run, node_type="agent", status=StepStatus.SUCCEEDED)
         .order_by("-finished_at")
         .first()
     )
     ref = (step.input or {}).get("agent") if step is not None else None
-    return resolve.agent(run, definition_of(run), {"agent": ref})
+    return resolve.agent(run, definition_of(run), {"agent": ref}, tools=False)
 
 
 def _as_text(output: Any) -> str:

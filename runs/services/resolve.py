@@ -12,9 +12,11 @@ from core.types import Pk
 from orchestrator.definition.nodes import resolve_model
 from orchestrator.models import Agent
 from orchestrator.models import Credential as CredentialRow
+from runs.engine.mcp import McpToolSource
 from runs.engine.nodes.base import AgentSpec, Credential, NetPolicy, StepFailed
 from runs.engine.pricing import Price
 from runs.models import Run
+from runs.services import mcp_servers
 
 
 def _credential_row(organization_id: Pk, ref: str) -> CredentialRow | None:
@@ -54,6 +56,8 @@ def _spec(
     name: str,
     script: list[Any] | None,
     output_schema: dict[str, Any] | None,
+    step_tools: list[Any],
+    with_tools: bool = True,
 ) -> AgentSpec:
     try:
         model = resolve_model(
@@ -70,11 +74,14 @@ def _spec(
     else:
         api_key = provider_key(model.split("/", 1)[0])
     price = data.get("price") or None
+    items = [*(data.get("tools") or ()), *step_tools] if with_tools else []
+    builtin, sources = _tools(run, items)
     return AgentSpec(
         name=name,
         model=model,
         system_prompt=data.get("system_prompt") or "",
-        tools=tuple(data.get("tools") or ()),
+        tools=(*builtin, *(tool for source in sources for tool in source.model_names())),
+        tool_sources=sources,
         temperature=data.get("temperature"),
         max_turns=data.get("max_turns"),
         base_url=data.get("base_url") or "",
@@ -87,19 +94,36 @@ def _spec(
     )
 
 
-def agent(run: Run, definition: dict[str, Any], config: dict[str, Any]) -> AgentSpec:
-    """An inline agent, one declared in the definition, or one of the organization's."""
+def _tools(run: Run, items: list[Any]) -> tuple[tuple[str, ...], tuple[McpToolSource, ...]]:
+    """The built-in tools an agent names, and its MCP items as the servers to call. Other items
+    (an orchestration as a tool) are left to their own resolution."""
+    builtin = tuple(item for item in items if isinstance(item, str))
+    sources = tuple(
+        mcp_servers.tool_source(run.organization_id, item)
+        for item in items
+        if isinstance(item, dict) and "mcp" in item
+    )
+    return builtin, sources
+
+
+def agent(
+    run: Run, definition: dict[str, Any], config: dict[str, Any], *, tools: bool = True
+) -> AgentSpec:
+    """An inline agent, one declared in the definition, or one of the organization's; without
+    `tools` (a refine, which only rewrites), none of its tools are resolved or offered."""
     ref = config.get("agent")
     script = config.get("script") or None
     # The step's schema overrides its agent's.
     schema = config.get("output_schema")
+    # The step's own tools are added to its agent's.
+    step_tools = list(config.get("tools") or ())
     if isinstance(ref, dict):
-        return _spec(run, ref, ref.get("name") or "inline", script, schema)
+        return _spec(run, ref, ref.get("name") or "inline", script, schema, step_tools, tools)
     for declared in definition.get("agents", []):
         if declared.get("name") == ref:
-            return _spec(run, declared, ref, script, schema)
+            return _spec(run, declared, ref, script, schema, step_tools, tools)
     if ref in (None, "default"):
-        return _spec(run, {"model": "default"}, "default", script, schema)
+        return _spec(run, {"model": "default"}, "default", script, schema, step_tools, tools)
     rows = Agent.objects.filter(organization_id=run.organization_id)
     try:
         row = rows.filter(pk=uuid.UUID(str(ref))).first()
@@ -119,7 +143,7 @@ def agent(run: Run, definition: dict[str, Any], config: dict[str, Any]) -> Agent
         "script": row.script,
         "output_schema": row.output_schema,
     }
-    return _spec(run, data, row.name, script, schema)
+    return _spec(run, data, row.name, script, schema, step_tools, tools)
 
 
 def net_policy() -> NetPolicy:

@@ -1,7 +1,9 @@
 /* The agent fields of the editor's inspector: a model picker fed by GET /models (grouped by
 provider, with the price per 1k tokens and the aliases of each model), a warning when the chosen
 model's provider has no key on this server and the agent brings none, and a credential picker
-fed by GET /credentials. Everything shown from the server goes in as text, never as markup. */
+fed by GET /credentials; and the agent's tools, picked from the built-in ones, the organization's
+MCP servers (GET /mcp-servers) and its active orchestrations. Everything shown from the server
+goes in as text, never as markup. */
 (function () {
   "use strict";
   const { el } = window.Api;
@@ -147,5 +149,181 @@ fed by GET /credentials. Everything shown from the server goes in as text, never
     ];
   }
 
-  window.AgentForm = { fields };
+  /* --- tools ---------------------------------------------------------------------------------
+  An agent's `tools`: built-in names, `{"mcp": server, "tools": [names]}` (all the server's tools
+  without `tools`), `{"orchestration": slug, "name", "description"}`; an object item may carry
+  `"approval": {}` (a call waits for a person). The servers' tool names and descriptions are
+  theirs, so they go in as text only. */
+  const BUILTIN_TOOLS = [{ name: "http_get", description: "Fetch a URL with HTTP GET." }];
+
+  let sources = null;
+  function loadSources() {
+    if (!sources) {
+      sources = Promise.all([
+        all("/api/v1/mcp-servers").catch(() => []),
+        all("/api/v1/orchestrations").catch(() => []),
+      ]).then(([servers, orchestrations]) => ({
+        servers,
+        orchestrations: orchestrations.filter((o) => o.status === "active"),
+      }));
+    }
+    return sources;
+  }
+
+  function itemLabel(item) {
+    if (typeof item === "string") return `${item} (built in)`;
+    if (item && typeof item.mcp === "string") {
+      return `MCP ${item.mcp}: ${Array.isArray(item.tools) ? item.tools.join(", ") : "all its tools"}`;
+    }
+    if (item && typeof item.orchestration === "string") return `Orchestration ${item.orchestration} as ${item.name || "?"}`;
+    return JSON.stringify(item);
+  }
+
+  // A tool's name as a model is told it: what every provider accepts.
+  function toolName(text) {
+    return (text || "").replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64) || "tool";
+  }
+
+  function check(name, checked, disabled, text) {
+    const box = el("input", { type: "checkbox", name, checked: Boolean(checked), disabled: !!disabled });
+    return { box, label: el("label", { class: "check" }, box, text) };
+  }
+
+  function tools(agent, { canEdit, changed }) {
+    const list = el("ul", { class: "tool-items" });
+    const picker = el("select", { name: "tool-source", "aria-label": "Add a tool from", disabled: !canEdit });
+    const choices = el("div", { class: "tool-choices" });
+    const add = el("button", { type: "button", class: "secondary small", name: "add-tool", hidden: true }, "Add");
+    const problem = el("div", { class: "field-error" });
+    let loaded = { servers: [], orchestrations: [] };
+    let pending = null; // () => [items] for what the choices say, null when nothing is chosen
+
+    function items() {
+      return Array.isArray(agent.tools) ? agent.tools : [];
+    }
+
+    function save(next) {
+      if (next.length) agent.tools = next;
+      else delete agent.tools;
+      changed();
+      drawItems();
+    }
+
+    function drawItems() {
+      Api.fill(list, ...items().map((item, index) => {
+        const isObject = item !== null && typeof item === "object";
+        const approval = check("approval", isObject && item.approval, !canEdit || !isObject, "needs approval");
+        approval.box.addEventListener("change", () => {
+          const next = items().slice();
+          const copy = { ...next[index] };
+          if (approval.box.checked) copy.approval = copy.approval || {};
+          else delete copy.approval;
+          next[index] = copy;
+          save(next);
+        });
+        return el("li", { class: "tool-item", "data-index": index },
+          el("span", { class: "tool-label" }, itemLabel(item)),
+          isObject ? approval.label : null,
+          canEdit ? el("button", { type: "button", class: "ghost small", title: "Remove tool", "aria-label": "Remove tool", onclick: () => save(items().filter((_, i) => i !== index)) }, "✕") : null);
+      }));
+      if (!items().length) list.append(el("li", { class: "muted" }, "No tools."));
+    }
+
+    function drawPicker() {
+      const groups = [el("option", { value: "" }, "Add a tool…")];
+      groups.push(el("optgroup", { label: "Built in" }, ...BUILTIN_TOOLS.map((t) => el("option", { value: `builtin:${t.name}` }, t.name))));
+      if (loaded.servers.length) {
+        groups.push(el("optgroup", { label: "MCP servers" }, ...loaded.servers.map((s) => el("option", { value: `mcp:${s.name}` }, s.name))));
+      }
+      if (loaded.orchestrations.length) {
+        groups.push(el("optgroup", { label: "Orchestrations" }, ...loaded.orchestrations.map((o) => el("option", { value: `orchestration:${o.slug}` }, o.name))));
+      }
+      Api.fill(picker, ...groups);
+    }
+
+    function mcpChoices(server) {
+      const listed = Array.isArray(server.tools) ? server.tools : [];
+      const everything = check("all-tools", !listed.length, false, listed.length ? "All its tools (also ones it adds later)" : "All its tools");
+      const everythingApproval = check("all-tools-approval", false, false, "needs approval");
+      const rows = listed.map((tool) => {
+        const pick = check("tool", false, false, tool.name);
+        pick.box.value = tool.name;
+        const approval = check("tool-approval", false, false, "needs approval");
+        return { tool, pick, approval, row: el("li", { class: "tool-choice", "data-tool": tool.name }, pick.label, approval.label, el("div", { class: "muted hint" }, tool.description || "")) };
+      });
+      function sync() {
+        for (const r of rows) r.pick.box.disabled = everything.box.checked;
+      }
+      everything.box.addEventListener("change", sync);
+      sync();
+      Api.fill(choices,
+        el("div", { class: "tool-choice" }, everything.label, everythingApproval.label),
+        rows.length ? el("ul", { class: "tool-choice-list" }, ...rows.map((r) => r.row)) : el("div", { class: "muted hint" }, server.status === "error" ? `Its tools could not be listed: ${server.error || "unknown error"}` : "Its tools are listed when it runs."));
+      pending = () => {
+        if (everything.box.checked) {
+          return [everythingApproval.box.checked ? { mcp: server.name, approval: {} } : { mcp: server.name }];
+        }
+        const picked = rows.filter((r) => r.pick.box.checked);
+        const plain = picked.filter((r) => !r.approval.box.checked).map((r) => r.tool.name);
+        const gated = picked.filter((r) => r.approval.box.checked).map((r) => r.tool.name);
+        const made = [];
+        if (plain.length) made.push({ mcp: server.name, tools: plain });
+        if (gated.length) made.push({ mcp: server.name, tools: gated, approval: {} });
+        if (!made.length) throw new Error("Choose at least one tool, or all of them.");
+        return made;
+      };
+    }
+
+    function orchestrationChoices(orchestration) {
+      const name = el("input", { type: "text", name: "tool-name", "aria-label": "Tool name" });
+      name.value = toolName(orchestration.slug);
+      const description = el("input", { type: "text", name: "tool-description", "aria-label": "Tool description" });
+      description.value = orchestration.description || orchestration.name;
+      const approval = check("tool-approval", false, false, "needs approval");
+      Api.fill(choices,
+        el("div", { class: "field" }, el("label", {}, "Tool name"), name),
+        el("div", { class: "field" }, el("label", {}, "What it does (the model reads this)"), description),
+        approval.label);
+      pending = () => {
+        if (!/^[A-Za-z0-9_-]{1,64}$/.test(name.value)) throw new Error("A tool name is 1 to 64 letters, digits, _ or -.");
+        const item = { orchestration: orchestration.slug, name: name.value, description: description.value };
+        if (approval.box.checked) item.approval = {};
+        return [item];
+      };
+    }
+
+    picker.addEventListener("change", () => {
+      problem.textContent = "";
+      const [kind, ...rest] = picker.value.split(":");
+      const key = rest.join(":");
+      pending = null;
+      Api.fill(choices);
+      if (kind === "builtin") pending = () => [key];
+      else if (kind === "mcp") mcpChoices(loaded.servers.find((s) => s.name === key));
+      else if (kind === "orchestration") orchestrationChoices(loaded.orchestrations.find((o) => o.slug === key));
+      add.hidden = pending === null;
+    });
+
+    add.addEventListener("click", () => {
+      if (!pending) return;
+      let made;
+      try { made = pending(); } catch (e) { problem.textContent = e.message; return; }
+      const known = new Set(items().map((item) => JSON.stringify(item)));
+      save([...items(), ...made.filter((item) => !known.has(JSON.stringify(item)))]);
+      picker.value = "";
+      pending = null;
+      Api.fill(choices);
+      add.hidden = true;
+      problem.textContent = "";
+    });
+
+    drawItems();
+    drawPicker();
+    loadSources().then((data) => { loaded = data; drawPicker(); });
+    return el("div", { class: "field agent-tools" }, el("label", {}, "Tools"), list,
+      canEdit ? el("div", { class: "tool-add" }, picker, choices, add, problem) : null,
+      el("div", { class: "muted hint" }, "Built-in tools, an MCP server's tools, or another active orchestration. A tool that needs approval waits for a person before each call."));
+  }
+
+  window.AgentForm = { fields, tools };
 })();

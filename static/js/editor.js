@@ -322,7 +322,7 @@
     return [
       ...AgentForm.fields(agent, { canEdit: CAN_EDIT, changed: () => { markDirty(); changed(); } }),
       input("System prompt", agent.system_prompt, (v) => setOrDelete(agent, "system_prompt", v), { kind: "textarea", rows: 3 }),
-      input("Tools", agent.tools, (v) => setOrDelete(agent, "tools", v), { kind: "list", hint: "http_get" }),
+      AgentForm.tools(agent, { canEdit: CAN_EDIT, changed: () => { markDirty(); changed(); } }),
       schema ? input("Output schema (JSON Schema)", agent.output_schema, (v) => setOrDelete(agent, "output_schema", v), { kind: "schema", hint: "Its steps' answers must validate against it (a step's own overrides it). Empty: a text answer." }) : null,
     ];
   }

@@ -188,7 +188,7 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
             model,
             output_type=_output_type(schema, model),
             system_prompt=spec.system_prompt or (),
-            tools=agent_tools(spec.tools, ctx.net, ctx.transport, outcomes),
+            tools=agent_tools(spec.tools, ctx.net, ctx.transport, outcomes, spec.tool_sources),
             retries={"tools": max_turns, "output": OUTPUT_RETRIES},
             model_settings=_settings(spec, response_format, schema),
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from runs.engine import pricing
 from runs.engine.failures import StepFailed as StepFailed  # re-exported: the node types raise it
+from runs.engine.mcp import McpToolSource
 from runs.engine.netguard import NetPolicy as NetPolicy  # re-exported: part of a step's context
 from runs.engine.pricing import Price
 
@@ -37,6 +38,9 @@ class AgentSpec:
     script: tuple[Any, ...] = ()
     # JSON Schema the final answer must validate against (the agent's, or its step's); None: text.
     output_schema: dict[str, Any] | None = None
+    # The MCP servers whose tools the agent may call; `tools` holds every tool's name as the
+    # model is told it (the built-in ones and these).
+    tool_sources: tuple[McpToolSource, ...] = ()
 
     def cost(self, tokens_input: int, tokens_output: int) -> float | None:
         """USD for these tokens, or None when neither the agent nor the table prices the model."""
@@ -47,8 +51,10 @@ class AgentSpec:
         return pricing.is_priced(self.model, self.price)
 
     def secrets(self) -> tuple[str, ...]:
-        """The API key, for `redaction`: a model server's error may quote it."""
-        return (self.api_key, self.api_key.strip()) if self.api_key else ()
+        """The API key and the MCP servers' credentials, for `redaction`: a model server's
+        error may quote the key, an MCP server's answer its credential."""
+        own = (self.api_key, self.api_key.strip()) if self.api_key else ()
+        return (*own, *(secret for source in self.tool_sources for secret in source.secrets))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""Checking, when a definition or a library agent is saved, that its MCP tool items name a server
+of the organization and tools that server lists.
+
+The definition package checks an item's shape only (it reads no rows); this is the organization's
+half, as for agents and credentials. A registered server is checked against the tools it listed
+when it was registered or last refreshed; an operator's stdio server (MCP_STDIO_SERVERS) has no
+stored listing, and saving never starts a process, so only its name is checked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+
+from core.domain_errors import InvalidRequest
+from orchestrator.definition.checks import Checker
+from orchestrator.definition.errors import Problems
+from orchestrator.definition.nodes import tool_items
+from orchestrator.models import McpServer, Organization
+
+# Stdio servers have no row; their ids are derived from their names, the same in every process.
+STDIO_NAMESPACE = uuid.UUID("0f6f1a52-3c1e-4b7e-9a53-6d2f3b1c9e70")
+
+
+def stdio_server_id(name: str) -> uuid.UUID:
+    return uuid.uuid5(STDIO_NAMESPACE, name)
+
+
+def _stdio_names() -> dict[str, str]:
+    """Each stdio server's name and id, to its name."""
+    names: dict[str, str] = {}
+    for name in settings.MCP_STDIO_SERVERS:
+        names[name] = name
+        names[str(stdio_server_id(name))] = name
+    return names
+
+
+def tool_item_problems(
+    organization: Organization, tool_lists: list[tuple[str, list[Any]]]
+) -> dict[str, list[str]]:
+    """Problems by JSON path for the `mcp` items of these tool lists (each with the path of its
+    list): a server that is not the organization's, a tool it does not list."""
+    items = [
+        (f"{path}[{index}]", item)
+        for path, tools in tool_lists
+        for index, item in enumerate(tools or [])
+        if isinstance(item, dict) and isinstance(item.get("mcp"), str)
+    ]
+    if not items:
+        return {}
+    rows = list(McpServer.objects.filter(organization=organization))
+    by_ref = {str(row.id): row for row in rows} | {row.name: row for row in rows}
+    stdio = _stdio_names()
+    problems: dict[str, list[str]] = {}
+    for path, item in items:
+        ref = item["mcp"]
+        row = by_ref.get(ref)
+        if row is None:
+            if ref not in stdio:
+                problems.setdefault(f"{path}.mcp", []).append(
+                    f"no MCP server '{ref}' in this organization"
+                )
+            continue
+        listed = {tool.get("name") for tool in row.tools or [] if isinstance(tool, dict)}
+        for index, name in enumerate(item.get("tools") or []):
+            if name not in listed:
+                problems.setdefault(f"{path}.tools[{index}]", []).append(
+                    f"the MCP server '{row.name}' lists no tool '{name}' (refresh the server "
+                    "if its tools have changed)"
+                )
+    return problems
+
+
+def definition_tool_lists(definition: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """Every tool list of a definition, with its path: its agents', its steps' inline agents',
+    its agent steps' own."""
+    lists = [
+        (f"agents[{index}].tools", agent.get("tools") or [])
+        for index, agent in enumerate(definition.get("agents", []))
+    ]
+    for index, node in enumerate(definition.get("nodes", [])):
+        if node.get("type") != "agent":
+            continue
+        config = node.get("config") or {}
+        if isinstance(config.get("agent"), dict):
+            lists.append((f"nodes[{index}].config.agent.tools", config["agent"].get("tools") or []))
+        if config.get("tools"):
+            lists.append((f"nodes[{index}].config.tools", config["tools"]))
+    return lists
+
+
+def validated_tools(organization: Organization, tools: Any) -> list[Any]:
+    """A library agent's `tools`: the definition's rules for an item's shape, then the
+    organization's servers and their tools. InvalidRequest names each problem's JSON path."""
+    problems = Problems()
+    normalized = tool_items(tools, "tools", Checker(problems))
+    fields: dict[str, list[str]] = {}
+    for error in problems.errors:
+        fields.setdefault(error.path, []).append(error.message)
+    if not fields:
+        fields = tool_item_problems(organization, [("tools", normalized)])
+    if fields:
+        first_path, messages = next(iter(fields.items()))
+        raise InvalidRequest(f"{first_path}: {messages[0]}", fields=fields)
+    return normalized

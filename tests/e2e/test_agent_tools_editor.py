@@ -1,0 +1,154 @@
+"""The agent inspector's tools in chromium: an MCP server's tools (listed by a local MCP server
+when the test registers it) and another orchestration are added, one tool marked as needing
+approval, and the saved definition holds the items; the server's names are shown as text."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from playwright.sync_api import expect
+
+from orchestrator.models import McpServer
+from orchestrator.services.orchestrations import create_orchestration
+from runs.engine import mcp
+from runs.engine.netguard import NetPolicy
+from runs.models import TriggerKind as RunTrigger
+from runs.services import events, lifecycle
+from tests.mcp_servers import HOSTILE_NAME, mcp_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+LOOPBACK = NetPolicy(allowed_networks=("127.0.0.0/8",))
+
+
+def test_add_an_mcp_servers_tools_one_needing_approval_and_an_orchestration(page, org, editor):
+    # Listed in a thread of its own: Playwright's event loop runs in this one.
+    with mcp_server(hostile=True) as url, ThreadPoolExecutor(1) as pool:
+        listed = pool.submit(mcp.list_tools_sync, mcp.McpEndpoint(url, LOOPBACK)).result()
+    McpServer.objects.create(
+        organization=org,
+        name="tools",
+        url=url,
+        status="ok",
+        tools=[tool.as_dict() for tool in listed],
+    )
+    create_orchestration(
+        org,
+        {
+            "name": "Summarise",
+            "description": "Summarise a text.",
+            "status": "active",
+            "definition": {"nodes": [{"id": "t", "type": "transform", "config": {"output": 1}}]},
+        },
+    )
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Helper",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "ask",
+                        "type": "agent",
+                        "config": {
+                            "agent": {"model": "builtin/echo", "tools": ["http_get"]},
+                            "prompt": "Hi",
+                        },
+                    }
+                ]
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
+    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    tools = page.locator("#tab-inspector .agent-tools")
+    expect(tools.locator(".tool-item")).to_have_count(1)
+    expect(tools.locator(".tool-item")).to_contain_text("http_get (built in)")
+
+    picker = tools.locator("select[name=tool-source]")
+    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+    picker.select_option("mcp:tools")
+    choices = tools.locator(".tool-choices")
+    add = choices.locator('li.tool-choice[data-tool="add"]')
+    expect(add).to_contain_text("Add two integers.")
+    # The server's names and descriptions are text, never markup.
+    hostile = choices.locator("li.tool-choice", has_text=HOSTILE_NAME)
+    expect(hostile).to_contain_text("<script>alert('d')</script>")
+    expect(choices.locator("img, script")).to_have_count(0)
+    add.locator("input[name=tool]").check()
+    greet = choices.locator('li.tool-choice[data-tool="greet"]')
+    greet.locator("input[name=tool]").check()
+    greet.locator("input[name=tool-approval]").check()
+    tools.locator("button[name=add-tool]").click()
+    expect(tools.locator(".tool-item")).to_have_count(3)
+    expect(tools.locator(".tool-item").nth(1)).to_contain_text("MCP tools: add")
+    expect(tools.locator(".tool-item").nth(2).locator("input[name=approval]")).to_be_checked()
+
+    picker.select_option("orchestration:summarise")
+    expect(tools.locator("input[name=tool-name]")).to_have_value("summarise")
+    expect(tools.locator("input[name=tool-description]")).to_have_value("Summarise a text.")
+    tools.locator("button[name=add-tool]").click()
+    expect(tools.locator(".tool-item")).to_have_count(4)
+
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved as version 2")
+    saved = editor.get(f"/api/v1/orchestrations/{orchestration.pk}").json()["definition"]
+    assert saved["nodes"][0]["config"]["agent"]["tools"] == [
+        "http_get",
+        {"mcp": "tools", "tools": ["add"]},
+        {"mcp": "tools", "tools": ["greet"], "approval": {}},
+        {"orchestration": "summarise", "name": "summarise", "description": "Summarise a text."},
+    ]
+    assert page.evaluate("window.pwned") is None
+
+
+def test_an_mcp_tools_call_and_its_markup_read_as_text_in_the_run_view(page, org):
+    """A real run on the worker, whose net guard refuses inside addresses (this stack sets no
+    HTTP_ALLOWED_NETWORKS): the agent calls a tool of a local MCP server, the call is refused and
+    fails the step; the call's markup, the error and a result's markup show as text."""
+    hostile_arg = "<img src=x onerror=window.pwned=1>"
+    name = mcp.model_tool_name(HOSTILE_NAME)
+    with mcp_server(hostile=True) as url, ThreadPoolExecutor(1) as pool:
+        listed = pool.submit(mcp.list_tools_sync, mcp.McpEndpoint(url, LOOPBACK)).result()
+    McpServer.objects.create(
+        organization=org,
+        name="tools",
+        url=url,
+        status="ok",
+        tools=[tool.as_dict() for tool in listed],
+    )
+    agent = {"model": "builtin/script", "tools": [{"mcp": "tools", "tools": [HOSTILE_NAME]}]}
+    script = [{"tool": name, "args": {"q": hostile_arg}}, "Done."]
+    flow = create_orchestration(
+        org,
+        {
+            "name": "Hostile",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "look",
+                        "type": "agent",
+                        "config": {"agent": agent, "script": script, "prompt": "Go"},
+                    }
+                ]
+            },
+        },
+    )
+    run, _ = lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "failed", timeout=30_000)
+    # What a server's tool answers, as the agent loop records it (this worker may not reach it).
+    events.append_now(
+        run.pk, "tool_result", "look", tool_name=name, ok=True, preview=hostile_arg, duration_ms=3
+    )
+    page.click('.gnode[data-node-id="look"]')
+    trace = page.locator("#step-panel .agent-trace")
+    expect(trace.locator(".msg.tool-call")).to_contain_text(name)
+    expect(trace.locator(".msg.tool-call pre")).to_contain_text(hostile_arg)
+    expect(page.locator("#step-panel")).to_contain_text("internal addresses are refused")
+    expect(trace.locator(".msg.tool-result.ok pre")).to_contain_text(hostile_arg)
+    expect(page.locator("#step-panel img")).to_have_count(0)
+    assert page.evaluate("window.pwned") is None
