@@ -30,11 +30,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def http_get(args: dict[str, Any], policy: NetPolicy, transport: Any = None) -> tuple[bool, str]:
+def http_get(
+    args: dict[str, Any], policy: NetPolicy, transport: Any = None, key: str = ""
+) -> tuple[bool, str]:
     url = args.get("url")
     if not isinstance(url, str):
         return False, "error: http_get needs a url"
-    headers = args.get("headers") if isinstance(args.get("headers"), dict) else {}
+    given = args.get("headers")
+    headers = {str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}
+    # The same key on every attempt of this call: a server that honours it applies the call once
+    # even when a worker died after sending it and the step went on from its transcript.
+    if key and not any(name.lower() == "idempotency-key" for name in headers):
+        headers["Idempotency-Key"] = key
     try:
         response = fetch(
             "GET", url, policy=policy, headers=headers, timeout=20, transport=transport
@@ -45,7 +52,7 @@ def http_get(args: dict[str, Any], policy: NetPolicy, transport: Any = None) -> 
 
 
 # What each tool named in orchestrator.definition.nodes.KNOWN_TOOLS does.
-TOOLS: dict[str, Callable[[dict[str, Any], NetPolicy, Any], tuple[bool, str]]] = {
+TOOLS: dict[str, Callable[[dict[str, Any], NetPolicy, Any, str], tuple[bool, str]]] = {
     "http_get": http_get
 }
 
@@ -56,24 +63,31 @@ def run_tool(
     allowed: tuple[str, ...],
     policy: NetPolicy,
     transport: Any = None,
+    key: str = "",
 ) -> tuple[bool, str]:
     if name not in allowed:
         return False, f"error: this agent has no tool '{name}'"
     tool = TOOLS.get(name)
     if tool is None:
         return False, f"error: unknown tool '{name}'"
-    return tool(args, policy, transport)
+    return tool(args, policy, transport, key)
 
 
 def agent_tools(
-    allowed: tuple[str, ...], policy: NetPolicy, transport: Any, outcomes: dict[str, bool]
+    allowed: tuple[str, ...],
+    policy: NetPolicy,
+    transport: Any,
+    outcomes: dict[str, bool],
+    key_prefix: str = "",
 ) -> list[Tool[None]]:
     """The agent's tools as pydantic-ai tools. Each call runs `run_tool` in a worker thread and
-    notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result` event."""
+    notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result` event.
+    `key_prefix` (the run's and step's ids) and the call's id make its Idempotency-Key."""
 
     def as_tool(name: str) -> Tool[None]:
         def call(ctx: RunContext[None], **args: Any) -> str:
-            ok, text = run_tool(name, args, allowed, policy, transport)
+            key = f"{key_prefix}:{ctx.tool_call_id}" if key_prefix and ctx.tool_call_id else ""
+            ok, text = run_tool(name, args, allowed, policy, transport, key)
             outcomes[ctx.tool_call_id or ""] = ok
             return text
 

@@ -20,7 +20,7 @@ from core.types import Pk
 from orchestrator.definition import TemplateError, render
 from runs.engine import RUN_TERMINAL, ErrorCode, StepStatus
 from runs.engine.nodes import EXECUTORS
-from runs.engine.nodes.base import StepContext, StepFailed, StepResult
+from runs.engine.nodes.base import Event, StepContext, StepFailed, StepResult
 from runs.engine.redaction import Redactor
 from runs.models import Run, StepRun
 from runs.services import events, resolve
@@ -129,6 +129,11 @@ def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
             sink.flush()  # the text streamed so far goes out before the event that ends it
         events.append_now(run.pk, type, step.node_id, **hide(data))
 
+    def record(transcript: list[Any], told: list[Event]) -> None:
+        if sink is not None:
+            sink.flush()
+        save_transcript(step, hide(transcript), [(kind, hide(data)) for kind, data in told])
+
     timeout = node.get("timeout_s")
     limited, budget = _budget(run)
     ctx = StepContext(
@@ -143,6 +148,9 @@ def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
         credential=credential,
         credit_limited=limited,
         budget_usd=budget,
+        record=record if agent is not None else None,
+        # Only an attempt after a lost worker inherits a transcript (`timers.requeue_expired`).
+        resume=step.transcript or None,
         **streaming,
     )
     try:
@@ -156,6 +164,26 @@ def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
             sink.close()
     result.output = hide(result.output)
     return result
+
+
+def save_transcript(step: StepRun, transcript: list[Any], told: list[Event]) -> None:
+    """Store an agent step's conversation so far with the events of what it just did, in one
+    transaction: a step retried after its worker died goes on from exactly what its log shows.
+
+    The run's row is locked first, as every state change does, then the step's transcript is
+    written only while this attempt still runs: an attempt whose lease ran out (its step was
+    queued again) or whose run ended stops here instead of calling more tools."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().only("id", "last_seq").get(pk=step.run_id)
+        saved = StepRun.objects.filter(pk=step.pk, status=StepStatus.RUNNING).update(
+            transcript=transcript
+        )
+        if not saved:
+            raise StepFailed("this attempt of the step is no longer running", retryable=False)
+        log = events.EventLog(run)
+        for kind, data in told:
+            log.add(kind, step.node_id, **data)
+        log.flush()
 
 
 def _budget(run: Run) -> tuple[bool, float | None]:

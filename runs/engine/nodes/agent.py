@@ -20,16 +20,20 @@ from asgiref.sync import async_to_sync, sync_to_async
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
 from pydantic_ai import Agent, ModelRetry, NativeOutput, PromptedOutput, StructuredDict, UsageLimits
+from pydantic_ai._agent_graph import mark_deferred_pause
 from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
     ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelRequest,
     ModelResponse,
     PartDeltaEvent,
     PartStartEvent,
     TextPart,
     TextPartDelta,
     ToolCallPart,
+    ToolReturnPart,
 )
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import FunctionModel
@@ -38,7 +42,7 @@ from pydantic_ai.settings import ModelSettings
 
 from runs.engine import llm
 from runs.engine.failures import StepFailed
-from runs.engine.nodes.base import AgentSpec, StepContext, StepResult
+from runs.engine.nodes.base import AgentSpec, Event, StepContext, StepResult
 from runs.engine.states import ErrorCode
 from runs.engine.tools import agent_tools
 
@@ -188,7 +192,9 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
             model,
             output_type=_output_type(schema, model),
             system_prompt=spec.system_prompt or (),
-            tools=agent_tools(spec.tools, ctx.net, ctx.transport, outcomes),
+            tools=agent_tools(
+                spec.tools, ctx.net, ctx.transport, outcomes, f"{ctx.run_id}:{ctx.step_id}"
+            ),
             retries={"tools": max_turns, "output": OUTPUT_RETRIES},
             model_settings=_settings(spec, response_format, schema),
         )
@@ -222,14 +228,21 @@ async def _walk(
     result: StepResult,
     outcomes: dict[str, bool],
 ) -> Any:
-    turn = _Turn()
+    history = _history(ctx.resume)
+    # What the recorded model calls spent is counted once, here: the lost attempt counted none.
+    recorded = _restore(spec, result, history)
+    turn = _Turn(recorded)
     started: dict[str, float] = {}
     # Events and streamed text go to the step's own thread, which the agent's loop waits on: the
     # event log writes to the database, which Django refuses from inside an event loop.
     emit = sync_to_async(ctx.emit, thread_sensitive=True)
+    record = sync_to_async(_recorder(ctx), thread_sensitive=True)
     delta = sync_to_async(ctx.delta, thread_sensitive=True)
     async with agent.iter(
-        prompt, usage_limits=UsageLimits(request_limit=max_turns), infer_name=False
+        None if history else prompt,
+        message_history=history or None,
+        usage_limits=UsageLimits(request_limit=max(max_turns - recorded, 0)),
+        infer_name=False,
     ) as run:
         async for node in run:
             if Agent.is_model_request_node(node):
@@ -252,30 +265,119 @@ async def _walk(
                     raise StepFailed(
                         "the model's answer was malformed: it held neither text nor tool calls"
                     )
-                turn.sent = [m for m in run.all_messages() if m is not response]
-                await emit("agent_turn", _record_turn(spec, result, turn, response))
-                if _tool_calls(response):
-                    _check_budget(ctx, result)
-                # Results are recorded in the order of the calls, whichever finished first.
+                messages = run.all_messages()
+                at = max(i for i, m in enumerate(messages) if isinstance(m, ModelResponse))
+                head, answered = messages[: at + 1], _results(messages[at + 1 :])
+                if _responses(head) > recorded:  # a new model call, not a recorded one
+                    recorded = _responses(head)
+                    turn.sent = head[:-1]
+                    data = _record_turn(spec, result, turn, response)
+                    await record(_dump(head), [("agent_turn", data)])
+                    if _tool_calls(response):
+                        _check_budget(ctx, result)
+                # Results are recorded as they come, their events go out in the order of the
+                # calls, whichever finished first: a recorded result's event went out unless an
+                # earlier call had none yet (then it goes out with that one's).
                 calls = [p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart)]
-                done: dict[str, dict[str, Any]] = {}
+                done = {p.tool_call_id: _result_data(p) for p in answered}
+                while calls and calls[0] in done:
+                    done.pop(calls.pop(0))
+                parts = list(answered)
                 async with node.stream(run.ctx) as events:
                     async for event in events:
-                        recorded = _record_tool(spec, result, event, outcomes, started)
-                        if recorded is None:
+                        noted = _record_tool(spec, result, event, outcomes, started)
+                        if noted is None:
                             continue
-                        kind, data, call_id = recorded
+                        kind, data, call_id = noted
                         if kind != "tool_result":
                             await emit(kind, data)
                             continue
                         done[call_id] = data
+                        parts.append(event.part)
+                        ready: list[Event] = []
                         while calls and calls[0] in done:
-                            await emit(kind, done.pop(calls.pop(0)))
+                            ready.append((kind, done.pop(calls.pop(0))))
+                        await record(_dump([*head, _paused(parts)]), ready)
                 for left in done.values():
                     await emit("tool_result", left)
         if run.result is None:
             raise StepFailed("the agent ended without an answer")
         return run.result.output
+
+
+def _history(resume: list[Any] | None) -> list[ModelMessage]:
+    """The recorded conversation to go on from; [] to start over (none was recorded, or it was
+    recorded by a version of pydantic-ai that cannot read it back)."""
+    if not resume:
+        return []
+    try:
+        return ModelMessagesTypeAdapter.validate_python(resume)
+    except ValidationError:
+        return []
+
+
+def _dump(messages: list[ModelMessage]) -> list[Any]:
+    return ModelMessagesTypeAdapter.dump_python(messages, mode="json")
+
+
+def _responses(messages: list[ModelMessage]) -> int:
+    return sum(1 for message in messages if isinstance(message, ModelResponse))
+
+
+def _results(messages: list[ModelMessage]) -> list[ToolReturnPart]:
+    """The tool results recorded after the last model call (on a resumed transcript)."""
+    return [
+        part
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, ToolReturnPart)
+    ]
+
+
+def _paused(parts: list[Any]) -> ModelRequest:
+    """The results so far of a model call's tools, as pydantic-ai records a pause for deferred
+    calls: a history that ends on it runs only the calls that have no result yet."""
+    request = ModelRequest(parts=parts)
+    mark_deferred_pause(request)
+    return request
+
+
+def _restore(spec: AgentSpec, result: StepResult, history: list[ModelMessage]) -> int:
+    """Counts the recorded model calls and tool calls into the step's usage, as they were counted
+    when they were made; returns how many model calls there were."""
+    turns = 0
+    for index, message in enumerate(history):
+        if isinstance(message, ModelResponse):
+            turns += 1
+            _record_turn(spec, result, _Turn(turns, time.monotonic(), history[:index]), message)
+        else:
+            result.tool_calls += sum(
+                1
+                for part in message.parts
+                if isinstance(part, ToolReturnPart) and part.tool_kind != "output"
+            )
+    return turns
+
+
+def _result_data(part: ToolReturnPart) -> dict[str, Any]:
+    """The `tool_result` event of a result recorded by a lost attempt whose event had not gone
+    out yet (its duration went with the worker)."""
+    text = part.model_response_str()
+    ok = part.outcome == "success" and not text.startswith("error:")
+    return {"tool_name": part.tool_name, "ok": ok, "preview": text[:PREVIEW], "duration_ms": None}
+
+
+def _recorder(ctx: StepContext) -> Callable[[list[Any], list[Event]], None]:
+    """Where the transcript and its events go: the service's record, else only the events."""
+    if ctx.record is not None:
+        return ctx.record
+
+    def emit_only(transcript: list[Any], events: list[Event]) -> None:
+        for kind, data in events:
+            ctx.emit(kind, data)
+
+    return emit_only
 
 
 def _streamed_text(event: Any) -> str:

@@ -103,6 +103,10 @@ def _no_delta(turn: int, text: str) -> None:
     """Where streamed text goes when nobody watches (outputs' refine, tests)."""
 
 
+# (event type, event data): what `StepContext.record` writes along with a step's transcript.
+Event = tuple[str, dict[str, Any]]
+
+
 @dataclass
 class StepContext:
     run_id: str
@@ -122,6 +126,13 @@ class StepContext:
     # Text of a model's answer as it streams in, by model call (turn, from 1): shown live as
     # `agent_delta` frames, never stored (the turn's `agent_turn` event holds the whole answer).
     delta: Callable[[int, str], None] = _no_delta
+    # Durable agents: `record(transcript, events)` stores the conversation so far (pydantic-ai's
+    # messages as JSON) with the events that tell of its last model call or tool result, in one
+    # write, so that the record and the log agree. None: the events are only emitted.
+    record: Callable[[list[Any], list[Event]], None] | None = None
+    # The transcript an earlier attempt of this step recorded before its worker was lost: the
+    # conversation goes on from there instead of starting over.
+    resume: list[Any] | None = None
 
 
 @dataclass
