@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic_ai import RunContext, Tool
+from pydantic_ai.messages import ModelResponse
 
 from runs.engine.failures import StepFailed
 from runs.engine.netguard import NetPolicy, fetch
@@ -73,6 +74,12 @@ def run_tool(
     return tool(args, policy, transport, key)
 
 
+def _turn(ctx: RunContext[None]) -> int:
+    """The number of the model call that asked for this tool call, counted over the whole
+    conversation (a resumed one too), so the same on every attempt."""
+    return sum(1 for message in ctx.messages if isinstance(message, ModelResponse))
+
+
 def agent_tools(
     allowed: tuple[str, ...],
     policy: NetPolicy,
@@ -82,11 +89,12 @@ def agent_tools(
 ) -> list[Tool[None]]:
     """The agent's tools as pydantic-ai tools. Each call runs `run_tool` in a worker thread and
     notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result` event.
-    `key_prefix` (the run's and step's ids) and the call's id make its Idempotency-Key."""
+    `key_prefix` (the run's and step's ids), the model call that asked for it and the call's id
+    make its Idempotency-Key (a provider may number its calls afresh in each answer)."""
 
     def as_tool(name: str) -> Tool[None]:
         def call(ctx: RunContext[None], **args: Any) -> str:
-            key = f"{key_prefix}:{ctx.tool_call_id}" if key_prefix and ctx.tool_call_id else ""
+            key = f"{key_prefix}:{_turn(ctx)}:{ctx.tool_call_id}" if key_prefix else ""
             ok, text = run_tool(name, args, allowed, policy, transport, key)
             outcomes[ctx.tool_call_id or ""] = ok
             return text
