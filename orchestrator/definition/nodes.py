@@ -145,13 +145,75 @@ AGENT_KEYS = (
 )
 
 
+def _tools(value: Any, path: str, check: Checker) -> list[Any]:
+    """An agent's tools: built-in tool names, or `{"tool": name, "approval": {...}}` objects (a
+    call to that tool waits for a person's approval)."""
+    if value is MISSING or value is None:
+        return []
+    if not isinstance(value, list):
+        check.fail(path, f"must be a list, not {type_name(value)}")
+        return []
+    tools: list[Any] = []
+    for index, item in enumerate(value):
+        where = f"{path}[{index}]"
+        if isinstance(item, dict) and "tool" in item:
+            check.unknown_keys(item, ("tool", "approval"), where)
+            name, where = item["tool"], f"{where}.tool"
+            tool: Any = {"tool": name}
+            if "approval" in item:
+                tool["approval"] = tool_approval(
+                    item["approval"], f"{path}[{index}].approval", check
+                )
+        elif isinstance(item, str):
+            name = tool = item
+        else:
+            check.fail(where, 'must be a tool name, or an object {"tool": name, "approval": {...}}')
+            continue
+        if name not in KNOWN_TOOLS:
+            check.fail(where, f"unknown tool; known: {', '.join(KNOWN_TOOLS)}")
+        tools.append(tool)
+    return tools
+
+
+def tool_approval(value: Any, path: str, check: Checker) -> dict[str, Any]:
+    """A tool's `approval`: who may allow a call, and what happens when nobody answers."""
+    config = check.obj(value, path)
+    check.unknown_keys(config, ("approvers", "timeout_s", "on_timeout"), path)
+    return {
+        "approvers": check.string_list(_get(config, "approvers"), f"{path}.approvers"),
+        "timeout_s": check.number(
+            _get(config, "timeout_s"),
+            f"{path}.timeout_s",
+            default=7 * 24 * 3600,
+            minimum=0,
+            exclusive_minimum=True,
+        ),
+        "on_timeout": check.choice(
+            _get(config, "on_timeout"), f"{path}.on_timeout", ("deny", "approve"), default="deny"
+        ),
+    }
+
+
+def tool_names(tools: list[Any]) -> tuple[str, ...]:
+    """The names of an agent's built-in tools, whichever form each is given in."""
+    return tuple(
+        t if isinstance(t, str) else str(t["tool"])
+        for t in tools
+        if isinstance(t, str) or (isinstance(t, dict) and "tool" in t)
+    )
+
+
+def tool_approvals(tools: list[Any]) -> dict[str, dict[str, Any]]:
+    """The `approval` of each built-in tool whose calls wait for a person, by tool name."""
+    return {
+        str(t["tool"]): t["approval"] for t in tools if isinstance(t, dict) and t.get("approval")
+    }
+
+
 def validate_agent_object(agent: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     """An agent declared inline in a node, or in the definition's `agents` list."""
     check.unknown_keys(agent, AGENT_KEYS, path)
-    tools = check.string_list(_get(agent, "tools"), f"{path}.tools")
-    for index, tool in enumerate(tools):
-        if tool not in KNOWN_TOOLS:
-            check.fail(f"{path}.tools[{index}]", f"unknown tool; known: {', '.join(KNOWN_TOOLS)}")
+    tools = _tools(_get(agent, "tools"), f"{path}.tools", check)
     # No price (absent, null or {}) means the price table's; a given one replaces it.
     price = check.obj(_get(agent, "price"), f"{path}.price", default={}) or {}
     check.unknown_keys(price, ("input_per_1k", "output_per_1k"), f"{path}.price")
@@ -634,6 +696,9 @@ __all__ = [
     "output_schema",
     "palette",
     "resolve_model",
+    "tool_approval",
+    "tool_approvals",
+    "tool_names",
     "types_running_on",
     "validate_agent_object",
     "validate_config",

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pydantic_ai import RunContext, Tool
+from pydantic_ai import ApprovalRequired, RunContext, Tool
 from pydantic_ai.messages import ModelResponse
 
 from runs.engine.failures import StepFailed
@@ -86,14 +86,18 @@ def agent_tools(
     transport: Any,
     outcomes: dict[str, bool],
     key_prefix: str = "",
+    gated: frozenset[str] = frozenset(),
 ) -> list[Tool[None]]:
     """The agent's tools as pydantic-ai tools. Each call runs `run_tool` in a worker thread and
     notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result` event.
     `key_prefix` (the run's and step's ids), the model call that asked for it and the call's id
-    make its Idempotency-Key (a provider may number its calls afresh in each answer)."""
+    make its Idempotency-Key (a provider may number its calls afresh in each answer). A call to
+    a tool in `gated` is deferred until a person approves it (pydantic-ai's deferred tools)."""
 
     def as_tool(name: str) -> Tool[None]:
         def call(ctx: RunContext[None], **args: Any) -> str:
+            if name in gated and not ctx.tool_call_approved:
+                raise ApprovalRequired()
             key = f"{key_prefix}:{_turn(ctx)}:{ctx.tool_call_id}" if key_prefix else ""
             ok, text = run_tool(name, args, allowed, policy, transport, key)
             outcomes[ctx.tool_call_id or ""] = ok

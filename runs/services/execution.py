@@ -29,6 +29,7 @@ from runs.services.deltas import DeltaSink
 from runs.services.graphs import definition_of, graph_of
 from runs.services.progress import Progress, lease_for
 from runs.services.transitions import claim_step
+from runs.services.waiting import ask_about_tool_calls, tool_call_decisions
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,12 @@ def _execute_claimed(step: StepRun) -> None:
         _record(step, failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}"))
         outcome, level, extra = "crashed", logging.ERROR, {}
     else:
-        _record(step, result=result)
-        outcome, level, extra = "succeeded", logging.INFO, {}
+        if result.waiting:
+            _wait(step, result)
+            outcome, level, extra = "waiting", logging.INFO, {}
+        else:
+            _record(step, result=result)
+            outcome, level, extra = "succeeded", logging.INFO, {}
     logger.log(
         level,
         "step %s",
@@ -151,6 +156,7 @@ def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
         record=record if agent is not None else None,
         # Only an attempt after a lost worker inherits a transcript (`timers.requeue_expired`).
         resume=step.transcript or None,
+        decisions=tool_call_decisions(run.pk, step.node_id) if step.transcript else [],
         **streaming,
     )
     try:
@@ -197,6 +203,19 @@ def _budget(run: Run) -> tuple[bool, float | None]:
     if (run.orchestration_version.settings or {}).get("budget_action") == "approve":
         return True, None
     return True, float(limit - run.cost_usd)
+
+
+def _wait(step: StepRun, result: StepResult) -> None:
+    """The agent asked for tool calls that wait for a person: the attempt ends waiting, holding
+    no worker, unless the step is no longer ours (as `_record`)."""
+    with transaction.atomic():
+        progress = Progress.lock(step.run_id)
+        current = StepRun.objects.filter(pk=step.pk, status=StepStatus.RUNNING).first()
+        if current is None or progress.run.status in RUN_TERMINAL:
+            return
+        ask_about_tool_calls(progress, current, result.waiting)
+        progress.advance()
+        progress.save()
 
 
 def _record(

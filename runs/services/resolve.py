@@ -9,7 +9,7 @@ from django.conf import settings
 
 from core import crypto
 from core.types import Pk
-from orchestrator.definition.nodes import resolve_model
+from orchestrator.definition.nodes import resolve_model, tool_approvals, tool_names
 from orchestrator.models import Agent
 from orchestrator.models import Credential as CredentialRow
 from runs.engine.nodes.base import AgentSpec, Credential, NetPolicy, StepFailed
@@ -74,7 +74,8 @@ def _spec(
         name=name,
         model=model,
         system_prompt=data.get("system_prompt") or "",
-        tools=tuple(data.get("tools") or ()),
+        tools=tool_names(data.get("tools") or []),
+        approvals=tool_approvals(data.get("tools") or []),
         temperature=data.get("temperature"),
         max_turns=data.get("max_turns"),
         base_url=data.get("base_url") or "",

@@ -79,7 +79,7 @@ def test_each_model_call_and_tool_result_is_recorded_with_its_event_as_it_happen
     # A record per model call and per tool result, each with the events that tell of it.
     told = [[kind for kind, _ in events] for _, events in attempt.records]
     assert told[0] == ["agent_turn"] and told[3] == ["agent_turn"] and told[5] == ["agent_turn"]
-    assert sum(told, []).count("tool_result") == 3
+    assert [kind for kinds in told for kind in kinds].count("tool_result") == 3
     assert len(attempt.records) == 6
     # The last record is the whole conversation: three answers.
     last = attempt.records[-1][0]

@@ -19,7 +19,18 @@ import anyio
 from asgiref.sync import async_to_sync, sync_to_async
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
-from pydantic_ai import Agent, ModelRetry, NativeOutput, PromptedOutput, StructuredDict, UsageLimits
+from pydantic_ai import (
+    Agent,
+    DeferredToolRequests,
+    DeferredToolResults,
+    ModelRetry,
+    NativeOutput,
+    PromptedOutput,
+    StructuredDict,
+    ToolApproved,
+    ToolDenied,
+    UsageLimits,
+)
 from pydantic_ai._agent_graph import mark_deferred_pause
 from pydantic_ai.messages import (
     FunctionToolCallEvent,
@@ -190,10 +201,17 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
         outcomes: dict[str, bool] = {}
         agent: Agent[None, Any] = Agent(
             model,
-            output_type=_output_type(schema, model),
+            output_type=_output_type(schema, model)
+            if not spec.approvals
+            else [_output_type(schema, model), DeferredToolRequests],
             system_prompt=spec.system_prompt or (),
             tools=agent_tools(
-                spec.tools, ctx.net, ctx.transport, outcomes, f"{ctx.run_id}:{ctx.step_id}"
+                spec.tools,
+                ctx.net,
+                ctx.transport,
+                outcomes,
+                f"{ctx.run_id}:{ctx.step_id}",
+                frozenset(spec.approvals),
             ),
             retries={"tools": max_turns, "output": OUTPUT_RETRIES},
             model_settings=_settings(spec, response_format, schema),
@@ -215,6 +233,18 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
     finally:
         if client is not None:
             await client.aclose()
+    if isinstance(output, DeferredToolRequests):
+        result.waiting = [
+            {
+                "turn": result.turns,
+                "tool_call_id": call.tool_call_id,
+                "tool": call.tool_name,
+                "args": _args(call),
+                "approval": spec.approvals.get(call.tool_name, {}),
+            }
+            for call in output.approvals
+        ]
+        return result
     result.output = _final(output, response_format)
     return result
 
@@ -241,6 +271,7 @@ async def _walk(
     async with agent.iter(
         None if history else prompt,
         message_history=history or None,
+        deferred_tool_results=_decided(ctx.decisions, history),
         usage_limits=UsageLimits(request_limit=max(max_turns - recorded, 0)),
         infer_name=False,
     ) as run:
@@ -302,7 +333,42 @@ async def _walk(
                     await emit("tool_result", left)
         if run.result is None:
             raise StepFailed("the agent ended without an answer")
+        if isinstance(run.result.output, DeferredToolRequests):
+            # The step waits for people: what it did so far, the results of the calls that did
+            # not wait among them, is where it goes on from.
+            await record(_dump(run.all_messages()), [])
         return run.result.output
+
+
+def _decided(
+    decisions: list[dict[str, Any]], history: list[ModelMessage]
+) -> DeferredToolResults | None:
+    """People's decisions on the calls the recorded conversation waits for, as pydantic-ai's
+    results of deferred calls: an approved call runs, a denied one answers the model that it was
+    denied, with the decider's comment. None when it waits for none (or nobody decided yet)."""
+    if not history or not decisions:
+        return None
+    at = max((i for i, m in enumerate(history) if isinstance(m, ModelResponse)), default=None)
+    if at is None:
+        return None
+    response = history[at]
+    assert isinstance(response, ModelResponse)
+    answered = {part.tool_call_id for part in _results(history[at + 1 :])}
+    open_calls = {call.tool_call_id for call in response.tool_calls} - answered
+    approvals: dict[str, bool | ToolApproved | ToolDenied] = {}
+    for decision in decisions:
+        call_id = decision.get("tool_call_id")
+        if decision.get("turn") != _responses(history) or call_id not in open_calls:
+            continue
+        if decision.get("approved"):
+            approvals[call_id] = ToolApproved()
+        else:
+            comment = str(decision.get("comment") or "").strip()
+            said = f": {comment}" if comment else "."
+            approvals[call_id] = ToolDenied(
+                f"{decision.get('by') or 'A person'} denied this call{said}"
+            )
+    return DeferredToolResults(approvals=approvals) if approvals else None
 
 
 def _history(resume: list[Any] | None) -> list[ModelMessage]:

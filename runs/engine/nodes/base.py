@@ -37,6 +37,8 @@ class AgentSpec:
     script: tuple[Any, ...] = ()
     # JSON Schema the final answer must validate against (the agent's, or its step's); None: text.
     output_schema: dict[str, Any] | None = None
+    # Tools whose calls wait for a person: {name: {"approvers", "timeout_s", "on_timeout"}}.
+    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def cost(self, tokens_input: int, tokens_output: int) -> float | None:
         """USD for these tokens, or None when neither the agent nor the table prices the model."""
@@ -133,6 +135,10 @@ class StepContext:
     # The transcript an earlier attempt of this step recorded before its worker was lost: the
     # conversation goes on from there instead of starting over.
     resume: list[Any] | None = None
+    # People's decisions on tool calls that waited for them: {"turn" (the model call that asked),
+    # "tool_call_id", "approved", "comment", "by"}. The step goes on with those of its last model
+    # call's calls that have no result yet.
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -144,6 +150,9 @@ class StepResult:
     cost_usd: float | None = 0.0  # None: the model has no known price
     turns: int = 0
     tool_calls: int = 0
+    # Tool calls that wait for a person's approval ({"turn", "tool_call_id", "tool", "args",
+    # "approval"}): the step waits, holding no worker, and goes on from its transcript.
+    waiting: list[dict[str, Any]] = field(default_factory=list)
 
     def usage(self) -> dict[str, Any]:
         """The step row's model, tokens, cost, turns and tool calls."""
