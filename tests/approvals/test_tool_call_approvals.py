@@ -67,6 +67,13 @@ def test_a_gated_tool_call_waits_for_approval_then_runs(editor, server):
     assert asked["kind"] == "tool_call" and asked["step_id"] == "ask"
     assert asked["tool"] == "http_get"
     assert asked["args"] == {"url": f"{server.url}/orders/42?q=<b>"}
+    gate = run["human_input_required"]
+    assert (gate["kind"], gate["tool"], gate["approval_id"]) == (
+        "tool_call",
+        "http_get",
+        asked["id"],
+    )
+    assert gate["args"] == asked["args"]
     required = RunEvent.objects.get(run_id=run_id, type="human_input_required").data
     assert required["kind"] == "tool_call" and required["tool"] == "http_get"
 
