@@ -97,8 +97,12 @@ class _Writer:
             for key in AGENT_KEYS:
                 if agent.get(key) not in (None, ""):
                     self.out(f"- {key}: {agent[key]}")
-            if agent.get("tools"):
-                self.out(f"- tools: {', '.join(agent['tools'])}")
+            tools = agent.get("tools") or []
+            names = [tool for tool in tools if isinstance(tool, str)]
+            if names:
+                self.out(f"- tools: {', '.join(names)}")
+            if len(names) < len(tools):  # a markdown list holds names only
+                self.warnings.append(f"agent '{agent['name']}': tool objects not written")
             if agent.get("output_schema") is not None:
                 self.out("- output_schema:", _fence(agent["output_schema"]))
             dropped = sorted(

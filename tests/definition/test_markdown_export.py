@@ -189,3 +189,22 @@ def test_output_schemas_of_agents_and_steps_round_trip_and_a_prompts_own_json_st
     assert shape(again) == shape(definition)
     assert again["nodes"][0]["config"]["output_schema"] == SCORE
     assert again["nodes"][1]["config"]["output_schema"] is None
+
+
+def test_an_agents_tool_objects_are_reported_not_written():
+    definition = validate_definition(
+        {
+            "agents": [
+                {
+                    "name": "w",
+                    "model": "builtin/echo",
+                    "tools": [{"tool": "http_get", "approval": {"approvers": ["ann"]}}],
+                }
+            ],
+            "nodes": [{"id": "write", "type": "agent", "config": {"agent": "w", "prompt": "x"}}],
+            "edges": [],
+        }
+    )
+    markdown, warnings = to_markdown("Flow", "", definition)
+    assert warnings == ["agent 'w': tool objects not written"]
+    assert "- tools:" not in markdown
