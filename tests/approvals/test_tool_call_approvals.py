@@ -89,6 +89,7 @@ def test_a_gated_tool_call_waits_for_approval_then_runs(editor, server):
     assert (step.turns, step.tool_calls) == (2, 1)
     kinds = list(RunEvent.objects.filter(run_id=run_id).values_list("type", flat=True))
     assert kinds.count("agent_turn") == 2 and kinds.count("tool_result") == 1
+    assert kinds.count("tool_execution") == 1  # told when asked, not again when approved
     assert "approval_decided" in kinds
     # A second decision is refused.
     again = editor.post(f"/api/v1/approvals/{asked['id']}/deny", {}, format="json")

@@ -4,6 +4,12 @@ call, tool call and tool result, and the model's text streamed to `ctx.delta` as
 pydantic-ai runs the conversation (messages, tool calls, structured output and its retries); the
 step walks its graph node by node (`Agent.iter`), so that each model answer is seen, priced,
 recorded and checked against the budget before the tools it asks for run.
+
+Durable: after every model answer and every tool result the conversation so far goes to
+`ctx.record` with the event that tells of it; an attempt given `ctx.resume` (what a lost one
+recorded) goes on from there, making no recorded call again and telling no recorded event again.
+A call to a tool that waits for approval ends the attempt with `StepResult.waiting` (pydantic-ai's
+deferred tools); the attempt given `ctx.decisions` goes on with them.
 """
 
 from __future__ import annotations
@@ -268,10 +274,13 @@ async def _walk(
     emit = sync_to_async(ctx.emit, thread_sensitive=True)
     record = sync_to_async(_recorder(ctx), thread_sensitive=True)
     delta = sync_to_async(ctx.delta, thread_sensitive=True)
+    decided = _decided(ctx.decisions, history)
+    # A decided call's `tool_execution` went out when the model asked for it, before the pause.
+    asked_before = set(decided.approvals) if decided is not None else set()
     async with agent.iter(
         None if history else prompt,
         message_history=history or None,
-        deferred_tool_results=_decided(ctx.decisions, history),
+        deferred_tool_results=decided,
         usage_limits=UsageLimits(request_limit=max(max_turns - recorded, 0)),
         infer_name=False,
     ) as run:
@@ -321,7 +330,8 @@ async def _walk(
                             continue
                         kind, data, call_id = noted
                         if kind != "tool_result":
-                            await emit(kind, data)
+                            if call_id not in asked_before:
+                                await emit(kind, data)
                             continue
                         done[call_id] = data
                         parts.append(event.part)
