@@ -49,6 +49,7 @@ class Approval(models.Model):
     agent_context = models.TextField(blank=True)
     payload = models.JSONField(
         default=dict,
+        null=True,
         blank=True,
         help_text="A tool call's: {tool, args, calls: [{tool_call_id, tool, args}]}.",
     )

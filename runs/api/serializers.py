@@ -75,8 +75,8 @@ def tool_call_gate(run: Run) -> dict[str, Any] | None:
         "prompt": gate.prompt,
         "fields": [],
         "agent_context": "",
-        "tool": gate.payload.get("tool"),
-        "args": gate.payload.get("args"),
+        "tool": (gate.payload or {}).get("tool"),
+        "args": (gate.payload or {}).get("args"),
     }
 
 
