@@ -13,6 +13,7 @@ from orchestrator.models import Organization
 class ApprovalKind(models.TextChoices):
     APPROVAL = "approval", "Approval"
     INPUT = "input", "Input form"
+    TOOL_CALL = "tool_call", "Tool call"
 
 
 class ApprovalStatus(models.TextChoices):
@@ -46,6 +47,12 @@ class Approval(models.Model):
     prompt = models.TextField(blank=True)
     fields = models.JSONField(default=list, blank=True)
     agent_context = models.TextField(blank=True)
+    payload = models.JSONField(
+        default=dict,
+        null=True,
+        blank=True,
+        help_text="A tool call's: {tool, args, calls: [{tool_call_id, tool, args}]}.",
+    )
     status = models.CharField(
         max_length=10,
         choices=ApprovalStatus.choices,

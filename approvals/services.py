@@ -20,6 +20,7 @@ from core.tenancy import ServiceAccount
 from core.types import Pk
 from runs.engine import ErrorCode, StepStatus
 from runs.services.progress import Progress
+from runs.services.waiting import go_on_with_tool_calls
 
 
 def allowed_deciders(approval: Approval) -> list[str]:
@@ -177,6 +178,11 @@ def _settle(
         comment=approval.comment,
         decided_by=decided_by,
     )
+    if approval.kind == ApprovalKind.TOOL_CALL:
+        # Approved or not, the agent goes on: the call runs, or the model is told it was denied.
+        go_on_with_tool_calls(progress, step)
+        progress.advance()
+        return
     output: Any
     if approval.kind == ApprovalKind.APPROVAL:
         output = {"approved": approved, "comment": approval.comment, "decided_by": decided_by}
@@ -242,7 +248,10 @@ def _is_due(approval: Approval, progress: Progress) -> bool:
 
 
 def _expire(progress: Progress, approval: Approval) -> None:
-    approve = approval.on_timeout == "approve" and approval.kind == ApprovalKind.APPROVAL
+    approve = approval.on_timeout == "approve" and approval.kind in (
+        ApprovalKind.APPROVAL,
+        ApprovalKind.TOOL_CALL,
+    )
     approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.EXPIRED
     approval.comment = "Decided automatically: no answer before the timeout."
     approval.decided_by_name = SYSTEM

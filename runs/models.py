@@ -192,6 +192,12 @@ class StepRun(models.Model):
     )
     turns = models.PositiveIntegerField(default=0)
     tool_calls = models.PositiveIntegerField(default=0)
+    transcript = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="An agent step's conversation so far (model calls and tool results), kept as "
+        "it happens: an attempt after a lost worker goes on from it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -12,6 +12,8 @@ class ApprovalSerializer(serializers.ModelSerializer):
     orchestration = serializers.UUIDField(source="run.orchestration_id", read_only=True)
     orchestration_name = serializers.CharField(source="run.orchestration.name", read_only=True)
     decided_by = serializers.CharField(source="decided_by_name", read_only=True)
+    tool = serializers.SerializerMethodField(help_text="kind tool_call: the tool the agent calls.")
+    args = serializers.SerializerMethodField(help_text="kind tool_call: the call's arguments.")
     deciders = serializers.SerializerMethodField(
         help_text="Usernames who may decide now: `approvers`, plus `escalate_to` once escalated. "
         "Empty means any editor of the organization."
@@ -29,6 +31,8 @@ class ApprovalSerializer(serializers.ModelSerializer):
             "prompt",
             "fields",
             "agent_context",
+            "tool",
+            "args",
             "status",
             "comment",
             "response",
@@ -39,6 +43,12 @@ class ApprovalSerializer(serializers.ModelSerializer):
             "expires_at",
             "created_at",
         ]
+
+    def get_tool(self, approval: Approval) -> str | None:
+        return approval.payload.get("tool") if approval.payload else None
+
+    def get_args(self, approval: Approval) -> object:
+        return approval.payload.get("args") if approval.payload else None
 
     def get_deciders(self, approval: Approval) -> list[str]:
         """So an inbox can say who may decide before someone clicks and gets a 403."""

@@ -202,10 +202,13 @@ class _Writer:
         return paragraph
 
     def tool_names(self, owner: str, tools: list[Any]) -> list[str]:
-        """The built-in tools, which a `- tools:` line can say; MCP and orchestration items
-        (objects) cannot, and are named in the warnings."""
+        """The built-in tools named plainly, which a `- tools:` line can say; tool objects (MCP
+        and orchestration items, a tool with an `approval`) cannot, and are named in the
+        warnings."""
         if any(not isinstance(tool, str) for tool in tools):
-            self.warnings.append(f"{owner}: MCP and orchestration tools are not written")
+            self.warnings.append(
+                f"{owner}: tool objects (MCP, orchestration, approval) not written"
+            )
         return [tool for tool in tools if isinstance(tool, str)]
 
     def field(self, node_id: str, spec: dict[str, Any]) -> str:

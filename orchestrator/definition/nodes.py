@@ -156,6 +156,22 @@ AGENT_KEYS = (
 )
 
 
+def tool_names(tools: list[Any]) -> tuple[str, ...]:
+    """The names of an agent's built-in tools, whichever form each is given in."""
+    return tuple(
+        t if isinstance(t, str) else str(t["tool"])
+        for t in tools
+        if isinstance(t, str) or (isinstance(t, dict) and "tool" in t)
+    )
+
+
+def tool_approvals(tools: list[Any]) -> dict[str, dict[str, Any]]:
+    """The `approval` of each built-in tool whose calls wait for a person, by tool name."""
+    return {
+        str(t["tool"]): t["approval"] for t in tools if isinstance(t, dict) and t.get("approval")
+    }
+
+
 def validate_agent_object(agent: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
     """An agent declared inline in a node, or in the definition's `agents` list."""
     check.unknown_keys(agent, AGENT_KEYS, path)
@@ -206,11 +222,12 @@ def validate_agent_object(agent: dict[str, Any], path: str, check: Checker) -> d
 
 # A tool's name as the model sees it: what every provider accepts.
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TOOL_APPROVAL_TIMEOUTS = ("deny", "approve", "fail")
+TOOL_APPROVAL_TIMEOUTS = ("deny", "approve")  # as an approval step's
 
 
 def tool_items(value: Any, path: str, check: Checker) -> list[Any]:
-    """An agent's (or agent step's) `tools`: built-in tool names, `{"mcp": server, "tools":
+    """An agent's (or agent step's) `tools`: built-in tool names (or `{"tool": name}` objects, to
+    add an `approval`), `{"mcp": server, "tools":
     [names]}` (all the server's tools without `tools`), `{"orchestration", "name",
     "description"}`; any object item may add `approval`. Whether the server or orchestration
     exists in the organization is the saving service's check: this package reads no rows."""
@@ -226,6 +243,8 @@ def tool_items(value: Any, path: str, check: Checker) -> list[Any]:
             if item not in KNOWN_TOOLS:
                 check.fail(where, f"unknown tool; known: {', '.join(KNOWN_TOOLS)}")
             items.append(item)
+        elif isinstance(item, dict) and "tool" in item:
+            items.append(_builtin_tool_item(item, where, check))
         elif isinstance(item, dict) and "mcp" in item:
             items.append(_mcp_tool_item(item, where, check))
         elif isinstance(item, dict) and "orchestration" in item:
@@ -238,6 +257,16 @@ def tool_items(value: Any, path: str, check: Checker) -> list[Any]:
                 + (type_name(item) if not isinstance(item, dict) else "an object with neither"),
             )
     return items
+
+
+def _builtin_tool_item(item: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
+    check.unknown_keys(item, ("tool", "approval"), path)
+    if item["tool"] not in KNOWN_TOOLS:
+        check.fail(f"{path}.tool", f"unknown tool; known: {', '.join(KNOWN_TOOLS)}")
+    normalized: dict[str, Any] = {"tool": item["tool"]}
+    if "approval" in item:
+        normalized["approval"] = tool_approval(item["approval"], f"{path}.approval", check)
+    return normalized
 
 
 def _mcp_tool_item(item: dict[str, Any], path: str, check: Checker) -> dict[str, Any]:
@@ -751,6 +780,9 @@ __all__ = [
     "output_schema",
     "palette",
     "resolve_model",
+    "tool_approval",
+    "tool_approvals",
+    "tool_names",
     "types_running_on",
     "validate_agent_object",
     "validate_config",

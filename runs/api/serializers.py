@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db.models import Prefetch, prefetch_related_objects
 from rest_framework import serializers
 
-from approvals.models import Approval, ApprovalStatus
+from approvals.models import Approval, ApprovalKind, ApprovalStatus
 from orchestrator.api.fields import MoneyField, StrictCharField, StrictSerializer
 from orchestrator.definition.checks import IDENTIFIER
 from orchestrator.definition.nodes import types_running_on, waits_for_people
@@ -61,6 +62,23 @@ def prefetch_human_input(runs: Sequence[Run]) -> None:
                 to_attr="budget_gates",
             ),
         )
+
+
+def tool_call_gate(run: Run) -> dict[str, Any] | None:
+    """A paused run whose agent step waits for a tool call's approval: what the decider sees."""
+    gate = run.approvals.filter(kind=ApprovalKind.TOOL_CALL, status=ApprovalStatus.PENDING).first()
+    if gate is None:
+        return None
+    return {
+        "approval_id": str(gate.pk),
+        "step_id": gate.step_id,
+        "kind": gate.kind,
+        "prompt": gate.prompt,
+        "fields": [],
+        "agent_context": "",
+        "tool": (gate.payload or {}).get("tool"),
+        "args": (gate.payload or {}).get("args"),
+    }
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -192,7 +210,7 @@ class RunSerializer(serializers.ModelSerializer):
                 if s.status == StepStatus.WAITING and waits_for_people(s.node_type)
             ]
         if not waiting:
-            return None
+            return tool_call_gate(run)
         request = dict(waiting[0].input or {})
         request.setdefault("step_id", waiting[0].node_id)
         request.setdefault("approval_id", None)

@@ -74,8 +74,15 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
     StepStatus.RUNNING: frozenset(
         {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.WAITING, StepStatus.PENDING}
     ),
+    # -> pending: an agent step's tool call was decided, and a worker takes the step up again.
     StepStatus.WAITING: frozenset(
-        {StepStatus.RUNNING, StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED}
+        {
+            StepStatus.PENDING,
+            StepStatus.RUNNING,
+            StepStatus.SUCCEEDED,
+            StepStatus.FAILED,
+            StepStatus.CANCELLED,
+        }
     ),
     StepStatus.SUCCEEDED: frozenset(),
     StepStatus.FAILED: frozenset(),

@@ -13,7 +13,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pydantic_ai import RunContext, Tool
+from pydantic_ai import ApprovalRequired, RunContext, Tool
+from pydantic_ai.messages import ModelResponse
 
 from runs.engine import mcp
 from runs.engine.failures import StepFailed
@@ -38,11 +39,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def http_get(args: dict[str, Any], policy: NetPolicy, transport: Any = None) -> tuple[bool, str]:
+def http_get(
+    args: dict[str, Any], policy: NetPolicy, transport: Any = None, key: str = ""
+) -> tuple[bool, str]:
     url = args.get("url")
     if not isinstance(url, str):
         return False, "error: http_get needs a url"
-    headers = args.get("headers") if isinstance(args.get("headers"), dict) else {}
+    given = args.get("headers")
+    headers = {str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}
+    # The same key on every attempt of this call: a server that honours it applies the call once
+    # even when a worker died after sending it and the step went on from its transcript.
+    if key and not any(name.lower() == "idempotency-key" for name in headers):
+        headers["Idempotency-Key"] = key
     try:
         response = fetch(
             "GET", url, policy=policy, headers=headers, timeout=20, transport=transport
@@ -53,7 +61,7 @@ def http_get(args: dict[str, Any], policy: NetPolicy, transport: Any = None) -> 
 
 
 # What each tool named in orchestrator.definition.nodes.KNOWN_TOOLS does.
-TOOLS: dict[str, Callable[[dict[str, Any], NetPolicy, Any], tuple[bool, str]]] = {
+TOOLS: dict[str, Callable[[dict[str, Any], NetPolicy, Any, str], tuple[bool, str]]] = {
     "http_get": http_get
 }
 
@@ -64,13 +72,20 @@ def run_tool(
     allowed: tuple[str, ...],
     policy: NetPolicy,
     transport: Any = None,
+    key: str = "",
 ) -> tuple[bool, str]:
     if name not in allowed:
         return False, f"error: this agent has no tool '{name}'"
     tool = TOOLS.get(name)
     if tool is None:
         return False, f"error: unknown tool '{name}'"
-    return tool(args, policy, transport)
+    return tool(args, policy, transport, key)
+
+
+def _turn(ctx: RunContext[None]) -> int:
+    """The number of the model call that asked for this tool call, counted over the whole
+    conversation (a resumed one too), so the same on every attempt."""
+    return sum(1 for message in ctx.messages if isinstance(message, ModelResponse))
 
 
 def _mcp_text(result: mcp.McpToolResult, redact: Redactor) -> str:
@@ -80,12 +95,16 @@ def _mcp_text(result: mcp.McpToolResult, redact: Redactor) -> str:
     return f"error: {text}" if result.is_error else text
 
 
-def mcp_tool(source: mcp.McpToolSource, tool: mcp.McpTool, outcomes: dict[str, bool]) -> Tool[None]:
+def mcp_tool(
+    source: mcp.McpToolSource, tool: mcp.McpTool, outcomes: dict[str, bool], gated: bool = False
+) -> Tool[None]:
     """One tool of an MCP server as a pydantic-ai tool: the server's description and schema as
     listed, the call through `mcp.call_tool` (and so the net guard)."""
     redact = Redactor(source.secrets)
 
     async def call(ctx: RunContext[None], **args: Any) -> str:
+        if gated and not ctx.tool_call_approved:
+            raise ApprovalRequired()  # deferred, never made here: the agent step asks a person
         result = await mcp.call_tool(source.server, tool.name, args)
         outcomes[ctx.tool_call_id or ""] = not result.is_error
         return _mcp_text(result, redact)
@@ -98,8 +117,6 @@ def mcp_tool(source: mcp.McpToolSource, tool: mcp.McpTool, outcomes: dict[str, b
         json_schema={"type": "object", "properties": {}, **schema},
         takes_ctx=True,
     )
-    # A call that needs approval is deferred, never made here: the agent step asks a person.
-    made.requires_approval = source.approval is not None
     return made
 
 
@@ -109,14 +126,23 @@ def agent_tools(
     transport: Any,
     outcomes: dict[str, bool],
     sources: tuple[mcp.McpToolSource, ...] = (),
+    key_prefix: str = "",
+    gated: frozenset[str] = frozenset(),
 ) -> list[Tool[None]]:
     """The agent's tools as pydantic-ai tools: the built-in ones it names, and its MCP servers'.
     Each call notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result`
-    event. Two tools of one name would leave the model unable to tell them apart: StepFailed."""
+    event. Two tools of one name would leave the model unable to tell them apart: StepFailed.
+    `key_prefix` (the run's and step's ids), the model call that asked for it and the call's id
+    make a built-in call's Idempotency-Key (a provider may number its calls afresh in each
+    answer). A call to a tool in `gated` is deferred until a person approves it (pydantic-ai's
+    deferred tools)."""
 
     def as_tool(name: str) -> Tool[None]:
         def call(ctx: RunContext[None], **args: Any) -> str:
-            ok, text = run_tool(name, args, allowed, policy, transport)
+            if name in gated and not ctx.tool_call_approved:
+                raise ApprovalRequired()
+            key = f"{key_prefix}:{_turn(ctx)}:{ctx.tool_call_id}" if key_prefix else ""
+            ok, text = run_tool(name, args, allowed, policy, transport, key)
             outcomes[ctx.tool_call_id or ""] = ok
             return text
 
@@ -130,7 +156,11 @@ def agent_tools(
         )
 
     tools = [as_tool(name) for name in allowed if name in TOOLS]
-    tools += [mcp_tool(source, tool, outcomes) for source in sources for tool in source.tools]
+    tools += [
+        mcp_tool(source, tool, outcomes, mcp.model_tool_name(tool.name) in gated)
+        for source in sources
+        for tool in source.tools
+    ]
     seen: set[str] = set()
     for tool in tools:
         if tool.name in seen:

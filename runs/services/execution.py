@@ -20,7 +20,7 @@ from core.types import Pk
 from orchestrator.definition import TemplateError, render
 from runs.engine import RUN_TERMINAL, ErrorCode, StepStatus
 from runs.engine.nodes import EXECUTORS
-from runs.engine.nodes.base import StepContext, StepFailed, StepResult
+from runs.engine.nodes.base import Event, StepContext, StepFailed, StepResult
 from runs.engine.redaction import Redactor
 from runs.models import Run, StepRun
 from runs.services import events, resolve
@@ -29,6 +29,7 @@ from runs.services.deltas import DeltaSink
 from runs.services.graphs import definition_of, graph_of
 from runs.services.progress import Progress, lease_for
 from runs.services.transitions import claim_step, move_step
+from runs.services.waiting import ask_about_tool_calls, tool_call_decisions
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,13 @@ def _execute_claimed(step: StepRun, until: float) -> StepRun | None:
         )
         outcome, level, extra = "crashed", logging.ERROR, {}
     else:
-        following = _record(step, until, result=result)
-        outcome, level, extra = "succeeded", logging.INFO, {}
+        if result.waiting:
+            _wait(step, result)
+            following = None
+            outcome, level, extra = "waiting", logging.INFO, {}
+        else:
+            following = _record(step, until, result=result)
+            outcome, level, extra = "succeeded", logging.INFO, {}
     logger.log(
         level,
         "step %s",
@@ -144,6 +150,11 @@ def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
             sink.flush()  # the text streamed so far goes out before the event that ends it
         events.append_now(run.pk, type, step.node_id, **hide(data))
 
+    def record(transcript: list[Any], told: list[Event]) -> None:
+        if sink is not None:
+            sink.flush()
+        save_transcript(step, hide(transcript), [(kind, hide(data)) for kind, data in told])
+
     timeout = node.get("timeout_s")
     limited, budget = _budget(run)
     ctx = StepContext(
@@ -158,6 +169,10 @@ def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
         credential=credential,
         credit_limited=limited,
         budget_usd=budget,
+        record=record if agent is not None else None,
+        # Only an attempt after a lost worker inherits a transcript (`timers.requeue_expired`).
+        resume=step.transcript or None,
+        decisions=tool_call_decisions(run.pk, step.node_id) if step.transcript else [],
         **streaming,
     )
     try:
@@ -173,6 +188,26 @@ def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
     return result
 
 
+def save_transcript(step: StepRun, transcript: list[Any], told: list[Event]) -> None:
+    """Store an agent step's conversation so far with the events of what it just did, in one
+    transaction: a step retried after its worker died goes on from exactly what its log shows.
+
+    The run's row is locked first, as every state change does, then the step's transcript is
+    written only while this attempt still runs: an attempt whose lease ran out (its step was
+    queued again) or whose run ended stops here instead of calling more tools."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().only("id", "last_seq").get(pk=step.run_id)
+        saved = StepRun.objects.filter(pk=step.pk, status=StepStatus.RUNNING).update(
+            transcript=transcript
+        )
+        if not saved:
+            raise StepFailed("this attempt of the step is no longer running", retryable=False)
+        log = events.EventLog(run)
+        for kind, data in told:
+            log.add(kind, step.node_id, **data)
+        log.flush()
+
+
 def _budget(run: Run) -> tuple[bool, float | None]:
     """Whether the run has a credit limit, and what a step may spend before it goes over.
 
@@ -184,6 +219,19 @@ def _budget(run: Run) -> tuple[bool, float | None]:
     if (run.orchestration_version.settings or {}).get("budget_action") == "approve":
         return True, None
     return True, float(limit - run.cost_usd)
+
+
+def _wait(step: StepRun, result: StepResult) -> None:
+    """The agent asked for tool calls that wait for a person: the attempt ends waiting, holding
+    no worker, unless the step is no longer ours (as `_record`)."""
+    with transaction.atomic():
+        progress = Progress.lock(step.run_id)
+        current = StepRun.objects.filter(pk=step.pk, status=StepStatus.RUNNING).first()
+        if current is None or progress.run.status in RUN_TERMINAL:
+            return
+        ask_about_tool_calls(progress, current, result.waiting)
+        progress.advance()
+        progress.save()
 
 
 def _record(

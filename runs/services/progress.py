@@ -102,6 +102,14 @@ def typed_output(value: Any, output_type: str) -> Any:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+def asks_people(step: StepRun) -> bool:
+    """A step a person must answer: an approval or a form, or a waiting worker step (an agent
+    whose tool call waits for approval; a delay waits for its timer, which is no worker step)."""
+    if waits_for_people(step.node_type):
+        return True
+    return step.status == StepStatus.WAITING and step.node_type in types_running_on("worker")
+
+
 def lease_for(node: Mapping[str, Any]) -> timedelta:
     timeout = node.get("timeout_s") or settings.STEP_DEFAULT_LEASE_S
     return timedelta(seconds=float(timeout) + settings.STEP_LEASE_GRACE_S)
@@ -384,7 +392,7 @@ class Progress:
         asking = [
             step
             for step in self.steps.values()
-            if step.status == StepStatus.WAITING and waits_for_people(step.node_type)
+            if step.status == StepStatus.WAITING and asks_people(step)
         ]
         if (
             not asking
@@ -517,7 +525,7 @@ class Progress:
         if self.run.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
             return
         open_steps = [s for s in self.steps.values() if s.status not in STEP_TERMINAL]
-        asking = [s for s in open_steps if waits_for_people(s.node_type)]
+        asking = [s for s in open_steps if asks_people(s)]
         held = self.run.budget_hold and not any(
             s.status in (StepStatus.RUNNING, StepStatus.PENDING) for s in open_steps
         )
@@ -530,7 +538,7 @@ class Progress:
     def finish(self, outcome: RunStatus, failed_step: str | None) -> None:
         run = self.run
         # Only a person's step or a budget hold asks a question: most runs skip the query.
-        if run.budget_hold or any(waits_for_people(s.node_type) for s in self.steps.values()):
+        if run.budget_hold or any(asks_people(s) for s in self.steps.values()):
             cancel_pending(run.pk)
         run.budget_hold = False
         if outcome == RunStatus.SUCCEEDED and run.error is None:

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from core import crypto
 from core.types import Pk
-from orchestrator.definition.nodes import resolve_model
+from orchestrator.definition.nodes import resolve_model, tool_approvals, tool_names
 from orchestrator.models import Agent
 from orchestrator.models import Credential as CredentialRow
 from runs.engine.mcp import McpToolSource
@@ -75,13 +75,22 @@ def _spec(
         api_key = provider_key(model.split("/", 1)[0])
     price = data.get("price") or None
     items = [*(data.get("tools") or ()), *step_tools] if with_tools else []
-    builtin, sources = _tools(run, items)
+    sources = _tool_sources(run, items)
     return AgentSpec(
         name=name,
         model=model,
         system_prompt=data.get("system_prompt") or "",
-        tools=(*builtin, *(tool for source in sources for tool in source.model_names())),
+        tools=(*tool_names(items), *(tool for source in sources for tool in source.model_names())),
         tool_sources=sources,
+        approvals={
+            **tool_approvals(items),
+            **{
+                name: source.approval
+                for source in sources
+                if source.approval is not None
+                for name in source.model_names()
+            },
+        },
         temperature=data.get("temperature"),
         max_turns=data.get("max_turns"),
         base_url=data.get("base_url") or "",
@@ -94,16 +103,14 @@ def _spec(
     )
 
 
-def _tools(run: Run, items: list[Any]) -> tuple[tuple[str, ...], tuple[McpToolSource, ...]]:
-    """The built-in tools an agent names, and its MCP items as the servers to call. Other items
-    (an orchestration as a tool) are left to their own resolution."""
-    builtin = tuple(item for item in items if isinstance(item, str))
-    sources = tuple(
+def _tool_sources(run: Run, items: list[Any]) -> tuple[McpToolSource, ...]:
+    """An agent's MCP items as the servers to call. Other items (an orchestration as a tool) are
+    left to their own resolution."""
+    return tuple(
         mcp_servers.tool_source(run.organization_id, item)
         for item in items
         if isinstance(item, dict) and "mcp" in item
     )
-    return builtin, sources
 
 
 def agent(

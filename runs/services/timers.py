@@ -63,7 +63,10 @@ def fire_timer(step_run_id: Pk) -> None:
 def requeue_expired(step: StepRun) -> None:
     """The worker that claimed this step is gone: record the lost attempt and run it again.
 
-    A lost worker is not the step's fault, so this does not use up the node's retries.
+    A lost worker is not the step's fault, so this does not use up the node's retries. The new
+    attempt inherits the lost one's transcript (an agent step's recorded model calls and tool
+    results) and goes on from it; a retry after a failure starts over (`Progress.fail`): the
+    conversation may be what failed.
     """
     with transaction.atomic():
         progress = Progress.lock(step.run_id)
@@ -92,7 +95,13 @@ def requeue_expired(step: StepRun) -> None:
             progress.advance()
             progress.save()
             return
-        retry = progress.new_step(current.node_id, StepStatus.PENDING, attempt=current.attempt + 1)
+        # An agent step goes on from the conversation the lost attempt recorded.
+        retry = progress.new_step(
+            current.node_id,
+            StepStatus.PENDING,
+            attempt=current.attempt + 1,
+            transcript=current.transcript,
+        )
         progress.log.add(
             "step_retry",
             current.node_id,

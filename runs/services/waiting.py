@@ -14,6 +14,9 @@ from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
 from core.types import Pk
 from orchestrator.definition import TemplateError, render
 from runs.engine import StepStatus
+from runs.models import StepRun
+from runs.services import dispatch
+from runs.services.transitions import move_step
 
 if TYPE_CHECKING:
     from runs.services.progress import Progress
@@ -116,3 +119,80 @@ def cancel_pending(run_id: Pk) -> int:
     return Approval.objects.filter(run_id=run_id, status=ApprovalStatus.PENDING).update(
         status=ApprovalStatus.CANCELLED, decided_at=timezone.now(), decided_by_name=SYSTEM
     )
+
+
+def ask_about_tool_calls(progress: Progress, step: StepRun, calls: list[dict[str, Any]]) -> None:
+    """An agent step's model asked for tools whose calls wait for a person: the step waits (its
+    transcript holds the conversation so far), and one approval of kind `tool_call` asks about
+    the calls. The step's earlier decided approvals stay in the run's list, unlinked from it."""
+    first = calls[0]
+    approval_config = first["approval"]
+    names = ", ".join(dict.fromkeys(call["tool"] for call in calls))
+    prompt = f"The agent asks to call {names}. Allow it?"
+    move_step(step, StepStatus.WAITING, progress.now)
+    progress.store(step)
+    progress.steps[step.node_id] = step
+    Approval.objects.filter(step_run=step).update(step_run=None)
+    expires_at = progress.now + timedelta(
+        seconds=min(float(c["approval"].get("timeout_s") or 7 * 86400) for c in calls)
+    )
+    payload = {
+        "tool": first["tool"],
+        "args": first["args"],
+        "calls": [{k: call[k] for k in ("turn", "tool_call_id", "tool", "args")} for call in calls],
+    }
+    approval = Approval.objects.create(
+        organization_id=progress.run.organization_id,
+        run=progress.run,
+        step_run=step,
+        step_id=step.node_id,
+        kind=ApprovalKind.TOOL_CALL,
+        prompt=prompt,
+        payload=payload,
+        approvers=sorted({a for c in calls for a in c["approval"].get("approvers") or []}),
+        expires_at=expires_at,
+        on_timeout=approval_config.get("on_timeout") or "deny",
+        on_deny="continue",
+    )
+    progress.log.add(
+        "human_input_required",
+        step.node_id,
+        run_id=str(progress.run.pk),
+        approval_id=str(approval.pk),
+        step_id=step.node_id,
+        kind=ApprovalKind.TOOL_CALL,
+        prompt=prompt,
+        fields=[],
+        agent_context="",
+        tool=payload["tool"],
+        args=payload["args"],
+        calls=payload["calls"],
+        expires_at=expires_at.isoformat(),
+    )
+
+
+def go_on_with_tool_calls(progress: Progress, step: StepRun) -> None:
+    """The tool calls the step waited for are decided: a worker takes it up again, and goes on
+    from its transcript with the decisions (`tool_call_decisions`)."""
+    move_step(step, StepStatus.PENDING, progress.now)
+    progress.store(step)
+    dispatch.enqueue_step(step.pk)
+
+
+def tool_call_decisions(run_id: Pk, node_id: str) -> list[dict[str, Any]]:
+    """Every decision taken on the tool calls of a step of a run (the agent keeps those its
+    conversation still waits for): approved, denied, or decided by a timeout."""
+    decided = Approval.objects.filter(
+        run_id=run_id, step_id=node_id, kind=ApprovalKind.TOOL_CALL
+    ).exclude(status__in=[ApprovalStatus.PENDING, ApprovalStatus.CANCELLED])
+    return [
+        {
+            "turn": call.get("turn"),
+            "tool_call_id": call.get("tool_call_id"),
+            "approved": approval.status == ApprovalStatus.APPROVED,
+            "comment": approval.comment,
+            "by": approval.decided_by_name,
+        }
+        for approval in decided.order_by("created_at")
+        for call in (approval.payload or {}).get("calls", [])
+    ]

@@ -33,13 +33,19 @@
         if (err.status === 409) setTimeout(() => remove(item.id, "Decided elsewhere"), 1200);
       }
     };
+    // A tool call's name and arguments, as text (never as markup): the model wrote them.
+    function toolCall(call) {
+      return el("div", { class: "tool-call", "data-tool-call": "" },
+        el("code", {}, call.tool || ""), el("pre", {}, JSON.stringify(call.args, null, 2)));
+    }
     return el("article", { class: "card approval", "data-approval-id": item.id },
       el("div", { class: "row" },
-        el("span", { class: "status waiting" }, item.kind === "input" ? "input needed" : "approval"),
+        el("span", { class: "status waiting" }, item.kind === "input" ? "input needed" : item.kind === "tool_call" ? "tool call" : "approval"),
         el("strong", {}, item.orchestration_name || "Run"), el("span", { class: "muted mono" }, item.step_id),
         el("span", { class: "spacer" }),
         el("a", { href: `/runs/${item.run_id}/` }, "Open run →")),
       el("p", { class: "gate-prompt" }, item.prompt || "Approve this step?"),
+      item.kind === "tool_call" ? toolCall(item) : null,
       showDeciders(el("p", { class: "muted", "data-deciders": "" }), item.deciders),
       item.agent_context ? el("details", { open: true }, el("summary", {}, "Agent context"), el("pre", {}, item.agent_context)) : null,
       ...fields.map((f) => f.node),

@@ -144,6 +144,9 @@
       el("div", { class: "gate-about" },
         el("div", { class: "row" }, el("span", { class: "status waiting" }, "waiting for you"), el("strong", {}, `Step ${gate.step_id}`)),
         el("p", { class: "gate-prompt" }, gate.prompt || "Approve this step?"),
+        // A tool call's name and arguments, as text: the model wrote them.
+        gate.kind === "tool_call" ? el("div", { class: "tool-call", "data-tool-call": "" },
+          el("code", {}, gate.tool || ""), el("pre", {}, JSON.stringify(gate.args, null, 2))) : null,
         gate.agent_context ? el("details", { open: true }, el("summary", {}, "Context"), el("pre", {}, gate.agent_context)) : null),
       el("div", { class: "gate-form" },
         ...fields.map((f) => f.node),
@@ -324,7 +327,7 @@
       case "tool_execution": return d.tool_name || "";
       case "tool_result": return `${d.tool_name || "tool"} ${d.ok ? "returned" : "failed"}`;
       case "approval_decided": return [d.status, d.decided_by ? `by ${d.decided_by}` : ""].filter(Boolean).join(" ");
-      case "human_input_required": return d.kind === "input" ? "waiting for a form" : "waiting for a decision";
+      case "human_input_required": return d.kind === "input" ? "waiting for a form" : d.kind === "tool_call" ? `waiting to call ${d.tool}` : "waiting for a decision";
       case "orchestration_complete": return d.status || "";
       default: return typeof d.detail === "string" ? d.detail : "";
     }

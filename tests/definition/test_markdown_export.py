@@ -214,3 +214,22 @@ def test_each_node_types_body_key_is_written_as_the_body_and_read_back(spec):
     assert f"- {spec.body_key}:" not in markdown  # the body, not a config line
     assert again.valid, (markdown, again.errors)
     assert again.definition["nodes"][0]["config"][spec.body_key] == body
+
+
+def test_an_agents_tool_objects_are_reported_not_written():
+    definition = validate_definition(
+        {
+            "agents": [
+                {
+                    "name": "w",
+                    "model": "builtin/echo",
+                    "tools": [{"tool": "http_get", "approval": {"approvers": ["ann"]}}],
+                }
+            ],
+            "nodes": [{"id": "write", "type": "agent", "config": {"agent": "w", "prompt": "x"}}],
+            "edges": [],
+        }
+    )
+    markdown, warnings = to_markdown("Flow", "", definition)
+    assert warnings == ["agent 'w': tool objects (MCP, orchestration, approval) not written"]
+    assert "- tools:" not in markdown

@@ -58,6 +58,7 @@ def test_a_finished_run_never_changes_again(old, new):
         (S.RUNNING, S.FAILED),
         (S.RUNNING, S.WAITING),
         (S.RUNNING, S.PENDING),  # lease expired: the reaper re-queues it
+        (S.WAITING, S.PENDING),  # an agent's tool call decided: a worker goes on with it
         (S.WAITING, S.RUNNING),
         (S.WAITING, S.SUCCEEDED),
         (S.WAITING, S.FAILED),

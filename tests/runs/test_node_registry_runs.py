@@ -75,7 +75,9 @@ def test_a_new_worker_type_runs_its_executor_on_a_worker(monkeypatch, make_flow)
 
 
 def test_an_agent_tool_runs_what_the_tool_registry_holds(monkeypatch):
-    monkeypatch.setitem(TOOLS, "shout", lambda args, policy, transport: (True, args["x"].upper()))
+    monkeypatch.setitem(
+        TOOLS, "shout", lambda args, policy, transport, key: (True, args["x"].upper())
+    )
     assert run_tool("shout", {"x": "hi"}, ("shout",), policy=None) == (True, "HI")
     assert run_tool("whisper", {}, ("whisper",), policy=None) == (
         False,

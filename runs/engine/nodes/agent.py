@@ -4,6 +4,12 @@ call, tool call and tool result, and the model's text streamed to `ctx.delta` as
 pydantic-ai runs the conversation (messages, tool calls, structured output and its retries); the
 step walks its graph node by node (`Agent.iter`), so that each model answer is seen, priced,
 recorded and checked against the budget before the tools it asks for run.
+
+Durable: after every model answer and every tool result the conversation so far goes to
+`ctx.record` with the event that tells of it; an attempt given `ctx.resume` (what a lost one
+recorded) goes on from there, making no recorded call again and telling no recorded event again.
+A call to a tool that waits for approval ends the attempt with `StepResult.waiting` (pydantic-ai's
+deferred tools); the attempt given `ctx.decisions` goes on with them.
 """
 
 from __future__ import annotations
@@ -19,17 +25,32 @@ import anyio
 from asgiref.sync import async_to_sync, sync_to_async
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
-from pydantic_ai import Agent, ModelRetry, NativeOutput, PromptedOutput, StructuredDict, UsageLimits
+from pydantic_ai import (
+    Agent,
+    DeferredToolRequests,
+    DeferredToolResults,
+    ModelRetry,
+    NativeOutput,
+    PromptedOutput,
+    StructuredDict,
+    ToolApproved,
+    ToolDenied,
+    UsageLimits,
+)
+from pydantic_ai._agent_graph import mark_deferred_pause
 from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
     ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelRequest,
     ModelResponse,
     PartDeltaEvent,
     PartStartEvent,
     TextPart,
     TextPartDelta,
     ToolCallPart,
+    ToolReturnPart,
 )
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import FunctionModel
@@ -38,7 +59,7 @@ from pydantic_ai.settings import ModelSettings
 
 from runs.engine import llm
 from runs.engine.failures import StepFailed
-from runs.engine.nodes.base import AgentSpec, StepContext, StepResult
+from runs.engine.nodes.base import AgentSpec, Event, StepContext, StepResult
 from runs.engine.states import ErrorCode
 from runs.engine.tools import agent_tools
 
@@ -186,9 +207,19 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
         outcomes: dict[str, bool] = {}
         agent: Agent[None, Any] = Agent(
             model,
-            output_type=_output_type(schema, model),
+            output_type=_output_type(schema, model)
+            if not spec.approvals
+            else [_output_type(schema, model), DeferredToolRequests],
             system_prompt=spec.system_prompt or (),
-            tools=agent_tools(spec.tools, ctx.net, ctx.transport, outcomes, spec.tool_sources),
+            tools=agent_tools(
+                spec.tools,
+                ctx.net,
+                ctx.transport,
+                outcomes,
+                spec.tool_sources,
+                f"{ctx.run_id}:{ctx.step_id}",
+                frozenset(spec.approvals),
+            ),
             retries={"tools": max_turns, "output": OUTPUT_RETRIES},
             model_settings=_settings(spec, response_format, schema),
         )
@@ -209,6 +240,18 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
     finally:
         if client is not None:
             await client.aclose()
+    if isinstance(output, DeferredToolRequests):
+        result.waiting = [
+            {
+                "turn": result.turns,
+                "tool_call_id": call.tool_call_id,
+                "tool": call.tool_name,
+                "args": _args(call),
+                "approval": spec.approvals.get(call.tool_name, {}),
+            }
+            for call in output.approvals
+        ]
+        return result
     result.output = _final(output, response_format)
     return result
 
@@ -222,14 +265,25 @@ async def _walk(
     result: StepResult,
     outcomes: dict[str, bool],
 ) -> Any:
-    turn = _Turn()
+    history = _history(ctx.resume)
+    # What the recorded model calls spent is counted once, here: the lost attempt counted none.
+    recorded = _restore(spec, result, history)
+    turn = _Turn(recorded)
     started: dict[str, float] = {}
     # Events and streamed text go to the step's own thread, which the agent's loop waits on: the
     # event log writes to the database, which Django refuses from inside an event loop.
     emit = sync_to_async(ctx.emit, thread_sensitive=True)
+    record = sync_to_async(_recorder(ctx), thread_sensitive=True)
     delta = sync_to_async(ctx.delta, thread_sensitive=True)
+    decided = _decided(ctx.decisions, history)
+    # A decided call's `tool_execution` went out when the model asked for it, before the pause.
+    asked_before = set(decided.approvals) if decided is not None else set()
     async with agent.iter(
-        prompt, usage_limits=UsageLimits(request_limit=max_turns), infer_name=False
+        None if history else prompt,
+        message_history=history or None,
+        deferred_tool_results=decided,
+        usage_limits=UsageLimits(request_limit=max(max_turns - recorded, 0)),
+        infer_name=False,
     ) as run:
         async for node in run:
             if Agent.is_model_request_node(node):
@@ -252,30 +306,159 @@ async def _walk(
                     raise StepFailed(
                         "the model's answer was malformed: it held neither text nor tool calls"
                     )
-                turn.sent = [m for m in run.all_messages() if m is not response]
-                await emit("agent_turn", _record_turn(spec, result, turn, response))
-                if _tool_calls(response):
-                    _check_budget(ctx, result)
-                # Results are recorded in the order of the calls, whichever finished first.
+                messages = run.all_messages()
+                at = max(i for i, m in enumerate(messages) if isinstance(m, ModelResponse))
+                head, answered = messages[: at + 1], _results(messages[at + 1 :])
+                if _responses(head) > recorded:  # a new model call, not a recorded one
+                    recorded = _responses(head)
+                    turn.sent = head[:-1]
+                    data = _record_turn(spec, result, turn, response)
+                    await record(_dump(head), [("agent_turn", data)])
+                    if _tool_calls(response):
+                        _check_budget(ctx, result)
+                # Results are recorded as they come, their events go out in the order of the
+                # calls, whichever finished first: a recorded result's event went out unless an
+                # earlier call had none yet (then it goes out with that one's).
                 calls = [p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart)]
-                done: dict[str, dict[str, Any]] = {}
+                done = {p.tool_call_id: _result_data(p) for p in answered}
+                while calls and calls[0] in done:
+                    done.pop(calls.pop(0))
+                parts = list(answered)
                 async with node.stream(run.ctx) as events:
                     async for event in events:
-                        recorded = _record_tool(spec, result, event, outcomes, started)
-                        if recorded is None:
+                        noted = _record_tool(spec, result, event, outcomes, started)
+                        if noted is None:
                             continue
-                        kind, data, call_id = recorded
+                        kind, data, call_id = noted
                         if kind != "tool_result":
-                            await emit(kind, data)
+                            if call_id not in asked_before:
+                                await emit(kind, data)
                             continue
+                        assert isinstance(
+                            event, FunctionToolResultEvent
+                        )  # what a tool_result comes from
                         done[call_id] = data
+                        parts.append(event.part)
+                        ready: list[Event] = []
                         while calls and calls[0] in done:
-                            await emit(kind, done.pop(calls.pop(0)))
+                            ready.append((kind, done.pop(calls.pop(0))))
+                        await record(_dump([*head, _paused(parts)]), ready)
                 for left in done.values():
                     await emit("tool_result", left)
         if run.result is None:
             raise StepFailed("the agent ended without an answer")
+        if isinstance(run.result.output, DeferredToolRequests):
+            # The step waits for people: what it did so far, the results of the calls that did
+            # not wait among them, is where it goes on from.
+            await record(_dump(run.all_messages()), [])
         return run.result.output
+
+
+def _decided(
+    decisions: list[dict[str, Any]], history: list[ModelMessage]
+) -> DeferredToolResults | None:
+    """People's decisions on the calls the recorded conversation waits for, as pydantic-ai's
+    results of deferred calls: an approved call runs, a denied one answers the model that it was
+    denied, with the decider's comment. None when it waits for none (or nobody decided yet)."""
+    if not history or not decisions:
+        return None
+    at = max((i for i, m in enumerate(history) if isinstance(m, ModelResponse)), default=None)
+    if at is None:
+        return None
+    response = history[at]
+    assert isinstance(response, ModelResponse)
+    answered = {part.tool_call_id for part in _results(history[at + 1 :])}
+    open_calls = {call.tool_call_id for call in response.tool_calls} - answered
+    approvals: dict[str, bool | ToolApproved | ToolDenied] = {}
+    for decision in decisions:
+        call_id = decision.get("tool_call_id")
+        if decision.get("turn") != _responses(history) or call_id not in open_calls:
+            continue
+        if decision.get("approved"):
+            approvals[call_id] = ToolApproved()
+        else:
+            comment = str(decision.get("comment") or "").strip()
+            said = f": {comment}" if comment else "."
+            approvals[call_id] = ToolDenied(
+                f"{decision.get('by') or 'A person'} denied this call{said}"
+            )
+    return DeferredToolResults(approvals=approvals) if approvals else None
+
+
+def _history(resume: list[Any] | None) -> list[ModelMessage]:
+    """The recorded conversation to go on from; [] to start over (none was recorded, or it was
+    recorded by a version of pydantic-ai that cannot read it back)."""
+    if not resume:
+        return []
+    try:
+        return ModelMessagesTypeAdapter.validate_python(resume)
+    except ValidationError:
+        return []
+
+
+def _dump(messages: list[ModelMessage]) -> list[Any]:
+    dumped: list[Any] = ModelMessagesTypeAdapter.dump_python(messages, mode="json")
+    return dumped
+
+
+def _responses(messages: list[ModelMessage]) -> int:
+    return sum(1 for message in messages if isinstance(message, ModelResponse))
+
+
+def _results(messages: list[ModelMessage]) -> list[ToolReturnPart]:
+    """The tool results recorded after the last model call (on a resumed transcript)."""
+    return [
+        part
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, ToolReturnPart)
+    ]
+
+
+def _paused(parts: list[Any]) -> ModelRequest:
+    """The results so far of a model call's tools, as pydantic-ai records a pause for deferred
+    calls: a history that ends on it runs only the calls that have no result yet."""
+    request = ModelRequest(parts=parts)
+    mark_deferred_pause(request)
+    return request
+
+
+def _restore(spec: AgentSpec, result: StepResult, history: list[ModelMessage]) -> int:
+    """Counts the recorded model calls and tool calls into the step's usage, as they were counted
+    when they were made; returns how many model calls there were."""
+    turns = 0
+    for index, message in enumerate(history):
+        if isinstance(message, ModelResponse):
+            turns += 1
+            _record_turn(spec, result, _Turn(turns, time.monotonic(), history[:index]), message)
+        else:
+            result.tool_calls += sum(
+                1
+                for part in message.parts
+                if isinstance(part, ToolReturnPart) and part.tool_kind != "output"
+            )
+    return turns
+
+
+def _result_data(part: ToolReturnPart) -> dict[str, Any]:
+    """The `tool_result` event of a result recorded by a lost attempt whose event had not gone
+    out yet (its duration went with the worker)."""
+    text = part.model_response_str()
+    ok = part.outcome == "success" and not text.startswith("error:")
+    return {"tool_name": part.tool_name, "ok": ok, "preview": text[:PREVIEW], "duration_ms": None}
+
+
+def _recorder(ctx: StepContext) -> Callable[[list[Any], list[Event]], None]:
+    """Where the transcript and its events go: the service's record, else only the events."""
+    if ctx.record is not None:
+        return ctx.record
+
+    def emit_only(transcript: list[Any], events: list[Event]) -> None:
+        for kind, data in events:
+            ctx.emit(kind, data)
+
+    return emit_only
 
 
 def _streamed_text(event: Any) -> str:

@@ -41,6 +41,9 @@ class AgentSpec:
     # The MCP servers whose tools the agent may call; `tools` holds every tool's name as the
     # model is told it (the built-in ones and these).
     tool_sources: tuple[McpToolSource, ...] = ()
+    # Tools (built-in or an MCP server's, by the name the model is told) whose calls wait for a
+    # person: {name: {"approvers", "timeout_s", "on_timeout"}}.
+    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def cost(self, tokens_input: int, tokens_output: int) -> float | None:
         """USD for these tokens, or None when neither the agent nor the table prices the model."""
@@ -109,6 +112,10 @@ def _no_delta(turn: int, text: str) -> None:
     """Where streamed text goes when nobody watches (outputs' refine, tests)."""
 
 
+# (event type, event data): what `StepContext.record` writes along with a step's transcript.
+Event = tuple[str, dict[str, Any]]
+
+
 @dataclass
 class StepContext:
     run_id: str
@@ -128,6 +135,17 @@ class StepContext:
     # Text of a model's answer as it streams in, by model call (turn, from 1): shown live as
     # `agent_delta` frames, never stored (the turn's `agent_turn` event holds the whole answer).
     delta: Callable[[int, str], None] = _no_delta
+    # Durable agents: `record(transcript, events)` stores the conversation so far (pydantic-ai's
+    # messages as JSON) with the events that tell of its last model call or tool result, in one
+    # write, so that the record and the log agree. None: the events are only emitted.
+    record: Callable[[list[Any], list[Event]], None] | None = None
+    # The transcript an earlier attempt of this step recorded before its worker was lost: the
+    # conversation goes on from there instead of starting over.
+    resume: list[Any] | None = None
+    # People's decisions on tool calls that waited for them: {"turn" (the model call that asked),
+    # "tool_call_id", "approved", "comment", "by"}. The step goes on with those of its last model
+    # call's calls that have no result yet.
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -139,6 +157,9 @@ class StepResult:
     cost_usd: float | None = 0.0  # None: the model has no known price
     turns: int = 0
     tool_calls: int = 0
+    # Tool calls that wait for a person's approval ({"turn", "tool_call_id", "tool", "args",
+    # "approval"}): the step waits, holding no worker, and goes on from its transcript.
+    waiting: list[dict[str, Any]] = field(default_factory=list)
 
     def usage(self) -> dict[str, Any]:
         """The step row's model, tokens, cost, turns and tool calls."""
