@@ -184,6 +184,12 @@ goes in as text, never as markup. */
     return (text || "").replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64) || "tool";
   }
 
+  // A tool item whose calls wait for a person's approval (its defaults: the server decides who).
+  function gatedIf(item, gated) {
+    if (gated) item.approval = {};
+    return item;
+  }
+
   function check(name, checked, disabled, text) {
     const box = el("input", { type: "checkbox", name, checked: Boolean(checked), disabled: !!disabled });
     return { box, label: el("label", { class: "check" }, box, text) };
@@ -261,14 +267,14 @@ goes in as text, never as markup. */
         rows.length ? el("ul", { class: "tool-choice-list" }, ...rows.map((r) => r.row)) : el("div", { class: "muted hint" }, server.status === "error" ? `Its tools could not be listed: ${server.error || "unknown error"}` : "Its tools are listed when it runs."));
       pending = () => {
         if (everything.box.checked) {
-          return [everythingApproval.box.checked ? { mcp: server.name, approval: {} } : { mcp: server.name }];
+          return [gatedIf({ mcp: server.name }, everythingApproval.box.checked)];
         }
         const picked = rows.filter((r) => r.pick.box.checked);
         const plain = picked.filter((r) => !r.approval.box.checked).map((r) => r.tool.name);
         const gated = picked.filter((r) => r.approval.box.checked).map((r) => r.tool.name);
         const made = [];
         if (plain.length) made.push({ mcp: server.name, tools: plain });
-        if (gated.length) made.push({ mcp: server.name, tools: gated, approval: {} });
+        if (gated.length) made.push(gatedIf({ mcp: server.name, tools: gated }, true));
         if (!made.length) throw new Error("Choose at least one tool, or all of them.");
         return made;
       };

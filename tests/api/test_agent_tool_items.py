@@ -46,7 +46,7 @@ def test_mcp_orchestration_and_approval_items_are_saved_as_sent(editor, server):
         {
             "mcp": "tools",
             "tools": ["greet"],
-            "approval": {"approvers": ["ops"], "timeout_s": 600, "on_timeout": "fail"},
+            "approval": {"approvers": ["ops"], "timeout_s": 600, "on_timeout": "approve"},
         },
     ]
     response = _flow(editor, tools)

@@ -14,10 +14,12 @@ deferred tools); the attempt given `ctx.decisions` goes on with them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +99,14 @@ def _final(content: Any, response_format: str) -> Any:
         raise StepFailed(f"the agent was asked for JSON but answered: {content[:200]}") from None
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def run_agent(ctx: StepContext) -> StepResult:
     spec = ctx.agent
     if spec is None:
@@ -110,7 +120,12 @@ def run_agent(ctx: StepContext) -> StepResult:
         )
     result = StepResult(output=None, model=spec.model)
     try:
-        return async_to_sync(_converse)(ctx, spec, result)
+        if not _loop_running():
+            return async_to_sync(_converse)(ctx, spec, result)
+        # A caller whose thread runs an event loop (a test driving a browser, a notebook) cannot
+        # block it on the conversation: it runs on a thread of its own, the caller waiting.
+        with ThreadPoolExecutor(1, thread_name_prefix="agent-step") as pool:
+            return pool.submit(async_to_sync(_converse), ctx, spec, result).result()
     except StepFailed as exc:
         # What the attempt spent before it failed is spent all the same: it counts.
         exc.usage = exc.usage or result.usage()
