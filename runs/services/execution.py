@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from asgiref.sync import AsyncSingleThreadContext
 from django.db import transaction
 from django.utils import timezone
 from structlog.contextvars import bound_contextvars
@@ -76,11 +77,16 @@ def execute(step_run_id: Pk) -> None:
     until = time.monotonic() + CONTINUE_FOR_S
     step = claim(step_run_id)
     known: Known | None = None
-    while step is not None:
-        # Every line logged until the outcome is recorded (the node, its provider, httpx, the
-        # services) carries these; the formatter merges them in. Unbound again on the way out.
-        with bound_contextvars(run_id=str(step.run_id), step_id=step.node_id, attempt=step.attempt):
-            step, known = _execute_claimed(step, until, known)
+    # The agent steps this task runs share one thread for their event loop: async_to_sync
+    # started a thread per step, and on a busy machine each start and hand-over waits for a core.
+    with AsyncSingleThreadContext():
+        while step is not None:
+            # Every line logged until the outcome is recorded (the node, its provider, httpx, the
+            # services) carries these; the formatter merges them in. Unbound again on the way out.
+            with bound_contextvars(
+                run_id=str(step.run_id), step_id=step.node_id, attempt=step.attempt
+            ):
+                step, known = _execute_claimed(step, until, known)
 
 
 def _execute_claimed(
