@@ -79,7 +79,7 @@ def execute(step_run_id: Pk) -> None:
     known: Known | None = None
     # The agent steps this task runs share one thread for their event loop: async_to_sync
     # started a thread per step, and on a busy machine each start and hand-over waits for a core.
-    with AsyncSingleThreadContext():
+    with AsyncSingleThreadContext():  # type: ignore[no-untyped-call]  # asgiref leaves it untyped
         while step is not None:
             # Every line logged until the outcome is recorded (the node, its provider, httpx, the
             # services) carries these; the formatter merges them in. Unbound again on the way out.
