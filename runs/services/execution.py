@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from asgiref.sync import AsyncSingleThreadContext
 from django.db import transaction
 from django.utils import timezone
 from structlog.contextvars import bound_contextvars
@@ -24,7 +26,7 @@ from runs.engine.nodes.base import Event, StepContext, StepFailed, StepResult
 from runs.engine.redaction import Redactor
 from runs.models import Run, StepRun
 from runs.services import events, resolve
-from runs.services.context import latest_attempts, run_context
+from runs.services.context import latest_attempts, latest_of, run_context
 from runs.services.deltas import DeltaSink
 from runs.services.graphs import definition_of, graph_of
 from runs.services.progress import Progress, lease_for
@@ -75,19 +77,29 @@ def execute(step_run_id: Pk) -> None:
     a chain, or a pending sibling of a fan-out), until there is none."""
     until = time.monotonic() + CONTINUE_FOR_S
     step = claim(step_run_id)
-    while step is not None:
-        # Every line logged until the outcome is recorded (the node, its provider, httpx, the
-        # services) carries these; the formatter merges them in. Unbound again on the way out.
-        with bound_contextvars(run_id=str(step.run_id), step_id=step.node_id, attempt=step.attempt):
-            step = _execute_claimed(step, until)
+    known: Known | None = None
+    # The agent steps this task runs share one thread for their event loop: async_to_sync
+    # started a thread per step, and on a busy machine each start and hand-over waits for a core.
+    with AsyncSingleThreadContext():  # type: ignore[no-untyped-call]  # asgiref leaves it untyped
+        while step is not None:
+            # Every line logged until the outcome is recorded (the node, its provider, httpx, the
+            # services) carries these; the formatter merges them in. Unbound again on the way out.
+            with bound_contextvars(
+                run_id=str(step.run_id), step_id=step.node_id, attempt=step.attempt
+            ):
+                step, known = _execute_claimed(step, until, known)
 
 
-def _execute_claimed(step: StepRun, until: float) -> StepRun | None:
+def _execute_claimed(
+    step: StepRun, until: float, known: Known | None = None
+) -> tuple[StepRun | None, Known | None]:
+    """Runs the step and records its outcome; the step that outcome handed to this worker, with
+    the steps that transaction read and left unchanged (for the next step's template context)."""
     run = step.run
     node = graph_of(run).nodes[step.node_id]
     started = time.monotonic()
     try:
-        result = _run_node(run, step, node)
+        result = _run_node(run, step, node, known)
     except StepFailed as exc:
         following = _record(step, until, failure=exc)
         outcome, level, extra = "failed", logging.WARNING, {"error": exc.message[:500]}
@@ -118,8 +130,12 @@ def _execute_claimed(step: StepRun, until: float) -> StepRun | None:
     return following
 
 
-def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
-    context = run_context(run, latest_attempts(run))
+def _run_node(
+    run: Run, step: StepRun, node: Mapping[str, Any], known: Known | None = None
+) -> StepResult:
+    """`known`: when the last outcome handed this step on, what that transaction knew of the
+    run's steps: only the nodes it changed are read again for the template context."""
+    context = run_context(run, latest_attempts(run) if known is None else _refreshed(run, known))
     try:
         config = render(node["config"], context)
     except TemplateError as exc:
@@ -240,13 +256,13 @@ def _record(
     *,
     result: StepResult | None = None,
     failure: StepFailed | None = None,
-) -> StepRun | None:
+) -> tuple[StepRun | None, Known | None]:
     """Apply the outcome, unless the step is no longer ours (its lease ran out and it was
     re-queued, or the run ended): then the late result is dropped, not applied twice.
 
     In the same transaction the worker claims its next step, when the outcome started one or a
     sibling waits in the queue, and it is not past `until` (a `time.monotonic()`); returns that
-    step (running, leased, its `step_start` written)."""
+    step (running, leased, its `step_start` written) and the latest attempts left unchanged."""
     with transaction.atomic():
         progress = Progress.lock(step.run_id)
         # The latest attempts were read under the run's lock: a step still running is ours.
@@ -257,7 +273,7 @@ def _record(
             or current.status != StepStatus.RUNNING
             or progress.run.status in RUN_TERMINAL
         ):
-            return None
+            return None, None
         current.input = step.input
         progress.worker_free = time.monotonic() < until
         if failure is None:
@@ -276,6 +292,35 @@ def _record(
         progress.adopt_pending()
         progress.save()
         following = progress.taken
-    if following is not None:
-        following.run = progress.run
-    return following
+    if following is None:
+        return None, None
+    following.run = progress.run
+    return following, _known(progress)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the transaction that handed a step on knew of the run's steps: the latest attempts
+    it read and left as they were (their rows hold what a new read would give, values as the
+    database returns them), and the nodes whose steps it changed or added, to be read again."""
+
+    unchanged: dict[str, StepRun]
+    changed: list[str]
+
+
+def _known(progress: Progress) -> Known:
+    unchanged = {
+        node_id: step
+        for node_id, step in progress.steps.items()
+        if progress.loaded.get(step.pk) == step.status
+        and step.pk not in progress.stored
+        and step is not progress.taken
+    }
+    return Known(unchanged, [node_id for node_id in progress.steps if node_id not in unchanged])
+
+
+def _refreshed(run: Run, known: Known) -> dict[str, StepRun]:
+    """The latest attempts, as `latest_attempts` gives them, with only the changed nodes' rows
+    read again: a chain's k-th step reads two rows (the last step and itself), not k."""
+    rows = [*known.unchanged.values(), *StepRun.objects.filter(run=run, node_id__in=known.changed)]
+    return latest_of(sorted(rows, key=lambda step: (step.node_id, step.attempt)))

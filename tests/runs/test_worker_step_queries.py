@@ -10,12 +10,14 @@ their own messages, delivered later, find nothing to claim and stop at one read.
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from runs.engine import StepStatus
+from runs.engine.nodes import agent as agent_node
 from runs.models import Run, RunEvent, StepRun
 from runs.services import execution, lifecycle
 from tests.runs.conftest import transform
@@ -127,3 +129,79 @@ def test_a_task_past_its_time_hands_the_next_step_to_the_broker(make_flow, monke
     execution.execute(second)
     run.refresh_from_db()
     assert run.status == "succeeded"
+
+
+def test_a_chained_step_reads_only_the_rows_that_changed_for_its_template_context(
+    make_flow, no_time_limit, monkeypatch
+):
+    """The transaction that hands a step on read every step of the run under the lock: the
+    next step's template context reads again only the steps it changed (the last one and the
+    next one), so a chain's k-th step reads k rows once, not twice. The context is the same:
+    each prompt quotes the step before it."""
+    ids = [f"s{index}" for index in range(CHAIN)]
+    nodes = [echo(ids[0])] + [
+        {
+            "id": node_id,
+            "type": "agent",
+            "config": {
+                "agent": {"model": "builtin/echo"},
+                "prompt": f"{node_id} after {{{{ steps.{before}.output }}}}",
+            },
+        }
+        for before, node_id in itertools.pairwise(ids)
+    ]
+    flow = make_flow(nodes, [{"source": a, "target": b} for a, b in itertools.pairwise(ids)])
+    run = started(flow)
+    [first] = pending(run)
+    loaded = []
+    from_db = StepRun.from_db.__func__
+    monkeypatch.setattr(
+        StepRun,
+        "from_db",
+        classmethod(lambda cls, *args: loaded.append(1) or from_db(cls, *args)),
+    )
+
+    execution.execute(first)
+
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    outputs = dict(StepRun.objects.filter(run=run).values_list("node_id", "output"))
+    expected = f"step {ids[0]}"
+    for node_id in ids[1:]:
+        expected = f"{node_id} after {expected}"
+        assert outputs[node_id] == expected
+    # The claim reads the first step; under the lock, step k's record reads the k steps there
+    # are; the first step's context reads its one row, each next step's its two changed ones
+    # (33 rows here; reading every step again for each context made it 43).
+    under_lock = CHAIN * (CHAIN + 1) // 2
+    assert len(loaded) <= 1 + under_lock + 1 + 2 * (CHAIN - 1)
+
+
+def test_the_agent_steps_of_one_task_share_one_event_loop_thread(
+    make_flow, no_time_limit, monkeypatch
+):
+    """An agent step runs its conversation on an event loop in another thread: the steps a task
+    goes on with reuse that thread instead of starting one each (a thread's start, and each
+    hand-over to it, waits for a core on a busy machine)."""
+    ids = [f"s{index}" for index in range(CHAIN)]
+    flow = make_flow(
+        [echo(node_id) for node_id in ids],
+        [{"source": a, "target": b} for a, b in itertools.pairwise(ids)],
+    )
+    run = started(flow)
+    [first] = pending(run)
+    threads = []
+    converse = agent_node._converse
+
+    async def watched(*args):
+        threads.append(threading.current_thread().name)
+        return await converse(*args)
+
+    monkeypatch.setattr(agent_node, "_converse", watched)
+
+    execution.execute(first)
+
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert len(threads) == CHAIN
+    assert len(set(threads)) == 1, threads
