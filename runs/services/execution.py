@@ -112,7 +112,7 @@ def _execute_claimed(
     else:
         if result.waiting:
             _wait(step, result)
-            following = None
+            following = (None, None)  # the step waits for people: nothing follows here
             outcome, level, extra = "waiting", logging.INFO, {}
         else:
             following = _record(step, until, result=result)
