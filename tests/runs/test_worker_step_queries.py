@@ -27,11 +27,12 @@ pytestmark = pytest.mark.django_db
 CHAIN = 6
 # Per chained echo step: SAVEPOINT, lock the run, read its steps, write the step, insert the next
 # step, insert the events, update the run, RELEASE; the node's input; its context's read of the
-# steps; the agent's live event (one statement on PostgreSQL, a transaction of five elsewhere).
-# The first step adds its claim. It was 25 on PostgreSQL before a worker went on to the next step
-# itself (a claim transaction per step, three transactions a step).
-LIVE_EVENT = 1 if connection.vendor == "postgresql" else 5
-STATEMENTS_PER_STEP = 11 + LIVE_EVENT
+# steps; the agent's model call, recorded with its event so that a retried step resumes from it
+# (SAVEPOINT, lock the run, write the step's transcript, insert the event, update the run,
+# RELEASE). The first step adds its claim. It was 25 on PostgreSQL before a worker went on to the
+# next step itself (a claim transaction per step, three transactions a step).
+RECORDED_TURN = 6
+STATEMENTS_PER_STEP = 11 + RECORDED_TURN
 CLAIM = 6
 
 
