@@ -122,6 +122,15 @@ def test_an_openai_agent_calls_a_tool_then_answers_streaming_its_text(server):
     assert server.requests[0]["stream_options"] == {"include_usage": True}
 
 
+def test_a_long_answer_is_stored_whole_in_its_turn(server):
+    """The stored turn replaces the text a viewer saw stream: it must hold all of it."""
+    answer = " ".join(f"word{n}" for n in range(900))
+    server.answers = [reply(answer)]
+    step = Step(openai_agent(server))
+    assert step.run().output == answer
+    assert step.of("agent_turn")[0]["content"] == answer == step.streamed(1)
+
+
 @pytest.mark.parametrize(
     ("answers", "turns"),
     [

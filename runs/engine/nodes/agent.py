@@ -67,7 +67,6 @@ from runs.engine.tools import agent_tools
 
 DEFAULT_MAX_TURNS = 10
 PREVIEW = 500
-CONTENT_PREVIEW = 2000
 # An answer that does not match the output_schema goes back to the model this many times.
 OUTPUT_RETRIES = 2
 # What a provider refuses in a schema's or tool's name (a schema's title may hold anything).
@@ -518,7 +517,8 @@ def _record_turn(
     return {
         "turn": turn.number,
         "model": spec.model,
-        "content": content[:CONTENT_PREVIEW],
+        # The whole answer: live viewers replace the text they streamed with it.
+        "content": content,
         "tool_calls": [call.tool_name for call in _tool_calls(response)],
         "tokens": {"input": tokens_in, "output": tokens_out},
         "cost_usd": turn_cost,
