@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic_ai import ApprovalRequired, RunContext, Tool
+from pydantic_ai import ApprovalRequired, CallDeferred, RunContext, Tool
 from pydantic_ai.messages import ModelResponse
 
 from runs.engine import mcp
@@ -120,6 +121,38 @@ def mcp_tool(
     return made
 
 
+@dataclass(frozen=True)
+class OrchestrationToolSource:
+    """An orchestration of the run's organization offered to the agent as a tool: its arguments
+    are the orchestration's declared inputs, a call runs it as a child run of the step."""
+
+    name: str
+    description: str
+    target_id: str
+    input_schema: dict[str, Any] = field(default_factory=dict)
+    approval: dict[str, Any] | None = None
+
+
+def orchestration_tool(source: OrchestrationToolSource, gated: bool = False) -> Tool[None]:
+    """A call is never made here: it is deferred (pydantic-ai's external calls), the step waits,
+    and the service starts the child run whose output becomes the call's result."""
+
+    def call(ctx: RunContext[None], **args: Any) -> str:
+        if gated and not ctx.tool_call_approved:
+            raise ApprovalRequired()
+        raise CallDeferred(metadata={"orchestration": source.target_id})
+
+    schema = source.input_schema if source.input_schema.get("type") == "object" else {}
+    made: Tool[None] = Tool.from_schema(
+        call,
+        name=source.name,
+        description=source.description or None,
+        json_schema={"type": "object", "properties": {}, **schema},
+        takes_ctx=True,
+    )
+    return made
+
+
 def agent_tools(
     allowed: tuple[str, ...],
     policy: NetPolicy,
@@ -128,6 +161,7 @@ def agent_tools(
     sources: tuple[mcp.McpToolSource, ...] = (),
     key_prefix: str = "",
     gated: frozenset[str] = frozenset(),
+    orchestrations: tuple[OrchestrationToolSource, ...] = (),
 ) -> list[Tool[None]]:
     """The agent's tools as pydantic-ai tools: the built-in ones it names, and its MCP servers'.
     Each call notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result`
@@ -135,7 +169,7 @@ def agent_tools(
     `key_prefix` (the run's and step's ids), the model call that asked for it and the call's id
     make a built-in call's Idempotency-Key (a provider may number its calls afresh in each
     answer). A call to a tool in `gated` is deferred until a person approves it (pydantic-ai's
-    deferred tools)."""
+    deferred tools); a call to one of `orchestrations` is deferred until its child run ends."""
 
     def as_tool(name: str) -> Tool[None]:
         def call(ctx: RunContext[None], **args: Any) -> str:
@@ -161,6 +195,7 @@ def agent_tools(
         for source in sources
         for tool in source.tools
     ]
+    tools += [orchestration_tool(source, source.name in gated) for source in orchestrations]
     seen: set[str] = set()
     for tool in tools:
         if tool.name in seen:

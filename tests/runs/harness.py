@@ -39,6 +39,12 @@ def drain(rounds: int = 500) -> None:
         ):
             timers.resume_parent_of(step.child_run_id)
             moved = True
+        # The child runs of an agent's orchestration tool calls, whose step still waits.
+        for child_id in Run.objects.filter(
+            status__in=RUN_TERMINAL, tool_call_step__status=StepStatus.WAITING
+        ).values_list("pk", flat=True):
+            timers.resume_parent_of(child_id)
+            moved = True
         if not moved:
             return
     raise AssertionError("the runs did not come to rest")
