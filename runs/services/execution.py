@@ -175,7 +175,7 @@ def _run_node(run: Run, step: StepRun, node: Mapping[str, Any]) -> StepResult:
         resume=step.transcript or None,
         decisions=[
             *tool_call_decisions(run.pk, step.node_id),
-            *tool_call_results(run.pk, step.node_id),
+            *tool_call_results(run, step.node_id),
         ]
         if step.transcript
         else [],

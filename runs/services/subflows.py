@@ -195,11 +195,11 @@ def start_tool_calls(progress: Progress, step: StepRun, calls: list[dict[str, An
         )
 
 
-def tool_call_results(run_id: Pk, node_id: str) -> list[dict[str, Any]]:
+def tool_call_results(run: Run, node_id: str) -> list[dict[str, Any]]:
     """The result of every ended child run a step started for a tool call, as the agent is
     given it: the child's output, or its failure as an error text."""
     ended = Run.objects.filter(
-        parent_run_id=run_id, parent_step_id=node_id, status__in=RUN_TERMINAL
+        parent_run=run, parent_step_id=node_id, status__in=RUN_TERMINAL
     ).exclude(tool_call_id="")
     return [
         {"tool_call_id": child.tool_call_id, "result": _tool_result(child)}
