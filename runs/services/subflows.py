@@ -207,6 +207,22 @@ def tool_call_results(run: Run, node_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def ended_tool_call_children() -> list[Pk]:
+    """One ended child of each agent step that waits for its tool calls' child runs and whose
+    children have all ended: what resumes the step if the message telling of it was lost."""
+    running = Run.objects.exclude(status__in=RUN_TERMINAL)
+    waiting = (
+        StepRun.objects.filter(status=StepStatus.WAITING, tool_call_runs__isnull=False)
+        .exclude(tool_call_runs__in=running)
+        .distinct()
+    )
+    return [
+        child
+        for step in waiting.values_list("pk", flat=True)
+        for child in Run.objects.filter(tool_call_step_id=step).values_list("pk", flat=True)[:1]
+    ]
+
+
 def _tool_result(child: Run) -> Any:
     if child.status == "succeeded":
         return child.output

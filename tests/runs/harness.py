@@ -13,7 +13,7 @@ from orchestrator.definition.nodes import types_running_on
 from orchestrator.models import Orchestration
 from runs.engine import RUN_TERMINAL, StepStatus
 from runs.models import Run, StepRun
-from runs.services import execution, lifecycle, timers
+from runs.services import execution, lifecycle, subflows, timers
 
 
 def drain(rounds: int = 500) -> None:
@@ -40,9 +40,7 @@ def drain(rounds: int = 500) -> None:
             timers.resume_parent_of(step.child_run_id)
             moved = True
         # The child runs of an agent's orchestration tool calls, whose step still waits.
-        for child_id in Run.objects.filter(
-            status__in=RUN_TERMINAL, tool_call_step__status=StepStatus.WAITING
-        ).values_list("pk", flat=True):
+        for child_id in subflows.ended_tool_call_children():
             timers.resume_parent_of(child_id)
             moved = True
         if not moved:

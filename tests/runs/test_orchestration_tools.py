@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from approvals.models import Approval
 from orchestrator.services.orchestrations import create_orchestration
-from runs.models import Run, StepRun
+from runs.models import Run, RunEvent, StepRun
 from tests.runs.conftest import transform
-from tests.runs.harness import run_to_rest
+from tests.runs.harness import drain, run_to_rest
 
 pytestmark = pytest.mark.django_db
 
@@ -28,10 +29,12 @@ def double(make_flow):
     )
 
 
-def agent_flow(make_flow, slug: str, script: list, *, name: str = "Asker", flow_slug="asker"):
+def agent_flow(
+    make_flow, slug: str, script: list, *, name: str = "Asker", flow_slug="asker", **item
+):
     agent = {
         "model": "builtin/script",
-        "tools": [{"orchestration": slug, "name": "double", "description": "Doubles n."}],
+        "tools": [{"orchestration": slug, "name": "double", "description": "Doubles n.", **item}],
         "script": script,
     }
     node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Double 21"}}
@@ -111,3 +114,103 @@ def test_an_orchestration_calling_itself_as_a_tool_stops_at_the_depth_limit(make
     assert deepest.depth == 5
     step = StepRun.objects.get(run=deepest, node_id="ask")
     assert step.error["message"] == "Subflow depth 6 exceeds max_subflow_depth 5."
+
+
+def tool_returns(step: StepRun) -> list:
+    return [
+        part["content"]
+        for message in step.transcript
+        for part in message["parts"]
+        if part["part_kind"] == "tool-return"
+    ]
+
+
+def test_calls_in_one_answer_each_run_a_child_and_their_cost_counts_in_the_parents(make_flow):
+    priced = {
+        "model": "builtin/echo",
+        "price": {"input_per_1k": 1000, "output_per_1k": 1000},
+    }
+    make_flow(
+        [
+            {
+                "id": "say",
+                "type": "agent",
+                "config": {"agent": priced, "prompt": "n is {{ input.n }}"},
+            }
+        ],
+        inputs=DOUBLE_INPUTS,
+        name="Say",
+        slug="say",
+    )
+    calls = {"tool_calls": [{"name": "double", "arguments": {"n": n}} for n in (1, 2)]}
+    run = run_to_rest(agent_flow(make_flow, "say", [calls, "done"]))
+    assert run.status == "succeeded", run.error
+    children = list(Run.objects.filter(parent_run=run).order_by("input__n"))
+    assert [c.input for c in children] == [{"n": 1}, {"n": 2}]
+    assert all(c.status == "succeeded" and c.cost_usd > 0 for c in children)
+    step = StepRun.objects.get(run=run, node_id="ask")
+    assert sorted(tool_returns(step)) == ["n is 1", "n is 2"]
+    # The children's cost is the parent's too (the scripted agent itself is free).
+    assert run.cost_usd == sum(c.cost_usd for c in children)
+    assert run.tokens_input >= sum(c.tokens_input for c in children)
+
+
+def test_a_failed_child_is_an_error_the_agent_reads(make_flow):
+    make_flow(
+        [{"id": "boom", "type": "transform", "config": {"output": "{{ input.n.nope.deeper }}"}}],
+        inputs=DOUBLE_INPUTS,
+        name="Boom",
+        slug="boom",
+    )
+    run = run_to_rest(agent_flow(make_flow, "boom", [{"tool": "double", "args": {"n": 1}}, None]))
+    child = Run.objects.get(parent_run=run)
+    assert child.status == "failed"
+    assert run.status == "succeeded", run.error
+    step = StepRun.objects.get(run=run, node_id="ask")
+    (returned,) = tool_returns(step)
+    assert returned.startswith(f"error: run {child.pk} failed:")
+
+
+def test_an_approval_gated_orchestration_tool_runs_its_child_once_approved(make_flow, editor):
+    double(make_flow)
+    flow = agent_flow(
+        make_flow,
+        "double",
+        [{"tool": "double", "args": {"n": 5}}, None],
+        approval={"timeout_s": 3600},
+    )
+    run = run_to_rest(flow)
+    assert run.status == "paused"
+    assert not Run.objects.filter(parent_run=run).exists()
+    asked = Approval.objects.get(run=run)
+    assert (asked.kind, asked.payload["tool"], asked.payload["args"]) == (
+        "tool_call",
+        "double",
+        {"n": 5},
+    )
+    decided = editor.post(f"/api/v1/approvals/{asked.pk}/approve", {}, format="json")
+    assert decided.status_code == 200, decided.json()
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    child = Run.objects.get(parent_run=run)
+    assert child.output == {"doubled": 10}
+    step = StepRun.objects.get(run=run, node_id="ask")
+    assert tool_returns(step) == [child.output]
+    kinds = list(RunEvent.objects.filter(run=run).values_list("type", flat=True))
+    assert kinds.count("subflow_started") == 1
+
+
+def test_a_denied_orchestration_call_starts_no_child(make_flow, editor):
+    double(make_flow)
+    flow = agent_flow(
+        make_flow, "double", [{"tool": "double", "args": {"n": 5}}, None], approval={}
+    )
+    run = run_to_rest(flow)
+    asked = Approval.objects.get(run=run)
+    editor.post(f"/api/v1/approvals/{asked.pk}/deny", {"comment": "no"}, format="json")
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert not Run.objects.filter(parent_run=run).exists()
+    assert "denied this call: no" in str(run.output)

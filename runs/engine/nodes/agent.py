@@ -401,6 +401,8 @@ def _decided(
             approvals[call_id] = ToolDenied(
                 f"{decision.get('by') or 'A person'} denied this call{said}"
             )
+    for call_id in calls:  # an approved orchestration call that has run: its result stands
+        approvals.pop(call_id, None)
     return DeferredToolResults(approvals=approvals, calls=calls) if approvals or calls else None
 
 
