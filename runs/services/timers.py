@@ -203,8 +203,8 @@ def reap() -> dict[str, int]:
         resume_parent_of(child_id)
         counts["children"] += 1
     # The ended child runs of agents' orchestration tool calls whose step still waits.
-    for child_id in ended_tool_call_children():
-        resume_parent_of(child_id)
+    for ended in ended_tool_call_children():
+        resume_parent_of(ended)
         counts["children"] += 1
     counts["refines_lost"] = outputs.reap_lost_refines(now)
     return counts
