@@ -139,9 +139,9 @@ def cancel(run: Run) -> Run:
                     children.append(step.child_run_id)
                 # An agent step waiting for its orchestration tool calls' child runs.
                 children.extend(
-                    Run.objects.filter(tool_call_step=step)
-                    .exclude(pk=step.child_run_id)
-                    .values_list("pk", flat=True)
+                    pk
+                    for pk in Run.objects.filter(tool_call_step=step).values_list("pk", flat=True)
+                    if pk != step.child_run_id
                 )
                 step.save(update_fields=move_step(step, StepStatus.CANCELLED, progress.now))
         progress.advance()

@@ -10,6 +10,7 @@ import pytest
 from approvals.models import Approval
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import Run, RunEvent, StepRun
+from runs.services import lifecycle
 from tests.runs.conftest import transform
 from tests.runs.harness import drain, run_to_rest
 
@@ -214,3 +215,22 @@ def test_a_denied_orchestration_call_starts_no_child(make_flow, editor):
     assert run.status == "succeeded", run.error
     assert not Run.objects.filter(parent_run=run).exists()
     assert "denied this call: no" in str(run.output)
+
+
+def test_cancelling_the_run_cancels_the_tool_calls_child_runs(make_flow):
+    make_flow(
+        [{"id": "gate", "type": "approval", "config": {"prompt": "Ok?"}}],
+        inputs=DOUBLE_INPUTS,
+        name="Gated",
+        slug="gated",
+    )
+    calls = {"tool_calls": [{"name": "double", "arguments": {"n": n}} for n in (1, 2)]}
+    run = run_to_rest(agent_flow(make_flow, "gated", [calls, "done"]))
+    assert run.status == "paused"
+    children = Run.objects.filter(parent_run=run)
+    assert [c.status for c in children] == ["paused", "paused"]
+    lifecycle.cancel(run)
+    drain()
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert [c.status for c in children.all()] == ["cancelled", "cancelled"]
