@@ -65,6 +65,11 @@ def test_a_call_runs_the_orchestration_as_a_child_and_its_output_is_the_result(m
     assert returned == [child.output]
     assert "42" in str(child.output)
     assert "42" in str(step.output)
+    # The live log tells of the call once, and of its result.
+    events = list(RunEvent.objects.filter(run=run).values_list("type", "data"))
+    assert [d["tool_name"] for k, d in events if k == "tool_execution"] == ["double"]
+    (result,) = [d for k, d in events if k == "tool_result"]
+    assert result["ok"] and "42" in result["preview"]
 
 
 def test_the_tools_schema_is_the_orchestrations_declared_inputs(make_flow):
@@ -170,6 +175,8 @@ def test_a_failed_child_is_an_error_the_agent_reads(make_flow):
     step = StepRun.objects.get(run=run, node_id="ask")
     (returned,) = tool_returns(step)
     assert returned.startswith(f"error: run {child.pk} failed:")
+    (told,) = RunEvent.objects.filter(run=run, type="tool_result").values_list("data", flat=True)
+    assert told["ok"] is False
 
 
 def test_an_approval_gated_orchestration_tool_runs_its_child_once_approved(make_flow, editor):

@@ -288,8 +288,12 @@ async def _walk(
     record = sync_to_async(_recorder(ctx), thread_sensitive=True)
     delta = sync_to_async(ctx.delta, thread_sensitive=True)
     decided = _decided(ctx.decisions, history)
-    # A decided call's `tool_execution` went out when the model asked for it, before the pause.
-    asked_before = set(decided.approvals) if decided is not None else set()
+    # A decided call's `tool_execution` went out when the model asked for it, before the pause,
+    # as did that of a call whose child run gave its result.
+    asked_before = {*decided.approvals, *decided.calls} if decided is not None else set()
+    for call_id, given in (decided.calls if decided is not None else {}).items():
+        # A child run's failure is given as an error text: its `tool_result` is not ok.
+        outcomes[call_id] = not (isinstance(given, str) and given.startswith("error:"))
     async with agent.iter(
         None if history else prompt,
         message_history=history or None,
