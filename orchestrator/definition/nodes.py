@@ -170,7 +170,7 @@ def tool_approvals(tools: list[Any]) -> dict[str, dict[str, Any]]:
     return {
         str(t["tool"]): t["approval"]
         for t in tools
-        if isinstance(t, dict) and "tool" in t and t.get("approval")
+        if isinstance(t, dict) and "tool" in t and "approval" in t
     }
 
 
