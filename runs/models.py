@@ -67,6 +67,9 @@ class Run(models.Model):
         "StepRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="tool_call_runs"
     )
     tool_call_id = models.CharField(max_length=200, blank=True)
+    # Its result went to the step and its cost into the parent run's (once, however many times
+    # its end is told).
+    tool_call_settled = models.BooleanField(default=False)
     root_run = models.ForeignKey(
         "self",
         null=True,

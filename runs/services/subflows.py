@@ -179,7 +179,8 @@ def start_tool_calls(progress: Progress, step: StepRun, calls: list[dict[str, An
             tool_call_step=step, tool_call_id=call["tool_call_id"]
         )
         children.append((call, child, target))
-    move_step(step, StepStatus.WAITING, progress.now)
+    if step.status != StepStatus.WAITING:  # it may already wait for a person's decision
+        move_step(step, StepStatus.WAITING, progress.now)
     # The run view links a step's child run: the last one started.
     step.child_run = children[-1][1]
     progress.store(step)
@@ -209,17 +210,18 @@ def tool_call_results(run: Run, node_id: str) -> list[dict[str, Any]]:
 
 def ended_tool_call_children() -> list[Pk]:
     """One ended child of each agent step that waits for its tool calls' child runs and whose
-    children have all ended: what resumes the step if the message telling of it was lost."""
-    running = Run.objects.exclude(status__in=RUN_TERMINAL)
+    unsettled children have all ended: what resumes the step if the message telling of it was
+    lost."""
+    unsettled = Run.objects.filter(tool_call_settled=False)
     waiting = (
-        StepRun.objects.filter(status=StepStatus.WAITING, tool_call_runs__isnull=False)
-        .exclude(tool_call_runs__in=running)
+        StepRun.objects.filter(status=StepStatus.WAITING, tool_call_runs__in=unsettled)
+        .exclude(tool_call_runs__in=unsettled.exclude(status__in=RUN_TERMINAL))
         .distinct()
     )
     return [
         child
         for step in waiting.values_list("pk", flat=True)
-        for child in Run.objects.filter(tool_call_step_id=step).values_list("pk", flat=True)[:1]
+        for child in unsettled.filter(tool_call_step_id=step).values_list("pk", flat=True)[:1]
     ]
 
 
@@ -231,14 +233,15 @@ def _tool_result(child: Run) -> Any:
 
 
 def _resume_tool_call(progress: Progress, child: Run) -> None:
-    """A child run of a tool call ended: once all the step's attempt's children have, their
+    """A child run of a tool call ended: once all the step's unsettled children have, their
     cost goes to the run and the step goes on (a child stopped by a tree limit fails it)."""
     step = progress.steps.get(child.parent_step_id)
     if step is None or step.pk != child.tool_call_step_id or step.status != StepStatus.WAITING:
         return
-    children = list(Run.objects.filter(tool_call_step_id=step.pk))
-    if any(c.status not in RUN_TERMINAL for c in children if c.pk != child.pk):
+    children = list(Run.objects.filter(tool_call_step_id=step.pk, tool_call_settled=False))
+    if any(c.status not in RUN_TERMINAL for c in children):
         return
+    Run.objects.filter(pk__in=[c.pk for c in children]).update(tool_call_settled=True)
     for done in children:
         progress.run.unpriced = progress.run.unpriced or done.unpriced
         progress.run.cost_usd += Decimal(done.cost_usd)

@@ -241,3 +241,63 @@ def test_cancelling_the_run_cancels_the_tool_calls_child_runs(make_flow):
     run.refresh_from_db()
     assert run.status == "cancelled"
     assert [c.status for c in children.all()] == ["cancelled", "cancelled"]
+
+
+def say(make_flow):
+    """A priced child: an echo agent that costs something."""
+    priced = {"model": "builtin/echo", "price": {"input_per_1k": 1000, "output_per_1k": 1000}}
+    config = {"agent": priced, "prompt": "n is {{ input.n }}"}
+    return make_flow(
+        [{"id": "say", "type": "agent", "config": config}],
+        inputs=DOUBLE_INPUTS,
+        name="Say",
+        slug="say",
+    )
+
+
+def test_each_childs_cost_counts_once_when_the_step_waits_again(make_flow):
+    say(make_flow)
+    script = [{"tool": "double", "args": {"n": 1}}, {"tool": "double", "args": {"n": 2}}, "done"]
+    run = run_to_rest(agent_flow(make_flow, "say", script))
+    assert run.status == "succeeded", run.error
+    children = list(Run.objects.filter(parent_run=run))
+    assert len(children) == 2 and all(c.cost_usd > 0 for c in children)
+    assert run.cost_usd == sum(c.cost_usd for c in children)
+    step = StepRun.objects.get(run=run, node_id="ask")
+    assert tool_returns(step) == ["n is 1", "n is 2"]
+
+
+def test_a_gated_and_an_ungated_call_in_one_answer_both_get_their_result(make_flow, editor):
+    double(make_flow)
+    say(make_flow)
+    agent = {
+        "model": "builtin/script",
+        "tools": [
+            {"orchestration": "double", "name": "double", "approval": {}},
+            {"orchestration": "say", "name": "say"},
+        ],
+        "script": [
+            {
+                "tool_calls": [
+                    {"name": "double", "arguments": {"n": 4}},
+                    {"name": "say", "arguments": {"n": 7}},
+                ]
+            },
+            "done",
+        ],
+    }
+    node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Go"}}
+    run = run_to_rest(make_flow([node], name="Both", slug="both"))
+    # The ungated call's child ran; the step still waits for the person.
+    assert run.status == "paused"
+    assert [c.input for c in Run.objects.filter(parent_run=run)] == [{"n": 7}]
+    assert StepRun.objects.get(run=run, node_id="ask").status == "waiting"
+    asked = Approval.objects.get(run=run)
+    editor.post(f"/api/v1/approvals/{asked.pk}/approve", {}, format="json")
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    # One child per call, each once.
+    assert sorted(c.input["n"] for c in Run.objects.filter(parent_run=run)) == [4, 7]
+    step = StepRun.objects.get(run=run, node_id="ask")
+    assert sorted(map(str, tool_returns(step))) == ["n is 7", "{'doubled': 8}"]
