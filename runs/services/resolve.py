@@ -9,6 +9,7 @@ from django.conf import settings
 
 from core import crypto
 from core.types import Pk
+from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition.nodes import resolve_model, tool_approvals, tool_names
 from orchestrator.definition.schema import inputs_json_schema
 from orchestrator.models import Agent
@@ -136,6 +137,12 @@ def _orchestration_tools(run: Run, items: list[Any]) -> tuple[OrchestrationToolS
             raise StepFailed(
                 f"The agent's tool '{item.get('name')}' names the orchestration '{ref}', and "
                 "there is no such orchestration in this organization.",
+                retryable=False,
+            )
+        if target.status != OrchestrationStatus.ACTIVE:
+            raise StepFailed(
+                f"The agent's tool '{item.get('name')}' names the orchestration '{ref}', which "
+                f"is {target.status}: only an active orchestration can be called as a tool.",
                 retryable=False,
             )
         found.append(

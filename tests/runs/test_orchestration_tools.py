@@ -42,7 +42,7 @@ def agent_flow(
     return make_flow([node], name=name, slug=flow_slug)
 
 
-def test_a_call_runs_the_orchestration_as_a_child_and_its_output_is_the_result(make_flow):
+def test_a_call_runs_the_orchestration_as_a_child_and_its_output_is_the_result(make_flow, editor):
     double(make_flow)
     # The script calls the tool, then answers with what the tool returned.
     flow = agent_flow(make_flow, "double", [{"tool": "double", "args": {"n": 21}}, None])
@@ -55,6 +55,9 @@ def test_a_call_runs_the_orchestration_as_a_child_and_its_output_is_the_result(m
     assert child.tool_call_id and child.status == "succeeded"
     assert child.input == {"n": 21}
     assert step.child_run_id == child.pk
+    # The run's steps link it, as a subflow step's.
+    (listed,) = editor.get(f"/api/v1/runs/{run.pk}").json()["steps"]
+    assert listed["child_run_id"] == str(child.pk)
     # The model's next call was given the child's output as the tool's result.
     returned = [
         part["content"]
@@ -301,3 +304,12 @@ def test_a_gated_and_an_ungated_call_in_one_answer_both_get_their_result(make_fl
     assert sorted(c.input["n"] for c in Run.objects.filter(parent_run=run)) == [4, 7]
     step = StepRun.objects.get(run=run, node_id="ask")
     assert sorted(map(str, tool_returns(step))) == ["n is 7", "{'doubled': 8}"]
+
+
+def test_a_draft_orchestration_is_not_a_tool(make_flow):
+    double(make_flow).__class__.objects.filter(slug="double").update(status="draft")
+    run = run_to_rest(agent_flow(make_flow, "double", [{"tool": "double", "args": {"n": 1}}]))
+    assert run.status == "failed"
+    step = StepRun.objects.get(run=run, node_id="ask")
+    assert "is draft: only an active orchestration" in step.error["message"]
+    assert not Run.objects.filter(parent_run=run).exists()
