@@ -10,7 +10,7 @@ import pytest
 from approvals.models import Approval
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import Run, RunEvent, StepRun
-from runs.services import lifecycle
+from runs.services import lifecycle, timers
 from tests.runs.conftest import transform
 from tests.runs.harness import drain, run_to_rest
 
@@ -315,3 +315,31 @@ def test_a_draft_orchestration_is_not_a_tool(make_flow):
     step = StepRun.objects.get(run=run, node_id="ask")
     assert "is draft: only an active orchestration" in step.error["message"]
     assert not Run.objects.filter(parent_run=run).exists()
+
+
+def test_the_reaper_resumes_a_step_whose_children_ended_when_the_message_was_lost(
+    make_flow, editor
+):
+    make_flow(
+        [{"id": "gate", "type": "approval", "config": {"prompt": "Ok?"}}],
+        inputs=DOUBLE_INPUTS,
+        name="Gated",
+        slug="gated",
+    )
+    run = run_to_rest(agent_flow(make_flow, "gated", [{"tool": "double", "args": {"n": 1}}, None]))
+    child = Run.objects.get(parent_run=run)
+    asked = Approval.objects.get(run=child)
+    # The child ends; the message that would resume its parent is never sent (no commit here).
+    editor.post(f"/api/v1/approvals/{asked.pk}/approve", {}, format="json")
+    child.refresh_from_db()
+    assert child.status == "succeeded"
+    step = StepRun.objects.get(run=run, node_id="ask")
+    assert step.status == "waiting"
+    assert timers.reap()["children"] == 1
+    step.refresh_from_db()
+    assert step.status == "pending"
+    drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert tool_returns(StepRun.objects.get(run=run, node_id="ask")) == [child.output]
+    assert timers.reap()["children"] == 0
