@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic_ai import ApprovalRequired, CallDeferred, RunContext, Tool
+from jsonschema.validators import validator_for
+from pydantic_ai import ApprovalRequired, CallDeferred, ModelRetry, RunContext, Tool
 from pydantic_ai.messages import ModelResponse
 
 from runs.engine import mcp
@@ -137,12 +138,25 @@ def orchestration_tool(source: OrchestrationToolSource, gated: bool = False) -> 
     """A call is never made here: it is deferred (pydantic-ai's external calls), the step waits,
     and the service starts the child run whose output becomes the call's result."""
 
+    schema = source.input_schema if source.input_schema.get("type") == "object" else {}
+    validator = validator_for(schema)(schema)
+
     def call(ctx: RunContext[None], **args: Any) -> str:
+        # Arguments that the orchestration's inputs refuse go back to the model to fix: no
+        # person is asked about them, no child run is started.
+        problems = sorted(validator.iter_errors(args), key=lambda e: list(e.absolute_path))
+        if problems:
+            raise ModelRetry(
+                f"the arguments do not match the inputs of '{source.name}': "
+                + "; ".join(
+                    f"{'/'.join(map(str, p.absolute_path)) or 'arguments'}: {p.message}"
+                    for p in problems[:5]
+                )
+            )
         if gated and not ctx.tool_call_approved:
             raise ApprovalRequired()
         raise CallDeferred(metadata={"orchestration": source.target_id})
 
-    schema = source.input_schema if source.input_schema.get("type") == "object" else {}
     made: Tool[None] = Tool.from_schema(
         call,
         name=source.name,

@@ -77,13 +77,17 @@ def test_a_call_runs_the_orchestration_as_a_child_and_its_output_is_the_result(m
 
 def test_the_tools_schema_is_the_orchestrations_declared_inputs(make_flow):
     double(make_flow)
-    # A call without the required input: the child run is refused, the step fails saying so.
-    flow = agent_flow(make_flow, "double", [{"tool": "double", "args": {}}, None])
-    run = run_to_rest(flow)
-    step = StepRun.objects.filter(run=run, node_id="ask").latest("attempt")
-    assert run.status == "failed"
-    assert "input" in step.error["message"]
-    assert not Run.objects.filter(parent_run=run).exists()
+    # A call without the required input goes back to the model, which calls again with it.
+    script = [{"tool": "double", "args": {}}, {"tool": "double", "args": {"n": 2}}, None]
+    run = run_to_rest(agent_flow(make_flow, "double", script))
+    assert run.status == "succeeded", run.error
+    (child,) = Run.objects.filter(parent_run=run)
+    assert child.input == {"n": 2}
+    step = StepRun.objects.get(run=run, node_id="ask")
+    (retried, result) = tool_returns(step)
+    assert retried.startswith("the arguments do not match the inputs of 'double'")
+    assert "'n' is a required property" in retried
+    assert result == child.output == {"doubled": 4}
 
 
 def test_another_organizations_orchestration_is_never_reachable(make_flow, other_org):
