@@ -61,6 +61,15 @@ class Run(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     parent_step_id = models.CharField(max_length=63, blank=True)
+    # A run an agent step started for a call of an orchestration tool: the step's attempt that
+    # waits for it and the call it answers (empty for a subflow step's child or a fired run).
+    tool_call_step = models.ForeignKey(
+        "StepRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="tool_call_runs"
+    )
+    tool_call_id = models.CharField(max_length=200, blank=True)
+    # Its result went to the step and its cost into the parent run's (once, however many times
+    # its end is told).
+    tool_call_settled = models.BooleanField(default=False)
     root_run = models.ForeignKey(
         "self",
         null=True,

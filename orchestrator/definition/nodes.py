@@ -168,7 +168,9 @@ def tool_names(tools: list[Any]) -> tuple[str, ...]:
 def tool_approvals(tools: list[Any]) -> dict[str, dict[str, Any]]:
     """The `approval` of each built-in tool whose calls wait for a person, by tool name."""
     return {
-        str(t["tool"]): t["approval"] for t in tools if isinstance(t, dict) and t.get("approval")
+        str(t["tool"]): t["approval"]
+        for t in tools
+        if isinstance(t, dict) and "tool" in t and "approval" in t
     }
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic_ai import ApprovalRequired, RunContext, Tool
+from jsonschema.validators import validator_for
+from pydantic_ai import ApprovalRequired, CallDeferred, ModelRetry, RunContext, Tool
 from pydantic_ai.messages import ModelResponse
 
 from runs.engine import mcp
@@ -120,6 +122,51 @@ def mcp_tool(
     return made
 
 
+@dataclass(frozen=True)
+class OrchestrationToolSource:
+    """An orchestration of the run's organization offered to the agent as a tool: its arguments
+    are the orchestration's declared inputs, a call runs it as a child run of the step."""
+
+    name: str
+    description: str
+    target_id: str
+    input_schema: dict[str, Any] = field(default_factory=dict)
+    approval: dict[str, Any] | None = None
+
+
+def orchestration_tool(source: OrchestrationToolSource, gated: bool = False) -> Tool[None]:
+    """A call is never made here: it is deferred (pydantic-ai's external calls), the step waits,
+    and the service starts the child run whose output becomes the call's result."""
+
+    schema = source.input_schema if source.input_schema.get("type") == "object" else {}
+    validator = validator_for(schema)(schema)
+
+    def call(ctx: RunContext[None], **args: Any) -> str:
+        # Arguments that the orchestration's inputs refuse go back to the model to fix: no
+        # person is asked about them, no child run is started.
+        problems = sorted(validator.iter_errors(args), key=lambda e: list(e.absolute_path))
+        if problems:
+            raise ModelRetry(
+                f"the arguments do not match the inputs of '{source.name}': "
+                + "; ".join(
+                    f"{'/'.join(map(str, p.absolute_path)) or 'arguments'}: {p.message}"
+                    for p in problems[:5]
+                )
+            )
+        if gated and not ctx.tool_call_approved:
+            raise ApprovalRequired()
+        raise CallDeferred(metadata={"orchestration": source.target_id})
+
+    made: Tool[None] = Tool.from_schema(
+        call,
+        name=source.name,
+        description=source.description or None,
+        json_schema={"type": "object", "properties": {}, **schema},
+        takes_ctx=True,
+    )
+    return made
+
+
 def agent_tools(
     allowed: tuple[str, ...],
     policy: NetPolicy,
@@ -128,6 +175,7 @@ def agent_tools(
     sources: tuple[mcp.McpToolSource, ...] = (),
     key_prefix: str = "",
     gated: frozenset[str] = frozenset(),
+    orchestrations: tuple[OrchestrationToolSource, ...] = (),
 ) -> list[Tool[None]]:
     """The agent's tools as pydantic-ai tools: the built-in ones it names, and its MCP servers'.
     Each call notes in `outcomes` (by tool call id) whether it succeeded, for the `tool_result`
@@ -135,7 +183,7 @@ def agent_tools(
     `key_prefix` (the run's and step's ids), the model call that asked for it and the call's id
     make a built-in call's Idempotency-Key (a provider may number its calls afresh in each
     answer). A call to a tool in `gated` is deferred until a person approves it (pydantic-ai's
-    deferred tools)."""
+    deferred tools); a call to one of `orchestrations` is deferred until its child run ends."""
 
     def as_tool(name: str) -> Tool[None]:
         def call(ctx: RunContext[None], **args: Any) -> str:
@@ -161,6 +209,7 @@ def agent_tools(
         for source in sources
         for tool in source.tools
     ]
+    tools += [orchestration_tool(source, source.name in gated) for source in orchestrations]
     seen: set[str] = set()
     for tool in tools:
         if tool.name in seen:

@@ -30,6 +30,7 @@ from runs.services.context import latest_attempts, latest_of, run_context
 from runs.services.deltas import DeltaSink
 from runs.services.graphs import definition_of, graph_of
 from runs.services.progress import Progress, lease_for
+from runs.services.subflows import start_tool_calls, tool_call_results
 from runs.services.transitions import claim_step, move_step
 from runs.services.waiting import ask_about_tool_calls, tool_call_decisions
 
@@ -188,7 +189,12 @@ def _run_node(
         record=record if agent is not None else None,
         # Only an attempt after a lost worker inherits a transcript (`timers.requeue_expired`).
         resume=step.transcript or None,
-        decisions=tool_call_decisions(run.pk, step.node_id) if step.transcript else [],
+        decisions=[
+            *tool_call_decisions(run.pk, step.node_id),
+            *tool_call_results(run, step.node_id),
+        ]
+        if step.transcript
+        else [],
         **streaming,
     )
     try:
@@ -238,14 +244,20 @@ def _budget(run: Run) -> tuple[bool, float | None]:
 
 
 def _wait(step: StepRun, result: StepResult) -> None:
-    """The agent asked for tool calls that wait for a person: the attempt ends waiting, holding
-    no worker, unless the step is no longer ours (as `_record`)."""
+    """The agent asked for tool calls that wait for a person, or for orchestration tools (each a
+    child run): the attempt ends waiting, holding no worker, unless the step is no longer ours
+    (as `_record`)."""
     with transaction.atomic():
         progress = Progress.lock(step.run_id)
         current = StepRun.objects.filter(pk=step.pk, status=StepStatus.RUNNING).first()
         if current is None or progress.run.status in RUN_TERMINAL:
             return
-        ask_about_tool_calls(progress, current, result.waiting)
+        asked = [call for call in result.waiting if "orchestration" not in call]
+        started = [call for call in result.waiting if "orchestration" in call]
+        if asked:
+            ask_about_tool_calls(progress, current, asked)
+        if started:
+            start_tool_calls(progress, current, started)
         progress.advance()
         progress.save()
 

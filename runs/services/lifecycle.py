@@ -137,6 +137,12 @@ def cancel(run: Run) -> Run:
             if step.status == StepStatus.WAITING:
                 if step.child_run_id:
                     children.append(step.child_run_id)
+                # An agent step waiting for its orchestration tool calls' child runs.
+                children.extend(
+                    pk
+                    for pk in Run.objects.filter(tool_call_step=step).values_list("pk", flat=True)
+                    if pk != step.child_run_id
+                )
                 step.save(update_fields=move_step(step, StepStatus.CANCELLED, progress.now))
         progress.advance()
 

@@ -104,10 +104,16 @@ def typed_output(value: Any, output_type: str) -> Any:
 
 def asks_people(step: StepRun) -> bool:
     """A step a person must answer: an approval or a form, or a waiting worker step (an agent
-    whose tool call waits for approval; a delay waits for its timer, which is no worker step)."""
+    whose tool call waits for approval; a delay waits for its timer, which is no worker step),
+    unless that agent waits for its orchestration tool calls' child runs, which run on their own
+    (as a subflow step's child)."""
     if waits_for_people(step.node_type):
         return True
-    return step.status == StepStatus.WAITING and step.node_type in types_running_on("worker")
+    if step.status != StepStatus.WAITING or step.node_type not in types_running_on("worker"):
+        return False
+    return step.child_run_id is None or not (
+        Run.objects.filter(tool_call_step=step).exclude(status__in=RUN_TERMINAL).exists()
+    )
 
 
 def lease_for(node: Mapping[str, Any]) -> timedelta:

@@ -9,14 +9,18 @@ from django.conf import settings
 
 from core import crypto
 from core.types import Pk
+from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition.nodes import resolve_model, tool_approvals, tool_names
+from orchestrator.definition.schema import inputs_json_schema
 from orchestrator.models import Agent
 from orchestrator.models import Credential as CredentialRow
 from runs.engine.mcp import McpToolSource
 from runs.engine.nodes.base import AgentSpec, Credential, NetPolicy, StepFailed
 from runs.engine.pricing import Price
+from runs.engine.tools import OrchestrationToolSource
 from runs.models import Run
 from runs.services import mcp_servers
+from runs.services.subflows import target_orchestration
 
 
 def _credential_row(organization_id: Pk, ref: str) -> CredentialRow | None:
@@ -76,14 +80,21 @@ def _spec(
     price = data.get("price") or None
     items = [*(data.get("tools") or ()), *step_tools] if with_tools else []
     sources = _tool_sources(run, items)
+    orchestrations = _orchestration_tools(run, items)
     return AgentSpec(
         name=name,
         model=model,
         system_prompt=data.get("system_prompt") or "",
-        tools=(*tool_names(items), *(tool for source in sources for tool in source.model_names())),
+        tools=(
+            *tool_names(items),
+            *(tool for source in sources for tool in source.model_names()),
+            *(source.name for source in orchestrations),
+        ),
         tool_sources=sources,
+        orchestrations=orchestrations,
         approvals={
             **tool_approvals(items),
+            **{s.name: s.approval for s in orchestrations if s.approval is not None},
             **{
                 name: source.approval
                 for source in sources
@@ -111,6 +122,39 @@ def _tool_sources(run: Run, items: list[Any]) -> tuple[McpToolSource, ...]:
         for item in items
         if isinstance(item, dict) and "mcp" in item
     )
+
+
+def _orchestration_tools(run: Run, items: list[Any]) -> tuple[OrchestrationToolSource, ...]:
+    """An agent's orchestration items, each found in the run's organization (never another's):
+    its declared inputs are the tool's arguments."""
+    found = []
+    for item in items:
+        if not isinstance(item, dict) or "orchestration" not in item:
+            continue
+        ref = str(item["orchestration"])
+        target = target_orchestration(run.organization_id, ref)
+        if target is None:
+            raise StepFailed(
+                f"The agent's tool '{item.get('name')}' names the orchestration '{ref}', and "
+                "there is no such orchestration in this organization.",
+                retryable=False,
+            )
+        if target.status != OrchestrationStatus.ACTIVE:
+            raise StepFailed(
+                f"The agent's tool '{item.get('name')}' names the orchestration '{ref}', which "
+                f"is {target.status}: only an active orchestration can be called as a tool.",
+                retryable=False,
+            )
+        found.append(
+            OrchestrationToolSource(
+                name=str(item.get("name") or target.slug),
+                description=str(item.get("description") or target.description or target.name),
+                target_id=str(target.pk),
+                input_schema=inputs_json_schema(target.definition.get("inputs", [])),
+                approval=item.get("approval"),
+            )
+        )
+    return tuple(found)
 
 
 def agent(

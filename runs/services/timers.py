@@ -20,7 +20,7 @@ from runs.engine import RUN_TERMINAL, ErrorCode, RunStatus, StepStatus
 from runs.models import Run, StepRun
 from runs.services import dispatch, firing, outputs
 from runs.services.progress import Progress
-from runs.services.subflows import resume_parent
+from runs.services.subflows import ended_tool_call_children, resume_parent
 from runs.services.transitions import move_step
 from runs.services.waiting import cancel_pending
 
@@ -201,6 +201,10 @@ def reap() -> dict[str, int]:
         child_run__status__in=RUN_TERMINAL,
     ).values_list("child_run_id", flat=True):
         resume_parent_of(child_id)
+        counts["children"] += 1
+    # The ended child runs of agents' orchestration tool calls whose step still waits.
+    for ended in ended_tool_call_children():
+        resume_parent_of(ended)
         counts["children"] += 1
     counts["refines_lost"] = outputs.reap_lost_refines(now)
     return counts

@@ -66,7 +66,8 @@ def _run_span(run: Run) -> SpanRecord:
     parent = span_id_of(run.parent_run_id) if run.parent_run_id else None
     if run.parent_run_id:
         # Under the subflow step that started it, in the parent run's trace.
-        step_run_id = (
+        # (or the agent step whose tool call started it).
+        step_run_id = run.tool_call_step_id or (
             StepRun.objects.filter(run_id=run.parent_run_id, child_run_id=run.pk)
             .values_list("pk", flat=True)
             .first()

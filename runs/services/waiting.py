@@ -13,8 +13,8 @@ from django.utils import timezone
 from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
 from core.types import Pk
 from orchestrator.definition import TemplateError, render
-from runs.engine import StepStatus
-from runs.models import StepRun
+from runs.engine import RUN_TERMINAL, StepStatus
+from runs.models import Run, StepRun
 from runs.services import dispatch
 from runs.services.transitions import move_step
 
@@ -173,7 +173,13 @@ def ask_about_tool_calls(progress: Progress, step: StepRun, calls: list[dict[str
 
 def go_on_with_tool_calls(progress: Progress, step: StepRun) -> None:
     """The tool calls the step waited for are decided: a worker takes it up again, and goes on
-    from its transcript with the decisions (`tool_call_decisions`)."""
+    from its transcript with the decisions (`tool_call_decisions`) and the results of its
+    orchestration calls' child runs. Not while a question or a child run is still open: what
+    closes the last one goes on."""
+    if Approval.objects.filter(step_run=step, status=ApprovalStatus.PENDING).exists():
+        return
+    if Run.objects.filter(tool_call_step=step).exclude(status__in=RUN_TERMINAL).exists():
+        return
     move_step(step, StepStatus.PENDING, progress.now)
     progress.store(step)
     dispatch.enqueue_step(step.pk)

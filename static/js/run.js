@@ -181,6 +181,8 @@
       el("dl", { class: "kv" },
         ...kv("Type", node.type), ...kv("Attempt", step ? step.attempt : "–"), ...kv("Duration", duration(step && step.duration_ms)),
         ...(step && step.model ? kv("Model", step.model) : []),
+        // A subflow step's child run, or the latest an agent's orchestration tool call started.
+        ...(step && step.child_run_id ? kv("Child run", el("a", { href: `/runs/${step.child_run_id}/`, class: "child-run" }, step.child_run_id.slice(0, 8))) : []),
         ...kv("Tokens", step ? `${step.tokens.input} in · ${step.tokens.output} out` : "–"),
         ...kv("Cost", step ? cost(step.cost_usd, step.unpriced) : "–"),
       ),

@@ -13,7 +13,7 @@ from orchestrator.definition.nodes import types_running_on
 from orchestrator.models import Orchestration
 from runs.engine import RUN_TERMINAL, StepStatus
 from runs.models import Run, StepRun
-from runs.services import execution, lifecycle, timers
+from runs.services import execution, lifecycle, subflows, timers
 
 
 def drain(rounds: int = 500) -> None:
@@ -38,6 +38,10 @@ def drain(rounds: int = 500) -> None:
             status=StepStatus.WAITING, node_type="subflow", child_run__status__in=RUN_TERMINAL
         ):
             timers.resume_parent_of(step.child_run_id)
+            moved = True
+        # The child runs of an agent's orchestration tool calls, whose step still waits.
+        for child_id in subflows.ended_tool_call_children():
+            timers.resume_parent_of(child_id)
             moved = True
         if not moved:
             return

@@ -240,3 +240,25 @@ def test_an_attempt_lost_with_its_worker_has_an_error_span(make_flow, upstream, 
     named = by_name(spans.get_finished_spans())
     assert [s.attributes["orchestrator.step.attempt"] for s in named["step fetch"]] == [1, 2]
     assert named["step fetch"][1].status.status_code == StatusCode.UNSET
+
+
+def test_an_orchestration_tools_child_run_is_under_the_agent_step_that_called_it(
+    make_flow, spans, eager
+):
+    make_flow([transform("inner", "inner {{ input.n }}")], name="Child", slug="child")
+    agent = {
+        "model": "builtin/script",
+        "tools": [{"orchestration": "child", "name": "child", "description": "Runs the child."}],
+        "script": [
+            {"tool_calls": [{"name": "child", "arguments": {"n": n}} for n in (1, 2)]},
+            "done",
+        ],
+    }
+    config = {"agent": agent, "prompt": "Go"}
+    run = run_to_rest(make_flow([{"id": "work", "type": "agent", "config": config}], slug="top"))
+    assert run.status == "succeeded", run.error
+    named = by_name(spans.get_finished_spans())
+    steps = {step.context.span_id for step in named["step work"]}
+    # Both calls' runs, not only the one the step's row links.
+    assert len(named["run child"]) == 2
+    assert all(parent_of(child) in steps for child in named["run child"])

@@ -222,7 +222,7 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
         agent: Agent[None, Any] = Agent(
             model,
             output_type=_output_type(schema, model)
-            if not spec.approvals
+            if not spec.approvals and not spec.orchestrations
             else [_output_type(schema, model), DeferredToolRequests],
             system_prompt=spec.system_prompt or (),
             tools=agent_tools(
@@ -233,6 +233,7 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
                 spec.tool_sources,
                 f"{ctx.run_id}:{ctx.step_id}",
                 frozenset(spec.approvals),
+                spec.orchestrations,
             ),
             retries={"tools": max_turns, "output": OUTPUT_RETRIES},
             model_settings=_settings(spec, response_format, schema),
@@ -265,6 +266,17 @@ async def _converse(ctx: StepContext, spec: AgentSpec, result: StepResult) -> St
             }
             for call in output.approvals
         ]
+        targets = {source.name: source.target_id for source in spec.orchestrations}
+        result.waiting += [
+            {
+                "turn": result.turns,
+                "tool_call_id": call.tool_call_id,
+                "tool": call.tool_name,
+                "args": _args(call),
+                "orchestration": targets.get(call.tool_name, ""),
+            }
+            for call in output.calls
+        ]
         return result
     result.output = _final(output, response_format)
     return result
@@ -290,8 +302,12 @@ async def _walk(
     record = sync_to_async(_recorder(ctx), thread_sensitive=True)
     delta = sync_to_async(ctx.delta, thread_sensitive=True)
     decided = _decided(ctx.decisions, history)
-    # A decided call's `tool_execution` went out when the model asked for it, before the pause.
-    asked_before = set(decided.approvals) if decided is not None else set()
+    # A decided call's `tool_execution` went out when the model asked for it, before the pause,
+    # as did that of a call whose child run gave its result.
+    asked_before = {*decided.approvals, *decided.calls} if decided is not None else set()
+    for call_id, given in (decided.calls if decided is not None else {}).items():
+        # A child run's failure is given as an error text: its `tool_result` is not ok.
+        outcomes[call_id] = not (isinstance(given, str) and given.startswith("error:"))
     async with agent.iter(
         None if history else prompt,
         message_history=history or None,
@@ -373,7 +389,8 @@ def _decided(
 ) -> DeferredToolResults | None:
     """People's decisions on the calls the recorded conversation waits for, as pydantic-ai's
     results of deferred calls: an approved call runs, a denied one answers the model that it was
-    denied, with the decider's comment. None when it waits for none (or nobody decided yet)."""
+    denied, with the decider's comment; a call whose child run ended (a decision with a
+    `result`) answers with that result. None when it waits for none (or nobody decided yet)."""
     if not history or not decisions:
         return None
     at = max((i for i, m in enumerate(history) if isinstance(m, ModelResponse)), default=None)
@@ -384,9 +401,15 @@ def _decided(
     answered = {part.tool_call_id for part in _results(history[at + 1 :])}
     open_calls = {call.tool_call_id for call in response.tool_calls} - answered
     approvals: dict[str, bool | ToolApproved | ToolDenied] = {}
+    calls: dict[str, Any] = {}
     for decision in decisions:
         call_id = decision.get("tool_call_id")
-        if decision.get("turn") != _responses(history) or call_id not in open_calls:
+        if call_id not in open_calls:
+            continue
+        if "result" in decision:
+            calls[call_id] = decision["result"]
+            continue
+        if decision.get("turn") != _responses(history):
             continue
         if decision.get("approved"):
             approvals[call_id] = ToolApproved()
@@ -396,7 +419,9 @@ def _decided(
             approvals[call_id] = ToolDenied(
                 f"{decision.get('by') or 'A person'} denied this call{said}"
             )
-    return DeferredToolResults(approvals=approvals) if approvals else None
+    for call_id in calls:  # an approved orchestration call that has run: its result stands
+        approvals.pop(call_id, None)
+    return DeferredToolResults(approvals=approvals, calls=calls) if approvals or calls else None
 
 
 def _history(resume: list[Any] | None) -> list[ModelMessage]:

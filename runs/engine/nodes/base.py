@@ -17,6 +17,7 @@ from runs.engine.failures import StepFailed as StepFailed  # re-exported: the no
 from runs.engine.mcp import McpToolSource
 from runs.engine.netguard import NetPolicy as NetPolicy  # re-exported: part of a step's context
 from runs.engine.pricing import Price
+from runs.engine.tools import OrchestrationToolSource
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -44,6 +45,8 @@ class AgentSpec:
     # Tools (built-in or an MCP server's, by the name the model is told) whose calls wait for a
     # person: {name: {"approvers", "timeout_s", "on_timeout"}}.
     approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Orchestrations of the organization the agent may call as tools (each a child run).
+    orchestrations: tuple[OrchestrationToolSource, ...] = ()
 
     def cost(self, tokens_input: int, tokens_output: int) -> float | None:
         """USD for these tokens, or None when neither the agent nor the table prices the model."""

@@ -1,0 +1,55 @@
+"""The run view links an agent step to the child run its orchestration tool call started. In
+chromium, against daphne and a real worker."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from orchestrator.services.orchestrations import create_orchestration
+from runs.models import Run
+from runs.models import TriggerKind as RunTrigger
+from runs.services import lifecycle
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+LIVE = 30_000  # ms
+
+
+def test_an_agent_step_links_the_child_run_of_its_tool_call(page, org):
+    create_orchestration(
+        org,
+        {
+            "name": "Double",
+            "slug": "double",
+            "status": "active",
+            "definition": {
+                "nodes": [{"id": "calc", "type": "transform", "config": {"output": "twice"}}],
+                "edges": [],
+            },
+        },
+    )
+    agent = {
+        "model": "builtin/script",
+        "tools": [{"orchestration": "double", "name": "double", "description": "Doubles."}],
+        "script": [{"tool": "double", "args": {}}, None],
+    }
+    flow = create_orchestration(
+        org,
+        {
+            "name": "Asker",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Go"}}
+                ],
+                "edges": [],
+            },
+        },
+    )
+    run, _ = lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded", timeout=LIVE)
+    child = Run.objects.get(parent_run=run)
+    page.click('.gnode[data-node-id="ask"]')
+    link = page.locator("#step-panel a.child-run")
+    expect(link).to_have_attribute("href", f"/runs/{child.pk}/")
