@@ -171,7 +171,7 @@ INSERT INTO runs_run (
     parent_step_id, depth, cost_usd, tokens_input, tokens_output, steps_completed, steps_total,
     metadata, requested_by_name, idempotency_key, idempotency_caller, idempotency_fingerprint,
     cancel_requested, budget_hold, unpriced, refine_status, refine_error, last_seq, created_at,
-    started_at, finished_at
+    started_at, finished_at, tool_call_id, tool_call_settled
 )
 SELECT
     gen_random_uuid(), (%(orgs)s::uuid[])[k], (%(flow_ids)s::uuid[])[k],
@@ -183,7 +183,7 @@ SELECT
     CASE WHEN status = 'paused' THEN %(gate)s - 1 ELSE %(steps)s END, %(steps)s,
     '{}'::jsonb, '', '', '', '', false, false, false, 'idle', '', %(events)s,
     created, created + interval '5 ms',
-    CASE WHEN status <> 'paused' THEN created + interval '4 s' END
+    CASE WHEN status <> 'paused' THEN created + interval '4 s' END, '', false
 FROM (
     SELECT
         i, 1 + i %% %(flows)s AS k, %(now)s - i * %(spacing)s AS created,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from approvals.models import Approval
@@ -47,7 +49,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
     def get_tool(self, approval: Approval) -> str | None:
         return approval.payload.get("tool") if approval.payload else None
 
-    def get_args(self, approval: Approval) -> object:
+    def get_args(self, approval: Approval) -> dict[str, Any] | None:
         return approval.payload.get("args") if approval.payload else None
 
     def get_deciders(self, approval: Approval) -> list[str]:
