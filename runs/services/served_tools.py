@@ -48,8 +48,8 @@ class RunOutcome:
 
 
 def _active(organization: Organization) -> QuerySet[Orchestration]:
-    return Orchestration.objects.filter(
-        organization=organization, status=OrchestrationStatus.ACTIVE, deleted_at__isnull=True
+    return Orchestration.objects.alive().filter(
+        organization=organization, status=OrchestrationStatus.ACTIVE
     )
 
 
