@@ -10,9 +10,10 @@ from playwright.sync_api import expect
 
 from orchestrator.services.orchestrations import create_orchestration
 from orchestrator.services.starters import load_starters
-from runs.services import outputs
+from runs.models import Run
+from runs.services import lifecycle, outputs
 from tests.outputs.conftest import echo_flow
-from tests.runs.harness import run_to_rest
+from tests.worker.conftest import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -20,7 +21,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker]
 def test_a_shared_outputs_remote_image_is_never_requested(browser, stack, org, transactional_db):
     base, _ = stack
     text = "# Report\n\n![pixel](https://evil.example/p.png) and ![b](http://127.0.0.2:9/t.gif)"
-    run = run_to_rest(echo_flow(org), {"text": text})
+    # The stack's worker runs it: draining in this process as well would race that worker for
+    # the step and could return while the worker still held it.
+    run, _ = lifecycle.fire(echo_flow(org), {"text": text})
+    wait_until(lambda: Run.objects.get(pk=run.pk).status == "succeeded")
+    run.refresh_from_db()
     link, _ = outputs.share(run)
 
     visitor = browser.new_context(base_url=base)
