@@ -20,8 +20,16 @@ def latest_of(steps: Iterable[StepRun]) -> dict[str, StepRun]:
     return latest
 
 
-def latest_attempts(run: Run) -> dict[str, StepRun]:
-    return latest_of(StepRun.objects.filter(run=run).order_by("node_id", "attempt"))
+# What deciding a run's next steps and their template context never read of a step: an agent's
+# recorded conversation and a step's rendered input, its largest columns. A chain's k-th step
+# reads k rows under the run's lock; a deferred column is loaded if something asks for it.
+UNREAD_BY_SCHEDULER = ("transcript", "input")
+
+
+def latest_attempts(run: Run, *, skip: tuple[str, ...] = ()) -> dict[str, StepRun]:
+    """Each node's latest attempt, without the columns `skip` names (a step saved again then
+    writes only the columns it was read with)."""
+    return latest_of(StepRun.objects.filter(run=run).defer(*skip).order_by("node_id", "attempt"))
 
 
 def run_context(run: Run, steps: Mapping[str, StepRun]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from runs.engine.nodes.base import Event, StepContext, StepFailed, StepResult
 from runs.engine.redaction import Redactor
 from runs.models import Run, StepRun
 from runs.services import events, resolve
-from runs.services.context import latest_attempts, latest_of, run_context
+from runs.services.context import UNREAD_BY_SCHEDULER, latest_attempts, latest_of, run_context
 from runs.services.deltas import DeltaSink
 from runs.services.graphs import definition_of, graph_of
 from runs.services.progress import Progress, lease_for
@@ -136,7 +136,10 @@ def _run_node(
 ) -> StepResult:
     """`known`: when the last outcome handed this step on, what that transaction knew of the
     run's steps: only the nodes it changed are read again for the template context."""
-    context = run_context(run, latest_attempts(run) if known is None else _refreshed(run, known))
+    context = run_context(
+        run,
+        latest_attempts(run, skip=UNREAD_BY_SCHEDULER) if known is None else _refreshed(run, known),
+    )
     try:
         config = render(node["config"], context)
     except TemplateError as exc:
@@ -207,6 +210,9 @@ def _run_node(
         if sink is not None:
             sink.close()
     result.output = hide(result.output)
+    if result.last_turn is not None:
+        transcript, told = result.last_turn
+        result.last_turn = hide(transcript), [(kind, hide(data)) for kind, data in told]
     return result
 
 
@@ -290,6 +296,11 @@ def _record(
         progress.worker_free = time.monotonic() < until
         if failure is None:
             assert result is not None  # one of the two is given
+            if result.last_turn is not None:
+                # The agent's last model call is recorded with the outcome, in this transaction.
+                current.transcript, told = result.last_turn
+                for kind, data in told:
+                    progress.log.add(kind, current.node_id, **data)
             progress.succeed(current, result.output, **result.usage())
         else:
             progress.fail(
@@ -334,5 +345,6 @@ def _known(progress: Progress) -> Known:
 def _refreshed(run: Run, known: Known) -> dict[str, StepRun]:
     """The latest attempts, as `latest_attempts` gives them, with only the changed nodes' rows
     read again: a chain's k-th step reads two rows (the last step and itself), not k."""
-    rows = [*known.unchanged.values(), *StepRun.objects.filter(run=run, node_id__in=known.changed)]
+    changed = StepRun.objects.filter(run=run, node_id__in=known.changed).defer(*UNREAD_BY_SCHEDULER)
+    rows = [*known.unchanged.values(), *changed]
     return latest_of(sorted(rows, key=lambda step: (step.node_id, step.attempt)))

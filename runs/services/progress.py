@@ -40,7 +40,7 @@ from runs.engine import (
 from runs.engine.nodes import INLINE_EXECUTORS
 from runs.models import Run, StepRun
 from runs.services import dispatch, tracing
-from runs.services.context import latest_attempts, run_context
+from runs.services.context import UNREAD_BY_SCHEDULER, latest_attempts, run_context
 from runs.services.events import EventLog
 from runs.services.graphs import definition_of, graph_of
 from runs.services.subflows import start_subflow
@@ -129,7 +129,9 @@ class Progress:
         self.log = EventLog(run)
         # A run that was never started has no steps yet, unless a replay copied some in.
         fresh = run.status == RunStatus.QUEUED and not run.replay_from_step
-        self.steps: dict[str, StepRun] = {} if fresh else latest_attempts(run)
+        self.steps: dict[str, StepRun] = (
+            {} if fresh else latest_attempts(run, skip=UNREAD_BY_SCHEDULER)
+        )
         self.definition = definition_of(run)
         self.graph = graph_of(run)
         self.now = timezone.now()

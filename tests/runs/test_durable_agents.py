@@ -64,7 +64,10 @@ class Attempt:
         self.events.extend(events)
 
     def run(self):
-        return run_agent(self.ctx)
+        result = run_agent(self.ctx)
+        if result.last_turn is not None:  # the executor writes it with the step's outcome
+            self.record(*result.last_turn)
+        return result
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.events]
@@ -76,6 +79,9 @@ def test_each_model_call_and_tool_result_is_recorded_with_its_event_as_it_happen
         attempt = Attempt(server)
         result = attempt.run()
     assert result.output == "All three fetched."
+    # The last model call, which ends the conversation, comes with the result instead: the
+    # executor writes it in the transaction that records the step's outcome.
+    assert [kind for kind, _ in result.last_turn[1]] == ["agent_turn"]
     # A record per model call and per tool result, each with the events that tell of it.
     told = [[kind for kind, _ in events] for _, events in attempt.records]
     assert told[0] == ["agent_turn"] and told[3] == ["agent_turn"] and told[5] == ["agent_turn"]

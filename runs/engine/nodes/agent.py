@@ -308,80 +308,101 @@ async def _walk(
     for call_id, given in (decided.calls if decided is not None else {}).items():
         # A child run's failure is given as an error text: its `tool_result` is not ok.
         outcomes[call_id] = not (isinstance(given, str) and given.startswith("error:"))
-    async with agent.iter(
-        None if history else prompt,
-        message_history=history or None,
-        deferred_tool_results=decided,
-        usage_limits=UsageLimits(request_limit=max(max_turns - recorded, 0)),
-        infer_name=False,
-    ) as run:
-        async for node in run:
-            if Agent.is_model_request_node(node):
-                turn = _Turn(turn.number + 1, time.monotonic())
-                try:
-                    async with node.stream(run.ctx) as stream:
-                        async for event in stream:
-                            text = _streamed_text(event)
-                            if text:
-                                await delta(turn.number, text)
-                except MALFORMED as exc:
-                    # pydantic-ai reads a streamed chunk without checking its shape.
-                    raise StepFailed(
-                        "the model's answer was malformed: a streamed chunk could not be read "
-                        f"({type(exc).__name__.removesuffix('Error').lower()})"
-                    ) from None
-            elif Agent.is_call_tools_node(node):
-                response = node.model_response
-                if not response.parts:
-                    raise StepFailed(
-                        "the model's answer was malformed: it held neither text nor tool calls"
-                    )
-                messages = run.all_messages()
-                at = max(i for i, m in enumerate(messages) if isinstance(m, ModelResponse))
-                head, answered = messages[: at + 1], _results(messages[at + 1 :])
-                if _responses(head) > recorded:  # a new model call, not a recorded one
-                    recorded = _responses(head)
-                    turn.sent = head[:-1]
-                    data = _record_turn(spec, result, turn, response)
-                    await record(_dump(head), [("agent_turn", data)])
-                    if _tool_calls(response):
-                        _check_budget(ctx, result)
-                # Results are recorded as they come, their events go out in the order of the
-                # calls, whichever finished first: a recorded result's event went out unless an
-                # earlier call had none yet (then it goes out with that one's).
-                calls = [p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart)]
-                done = {p.tool_call_id: _result_data(p) for p in answered}
-                while calls and calls[0] in done:
-                    done.pop(calls.pop(0))
-                parts = list(answered)
-                async with node.stream(run.ctx) as events:
-                    async for event in events:
-                        noted = _record_tool(spec, result, event, outcomes, started)
-                        if noted is None:
-                            continue
-                        kind, data, call_id = noted
-                        if kind != "tool_result":
-                            if call_id not in asked_before:
-                                await emit(kind, data)
-                            continue
-                        assert isinstance(
-                            event, FunctionToolResultEvent
-                        )  # what a tool_result comes from
-                        done[call_id] = data
-                        parts.append(event.part)
-                        ready: list[Event] = []
-                        while calls and calls[0] in done:
-                            ready.append((kind, done.pop(calls.pop(0))))
-                        await record(_dump([*head, _paused(parts)]), ready)
-                for left in done.values():
-                    await emit("tool_result", left)
-        if run.result is None:
-            raise StepFailed("the agent ended without an answer")
-        if isinstance(run.result.output, DeferredToolRequests):
-            # The step waits for people: what it did so far, the results of the calls that did
-            # not wait among them, is where it goes on from.
-            await record(_dump(run.all_messages()), [])
-        return run.result.output
+    # The record of a model call that asked for no tools is held: when the conversation ends
+    # there, the step's outcome carries it (`StepResult.last_turn`) and both are written in one
+    # transaction; when anything follows (an answer sent back to be fixed), it is written first.
+    held: list[tuple[list[Any], list[Event]]] = []
+
+    async def write_held() -> None:
+        with anyio.CancelScope(shield=True):  # also when the step's deadline cancels the loop
+            while held:
+                await record(*held.pop(0))
+
+    try:
+        async with agent.iter(
+            None if history else prompt,
+            message_history=history or None,
+            deferred_tool_results=decided,
+            usage_limits=UsageLimits(request_limit=max(max_turns - recorded, 0)),
+            infer_name=False,
+        ) as run:
+            async for node in run:
+                if Agent.is_model_request_node(node):
+                    await write_held()
+                    turn = _Turn(turn.number + 1, time.monotonic())
+                    try:
+                        async with node.stream(run.ctx) as stream:
+                            async for event in stream:
+                                text = _streamed_text(event)
+                                if text:
+                                    await delta(turn.number, text)
+                    except MALFORMED as exc:
+                        # pydantic-ai reads a streamed chunk without checking its shape.
+                        raise StepFailed(
+                            "the model's answer was malformed: a streamed chunk could not be read "
+                            f"({type(exc).__name__.removesuffix('Error').lower()})"
+                        ) from None
+                elif Agent.is_call_tools_node(node):
+                    response = node.model_response
+                    if not response.parts:
+                        raise StepFailed(
+                            "the model's answer was malformed: it held neither text nor tool calls"
+                        )
+                    messages = run.all_messages()
+                    at = max(i for i, m in enumerate(messages) if isinstance(m, ModelResponse))
+                    head, answered = messages[: at + 1], _results(messages[at + 1 :])
+                    if _responses(head) > recorded:  # a new model call, not a recorded one
+                        recorded = _responses(head)
+                        turn.sent = head[:-1]
+                        data = _record_turn(spec, result, turn, response)
+                        if _tool_calls(response):
+                            await record(_dump(head), [("agent_turn", data)])
+                            _check_budget(ctx, result)
+                        else:
+                            held.append((_dump(head), [("agent_turn", data)]))
+                    # Results are recorded as they come, their events go out in the order of the
+                    # calls, whichever finished first: a recorded result's event went out unless an
+                    # earlier call had none yet (then it goes out with that one's).
+                    calls = [p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart)]
+                    done = {p.tool_call_id: _result_data(p) for p in answered}
+                    while calls and calls[0] in done:
+                        done.pop(calls.pop(0))
+                    parts = list(answered)
+                    async with node.stream(run.ctx) as events:
+                        async for event in events:
+                            noted = _record_tool(spec, result, event, outcomes, started)
+                            if noted is None:
+                                continue
+                            kind, data, call_id = noted
+                            if kind != "tool_result":
+                                if call_id not in asked_before:
+                                    await emit(kind, data)
+                                continue
+                            assert isinstance(
+                                event, FunctionToolResultEvent
+                            )  # what a tool_result comes from
+                            done[call_id] = data
+                            parts.append(event.part)
+                            ready: list[Event] = []
+                            while calls and calls[0] in done:
+                                ready.append((kind, done.pop(calls.pop(0))))
+                            await record(_dump([*head, _paused(parts)]), ready)
+                    for left in done.values():
+                        await emit("tool_result", left)
+            if run.result is None:
+                raise StepFailed("the agent ended without an answer")
+            if isinstance(run.result.output, DeferredToolRequests):
+                # The step waits for people: what it did so far, the results of the calls that did
+                # not wait among them, is where it goes on from.
+                await record(_dump(run.all_messages()), [])
+            return run.result.output
+    except BaseException:
+        await write_held()
+        raise
+    finally:
+        if held and ctx.record is not None:
+            result.last_turn = held.pop()
+        await write_held()
 
 
 def _decided(

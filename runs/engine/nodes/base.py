@@ -163,6 +163,9 @@ class StepResult:
     # Tool calls that wait for a person's approval ({"turn", "tool_call_id", "tool", "args",
     # "approval"}): the step waits, holding no worker, and goes on from its transcript.
     waiting: list[dict[str, Any]] = field(default_factory=list)
+    # A durable agent's last model call, when the conversation ended with it: (transcript,
+    # events) as `StepContext.record` takes them, for the service to write with the outcome.
+    last_turn: tuple[list[Any], list[Event]] | None = None
 
     def usage(self) -> dict[str, Any]:
         """The step row's model, tokens, cost, turns and tool calls."""
