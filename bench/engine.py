@@ -53,7 +53,7 @@ from bench.common import (  # noqa: E402
     stop,
     wait,
 )
-from bench.tasks import count, fetch, noop, stamp  # noqa: E402
+from bench.tasks import count, echo, fetch, noop, stamp  # noqa: E402
 from orchestrator.models import Organization  # noqa: E402
 from orchestrator.services.orchestrations import create_orchestration  # noqa: E402
 from runs.engine import RUN_TERMINAL  # noqa: E402
@@ -166,12 +166,22 @@ def worker_steps(org, tag: str, store: redis.Redis, url: str) -> None:
                 "type": "agent",
                 "config": {"agent": {"model": "builtin/echo"}, "prompt": f"step {node_id}"},
             },
-            noop.si,
+            echo.si,
         ),
     }
     ids = [f"w{i}" for i in range(WORKER_STEPS)]
     worker = start_worker(2)
     try:
+        # For scale: a Celery chain step that does nothing at all.
+        celery_chain_of([noop.si(i) for i in range(10)], store)
+        noop_step = (
+            statistics.median(
+                celery_chain_of([noop.si(i) for i in range(WORKER_STEPS)], store)
+                for _ in range(REPEATS)
+            )
+            / WORKER_STEPS
+            * 1000
+        )
         for kind, (node, task) in kinds.items():
             chained = flow(
                 org,
@@ -207,6 +217,7 @@ def worker_steps(org, tag: str, store: redis.Redis, url: str) -> None:
                 f"<= {WORKER_STEP_RATIO}x a Celery chain step ({plain_step:.2f} ms)",
                 per_step <= WORKER_STEP_RATIO * plain_step,
                 celery_chain_ms_per_step=round(plain_step, 3),
+                celery_noop_chain_ms_per_step=round(noop_step, 3),
                 ratio=round(per_step / plain_step, 2),
                 chain_length=WORKER_STEPS,
             )

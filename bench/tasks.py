@@ -11,8 +11,13 @@ import time
 
 import httpx
 import redis
+from asgiref.sync import async_to_sync
 from celery import current_app, shared_task
 from django.conf import settings
+from pydantic_ai import Agent
+
+from runs.engine import llm
+from runs.engine.nodes.base import AgentSpec
 
 current_app.conf.result_backend = settings.REDIS_URL
 
@@ -31,6 +36,21 @@ def fetch(url: str) -> int:
     """What an `http` step does on the wire: one GET, a new client each time."""
     with httpx.Client(timeout=10, trust_env=False) as client:
         return client.get(url).status_code
+
+
+@shared_task(acks_late=True, ignore_result=False)
+def echo(index: int) -> str:
+    """What a `builtin/echo` agent step does without the engine: one pydantic-ai agent run of the
+    same streaming model, its answer read as it streams."""
+    agent = Agent(llm.builtin_model(AgentSpec(name="echo", model="builtin/echo")))
+
+    async def answer() -> str:
+        async with agent.run_stream(f"step w{index}") as streamed:
+            async for _ in streamed.stream_text(delta=True):
+                pass
+            return await streamed.get_output()
+
+    return async_to_sync(answer)()
 
 
 @shared_task(acks_late=True)
