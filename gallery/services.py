@@ -66,6 +66,7 @@ def _library_agent(row: Agent, name: str) -> dict[str, Any]:
         "tools": copy.deepcopy(row.tools or []),
         "temperature": row.temperature,
         "max_turns": row.max_turns,
+        "max_tokens": row.max_tokens,
         "base_url": row.base_url,
         "price": dict(row.price or {}),
         "script": list(row.script or []),

@@ -130,6 +130,7 @@ class AgentAdminForm(forms.ModelForm):
             "tools",
             "temperature",
             "max_turns",
+            "max_tokens",
             "credential",
             "base_url",
             "price",

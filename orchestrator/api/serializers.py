@@ -30,7 +30,7 @@ from orchestrator.choices import (
     TriggerKind,
 )
 from orchestrator.definition.checks import IDENTIFIER
-from orchestrator.definition.nodes import model_problem
+from orchestrator.definition.nodes import MAX_TOKENS_CEILING, model_problem
 from orchestrator.models import (
     Agent,
     Credential,
@@ -411,6 +411,13 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
     )
     temperature = serializers.FloatField(min_value=0, max_value=2, allow_null=True, required=False)
     max_turns = serializers.IntegerField(min_value=1, max_value=50, allow_null=True, required=False)
+    max_tokens = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_TOKENS_CEILING,
+        allow_null=True,
+        required=False,
+        help_text="The most tokens one model call may answer with; null: the provider's default.",
+    )
     credential = serializers.UUIDField(allow_null=True, required=False)
     price = PriceSerializer(
         required=False,
@@ -436,6 +443,7 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
             "tools",
             "temperature",
             "max_turns",
+            "max_tokens",
             "credential",
             "base_url",
             "price",

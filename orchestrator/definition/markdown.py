@@ -336,7 +336,7 @@ class _Compiler:
                     agent[key] = _split(value)
                 elif key in ("model", "base_url", "credential", "description"):
                     agent[key] = value
-                elif key in ("temperature", "max_turns"):
+                elif key in ("temperature", "max_turns", "max_tokens"):
                     agent[key] = _scalar(value)
                 elif key == "output_schema":
                     agent[key] = self.output_schema(entity, value, line)

@@ -17,7 +17,15 @@ from orchestrator.definition.nodes import NODE_TYPES
 LIST_KEYS = ("approvers", "escalate_to", "tools")
 NODE_DEFAULTS = {"timeout_s": 300, "on_error": "fail"}
 RETRY_DEFAULTS = {"max_attempts": 1, "backoff_s": 1.0, "backoff_factor": 2.0}
-AGENT_KEYS = ("model", "base_url", "credential", "description", "temperature", "max_turns")
+AGENT_KEYS = (
+    "model",
+    "base_url",
+    "credential",
+    "description",
+    "temperature",
+    "max_turns",
+    "max_tokens",
+)
 
 
 def _slug(text: str) -> str:

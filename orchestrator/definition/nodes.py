@@ -140,6 +140,11 @@ def _model(value: Any, path: str, check: Checker) -> str:
     return model
 
 
+# The most output tokens an agent may ask of one model call: above every provider's own limit
+# today, so only a slip (a digit too many) is refused when saved; a model's own lower limit is
+# the provider's to report when the step runs.
+MAX_TOKENS_CEILING = 200_000
+
 AGENT_KEYS = (
     "name",
     "model",
@@ -147,6 +152,7 @@ AGENT_KEYS = (
     "tools",
     "temperature",
     "max_turns",
+    "max_tokens",
     "base_url",
     "credential",
     "price",
@@ -201,6 +207,15 @@ def validate_agent_object(agent: dict[str, Any], path: str, check: Checker) -> d
             default=None,
             minimum=1,
             maximum=50,
+            integer=True,
+            nullable=True,
+        ),
+        "max_tokens": check.number(
+            _get(agent, "max_tokens"),
+            f"{path}.max_tokens",
+            default=None,
+            minimum=1,
+            maximum=MAX_TOKENS_CEILING,
             integer=True,
             nullable=True,
         ),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from orchestrator.choices import CredentialKind, McpServerStatus
+from orchestrator.definition.nodes import MAX_TOKENS_CEILING
 from orchestrator.models.tenancy import Organization
 
 
@@ -61,6 +63,12 @@ class Agent(models.Model):
     tools = models.JSONField(default=list, blank=True)
     temperature = models.FloatField(null=True, blank=True)
     max_turns = models.PositiveIntegerField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKENS_CEILING)],
+        help_text="The most tokens one model call may answer with; empty: the provider's default.",
+    )
     credential = models.ForeignKey(
         Credential, null=True, blank=True, on_delete=models.SET_NULL, related_name="agents"
     )

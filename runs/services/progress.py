@@ -59,6 +59,8 @@ RUN_CODES = frozenset(
     }
 )
 EVENT_OUTPUT_LIMIT = 16_384
+# The metrics of a step's end that are spending (`Progress.spend`), not facts to set.
+USAGE = ("cost_usd", "tokens_input", "tokens_output", "unpriced")
 RUN_FIELDS = [
     "status",
     "output",
@@ -210,17 +212,17 @@ class Progress:
         taken, problem = self._route(step.node_id, output, succeeded=True)
         if problem:
             step.output = output
-            self.fail(step, problem, retryable=False)
+            # What the step spent is spent although its output cannot go on.
+            self.fail(step, problem, retryable=False, **metrics)
             return
         step.output = output
         step.edges_taken = taken
-        for key, value in metrics.items():
-            setattr(step, key, value)
+        usage = self._report(step, metrics)
         self.steps[step.node_id] = step
         self.run.shared_state = apply_output_key(
             self.run.shared_state, self.node(step.node_id), output
         )
-        self._add_usage(step)
+        self.spend(step, **usage)
         move_step(
             step,
             StepStatus.SUCCEEDED,
@@ -255,11 +257,10 @@ class Progress:
     ) -> None:
         node = self.node(step.node_id)
         step.error = {"code": code, "message": message, **(details or {})}
-        for key, value in metrics.items():
-            setattr(step, key, value)
+        usage = self._report(step, metrics)
         policy = RetryPolicy.from_node(node)
         if retryable and should_retry(policy, step.attempt) and not self.run.cancel_requested:
-            self._add_usage(step)
+            self.spend(step, **usage)
             delay = backoff_seconds(policy, step.attempt)
             move_step(
                 step,
@@ -281,7 +282,7 @@ class Progress:
             )
             dispatch.enqueue_step(retry.pk, countdown=delay)
             return
-        self._add_usage(step)
+        self.spend(step, **usage)
         move_step(
             step,
             StepStatus.FAILED,
@@ -297,28 +298,64 @@ class Progress:
         self.steps[step.node_id] = step
         self.store(step)
 
-    def _add_usage(self, step: StepRun) -> None:
-        # The run's cost is the sum of what is known; `unpriced` says that is not all of it.
-        if step.cost_usd is None:  # unpriced
-            self.run.unpriced = True
+    @staticmethod
+    def _report(step: StepRun, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Set what a step reports as it ends (model, turns, ...) on its row; returns its usage
+        (`USAGE`): what this attempt spent besides what the row holds, for `spend`."""
+        for key, value in metrics.items():
+            if key not in USAGE:
+                setattr(step, key, value)
+        return {key: value for key, value in metrics.items() if key in USAGE}
+
+    def spend(
+        self,
+        step: StepRun,
+        *,
+        cost_usd: Decimal | float | None = 0,
+        tokens_input: int = 0,
+        tokens_output: int = 0,
+        unpriced: bool = False,
+    ) -> None:
+        """The one way cost reaches a run: what was spent for `step` (its own model calls, a
+        subflow's child run, the child runs of an agent's orchestration tool calls) is added to
+        the step's row and to the run's totals, each once, and the run is held to its
+        credit_limit: over it, the run stops with cost_limit_exceeded, or under
+        `budget_action: approve` it holds and asks for more budget.
+
+        `cost_usd` None is a cost nobody could price: the step's cost is unknown then (null),
+        and the run's stays the sum of what is known, `unpriced` saying it is not all of it. A
+        child run's `unpriced` (some of its cost unknown, its `cost_usd` the rest) marks the run
+        only, as the child's own total does."""
+        run = self.run
+        if cost_usd is None:
+            step.cost_usd = None
+            run.unpriced = True
         else:
-            self.run.cost_usd += Decimal(step.cost_usd)
-        self.run.tokens_input += step.tokens_input
-        self.run.tokens_output += step.tokens_output
-        limit = self.run.credit_limit
-        if limit is None or self.run.cost_usd <= limit or self.run.error is not None:
+            if step.cost_usd is not None:
+                # A fresh row holds 0: the common case keeps the figure as it was given.
+                step.cost_usd = (
+                    Decimal(step.cost_usd) + Decimal(cost_usd) if step.cost_usd else cost_usd
+                )
+            run.cost_usd += Decimal(cost_usd)
+        run.unpriced = run.unpriced or unpriced
+        step.tokens_input += tokens_input
+        step.tokens_output += tokens_output
+        run.tokens_input += tokens_input
+        run.tokens_output += tokens_output
+        limit = run.credit_limit
+        if limit is None or run.cost_usd <= limit or run.error is not None:
             return
-        if self.run.budget_hold:
+        if run.budget_hold:
             return
         if self._settings.get("budget_action") == "approve":
             ask_for_budget(self, limit)
             return
-        self.run.error = {
+        run.error = {
             "code": ErrorCode.COST_LIMIT_EXCEEDED,
-            "detail": f"Cost limit exceeded: ${self.run.cost_usd:.2f} > max ${limit:.2f}",
+            "detail": f"Cost limit exceeded: ${run.cost_usd:.2f} > max ${limit:.2f}",
             "step_id": step.node_id,
         }
-        self.run.cancel_requested = True
+        run.cancel_requested = True
 
     def new_step(self, node_id: str, status: StepStatus, **fields: Any) -> StepRun:
         """A new attempt row, written with the others in one insert when the change is saved

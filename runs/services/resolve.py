@@ -104,6 +104,7 @@ def _spec(
         },
         temperature=data.get("temperature"),
         max_turns=data.get("max_turns"),
+        max_tokens=data.get("max_tokens"),
         base_url=data.get("base_url") or "",
         api_key=api_key,
         price=Price(float(price.get("input_per_1k") or 0), float(price.get("output_per_1k") or 0))
@@ -188,6 +189,7 @@ def agent(
         "tools": row.tools,
         "temperature": row.temperature,
         "max_turns": row.max_turns,
+        "max_tokens": row.max_tokens,
         "base_url": row.base_url,
         "credential": str(row.credential_id) if row.credential_id else None,
         "price": row.price,

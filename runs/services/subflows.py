@@ -232,9 +232,22 @@ def _tool_result(child: Run) -> Any:
     return f"error: run {child.pk} {child.status}: {detail}"
 
 
+def child_usage(*children: Run) -> dict[str, Any]:
+    """What child runs cost, as `Progress.spend` takes it: their priced cost, their tokens, and
+    whether some of their cost is unknown."""
+    return {
+        "cost_usd": sum((Decimal(c.cost_usd) for c in children), Decimal(0)),
+        "tokens_input": sum(c.tokens_input for c in children),
+        "tokens_output": sum(c.tokens_output for c in children),
+        "unpriced": any(c.unpriced for c in children),
+    }
+
+
 def _resume_tool_call(progress: Progress, child: Run) -> None:
     """A child run of a tool call ended: once all the step's unsettled children have, their
-    cost goes to the run and the step goes on (a child stopped by a tree limit fails it)."""
+    cost is spent for the step (on its row and the run's total, under the run's credit limit)
+    and the step goes on; a child stopped by a tree limit fails it, and so does a run their cost
+    took over its credit limit (as the step's own model calls would)."""
     step = progress.steps.get(child.parent_step_id)
     if step is None or step.pk != child.tool_call_step_id or step.status != StepStatus.WAITING:
         return
@@ -242,11 +255,21 @@ def _resume_tool_call(progress: Progress, child: Run) -> None:
     if any(c.status not in RUN_TERMINAL for c in children):
         return
     Run.objects.filter(pk__in=[c.pk for c in children]).update(tool_call_settled=True)
-    for done in children:
-        progress.run.unpriced = progress.run.unpriced or done.unpriced
-        progress.run.cost_usd += Decimal(done.cost_usd)
-        progress.run.tokens_input += done.tokens_input
-        progress.run.tokens_output += done.tokens_output
+    usage = child_usage(*children)
+    run = progress.run
+    stopping, spent_before = run.cancel_requested, run.cost_usd
+    progress.spend(step, **usage)
+    if run.cancel_requested and not stopping:
+        # Their cost took the run over its credit limit: the agent makes no further model call.
+        left = max((run.credit_limit or Decimal(0)) - spent_before, Decimal(0))
+        progress.fail(
+            step,
+            f"cost limit exceeded: the tool calls' child runs cost ${usage['cost_usd']:.4f}, "
+            f"the run had ${left:.4f} left",
+            retryable=False,
+            code=ErrorCode.COST_LIMIT_EXCEEDED,
+        )
+        return
     for done in children:
         code = (done.error or {}).get("code")
         if done.status != "succeeded" and code in ErrorCode.TREE_LIMITS:
@@ -258,6 +281,8 @@ def _resume_tool_call(progress: Progress, child: Run) -> None:
             )
             return
     go_on_with_tool_calls(progress, step)
+    if step.status == StepStatus.WAITING:  # still waiting for a person's decision
+        progress.store(step)
 
 
 def resume_parent(progress: Progress, child: Run) -> None:
@@ -269,12 +294,7 @@ def resume_parent(progress: Progress, child: Run) -> None:
     if step is None or step.child_run_id != child.pk or step.status != StepStatus.WAITING:
         return
     # The child's cost is its priced part; a cost it could not price leaves the parent's open too.
-    progress.run.unpriced = progress.run.unpriced or child.unpriced
-    usage: dict[str, Any] = {
-        "tokens_input": child.tokens_input,
-        "tokens_output": child.tokens_output,
-        "cost_usd": child.cost_usd,
-    }
+    usage = child_usage(child)
     if child.status == "succeeded":
         progress.succeed(step, child.output, **usage)
     else:

@@ -39,6 +39,11 @@ def test_an_agent_is_created_read_updated_and_deleted(editor):
         ({"name": "a", "model": "builtin/echo", "tools": ["rm_rf"]}, "tools[0]"),
         ({"name": "a", "model": "builtin/echo", "temperature": 3}, "temperature"),
         ({"name": "a", "model": "builtin/echo", "max_turns": 0}, "max_turns"),
+        ({"name": "a", "model": "builtin/echo", "max_tokens": 0}, "max_tokens"),
+        ({"name": "a", "model": "builtin/echo", "max_tokens": -1}, "max_tokens"),
+        ({"name": "a", "model": "builtin/echo", "max_tokens": "x"}, "max_tokens"),
+        ({"name": "a", "model": "builtin/echo", "max_tokens": 1.5}, "max_tokens"),
+        ({"name": "a", "model": "builtin/echo", "max_tokens": 200_001}, "max_tokens"),
         (
             {"name": "a", "model": "builtin/echo", "price": {"input_per_1k": -1}},
             "price.input_per_1k",
@@ -54,6 +59,28 @@ def test_invalid_agents_are_refused_with_the_field(editor, payload, field):
     body = response.json()
     assert body["error"] == "validation_error"
     assert field in body["fields"], body
+
+
+def test_an_agents_max_tokens_round_trips_and_may_be_cleared(editor):
+    response = editor.post(
+        "/api/v1/agents",
+        {"name": "brief", "model": "builtin/echo", "max_tokens": 800},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["max_tokens"] == 800
+    url = f"/api/v1/agents/{response.json()['id']}"
+    assert editor.get(url).json()["max_tokens"] == 800
+    assert editor.patch(url, {"max_tokens": 200_000}, format="json").json()["max_tokens"] == 200_000
+    assert editor.patch(url, {"max_tokens": None}, format="json").json()["max_tokens"] is None
+    refused = editor.patch(url, {"max_tokens": 200_001}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["fields"]["max_tokens"] == [
+        "Ensure this value is less than or equal to 200000."
+    ]
+    plain = {"name": "plain", "model": "builtin/echo"}
+    unnamed = editor.post("/api/v1/agents", plain, format="json")
+    assert unnamed.json()["max_tokens"] is None
 
 
 def test_agent_names_are_unique_in_an_org(editor):

@@ -247,3 +247,19 @@ def test_a_missing_unparsable_or_invalid_output_schema_is_a_line_numbered_error(
     invalid = compile_markdown(head + '- output_schema: {"type": "nosuch"}\nRate it.\n')
     assert not invalid.valid
     assert "output_schema.type" in invalid.errors[0]["message"]
+
+
+def test_an_agents_sampling_settings_are_read_from_its_lines_and_checked():
+    head = "# Brief\n## Agents\n### writer\n- model: builtin/echo\n"
+    steps = "\n## Steps\n### write\n- agent: writer\nWrite.\n"
+    result = compile_markdown(
+        head + "- temperature: 0.2\n- max_turns: 4\n- max_tokens: 800\nBe brief.\n" + steps
+    )
+    assert result.valid, result.errors
+    agent = result.definition["agents"][0]
+    assert (agent["temperature"], agent["max_turns"], agent["max_tokens"]) == (0.2, 4, 800)
+    for bad in ("0", "lots", "200001"):
+        refused = compile_markdown(head + f"- max_tokens: {bad}\n" + steps)
+        assert not refused.valid
+        assert refused.errors[0]["line"] == 3, refused.errors
+        assert "agent 'writer': max_tokens:" in refused.errors[0]["message"]

@@ -99,7 +99,15 @@ def test_a_canvas_definition_with_parallel_roots_conditions_and_retries_round_tr
                     "id": "write",
                     "type": "agent",
                     "name": "Write",
-                    "config": {"agent": {"name": "w", "model": "builtin/echo"}, "prompt": "Hi"},
+                    "config": {
+                        "agent": {
+                            "name": "w",
+                            "model": "builtin/echo",
+                            "temperature": 0.2,
+                            "max_tokens": 800,
+                        },
+                        "prompt": "Hi",
+                    },
                     "output_key": "draft",
                 },
             ],
@@ -125,7 +133,15 @@ def test_a_canvas_definition_with_parallel_roots_conditions_and_retries_round_tr
     assert by_id["gate"]["config"]["approvers"] == ["ann", "bob"]
     assert by_id["a"]["config"]["output"] == {"v": 1}
     assert by_id["write"]["config"]["agent"] == "w"
-    assert again["agents"] == [{**again["agents"][0], "name": "w", "model": "builtin/echo"}]
+    assert again["agents"] == [
+        {
+            **again["agents"][0],
+            "name": "w",
+            "model": "builtin/echo",
+            "temperature": 0.2,
+            "max_tokens": 800,
+        }
+    ]
     assert again["inputs"][0]["default"] == 3
 
 

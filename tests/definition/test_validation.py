@@ -145,10 +145,35 @@ def test_a_definition_must_be_an_object():
             },
             "nodes[0].config.agent.tools[0]",
         ),
+        *(
+            (
+                {
+                    "id": "a",
+                    "type": "agent",
+                    "config": {
+                        "agent": {"model": "builtin/echo", "max_tokens": bad},
+                        "prompt": "x",
+                    },
+                },
+                "nodes[0].config.agent.max_tokens",
+            )
+            for bad in (0, -1, "x", 1.5, True, 200_001)
+        ),
     ],
 )
 def test_each_node_type_checks_its_config(node, path):
     assert path in problems({"nodes": [node]})
+
+
+def test_an_inline_agents_max_tokens_is_kept_and_absent_means_none():
+    def change(data):
+        data["nodes"][0]["config"]["agent"]["max_tokens"] = 800
+
+    assert (
+        validate_definition(with_changes(change))["nodes"][0]["config"]["agent"]["max_tokens"]
+        == 800
+    )
+    assert validate_definition(BASE)["nodes"][0]["config"]["agent"]["max_tokens"] is None
 
 
 def test_select_options_given_as_text_become_a_list():

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from orchestrator.models import Agent
 from runs.engine.netguard import NetPolicy
 from runs.engine.nodes.agent import run_agent
 from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed
@@ -98,7 +99,11 @@ def test_an_openai_agent_calls_a_tool_then_answers_streaming_its_text(server):
         reply(tools=[("http_get", {"url": f"{server.url}/weather"})], tokens=(20, 5)),
         reply("Sunny and 21 degrees in Paris today.", tokens=(40, 9)),
     ]
-    step = Step(openai_agent(server, tools=("http_get",), price=Price(1, 2)))
+    step = Step(
+        openai_agent(
+            server, tools=("http_get",), price=Price(1, 2), temperature=0.3, max_tokens=321
+        )
+    )
     result = step.run()
     assert result.output == "Sunny and 21 degrees in Paris today."
     assert (result.turns, result.tool_calls) == (2, 1)
@@ -120,6 +125,10 @@ def test_an_openai_agent_calls_a_tool_then_answers_streaming_its_text(server):
     assert step.streamed(2) == result.output
     assert all(request["stream"] is True for request in server.requests)
     assert server.requests[0]["stream_options"] == {"include_usage": True}
+    # The agent's settings go on every model call.
+    for request in server.requests:
+        assert request["temperature"] == 0.3
+        assert (request.get("max_tokens") or request.get("max_completion_tokens")) == 321
 
 
 def test_a_long_answer_is_stored_whole_in_its_turn(server):
@@ -253,7 +262,9 @@ def test_an_anthropic_agent_uses_a_tool_and_streams_over_the_messages_api(server
         ),
         claude("It is sunny in Paris, 21 degrees.", tokens=(50, 10)),
     ]
-    spec = anthropic_agent(server, tools=("http_get",), system_prompt="You forecast.")
+    spec = anthropic_agent(
+        server, tools=("http_get",), system_prompt="You forecast.", max_tokens=321
+    )
     step = Step(spec)
     result = step.run()
     assert result.output == "It is sunny in Paris, 21 degrees."
@@ -264,6 +275,7 @@ def test_an_anthropic_agent_uses_a_tool_and_streams_over_the_messages_api(server
     assert first["stream"] is True and first["model"] == "claude-local"
     assert first["system"] in ("You forecast.", [{"type": "text", "text": "You forecast."}])
     assert first["tools"][0]["name"] == "http_get"
+    assert first["max_tokens"] == second["max_tokens"] == 321
     returned = second["messages"][-1]["content"][0]
     assert returned["type"] == "tool_result" and returned["tool_use_id"] == "toolu_0"
     assert step.streamed(1) == "Let me look."
@@ -316,7 +328,11 @@ def test_a_gemini_agent_calls_a_tool_and_streams_its_answer(server):
         gemini(tools=[("http_get", {"url": f"{server.url}/weather"})], tokens=(30, 4)),
         gemini("Sunny in Paris, 21 degrees.", tokens=(45, 8)),
     ]
-    step = Step(gemini_agent(server, tools=("http_get",), price=Price(1, 1)))
+    step = Step(
+        gemini_agent(
+            server, tools=("http_get",), price=Price(1, 1), temperature=0.3, max_tokens=321
+        )
+    )
     result = step.run()
     assert result.output == "Sunny in Paris, 21 degrees."
     assert (result.turns, result.tool_calls) == (2, 1)
@@ -326,6 +342,9 @@ def test_a_gemini_agent_calls_a_tool_and_streams_its_answer(server):
     assert len([d for d in step.deltas if d[0] == 2]) > 3
     sent = {k.lower(): v for k, v in server.headers_seen[0].items()}
     assert sent["x-goog-api-key"] == "g-local-key"
+    for request in server.requests:
+        assert request["generationConfig"]["maxOutputTokens"] == 321
+        assert request["generationConfig"]["temperature"] == 0.3
 
 
 @pytest.mark.parametrize(
@@ -383,6 +402,30 @@ def test_an_anthropic_agent_step_records_its_turns_in_the_event_log(make_flow, s
         "tool_result",
         "agent_turn",
     ]
+
+
+@pytest.mark.django_db
+def test_a_library_agents_max_tokens_and_temperature_reach_the_model(
+    org, make_flow, settings, server
+):
+    settings.HTTP_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    server.answers = [reply("Brief.")]
+    Agent.objects.create(
+        organization=org,
+        name="brief",
+        model="openai/test-model",
+        base_url=f"{server.url}/v1",
+        temperature=0.3,
+        max_tokens=64,
+        price={"input_per_1k": 0, "output_per_1k": 0},
+    )
+    node = {"id": "ask", "type": "agent", "config": {"agent": "brief", "prompt": "Weather?"}}
+    settings.OPENAI_API_KEY = "sk-local-key"
+    run = run_to_rest(make_flow([node]))
+    assert run.status == "succeeded", run.error
+    (request,) = server.requests
+    assert request["temperature"] == 0.3
+    assert (request.get("max_tokens") or request.get("max_completion_tokens")) == 64
 
 
 @pytest.mark.django_db

@@ -5,6 +5,8 @@ reachable."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from approvals.models import Approval
@@ -347,3 +349,86 @@ def test_the_reaper_resumes_a_step_whose_children_ended_when_the_message_was_los
     assert run.status == "succeeded", run.error
     assert tool_returns(StepRun.objects.get(run=run, node_id="ask")) == [child.output]
     assert timers.reap()["children"] == 0
+
+
+# --- what the children cost, under the parent's credit limit ----------------------------------
+
+PRICED_SCRIPT = {"model": "builtin/script", "price": {"input_per_1k": 1000, "output_per_1k": 1000}}
+
+
+def priced_asker(make_flow, script: list, *, after: bool = False, **fields):
+    """An agent step whose own model calls cost something (a dollar a word), calling `say`
+    (a priced child) as its tool `double`; with `after`, a step follows it."""
+    tool = {"orchestration": "say", "name": "double", "description": "Says n."}
+    agent = {**PRICED_SCRIPT, "tools": [tool], "script": script}
+    nodes = [{"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Go"}}]
+    edges = []
+    if after:
+        nodes.append(transform("after", 1))
+        edges.append({"source": "ask", "target": "after"})
+    return make_flow(nodes, edges, name="Asker", slug="asker", **fields)
+
+
+def test_the_steps_cost_holds_its_childrens_once_and_the_run_counts_it_once(make_flow):
+    say(make_flow)
+    calls = {"tool_calls": [{"name": "double", "arguments": {"n": n}} for n in (1, 2)]}
+    script = [calls, {"tool": "double", "args": {"n": 3}}, "done"]
+    run = run_to_rest(priced_asker(make_flow, script))
+    assert run.status == "succeeded", run.error
+    children = list(Run.objects.filter(parent_run=run))
+    assert len(children) == 3 and all(c.cost_usd > 0 for c in children)
+    step = StepRun.objects.get(run=run, node_id="ask")
+    turns = RunEvent.objects.filter(run=run, type="agent_turn", step_id="ask")
+    own = sum(Decimal(str(t.data["cost_usd"])) for t in turns)
+    assert own > 0 and step.turns == turns.count() == 3
+    assert step.cost_usd == own + sum(c.cost_usd for c in children)
+    assert step.tokens_input == (
+        sum(t.data["tokens"]["input"] for t in turns) + sum(c.tokens_input for c in children)
+    )
+    # The run's only step: its total is the step's, the children counted once.
+    assert (run.cost_usd, run.tokens_input) == (step.cost_usd, step.tokens_input)
+    (done,) = RunEvent.objects.filter(run=run, type="step_complete", step_id="ask")
+    assert Decimal(str(done.data["cost_usd"])) == step.cost_usd
+
+
+def test_children_that_spend_over_the_parents_credit_limit_stop_it(make_flow):
+    say(make_flow)
+    calls = {"tool_calls": [{"name": "double", "arguments": {"n": n}} for n in (1, 2)]}
+    # Another call and an answer would follow if the children's cost went unchecked.
+    script = [calls, {"tool": "double", "args": {"n": 3}}, "done"]
+    # The agent's first call costs $1 a word; the children cost more than the rest.
+    run = run_to_rest(priced_asker(make_flow, script, after=True, credit_limit="10"))
+    assert run.status == "failed"
+    assert run.error["code"] == "cost_limit_exceeded"
+    assert run.error["step_id"] == "ask"
+    step = StepRun.objects.get(run=run, node_id="ask")
+    assert (step.status, step.error["code"]) == ("failed", "cost_limit_exceeded")
+    assert "child runs" in step.error["message"]
+    # The agent made no further model call, started no further child, and nothing followed.
+    assert RunEvent.objects.filter(run=run, type="agent_turn").count() == 1
+    children = list(Run.objects.filter(parent_run=run))
+    assert len(children) == 2
+    assert not StepRun.objects.filter(run=run, node_id="after", status="succeeded").exists()
+    assert run.cost_usd > 10
+    assert run.cost_usd == step.cost_usd
+
+
+def test_with_budget_action_approve_childrens_cost_asks_for_more_budget(make_flow):
+    say(make_flow)
+    calls = {"tool_calls": [{"name": "double", "arguments": {"n": n}} for n in (1, 2)]}
+    flow = priced_asker(
+        make_flow,
+        [calls, "done"],
+        after=True,
+        credit_limit="10",
+        settings={"budget_action": "approve"},
+    )
+    run = run_to_rest(flow)
+    # The step ends (it is not stopped inside), and the run waits for a raise before `after`.
+    assert (run.status, run.budget_hold) == ("paused", True)
+    step = StepRun.objects.get(run=run, node_id="ask")
+    assert step.status == "succeeded"
+    assert not StepRun.objects.filter(run=run, node_id="after").exists()
+    asked = Approval.objects.get(run=run, status="pending")
+    assert asked.prompt.startswith("Cost limit exceeded:")
+    assert run.cost_usd == step.cost_usd > 10

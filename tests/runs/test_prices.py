@@ -182,3 +182,18 @@ def test_with_budget_action_approve_the_step_ends_and_the_run_waits_for_a_raise(
     assert (run.status, run.budget_hold) == ("paused", True)
     step = StepRun.objects.get(run=run)
     assert (step.node_id, step.status, step.turns) == ("ask", "succeeded", 10)
+
+
+def test_a_step_whose_output_its_edge_refuses_still_counts_what_it_spent(make_flow):
+    agent, script = looping_agent(0)
+    edge = {"source": "ask", "target": "after", "payload_schema": {"type": "object"}}
+    flow = make_flow(
+        [ask(agent, script=script), {"id": "after", "type": "transform", "config": {"output": 1}}],
+        [edge],
+    )
+    run = run_to_rest(flow)
+    assert run.status == "failed"
+    step = StepRun.objects.get(run=run, node_id="ask")
+    assert step.status == "failed" and "edge" in step.error["message"]
+    assert step.cost_usd > 0 and step.turns == 1
+    assert (run.cost_usd, run.tokens_input) == (step.cost_usd, step.tokens_input)

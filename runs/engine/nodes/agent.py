@@ -173,6 +173,8 @@ def _settings(
     settings: ModelSettings = {}
     if spec.temperature is not None:
         settings["temperature"] = spec.temperature
+    if spec.max_tokens is not None:
+        settings["max_tokens"] = spec.max_tokens
     if response_format == "json" and schema is None and spec.model.startswith("openai/"):
         settings["extra_body"] = {"response_format": {"type": "json_object"}}
     return settings

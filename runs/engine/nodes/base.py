@@ -32,6 +32,8 @@ class AgentSpec:
     tools: tuple[str, ...] = ()
     temperature: float | None = None
     max_turns: int | None = None
+    # The most tokens one model call may answer with; None: the provider's (or SDK's) default.
+    max_tokens: int | None = None
     base_url: str = ""
     api_key: str = ""
     # The agent's own price; None means the price table's figure for the model.
