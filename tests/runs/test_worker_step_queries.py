@@ -25,14 +25,13 @@ from tests.runs.conftest import transform
 pytestmark = pytest.mark.django_db
 
 CHAIN = 6
-# Per chained echo step: SAVEPOINT, lock the run, read its steps, write the step, insert the next
-# step, insert the events, update the run, RELEASE; the node's input; its context's read of the
-# steps; the agent's model call, recorded with its event so that a retried step resumes from it
-# (SAVEPOINT, lock the run, write the step's transcript, insert the event, update the run,
-# RELEASE). The first step adds its claim. It was 25 on PostgreSQL before a worker went on to the
-# next step itself (a claim transaction per step, three transactions a step).
-RECORDED_TURN = 6
-STATEMENTS_PER_STEP = 11 + RECORDED_TURN
+# Per chained echo step: SAVEPOINT, lock the run, read its steps, write the step (its transcript
+# with it: the agent's one model call is recorded in this transaction, with its `agent_turn`
+# event), insert the next step, insert the events, update the run, RELEASE; the node's input; its
+# context's read of the steps. The first step adds its claim. It was 25 on PostgreSQL before a
+# worker went on to the next step itself (a claim transaction per step, three transactions a
+# step), then 17 while the last model call was recorded in a transaction of its own.
+STATEMENTS_PER_STEP = 11
 CLAIM = 6
 
 
