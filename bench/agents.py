@@ -2,7 +2,8 @@
 at once (streaming, as the engine always asks):
 
 1. per model call: a 20-turn agent step (a tool call each turn, then the answer) next to the same
-   20 streamed calls and 19 tool fetches made with the SDK and httpx directly, in one process;
+   20 streamed calls and 19 tool fetches made with the SDK and httpx directly, in one process,
+   and (for where the time goes) with a bare pydantic-ai agent on the same SDK, no engine;
 2. from the server's first streamed byte to the step's first `ctx.delta` call: the engine's part
    of the first-delta figure (the websocket part is measured with the live view).
 
@@ -11,11 +12,16 @@ Needs no database: `python -m bench.agents` runs it alone; bench.engine runs it 
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 
 import httpx
+import httpx2
 import openai
+from pydantic_ai import Agent
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
 
 from bench.common import percentile, progress, quiet_client_logs, report
 from runs.engine.netguard import NetPolicy
@@ -100,6 +106,34 @@ def direct_calls(server) -> tuple[float, float]:
     return time.perf_counter() - began, time.process_time() - cpu
 
 
+def library_calls(server) -> tuple[float, float]:
+    """The same conversation through pydantic-ai alone: its agent, the async SDK and a plain
+    tool, streamed node by node as the engine walks it; no engine, no network guard."""
+    server.answers = _script(server.url)
+
+    async def converse() -> None:
+        async with httpx2.AsyncClient() as client, httpx.AsyncClient() as fetcher:
+            sdk = openai.AsyncOpenAI(
+                base_url=f"{server.url}/v1", api_key="sk-bench", max_retries=0, http_client=client
+            )
+            agent = Agent(OpenAIChatModel("bench", provider=OpenAIProvider(openai_client=sdk)))
+
+            @agent.tool_plain
+            async def http_get(url: str) -> str:
+                return (await fetcher.get(url)).text
+
+            async with agent.iter("Fetch it twenty times.") as run:
+                async for node in run:
+                    if Agent.is_model_request_node(node) or Agent.is_call_tools_node(node):
+                        async with node.stream(run.ctx) as events:
+                            async for _ in events:
+                                pass
+
+    began, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(converse())
+    return time.perf_counter() - began, time.process_time() - cpu
+
+
 def first_delta(server, spec: AgentSpec) -> list[float]:
     """Milliseconds from the server's first streamed event to the step's first delta."""
     gaps = []
@@ -129,8 +163,12 @@ def run() -> None:
         )
         engine_step(server, spec)  # warm-up: imports, the price table, connections
         direct_calls(server)
-        engines = [engine_step(server, spec) for _ in range(REPEATS)]
-        directs = [direct_calls(server) for _ in range(REPEATS)]
+        library_calls(server)
+        engines, directs, libraries = [], [], []
+        for _ in range(REPEATS):  # alternating, so that the machine's swings fall on all three
+            engines.append(engine_step(server, spec))
+            directs.append(direct_calls(server))
+            libraries.append(library_calls(server))
         engine = statistics.median(wall for wall, _ in engines)
         direct = statistics.median(wall for wall, _ in directs)
         engine_cpu = statistics.median(cpu for _, cpu in engines)
@@ -146,9 +184,13 @@ def run() -> None:
             sdk_direct_ms=round(direct * 1000, 1),
             cpu_ms_per_call_engine=round(engine_cpu / TURNS * 1000, 2),
             cpu_ms_per_call_direct=round(direct_cpu / TURNS * 1000, 2),
+            pydantic_ai_alone_ms=round(statistics.median(w for w, _ in libraries) * 1000, 1),
+            cpu_ms_per_call_pydantic_ai_alone=round(
+                statistics.median(c for _, c in libraries) / TURNS * 1000, 2
+            ),
             turns=TURNS,
             note="a 20-turn step with a tool call each turn, next to the same calls made "
-            "with the openai SDK and httpx directly; the machine is shared and loaded",
+            "with the openai SDK and httpx directly, and with pydantic-ai alone",
         )
         gaps = first_delta(server, spec)
         p50, p99 = percentile(gaps, 50), percentile(gaps, 99)
