@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 from rest_framework import serializers
 
+from core.lookups import by_id_or_name
 from orchestrator.api.fields import StrictCharField, StrictModelSerializer
 from orchestrator.api.serializers import NameUniqueInTenantMixin
 from orchestrator.models import Credential, McpServer
@@ -75,11 +74,9 @@ class McpServerSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
     def validate_credential(self, value: str | None) -> Credential | None:
         if not value:
             return None
-        rows = Credential.objects.filter(organization=self.tenant.organization)
-        try:
-            found = rows.filter(pk=uuid.UUID(value)).first()
-        except ValueError:
-            found = rows.filter(name=value).first()
+        found = by_id_or_name(
+            Credential.objects.filter(organization=self.tenant.organization), value
+        )
         if found is None:
             raise serializers.ValidationError("no such credential in this organization")
         return found

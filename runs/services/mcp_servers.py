@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from core import crypto
 from core.domain_errors import Conflict, InvalidRequest
+from core.lookups import by_id_or_name
 from core.types import Pk
 from orchestrator.choices import McpServerStatus
 from orchestrator.models import Credential as CredentialRow
@@ -154,11 +155,9 @@ def update_server(server: McpServer, **changes: Any) -> McpServer:
 
 
 def _row(organization_id: Pk, ref: str) -> McpServer | None:
-    rows = McpServer.objects.filter(organization_id=organization_id).select_related("credential")
-    try:
-        return rows.filter(pk=uuid.UUID(str(ref))).first()
-    except ValueError:
-        return rows.filter(name=ref).first()
+    return by_id_or_name(
+        McpServer.objects.filter(organization_id=organization_id).select_related("credential"), ref
+    )
 
 
 def _stdio_command(ref: str) -> mcp.McpCommand | None:

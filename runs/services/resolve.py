@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.conf import settings
 
 from core import crypto
+from core.lookups import by_id_or_name
 from core.types import Pk
 from orchestrator.choices import OrchestrationStatus
 from orchestrator.definition.nodes import resolve_model, tool_approvals, tool_names
@@ -24,11 +24,7 @@ from runs.services.subflows import target_orchestration
 
 
 def _credential_row(organization_id: Pk, ref: str) -> CredentialRow | None:
-    rows = CredentialRow.objects.filter(organization_id=organization_id)
-    try:
-        return rows.filter(pk=uuid.UUID(ref)).first()
-    except ValueError:
-        return rows.filter(name=ref).first()
+    return by_id_or_name(CredentialRow.objects.filter(organization_id=organization_id), ref)
 
 
 def credential(run: Run, ref: str | None) -> Credential | None:
@@ -176,11 +172,7 @@ def agent(
             return _spec(run, declared, ref, script, schema, step_tools, tools)
     if ref in (None, "default"):
         return _spec(run, {"model": "default"}, "default", script, schema, step_tools, tools)
-    rows = Agent.objects.filter(organization_id=run.organization_id)
-    try:
-        row = rows.filter(pk=uuid.UUID(str(ref))).first()
-    except ValueError:
-        row = rows.filter(name=ref).first()
+    row = by_id_or_name(Agent.objects.filter(organization_id=run.organization_id), ref)
     if row is None:
         raise StepFailed(f"No agent '{ref}' in this organization.", retryable=False)
     data = {
