@@ -26,7 +26,7 @@ from runs.engine.nodes.base import Event, StepContext, StepFailed, StepResult
 from runs.engine.redaction import Redactor
 from runs.models import Run, StepRun
 from runs.services import events, resolve
-from runs.services.context import UNREAD_BY_SCHEDULER, latest_attempts, latest_of, run_context
+from runs.services.context import UNREAD_BY_SCHEDULER, latest_attempts, run_context
 from runs.services.deltas import DeltaSink
 from runs.services.graphs import definition_of, graph_of
 from runs.services.progress import Progress, lease_for
@@ -99,15 +99,20 @@ def _execute_claimed(
     run = step.run
     node = graph_of(run).nodes[step.node_id]
     started = time.monotonic()
+    # The latest attempts as this step's template context reads them; the record reuses them.
+    seen = _seen(run, known)
     try:
-        result = _run_node(run, step, node, known)
+        result = _run_node(run, step, node, seen)
     except StepFailed as exc:
-        following = _record(step, until, failure=exc)
+        following = _record(step, until, seen, failure=exc)
         outcome, level, extra = "failed", logging.WARNING, {"error": exc.message[:500]}
     except Exception as exc:  # a bug in a node must fail the step, never lose the run
         logger.exception("step %s of run %s crashed", step.node_id, run.pk)
         following = _record(
-            step, until, failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}")
+            step,
+            until,
+            seen,
+            failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}"),
         )
         outcome, level, extra = "crashed", logging.ERROR, {}
     else:
@@ -116,7 +121,7 @@ def _execute_claimed(
             following = (None, None)  # the step waits for people: nothing follows here
             outcome, level, extra = "waiting", logging.INFO, {}
         else:
-            following = _record(step, until, result=result)
+            following = _record(step, until, seen, result=result)
             outcome, level, extra = "succeeded", logging.INFO, {}
     logger.log(
         level,
@@ -132,14 +137,9 @@ def _execute_claimed(
 
 
 def _run_node(
-    run: Run, step: StepRun, node: Mapping[str, Any], known: Known | None = None
+    run: Run, step: StepRun, node: Mapping[str, Any], seen: Mapping[str, StepRun]
 ) -> StepResult:
-    """`known`: when the last outcome handed this step on, what that transaction knew of the
-    run's steps: only the nodes it changed are read again for the template context."""
-    context = run_context(
-        run,
-        latest_attempts(run, skip=UNREAD_BY_SCHEDULER) if known is None else _refreshed(run, known),
-    )
+    context = run_context(run, seen)
     try:
         config = render(node["config"], context)
     except TemplateError as exc:
@@ -271,6 +271,7 @@ def _wait(step: StepRun, result: StepResult) -> None:
 def _record(
     step: StepRun,
     until: float = 0.0,
+    seen: Mapping[str, StepRun] | None = None,
     *,
     result: StepResult | None = None,
     failure: StepFailed | None = None,
@@ -282,7 +283,7 @@ def _record(
     sibling waits in the queue, and it is not past `until` (a `time.monotonic()`); returns that
     step (running, leased, its `step_start` written) and the latest attempts left unchanged."""
     with transaction.atomic():
-        progress = Progress.lock(step.run_id)
+        progress = Progress.lock(step.run_id, reuse=seen)
         # The latest attempts were read under the run's lock: a step still running is ours.
         current = progress.steps.get(step.node_id)
         if (
@@ -342,9 +343,12 @@ def _known(progress: Progress) -> Known:
     return Known(unchanged, [node_id for node_id in progress.steps if node_id not in unchanged])
 
 
-def _refreshed(run: Run, known: Known) -> dict[str, StepRun]:
-    """The latest attempts, as `latest_attempts` gives them, with only the changed nodes' rows
-    read again: a chain's k-th step reads two rows (the last step and itself), not k."""
-    changed = StepRun.objects.filter(run=run, node_id__in=known.changed).defer(*UNREAD_BY_SCHEDULER)
-    rows = [*known.unchanged.values(), *changed]
-    return latest_of(sorted(rows, key=lambda step: (step.node_id, step.attempt)))
+def _seen(run: Run, known: Known | None) -> dict[str, StepRun]:
+    """The latest attempts for a step's template context: when the last outcome handed this
+    step on, the rows that transaction read and left unchanged are not read again (a chain's
+    k-th step reads two rows, the last step and itself, not k)."""
+    if known is None:
+        return latest_attempts(run, skip=UNREAD_BY_SCHEDULER)
+    return latest_attempts(
+        run, skip=UNREAD_BY_SCHEDULER, reuse=known.unchanged, changed=known.changed
+    )

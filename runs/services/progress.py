@@ -126,13 +126,13 @@ def lease_for(node: Mapping[str, Any]) -> timedelta:
 class Progress:
     """Holds the locked run, the latest attempt of each node and the events being written."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, reuse: Mapping[str, StepRun] | None = None) -> None:
         self.run = run
         self.log = EventLog(run)
         # A run that was never started has no steps yet, unless a replay copied some in.
         fresh = run.status == RunStatus.QUEUED and not run.replay_from_step
         self.steps: dict[str, StepRun] = (
-            {} if fresh else latest_attempts(run, skip=UNREAD_BY_SCHEDULER)
+            {} if fresh else latest_attempts(run, skip=UNREAD_BY_SCHEDULER, reuse=reuse)
         )
         self.definition = definition_of(run)
         self.graph = graph_of(run)
@@ -148,13 +148,15 @@ class Progress:
         self.taken: StepRun | None = None
 
     @classmethod
-    def lock(cls, run_id: Pk) -> Progress:
-        """Must be called inside transaction.atomic(): the lock lasts until commit."""
+    def lock(cls, run_id: Pk, reuse: Mapping[str, StepRun] | None = None) -> Progress:
+        """Must be called inside transaction.atomic(): the lock lasts until commit. `reuse`:
+        the steps an earlier transaction of this task read and left as they were."""
         return cls(
             Run.objects.select_for_update(of=("self",))
             .select_related("orchestration_version")
             .defer("orchestration_version__definition", "orchestration_version__markdown")
-            .get(pk=run_id)
+            .get(pk=run_id),
+            reuse,
         )
 
     @property
