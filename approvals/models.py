@@ -16,6 +16,11 @@ class ApprovalKind(models.TextChoices):
     TOOL_CALL = "tool_call", "Tool call"
 
 
+# The kinds a person answers with approve or deny (an input form is answered with its fields):
+# what `resume`, a step's approve endpoint and a timeout's `on_timeout: approve` decide.
+YES_NO_KINDS = (ApprovalKind.APPROVAL, ApprovalKind.TOOL_CALL)
+
+
 class ApprovalStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     APPROVED = "approved", "Approved"

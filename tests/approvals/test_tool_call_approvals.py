@@ -113,6 +113,52 @@ def test_a_denied_tool_call_tells_the_model_with_the_comment(editor, server):
     assert result["ok"] is False and "not this order" in result["preview"]
 
 
+def test_a_tool_call_denied_through_resume_is_denied_not_run(editor, server):
+    run_id = start(editor, gated_flow(editor, server))
+    asked = pending(editor, run_id)
+    body = {"response": {"decision": "deny", "comment": "not this order"}, "async": True}
+    answered = editor.post(f"/api/v1/runs/{run_id}/resume", body, format="json")
+    assert answered.status_code == 202, answered.json()
+    drain()
+    decided = editor.get(f"/api/v1/approvals?run={run_id}").json()["items"][0]
+    assert (decided["id"], decided["status"], decided["comment"]) == (
+        asked["id"],
+        "denied",
+        "not this order",
+    )
+    assert not server.hits
+    assert (
+        "denied this call: not this order" in editor.get(f"/api/v1/runs/{run_id}").json()["output"]
+    )
+
+
+def test_resume_asks_a_tool_call_for_a_decision(editor, server):
+    run_id = start(editor, gated_flow(editor, server))
+    body = {"response": {"comment": "fine"}, "async": True}
+    answered = editor.post(f"/api/v1/runs/{run_id}/resume", body, format="json")
+    assert answered.status_code == 400, answered.json()
+    assert "response.decision" in answered.json()["fields"]
+    assert pending(editor, run_id)["status"] == "pending"
+    assert not server.hits
+
+
+@pytest.mark.parametrize(
+    ("approved", "fetched", "status"), [(True, 1, "approved"), (False, 0, "denied")]
+)
+def test_a_step_waiting_on_a_tool_call_is_decided_through_its_approve_endpoint(
+    editor, server, approved, fetched, status
+):
+    run_id = start(editor, gated_flow(editor, server))
+    asked = pending(editor, run_id)
+    body = {"approved": approved, "reason": "checked"}
+    decided = editor.post(f"/api/v1/runs/{run_id}/steps/ask/approve", body, format="json")
+    assert decided.status_code == 200, decided.json()
+    assert (decided.json()["id"], decided.json()["status"]) == (asked["id"], status)
+    drain()
+    assert editor.get(f"/api/v1/runs/{run_id}").json()["status"] == "succeeded"
+    assert sum(server.hits.values()) == fetched
+
+
 @pytest.mark.parametrize(("on_timeout", "fetched"), [("deny", 0), ("approve", 1)])
 def test_an_unanswered_tool_call_is_decided_by_its_timeout(editor, server, on_timeout, fetched):
     run_id = start(editor, gated_flow(editor, server, on_timeout=on_timeout))
