@@ -88,7 +88,8 @@ def tool_item_problems(
                     "if its tools have changed)"
                 )
         names = named[path.rsplit("[", 1)[0]]
-        for name in item.get("tools") or listed:
+        # Without `tools`, all the server lists; `[]` offers none.
+        for name in listed if item.get("tools") is None else item["tools"]:
             if not isinstance(name, str) or name not in listed:
                 continue
             if model_tool_name(name) in names:

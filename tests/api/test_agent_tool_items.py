@@ -145,6 +145,7 @@ def test_markdown_export_names_what_it_cannot_write(editor, server):
         ),
         ([{"mcp": "tools", "tools": ["add"]}, {"mcp": "tools"}], "tools[1].mcp"),
         ([{"orchestration": "a", "name": "greet"}, {"mcp": "tools"}], "tools[1].mcp"),
+        ([{"mcp": "tools", "tools": ["add", "add"]}], "tools[0].mcp"),
     ],
 )
 def test_two_tools_of_one_name_are_refused_when_saved_not_when_run(editor, server, tools, path):
@@ -160,7 +161,12 @@ def test_two_tools_of_one_name_are_refused_when_saved_not_when_run(editor, serve
 
 
 def test_tools_of_distinct_names_from_one_server_are_saved(editor, server):
-    tools = [{"mcp": "tools", "tools": ["add"]}, {"mcp": "tools", "tools": ["greet"]}, "http_get"]
+    tools = [
+        {"mcp": "tools", "tools": ["add"]},
+        {"mcp": "tools", "tools": ["greet"]},
+        {"mcp": "tools", "tools": []},
+        "http_get",
+    ]
     response = editor.post(
         "/api/v1/agents", {"name": "a", "model": "builtin/echo", "tools": tools}, format="json"
     )
