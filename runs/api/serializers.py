@@ -78,6 +78,7 @@ def tool_call_gate(run: Run) -> dict[str, Any] | None:
         "agent_context": "",
         "tool": (gate.payload or {}).get("tool"),
         "args": (gate.payload or {}).get("args"),
+        "calls": gate.tool_calls,
     }
 
 

@@ -159,6 +159,45 @@ def test_a_step_waiting_on_a_tool_call_is_decided_through_its_approve_endpoint(
     assert sum(server.hits.values()) == fetched
 
 
+def test_every_call_of_a_turn_is_shown_to_the_decider_before_any_runs(editor, server):
+    """One approval asks about all the gated calls a model made in one turn: each one's
+    arguments are shown, not only the first's, since approving it lets them all run."""
+    first, second = f"{server.url}/orders/1", f"{server.url}/orders/2?all=<b>"
+    agent = {
+        "model": "builtin/script",
+        "tools": [{"tool": "http_get", "approval": {}}],
+        "script": [
+            {
+                "tool_calls": [
+                    {"name": "http_get", "arguments": {"url": first}},
+                    {"name": "http_get", "arguments": {"url": second}},
+                ]
+            },
+            "Fetched both.",
+        ],
+    }
+    node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Fetch"}}
+    flow = editor.post(
+        "/api/v1/orchestrations",
+        {"name": "Two calls", "status": "active", "definition": {"nodes": [node]}},
+        format="json",
+    ).json()
+    run_id = start(editor, flow)
+    expected = [
+        {"tool": "http_get", "args": {"url": first}},
+        {"tool": "http_get", "args": {"url": second}},
+    ]
+    asked = pending(editor, run_id)
+    assert asked["calls"] == expected
+    assert "2 calls" in asked["prompt"]
+    gate = editor.get(f"/api/v1/runs/{run_id}").json()["human_input_required"]
+    assert gate["calls"] == expected
+    assert not server.hits
+    editor.post(f"/api/v1/approvals/{asked['id']}/approve", {}, format="json")
+    drain()
+    assert sum(server.hits.values()) == 2
+
+
 @pytest.mark.parametrize(("on_timeout", "fetched"), [("deny", 0), ("approve", 1)])
 def test_an_unanswered_tool_call_is_decided_by_its_timeout(editor, server, on_timeout, fetched):
     run_id = start(editor, gated_flow(editor, server, on_timeout=on_timeout))
