@@ -108,9 +108,14 @@ def model_problem(model: str, aliases: Mapping[str, str] | None = None) -> str |
             known = ", ".join(sorted(aliases)) or "none"
             return f"unknown model alias '{model}'; known aliases: {known}"
         return None
-    match = MODEL.match(model)
-    if not match or match["provider"] not in MODEL_PROVIDERS:
+    provider = model.split("/", 1)[0]
+    if provider not in MODEL_PROVIDERS:
         return f"unknown model provider; known: {', '.join(MODEL_PROVIDERS)}"
+    if not MODEL.match(model):
+        return (
+            f"the model's name after '{provider}/' is missing or has characters a model name "
+            "does not (letters, digits and . _ : - / only)"
+        )
     if model.startswith("builtin/") and model not in BUILTIN_MODELS:
         return f"unknown builtin model; known: {', '.join(BUILTIN_MODELS)}"
     return None
