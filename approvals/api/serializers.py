@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from approvals.models import Approval
 from approvals.services import allowed_deciders
-from orchestrator.api.fields import StrictCharField, StrictSerializer
+from orchestrator.api.fields import StrictBooleanField, StrictCharField, StrictSerializer
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -76,7 +76,7 @@ class DecisionSerializer(StrictSerializer):
 class ResumeSerializer(StrictSerializer):
     response = serializers.JSONField()
     step_id = StrictCharField(required=False)
-    async_ = serializers.BooleanField(required=False, default=False)
+    async_ = StrictBooleanField(required=False, default=False)
 
     def get_fields(self):
         fields = super().get_fields()
@@ -85,5 +85,5 @@ class ResumeSerializer(StrictSerializer):
 
 
 class StepApproveSerializer(StrictSerializer):
-    approved = serializers.BooleanField()
+    approved = StrictBooleanField()
     reason = StrictCharField(required=False, allow_blank=True, max_length=10_000)
