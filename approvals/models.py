@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -14,6 +15,11 @@ class ApprovalKind(models.TextChoices):
     APPROVAL = "approval", "Approval"
     INPUT = "input", "Input form"
     TOOL_CALL = "tool_call", "Tool call"
+
+
+# The kinds a person answers with approve or deny (an input form is answered with its fields):
+# what `resume`, a step's approve endpoint and a timeout's `on_timeout: approve` decide.
+YES_NO_KINDS = (ApprovalKind.APPROVAL, ApprovalKind.TOOL_CALL)
 
 
 class ApprovalStatus(models.TextChoices):
@@ -85,3 +91,13 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.step_id} of run {self.run_id} ({self.status})"
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]] | None:
+        """A tool_call approval's calls as the decider sees them, `[{"tool", "args"}]`: every
+        gated call the model made in its turn, which an approval lets run together."""
+        if self.kind != ApprovalKind.TOOL_CALL:
+            return None
+        payload = self.payload or {}
+        calls = payload.get("calls") or [{"tool": payload.get("tool"), "args": payload.get("args")}]
+        return [{"tool": call.get("tool"), "args": call.get("args")} for call in calls]

@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from approvals.models import SYSTEM, Approval, ApprovalKind, ApprovalStatus
+from approvals.models import SYSTEM, YES_NO_KINDS, Approval, ApprovalKind, ApprovalStatus
 from core.domain_errors import Conflict, Forbidden, InvalidRequest
 from core.tenancy import ServiceAccount
 from core.types import Pk
@@ -248,10 +248,7 @@ def _is_due(approval: Approval, progress: Progress) -> bool:
 
 
 def _expire(progress: Progress, approval: Approval) -> None:
-    approve = approval.on_timeout == "approve" and approval.kind in (
-        ApprovalKind.APPROVAL,
-        ApprovalKind.TOOL_CALL,
-    )
+    approve = approval.on_timeout == "approve" and approval.kind in YES_NO_KINDS
     approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.EXPIRED
     approval.comment = "Decided automatically: no answer before the timeout."
     approval.decided_by_name = SYSTEM

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from approvals.models import Approval
 from approvals.services import allowed_deciders
-from orchestrator.api.fields import StrictCharField, StrictSerializer
+from orchestrator.api.fields import StrictBooleanField, StrictCharField, StrictSerializer
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -15,7 +15,17 @@ class ApprovalSerializer(serializers.ModelSerializer):
     orchestration_name = serializers.CharField(source="run.orchestration.name", read_only=True)
     decided_by = serializers.CharField(source="decided_by_name", read_only=True)
     tool = serializers.SerializerMethodField(help_text="kind tool_call: the tool the agent calls.")
-    args = serializers.SerializerMethodField(help_text="kind tool_call: the call's arguments.")
+    args = serializers.SerializerMethodField(
+        help_text="kind tool_call: the first call's arguments (see `calls` for all)."
+    )
+    calls = serializers.ListField(
+        source="tool_calls",
+        read_only=True,
+        allow_null=True,
+        child=serializers.DictField(),
+        help_text='kind tool_call: every call the approval lets run, `[{"tool", "args"}]` (a '
+        "model may ask for several in one turn); null for other kinds.",
+    )
     deciders = serializers.SerializerMethodField(
         help_text="Usernames who may decide now: `approvers`, plus `escalate_to` once escalated. "
         "Empty means any editor of the organization."
@@ -35,6 +45,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
             "agent_context",
             "tool",
             "args",
+            "calls",
             "status",
             "comment",
             "response",
@@ -65,7 +76,7 @@ class DecisionSerializer(StrictSerializer):
 class ResumeSerializer(StrictSerializer):
     response = serializers.JSONField()
     step_id = StrictCharField(required=False)
-    async_ = serializers.BooleanField(required=False, default=False)
+    async_ = StrictBooleanField(required=False, default=False)
 
     def get_fields(self):
         fields = super().get_fields()
@@ -74,5 +85,5 @@ class ResumeSerializer(StrictSerializer):
 
 
 class StepApproveSerializer(StrictSerializer):
-    approved = serializers.BooleanField()
+    approved = StrictBooleanField()
     reason = StrictCharField(required=False, allow_blank=True, max_length=10_000)

@@ -18,7 +18,7 @@ from approvals.api.serializers import (
     StepApproveSerializer,
 )
 from approvals.filtersets import ApprovalFilter
-from approvals.models import Approval, ApprovalKind, ApprovalStatus
+from approvals.models import YES_NO_KINDS, Approval, ApprovalStatus
 from core.api.schema import error
 from core.domain_errors import Conflict, InvalidRequest
 from runs.api.serializers import RunSerializer
@@ -114,14 +114,15 @@ def pending_approval(run: Run, step_id: str | None) -> Approval:
 
 
 def answer(request, run: Run, data: dict) -> Approval:
-    """`resume`: an approval takes {"decision", "comment"}; a form takes its fields (or text)."""
+    """`resume`: an approval or a tool call takes {"decision", "comment"}; a form takes its
+    fields (or text)."""
     approval = pending_approval(run, data.get("step_id"))
     response = data["response"]
-    if approval.kind == ApprovalKind.APPROVAL:
+    if approval.kind in YES_NO_KINDS:
         decision = response.get("decision") if isinstance(response, dict) else response
         if decision not in ("approve", "deny"):
             raise InvalidRequest(
-                'An approval is answered with {"decision": "approve" | "deny"}.',
+                f'A {approval.kind} is answered with {{"decision": "approve" | "deny"}}.',
                 fields={"response.decision": ["must be approve or deny"]},
             )
         comment = response.get("comment", "") if isinstance(response, dict) else ""
@@ -172,7 +173,7 @@ class RunAnswerViewSet(viewsets.GenericViewSet):
         serializer = StepApproveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         approval = Approval.objects.filter(
-            run=run, step_id=step_id, kind=ApprovalKind.APPROVAL, status=ApprovalStatus.PENDING
+            run=run, step_id=step_id, kind__in=YES_NO_KINDS, status=ApprovalStatus.PENDING
         ).first()
         if approval is None:
             raise Conflict(f"Step '{step_id}' is not awaiting approval.")

@@ -51,13 +51,48 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON number, and only that: DRF's IntegerField takes "12" and `true` as 12 and 1."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number, and only that: DRF's FloatField takes "0.5" and `true` as 0.5 and 1.0."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """`true` or `false`, and only that: DRF's BooleanField takes "yes", "off", 1 and 0."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class StrictModelSerializer(serializers.ModelSerializer):
-    """A ModelSerializer whose text columns take only text (see StrictCharField)."""
+    """A ModelSerializer whose text columns take only text (see StrictCharField), and whose
+    number and boolean columns only JSON numbers and booleans."""
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.CharField: StrictCharField,
         models.TextField: StrictCharField,
+        models.IntegerField: StrictIntegerField,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.PositiveSmallIntegerField: StrictIntegerField,
+        models.SmallIntegerField: StrictIntegerField,
+        models.BigIntegerField: StrictIntegerField,
+        models.FloatField: StrictFloatField,
+        models.BooleanField: StrictBooleanField,
     }
 
 
@@ -126,6 +161,11 @@ class MoneyField(serializers.DecimalField):
         kwargs.setdefault("min_value", Decimal("0"))
         kwargs.setdefault("coerce_to_string", False)
         super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
     def to_representation(self, value):
         return None if value is None else float(value)

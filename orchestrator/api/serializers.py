@@ -14,7 +14,10 @@ from orchestrator.api.fields import (
     JSONObjectField,
     JSONSchemaField,
     MoneyField,
+    StrictBooleanField,
     StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
     StrictModelSerializer,
     StrictSerializer,
     StringMapField,
@@ -111,7 +114,7 @@ class TriggerWriteSerializer(StrictSerializer):
         allow_null=True,
         help_text=ENTRY_HELP + " Empty or null: start at the steps with no incoming edge.",
     )
-    is_active = serializers.BooleanField(required=False)
+    is_active = StrictBooleanField(required=False)
     input_schema = JSONSchemaField(required=False, allow_null=True)
     input = JSONObjectField(required=False)
     cron_expression = CronField(required=False, allow_blank=True)
@@ -133,18 +136,18 @@ class TriggerWriteSerializer(StrictSerializer):
 
 
 class SettingsSerializer(StrictSerializer):
-    max_concurrent_runs = serializers.IntegerField(
+    max_concurrent_runs = StrictIntegerField(
         min_value=1, max_value=10_000, required=False, allow_null=True
     )
-    run_timeout_s = serializers.IntegerField(
+    run_timeout_s = StrictIntegerField(
         min_value=1, max_value=30 * 86400, required=False, allow_null=True
     )
-    max_subflow_depth = serializers.IntegerField(min_value=1, max_value=20, required=False)
+    max_subflow_depth = StrictIntegerField(min_value=1, max_value=20, required=False)
     # Null: the instance's MAX_RUNS_PER_ROOT / MAX_STEPS_PER_ROOT.
-    max_runs_per_root = serializers.IntegerField(
+    max_runs_per_root = StrictIntegerField(
         min_value=1, max_value=100_000, required=False, allow_null=True
     )
-    max_steps_per_root = serializers.IntegerField(
+    max_steps_per_root = StrictIntegerField(
         min_value=1, max_value=1_000_000, required=False, allow_null=True
     )
     budget_action = serializers.ChoiceField(choices=BudgetAction.choices, required=False)
@@ -272,8 +275,8 @@ class OrchestrationWriteSerializer(TenantSerializerMixin, StrictSerializer):
     owner = StrictCharField(allow_null=True, required=False)
     metadata = StringMapField(required=False)
     status = serializers.ChoiceField(choices=OrchestrationStatus.choices, required=False)
-    is_public = serializers.BooleanField(required=False)
-    public_definition = serializers.BooleanField(required=False)
+    is_public = StrictBooleanField(required=False)
+    public_definition = StrictBooleanField(required=False)
     credit_limit = MoneyField(allow_null=True, required=False)
     settings = SettingsSerializer(required=False)
     definition = serializers.JSONField(required=False)
@@ -399,8 +402,8 @@ class GroupSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
 
 
 class PriceSerializer(StrictSerializer):
-    input_per_1k = serializers.FloatField(min_value=0, default=0)
-    output_per_1k = serializers.FloatField(min_value=0, default=0)
+    input_per_1k = StrictFloatField(min_value=0, default=0)
+    output_per_1k = StrictFloatField(min_value=0, default=0)
 
 
 class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
@@ -409,9 +412,9 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
         help_text='Items: "http_get", {"mcp": server, "tools": [names]}, {"orchestration": '
         'slug, "name", "description"}; any object item may add "approval".',
     )
-    temperature = serializers.FloatField(min_value=0, max_value=2, allow_null=True, required=False)
-    max_turns = serializers.IntegerField(min_value=1, max_value=50, allow_null=True, required=False)
-    max_tokens = serializers.IntegerField(
+    temperature = StrictFloatField(min_value=0, max_value=2, allow_null=True, required=False)
+    max_turns = StrictIntegerField(min_value=1, max_value=50, allow_null=True, required=False)
+    max_tokens = StrictIntegerField(
         min_value=1,
         max_value=MAX_TOKENS_CEILING,
         allow_null=True,

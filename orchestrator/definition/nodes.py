@@ -108,9 +108,14 @@ def model_problem(model: str, aliases: Mapping[str, str] | None = None) -> str |
             known = ", ".join(sorted(aliases)) or "none"
             return f"unknown model alias '{model}'; known aliases: {known}"
         return None
-    match = MODEL.match(model)
-    if not match or match["provider"] not in MODEL_PROVIDERS:
+    provider = model.split("/", 1)[0]
+    if provider not in MODEL_PROVIDERS:
         return f"unknown model provider; known: {', '.join(MODEL_PROVIDERS)}"
+    if not MODEL.match(model):
+        return (
+            f"the model's name after '{provider}/' is missing or has characters a model name "
+            "does not (letters, digits and . _ : - / only)"
+        )
     if model.startswith("builtin/") and model not in BUILTIN_MODELS:
         return f"unknown builtin model; known: {', '.join(BUILTIN_MODELS)}"
     return None
@@ -239,6 +244,21 @@ def validate_agent_object(agent: dict[str, Any], path: str, check: Checker) -> d
 
 # A tool's name as the model sees it: what every provider accepts.
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOOL_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def model_tool_name(name: str) -> str:
+    """A tool's name as the model is told it: MCP allows dots and longer names than providers
+    accept, so anything else becomes `_` and the name is cut at 64 characters."""
+    return _TOOL_NAME_UNSAFE.sub("_", name)[:64] or "tool"
+
+
+def duplicate_tool_name(name: str) -> str:
+    """The problem of a tool item whose name another item of the same list already has: the
+    model could not tell them apart, so the step would fail before its first call."""
+    return f"the agent has two tools named '{name}': give each tool its own name"
+
+
 TOOL_APPROVAL_TIMEOUTS = ("deny", "approve")  # as an approval step's
 
 
@@ -254,18 +274,31 @@ def tool_items(value: Any, path: str, check: Checker) -> list[Any]:
         check.fail(path, f"must be a list of tools, not {type_name(value)}")
         return []
     items: list[Any] = []
+    # The names an item gives its tool without reading rows (built-in tools, orchestrations);
+    # an MCP server's names are known from its listing, so the saving service checks those.
+    named: set[str] = set()
+
+    def once(name: Any, where: str) -> None:
+        if isinstance(name, str) and name:
+            if name in named:
+                check.fail(where, duplicate_tool_name(name))
+            named.add(name)
+
     for index, item in enumerate(value):
         where = f"{path}[{index}]"
         if isinstance(item, str):
             if item not in KNOWN_TOOLS:
                 check.fail(where, f"unknown tool; known: {', '.join(KNOWN_TOOLS)}")
+            once(item, where)
             items.append(item)
         elif isinstance(item, dict) and "tool" in item:
             items.append(_builtin_tool_item(item, where, check))
+            once(item["tool"], f"{where}.tool")
         elif isinstance(item, dict) and "mcp" in item:
             items.append(_mcp_tool_item(item, where, check))
         elif isinstance(item, dict) and "orchestration" in item:
             items.append(_orchestration_tool_item(item, where, check))
+            once(items[-1]["name"], f"{where}.name")
         else:
             check.fail(
                 where,
@@ -794,6 +827,7 @@ __all__ = [
     "RUNS_ON",
     "NodeSpec",
     "model_problem",
+    "model_tool_name",
     "output_schema",
     "palette",
     "resolve_model",

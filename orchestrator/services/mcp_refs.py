@@ -17,7 +17,12 @@ from django.conf import settings
 from core.domain_errors import InvalidRequest
 from orchestrator.definition.checks import Checker
 from orchestrator.definition.errors import Problems
-from orchestrator.definition.nodes import tool_items
+from orchestrator.definition.nodes import (
+    duplicate_tool_name,
+    model_tool_name,
+    tool_items,
+    tool_names,
+)
 from orchestrator.models import McpServer, Organization
 
 # Stdio servers have no row; their ids are derived from their names, the same in every process.
@@ -54,6 +59,18 @@ def tool_item_problems(
     by_ref = {str(row.id): row for row in rows} | {row.name: row for row in rows}
     stdio = _stdio_names()
     problems: dict[str, list[str]] = {}
+    # The names the model would see, per tool list: the items' own (built-in tools,
+    # orchestrations; the definition package refuses two of one name among them), then each
+    # server's, as it listed them.
+    named = {
+        list_path: set(tool_names(tools))
+        | {
+            str(item.get("name"))
+            for item in tools or []
+            if isinstance(item, dict) and "orchestration" in item
+        }
+        for list_path, tools in tool_lists
+    }
     for path, item in items:
         ref = item["mcp"]
         row = by_ref.get(ref)
@@ -63,13 +80,24 @@ def tool_item_problems(
                     f"no MCP server '{ref}' in this organization"
                 )
             continue
-        listed = {tool.get("name") for tool in row.tools or [] if isinstance(tool, dict)}
+        listed = [tool.get("name") for tool in row.tools or [] if isinstance(tool, dict)]
         for index, name in enumerate(item.get("tools") or []):
             if name not in listed:
                 problems.setdefault(f"{path}.tools[{index}]", []).append(
                     f"the MCP server '{row.name}' lists no tool '{name}' (refresh the server "
                     "if its tools have changed)"
                 )
+        names = named[path.rsplit("[", 1)[0]]
+        # Without `tools`, all the server lists; `[]` offers none.
+        for name in listed if item.get("tools") is None else item["tools"]:
+            if not isinstance(name, str) or name not in listed:
+                continue
+            if model_tool_name(name) in names:
+                problems.setdefault(f"{path}.mcp", []).append(
+                    f"{duplicate_tool_name(model_tool_name(name))} (name fewer tools of the "
+                    f"MCP server '{row.name}' in the item's `tools`)"
+                )
+            names.add(model_tool_name(name))
     return problems
 
 

@@ -203,6 +203,14 @@ class McpApp:
         if isinstance(found, str):
             await _send_json(send, 401, error_body("unauthorized", found), bearer=True)
             return
+        if scope.get("method") == "GET":
+            # A GET asks for a stream of the server's own messages. Every answer here goes back
+            # on its POST and nothing else is ever sent, so, as MCP allows, there is none: the
+            # SDK would hold the request open with nothing to send (under daphne, not even the
+            # headers).
+            detail = "This MCP server sends every answer on its POST; it offers no GET stream."
+            await _send_json(send, 405, error_body("method_not_allowed", detail), allow="POST")
+            return
         wait = await sync_to_async(_throttled)(*found)
         if wait is not None:
             detail = f"Too many requests: try again in {math.ceil(wait)} s."
@@ -215,12 +223,20 @@ class McpApp:
 
 
 async def _send_json(
-    send, status: int, body: dict, *, bearer: bool = False, retry_after: int | None = None
+    send,
+    status: int,
+    body: dict,
+    *,
+    bearer: bool = False,
+    retry_after: int | None = None,
+    allow: str = "",
 ) -> None:
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
     if bearer:
         headers.append((b"www-authenticate", b'Bearer realm="api"'))
+    if allow:
+        headers.append((b"allow", allow.encode()))
     if retry_after is not None:
         headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})

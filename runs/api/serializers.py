@@ -9,7 +9,12 @@ from django.db.models import Prefetch, prefetch_related_objects
 from rest_framework import serializers
 
 from approvals.models import Approval, ApprovalKind, ApprovalStatus
-from orchestrator.api.fields import MoneyField, StrictCharField, StrictSerializer
+from orchestrator.api.fields import (
+    MoneyField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictSerializer,
+)
 from orchestrator.definition.checks import IDENTIFIER
 from orchestrator.definition.nodes import types_running_on, waits_for_people
 from runs.engine import RunStatus, StepStatus
@@ -78,6 +83,7 @@ def tool_call_gate(run: Run) -> dict[str, Any] | None:
         "agent_context": "",
         "tool": (gate.payload or {}).get("tool"),
         "args": (gate.payload or {}).get("args"),
+        "calls": gate.tool_calls,
     }
 
 
@@ -275,7 +281,7 @@ class FireSerializer(StrictSerializer):
 
     def get_fields(self):
         fields = super().get_fields()
-        fields["async"] = serializers.BooleanField(required=False, default=True)
+        fields["async"] = StrictBooleanField(required=False, default=True)
         return fields
 
     def validate(self, attrs):

@@ -15,7 +15,6 @@ is an `McpFailure` with a sentence for a person; the caller redacts it with its 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from orchestrator.definition.nodes import model_tool_name
 from runs.engine.failures import StepFailed
 from runs.engine.netguard import NetPolicy, check_url, guarded_async_client
 
@@ -91,15 +91,6 @@ class McpToolSource:
 
     def model_names(self) -> tuple[str, ...]:
         return tuple(model_tool_name(tool.name) for tool in self.tools)
-
-
-def model_tool_name(name: str) -> str:
-    """A tool's name as the model is told it: MCP allows dots and longer names than providers
-    accept, so anything else becomes `_` and the name is cut at 64 characters."""
-    return _TOOL_NAME_UNSAFE.sub("_", name)[:64] or "tool"
-
-
-_TOOL_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True)

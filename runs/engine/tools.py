@@ -18,6 +18,7 @@ from jsonschema.validators import validator_for
 from pydantic_ai import ApprovalRequired, CallDeferred, ModelRetry, RunContext, Tool
 from pydantic_ai.messages import ModelResponse
 
+from orchestrator.definition.nodes import duplicate_tool_name, model_tool_name
 from runs.engine import mcp
 from runs.engine.failures import StepFailed
 from runs.engine.netguard import NetPolicy, fetch
@@ -114,7 +115,7 @@ def mcp_tool(
     schema = tool.input_schema if tool.input_schema.get("type") == "object" else {}
     made: Tool[None] = Tool.from_schema(
         call,
-        name=mcp.model_tool_name(tool.name),
+        name=model_tool_name(tool.name),
         description=tool.description or None,
         json_schema={"type": "object", "properties": {}, **schema},
         takes_ctx=True,
@@ -205,7 +206,7 @@ def agent_tools(
 
     tools = [as_tool(name) for name in allowed if name in TOOLS]
     tools += [
-        mcp_tool(source, tool, outcomes, mcp.model_tool_name(tool.name) in gated)
+        mcp_tool(source, tool, outcomes, model_tool_name(tool.name) in gated)
         for source in sources
         for tool in source.tools
     ]
@@ -214,8 +215,8 @@ def agent_tools(
     for tool in tools:
         if tool.name in seen:
             raise StepFailed(
-                f"the agent has two tools named '{tool.name}': name fewer tools of its MCP "
-                "servers (an item's `tools`)",
+                f"{duplicate_tool_name(tool.name)} (or name fewer tools of its MCP servers, "
+                "in an item's `tools`)",
                 retryable=False,
             )
         seen.add(tool.name)

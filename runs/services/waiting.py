@@ -128,7 +128,11 @@ def ask_about_tool_calls(progress: Progress, step: StepRun, calls: list[dict[str
     first = calls[0]
     approval_config = first["approval"]
     names = ", ".join(dict.fromkeys(call["tool"] for call in calls))
-    prompt = f"The agent asks to call {names}. Allow it?"
+    prompt = (
+        f"The agent asks to call {names}. Allow it?"
+        if len(calls) == 1
+        else f"The agent asks to make {len(calls)} calls ({names}). Allow them all?"
+    )
     move_step(step, StepStatus.WAITING, progress.now)
     progress.store(step)
     progress.steps[step.node_id] = step

@@ -33,10 +33,11 @@
         if (err.status === 409) setTimeout(() => remove(item.id, "Decided elsewhere"), 1200);
       }
     };
-    // A tool call's name and arguments, as text (never as markup): the model wrote them.
-    function toolCall(call) {
-      return el("div", { class: "tool-call", "data-tool-call": "" },
-        el("code", {}, call.tool || ""), el("pre", {}, JSON.stringify(call.args, null, 2)));
+    // Each call's name and arguments, as text (never as markup): the model wrote them. An
+    // approval lets every call of the turn run, so every one is shown.
+    function toolCall(item) {
+      return (item.calls || [item]).map((call) => el("div", { class: "tool-call", "data-tool-call": "" },
+        el("code", {}, call.tool || ""), el("pre", {}, JSON.stringify(call.args, null, 2))));
     }
     return el("article", { class: "card approval", "data-approval-id": item.id },
       el("div", { class: "row" },

@@ -144,9 +144,10 @@
       el("div", { class: "gate-about" },
         el("div", { class: "row" }, el("span", { class: "status waiting" }, "waiting for you"), el("strong", {}, `Step ${gate.step_id}`)),
         el("p", { class: "gate-prompt" }, gate.prompt || "Approve this step?"),
-        // A tool call's name and arguments, as text: the model wrote them.
-        gate.kind === "tool_call" ? el("div", { class: "tool-call", "data-tool-call": "" },
-          el("code", {}, gate.tool || ""), el("pre", {}, JSON.stringify(gate.args, null, 2))) : null,
+        // Each tool call's name and arguments, as text: the model wrote them. The decision lets
+        // every call of the turn run, so every one is shown.
+        ...(gate.kind === "tool_call" ? (gate.calls || [gate]).map((call) => el("div", { class: "tool-call", "data-tool-call": "" },
+          el("code", {}, call.tool || ""), el("pre", {}, JSON.stringify(call.args, null, 2)))) : []),
         gate.agent_context ? el("details", { open: true }, el("summary", {}, "Context"), el("pre", {}, gate.agent_context)) : null),
       el("div", { class: "gate-form" },
         ...fields.map((f) => f.node),

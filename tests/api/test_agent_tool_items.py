@@ -41,10 +41,9 @@ def test_mcp_orchestration_and_approval_items_are_saved_as_sent(editor, server):
     tools = [
         "http_get",
         {"mcp": "tools", "tools": ["add"], "approval": {}},
-        {"mcp": str(server.id)},
         {"orchestration": "summarise", "name": "summarise", "description": "Summarise a text."},
         {
-            "mcp": "tools",
+            "mcp": str(server.id),
             "tools": ["greet"],
             "approval": {"approvers": ["ops"], "timeout_s": 600, "on_timeout": "approve"},
         },
@@ -132,3 +131,43 @@ def test_markdown_export_names_what_it_cannot_write(editor, server):
     assert rendered.status_code == 200, rendered.json()
     assert "- tools: http_get" in rendered.json()["markdown"]
     assert any("MCP" in warning for warning in rendered.json()["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("tools", "path"),
+    [
+        (["http_get", "http_get"], "tools[1]"),
+        (["http_get", {"tool": "http_get", "approval": {}}], "tools[1].tool"),
+        ([{"orchestration": "a", "name": "http_get"}, "http_get"], "tools[1]"),
+        (
+            [{"orchestration": "a", "name": "ask"}, {"orchestration": "b", "name": "ask"}],
+            "tools[1].name",
+        ),
+        ([{"mcp": "tools", "tools": ["add"]}, {"mcp": "tools"}], "tools[1].mcp"),
+        ([{"orchestration": "a", "name": "greet"}, {"mcp": "tools"}], "tools[1].mcp"),
+        ([{"mcp": "tools", "tools": ["add", "add"]}], "tools[0].mcp"),
+    ],
+)
+def test_two_tools_of_one_name_are_refused_when_saved_not_when_run(editor, server, tools, path):
+    response = editor.post(
+        "/api/v1/agents", {"name": "a", "model": "builtin/echo", "tools": tools}, format="json"
+    )
+    assert response.status_code == 400, response.json()
+    assert path in response.json()["fields"], response.json()
+    assert "two tools named" in response.json()["detail"]
+    defined = _flow(editor, tools)
+    assert defined.status_code == 400
+    assert f"definition.agents[0].{path}" in defined.json()["fields"], defined.json()
+
+
+def test_tools_of_distinct_names_from_one_server_are_saved(editor, server):
+    tools = [
+        {"mcp": "tools", "tools": ["add"]},
+        {"mcp": "tools", "tools": ["greet"]},
+        {"mcp": "tools", "tools": []},
+        "http_get",
+    ]
+    response = editor.post(
+        "/api/v1/agents", {"name": "a", "model": "builtin/echo", "tools": tools}, format="json"
+    )
+    assert response.status_code == 201, response.json()

@@ -156,6 +156,8 @@ def _inline_agent(editor, model: str):
         ("mistral/large", "unknown model provider"),
         ("nosuch", "unknown model alias 'nosuch'"),
         ("builtin/nope", "unknown builtin model"),
+        ("openai/", "the model's name after 'openai/'"),
+        ("openai/gpt 4", "the model's name after 'openai/'"),
     ],
 )
 def test_an_unknown_provider_or_alias_is_a_400_naming_the_field_wherever_the_agent_is(

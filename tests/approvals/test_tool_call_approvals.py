@@ -113,6 +113,91 @@ def test_a_denied_tool_call_tells_the_model_with_the_comment(editor, server):
     assert result["ok"] is False and "not this order" in result["preview"]
 
 
+def test_a_tool_call_denied_through_resume_is_denied_not_run(editor, server):
+    run_id = start(editor, gated_flow(editor, server))
+    asked = pending(editor, run_id)
+    body = {"response": {"decision": "deny", "comment": "not this order"}, "async": True}
+    answered = editor.post(f"/api/v1/runs/{run_id}/resume", body, format="json")
+    assert answered.status_code == 202, answered.json()
+    drain()
+    decided = editor.get(f"/api/v1/approvals?run={run_id}").json()["items"][0]
+    assert (decided["id"], decided["status"], decided["comment"]) == (
+        asked["id"],
+        "denied",
+        "not this order",
+    )
+    assert not server.hits
+    assert (
+        "denied this call: not this order" in editor.get(f"/api/v1/runs/{run_id}").json()["output"]
+    )
+
+
+def test_resume_asks_a_tool_call_for_a_decision(editor, server):
+    run_id = start(editor, gated_flow(editor, server))
+    body = {"response": {"comment": "fine"}, "async": True}
+    answered = editor.post(f"/api/v1/runs/{run_id}/resume", body, format="json")
+    assert answered.status_code == 400, answered.json()
+    assert "response.decision" in answered.json()["fields"]
+    assert pending(editor, run_id)["status"] == "pending"
+    assert not server.hits
+
+
+@pytest.mark.parametrize(
+    ("approved", "fetched", "status"), [(True, 1, "approved"), (False, 0, "denied")]
+)
+def test_a_step_waiting_on_a_tool_call_is_decided_through_its_approve_endpoint(
+    editor, server, approved, fetched, status
+):
+    run_id = start(editor, gated_flow(editor, server))
+    asked = pending(editor, run_id)
+    body = {"approved": approved, "reason": "checked"}
+    decided = editor.post(f"/api/v1/runs/{run_id}/steps/ask/approve", body, format="json")
+    assert decided.status_code == 200, decided.json()
+    assert (decided.json()["id"], decided.json()["status"]) == (asked["id"], status)
+    drain()
+    assert editor.get(f"/api/v1/runs/{run_id}").json()["status"] == "succeeded"
+    assert sum(server.hits.values()) == fetched
+
+
+def test_every_call_of_a_turn_is_shown_to_the_decider_before_any_runs(editor, server):
+    """One approval asks about all the gated calls a model made in one turn: each one's
+    arguments are shown, not only the first's, since approving it lets them all run."""
+    first, second = f"{server.url}/orders/1", f"{server.url}/orders/2?all=<b>"
+    agent = {
+        "model": "builtin/script",
+        "tools": [{"tool": "http_get", "approval": {}}],
+        "script": [
+            {
+                "tool_calls": [
+                    {"name": "http_get", "arguments": {"url": first}},
+                    {"name": "http_get", "arguments": {"url": second}},
+                ]
+            },
+            "Fetched both.",
+        ],
+    }
+    node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Fetch"}}
+    flow = editor.post(
+        "/api/v1/orchestrations",
+        {"name": "Two calls", "status": "active", "definition": {"nodes": [node]}},
+        format="json",
+    ).json()
+    run_id = start(editor, flow)
+    expected = [
+        {"tool": "http_get", "args": {"url": first}},
+        {"tool": "http_get", "args": {"url": second}},
+    ]
+    asked = pending(editor, run_id)
+    assert asked["calls"] == expected
+    assert "2 calls" in asked["prompt"]
+    gate = editor.get(f"/api/v1/runs/{run_id}").json()["human_input_required"]
+    assert gate["calls"] == expected
+    assert not server.hits
+    editor.post(f"/api/v1/approvals/{asked['id']}/approve", {}, format="json")
+    drain()
+    assert sum(server.hits.values()) == 2
+
+
 @pytest.mark.parametrize(("on_timeout", "fetched"), [("deny", 0), ("approve", 1)])
 def test_an_unanswered_tool_call_is_decided_by_its_timeout(editor, server, on_timeout, fetched):
     run_id = start(editor, gated_flow(editor, server, on_timeout=on_timeout))

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from playwright.sync_api import expect
 
+from orchestrator.definition.nodes import model_tool_name
 from orchestrator.models import McpServer
 from orchestrator.services.orchestrations import create_orchestration
 from runs.engine import mcp
@@ -109,7 +110,7 @@ def test_an_mcp_tools_call_and_its_markup_read_as_text_in_the_run_view(page, org
     HTTP_ALLOWED_NETWORKS): the agent calls a tool of a local MCP server, the call is refused and
     fails the step; the call's markup, the error and a result's markup show as text."""
     hostile_arg = "<img src=x onerror=window.pwned=1>"
-    name = mcp.model_tool_name(HOSTILE_NAME)
+    name = model_tool_name(HOSTILE_NAME)
     with mcp_server(hostile=True) as url, ThreadPoolExecutor(1) as pool:
         listed = pool.submit(mcp.list_tools_sync, mcp.McpEndpoint(url, LOOPBACK)).result()
     McpServer.objects.create(

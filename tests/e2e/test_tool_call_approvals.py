@@ -21,11 +21,12 @@ LIVE = 30_000
 URL = "http://10.9.9.9/orders/<b>42</b>"
 
 
-def gated(org):
+def gated(org, *urls: str):
+    calls = [{"name": "http_get", "arguments": {"url": url}} for url in urls or (URL,)]
     agent = {
         "model": "builtin/script",
         "tools": [{"tool": "http_get", "approval": {"timeout_s": 3600}}],
-        "script": [{"tool": "http_get", "args": {"url": URL}}, None],
+        "script": [{"tool_calls": calls}, None],
     }
     node = {"id": "fetch", "type": "agent", "config": {"agent": agent, "prompt": "Order 42"}}
     return create_orchestration(
@@ -70,3 +71,19 @@ def test_a_tool_call_is_denied_from_the_run_view(page, org):
     wait_until(lambda: Run.objects.get(pk=run.pk).status == "succeeded")
     run.refresh_from_db()
     assert "denied this call: wrong order" in run.output
+
+
+def test_every_call_an_approval_lets_run_is_shown_in_the_inbox_and_the_run_view(page, org):
+    second = "http://10.9.9.9/orders/<i>43</i>"
+    run, _ = lifecycle.fire(gated(org, URL, second), {}, trigger_kind=RunTrigger.API)
+    wait_until(lambda: waiting(run))
+    page.goto("/approvals/")
+    card = page.locator(f'[data-approval-id="{Approval.objects.get(run=run).pk}"]')
+    expect(card.locator("[data-tool-call]")).to_have_count(2, timeout=LIVE)
+    expect(card.locator("[data-tool-call]").nth(0)).to_contain_text(URL)
+    expect(card.locator("[data-tool-call]").nth(1)).to_contain_text(second)
+    page.goto(f"/runs/{run.pk}/")
+    shown = page.locator("#gate [data-tool-call]")
+    expect(shown).to_have_count(2, timeout=LIVE)
+    expect(shown.nth(1)).to_contain_text(second)
+    expect(shown.locator("i")).to_have_count(0)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.models import Organization
+from orchestrator.models import McpServer, Organization
 from orchestrator.services.credentials import create_credential
 from runs.models import RunEvent, StepRun
 from runs.services import mcp_servers, outputs
@@ -193,10 +193,15 @@ def test_two_tools_of_one_name_fail_the_step_before_the_model_is_called(
     org, make_flow, tools_url, loopback
 ):
     _register(org, tools_url)
-    _register(org, tools_url, name="again")
+    again = _register(org, tools_url, name="again")
+    # Saving refuses two tools of one name in the servers' listings; one that lists more after
+    # the flow was saved (refreshed since) is caught when the step starts.
+    McpServer.objects.filter(pk=again.pk).update(tools=[])
     agent = {"model": "builtin/echo", "tools": [{"mcp": "tools"}, {"mcp": "again"}]}
     node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Hi"}}
-    run = run_to_rest(make_flow([node]))
+    flow = make_flow([node])
+    mcp_servers.refresh(again)
+    run = run_to_rest(flow)
     assert run.status == "failed"
     assert "two tools named 'add'" in StepRun.objects.get(run=run).error["message"]
     assert not _events(run, "agent_turn")

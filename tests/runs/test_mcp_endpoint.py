@@ -174,6 +174,21 @@ def test_a_missing_or_bad_token_answers_401_in_the_api_error_shape(daphne, heade
     assert answer.json()["detail"]
 
 
+@pytest.mark.parametrize("accept", [None, "text/event-stream"])
+def test_a_get_answers_405_at_once_rather_than_holding_a_stream_open(daphne, org, accept):
+    """Every answer goes back on its POST: there is no stream of the server's own messages,
+    which MCP says a server declines with 405 (an open GET held a connection with nothing, not
+    even headers, ever sent)."""
+    headers = {"Authorization": f"Bearer {token(org)}"}
+    if accept is not None:
+        headers["Accept"] = accept
+    answer = httpx.get(f"{daphne}/mcp", headers=headers, trust_env=False, timeout=5)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
+    assert answer.json()["error"] == "method_not_allowed"
+    assert httpx.get(f"{daphne}/mcp", trust_env=False, timeout=5).status_code == 401
+
+
 def test_an_idempotency_key_on_the_request_starts_one_run(daphne, org):
     greeter = flow(org, "Greeter", [GREET])
     raw = token(org)
