@@ -215,10 +215,29 @@ goes in as text, never as markup. */
       drawItems();
     }
 
+    // Redrawing the list replaces its controls: the focus goes back to the same control of the
+    // same item (or, when that item is gone, the next item's, else the picker), so a keyboard
+    // user is never sent back to the top of the page.
+    function keepFocus(redraw) {
+      const active = document.activeElement;
+      const row = list.contains(active) ? active.closest("li.tool-item") : null;
+      redraw();
+      if (!row) return;
+      const count = list.querySelectorAll("li.tool-item").length;
+      const index = Math.min(Number(row.dataset.index), count - 1);
+      const again = index >= 0 ? list.querySelector(`li.tool-item[data-index="${index}"] [name="${active.name}"]`) : null;
+      (again || picker).focus();
+    }
+
     function drawItems() {
+      keepFocus(drawAllItems);
+    }
+
+    function drawAllItems() {
       Api.fill(list, ...items().map((item, index) => {
         const isObject = item !== null && typeof item === "object";
         const approval = check("approval", isObject && item.approval, !canEdit || !isObject, "needs approval");
+        approval.box.setAttribute("aria-label", `${itemLabel(item)} needs approval`);
         approval.box.addEventListener("change", () => {
           const next = items().slice();
           const copy = { ...next[index] };
@@ -230,7 +249,7 @@ goes in as text, never as markup. */
         return el("li", { class: "tool-item", "data-index": index },
           el("span", { class: "tool-label" }, itemLabel(item)),
           isObject ? approval.label : null,
-          canEdit ? el("button", { type: "button", class: "ghost small", title: "Remove tool", "aria-label": "Remove tool", onclick: () => save(items().filter((_, i) => i !== index)) }, "✕") : null);
+          canEdit ? el("button", { type: "button", name: "remove-tool", class: "ghost small", title: "Remove tool", "aria-label": `Remove ${itemLabel(item)}`, onclick: () => save(items().filter((_, i) => i !== index)) }, "✕") : null);
       }));
       if (!items().length) list.append(el("li", { class: "muted" }, "No tools."));
     }
@@ -255,6 +274,7 @@ goes in as text, never as markup. */
         const pick = check("tool", false, false, tool.name);
         pick.box.value = tool.name;
         const approval = check("tool-approval", false, false, "needs approval");
+        approval.box.setAttribute("aria-label", `${tool.name} needs approval`);
         return { tool, pick, approval, row: el("li", { class: "tool-choice", "data-tool": tool.name }, pick.label, approval.label, el("div", { class: "muted hint" }, tool.description || "")) };
       });
       function sync() {
@@ -321,6 +341,7 @@ goes in as text, never as markup. */
       Api.fill(choices);
       add.hidden = true;
       problem.textContent = "";
+      picker.focus(); // the Add button is hidden now: the keyboard goes on from the picker
     });
 
     drawItems();
