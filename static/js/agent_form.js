@@ -61,10 +61,10 @@ goes in as text, never as markup. */
   /* The model picker and the credential picker of `agent` (an inline agent or one of the
   definition's agents), changed in place; `changed()` is called after each change. */
   function fields(agent, { canEdit, changed }) {
-    const select = el("select", { name: "model", class: "model-picker", disabled: !canEdit, "aria-label": "Model" });
+    const select = el("select", { id: Api.controlId(), name: "model", class: "model-picker", disabled: !canEdit, "aria-label": "Model" });
     const typed = el("input", { type: "text", name: "model-typed", hidden: true, readonly: !canEdit, placeholder: "provider/name or an alias" });
     const warning = el("div", { class: "flash warn model-warning", role: "status", hidden: true });
-    const credential = el("select", { name: "credential", class: "credential-picker", disabled: !canEdit, "aria-label": "Credential" });
+    const credential = el("select", { id: Api.controlId(), name: "credential", class: "credential-picker", disabled: !canEdit, "aria-label": "Credential" });
     let models = [];
 
     function warn() {
@@ -142,9 +142,9 @@ goes in as text, never as markup. */
     });
 
     return [
-      el("div", { class: "field" }, el("label", {}, "Model"), select, typed, warning,
+      el("div", { class: "field" }, el("label", { for: select.id }, "Model"), select, typed, warning,
         el("div", { class: "muted hint" }, "Prices are USD per 1,000 tokens; builtin/echo and builtin/script run offline.")),
-      el("div", { class: "field" }, el("label", {}, "Credential"), credential,
+      el("div", { class: "field" }, el("label", { for: credential.id }, "Credential"), credential,
         el("div", { class: "muted hint" }, "The API key this agent uses instead of the server's.")),
     ];
   }
@@ -301,14 +301,14 @@ goes in as text, never as markup. */
     }
 
     function orchestrationChoices(orchestration) {
-      const name = el("input", { type: "text", name: "tool-name", "aria-label": "Tool name" });
+      const name = el("input", { id: Api.controlId(), type: "text", name: "tool-name", "aria-label": "Tool name" });
       name.value = toolName(orchestration.slug);
-      const description = el("input", { type: "text", name: "tool-description", "aria-label": "Tool description" });
+      const description = el("input", { id: Api.controlId(), type: "text", name: "tool-description", "aria-label": "Tool description" });
       description.value = orchestration.description || orchestration.name;
       const approval = check("tool-approval", false, false, "needs approval");
       Api.fill(choices,
-        el("div", { class: "field" }, el("label", {}, "Tool name"), name),
-        el("div", { class: "field" }, el("label", {}, "What it does (the model reads this)"), description),
+        el("div", { class: "field" }, el("label", { for: name.id }, "Tool name"), name),
+        el("div", { class: "field" }, el("label", { for: description.id }, "What it does (the model reads this)"), description),
         approval.label);
       pending = () => {
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(name.value)) throw new Error("A tool name is 1 to 64 letters, digits, _ or -.");
