@@ -281,6 +281,20 @@ goes in as text, never as markup. */
         for (const r of rows) r.pick.box.disabled = everything.box.checked;
       }
       everything.box.addEventListener("change", sync);
+      // "needs approval" is about a tool being added: ticking it ticks the tool (or all of them),
+      // so a gated tool is never left out because only its approval box was ticked.
+      everythingApproval.box.addEventListener("change", () => {
+        if (everythingApproval.box.checked) everything.box.checked = true;
+        sync();
+      });
+      for (const r of rows) {
+        r.approval.box.addEventListener("change", () => {
+          if (r.approval.box.checked) r.pick.box.checked = true;
+        });
+        r.pick.box.addEventListener("change", () => {
+          if (!r.pick.box.checked) r.approval.box.checked = false;
+        });
+      }
       sync();
       Api.fill(choices,
         el("div", { class: "tool-choice" }, everything.label, everythingApproval.label),

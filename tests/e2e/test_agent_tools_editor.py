@@ -242,3 +242,52 @@ def test_the_tools_field_works_from_the_keyboard_without_losing_the_focus(page, 
     expect(page.locator(".flash.ok")).to_contain_text("Saved as version 2")
     saved = editor.get(f"/api/v1/orchestrations/{orchestration.pk}").json()["definition"]
     assert saved["nodes"][0]["config"]["agent"]["tools"] == []
+
+
+def test_ticking_a_tools_approval_adds_that_tool_as_needing_approval(page, org, editor):
+    McpServer.objects.create(
+        organization=org,
+        name="tools",
+        url="http://127.0.0.1:9/mcp",
+        status="ok",
+        tools=[
+            {"name": "add", "description": "Add.", "input_schema": {"type": "object"}},
+            {"name": "greet", "description": "Greet.", "input_schema": {"type": "object"}},
+        ],
+    )
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Gated",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "ask",
+                        "type": "agent",
+                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
+                    }
+                ]
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
+    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    tools = page.locator("#tab-inspector .agent-tools")
+    picker = tools.locator("select[name=tool-source]")
+    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+    picker.select_option("mcp:tools")
+    # `add` ticked; for `greet` only its approval box: greet is added, needing approval.
+    tools.locator('li.tool-choice[data-tool="add"] input[name=tool]').check()
+    greet = tools.locator('li.tool-choice[data-tool="greet"]')
+    greet.get_by_label("greet needs approval").check()
+    expect(greet.locator("input[name=tool]")).to_be_checked()
+    tools.locator("button[name=add-tool]").click()
+    expect(tools.locator(".tool-item")).to_have_count(2)
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved as version 2")
+    saved = editor.get(f"/api/v1/orchestrations/{orchestration.pk}").json()["definition"]
+    assert saved["nodes"][0]["config"]["agent"]["tools"] == [
+        {"mcp": "tools", "tools": ["add"]},
+        {"mcp": "tools", "tools": ["greet"], "approval": {}},
+    ]
