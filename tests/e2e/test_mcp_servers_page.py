@@ -47,3 +47,19 @@ def test_a_server_that_is_down_is_red_one_that_is_up_green_and_the_cards_line_up
     assert colour(up) == page.evaluate(PILL, "status succeeded")
     assert colour(up) != colour(down)
     assert up.bounding_box()["y"] == down.bounding_box()["y"]
+
+
+def test_an_editor_lists_a_servers_tools_again_from_its_card(page, org):
+    """This stack allows no inside address: listing again finds the server refused, and the
+    card says so (the old listing was 'ok')."""
+    server = McpServer.objects.create(
+        organization=org, name="docs", url="http://127.0.0.1:9/mcp", status="ok", tools=[TOOL]
+    )
+    page.goto("/mcp-servers/")
+    card = page.locator(f'.mcp-server[data-mcp-server-id="{server.pk}"]')
+    expect(card).to_have_attribute("data-status", "ok")
+    card.get_by_role("button", name="List its tools again").click()
+    expect(card).to_have_attribute("data-status", "error")
+    expect(card.locator("p.error")).to_contain_text("internal address")
+    server.refresh_from_db()
+    assert server.status == "error"
