@@ -55,6 +55,11 @@ def test_no_page_is_wider_than_a_phone_and_the_editor_and_run_view_have_room(pag
     )
     graph = page.locator(".canvas-card").bounding_box()
     assert graph["width"] > 300, graph
+    # A timeline entry's detail wraps below it rather than into a column a few letters wide.
+    details = page.locator(".timeline li > .muted:last-child")
+    expect(details.first).to_be_attached()
+    widths = details.evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+    assert min(widths) >= 100, widths
     # The sign-out button stays on screen.
     out = page.get_by_role("button", name="Sign out").bounding_box()
     assert out["x"] + out["width"] <= PHONE["width"], out
