@@ -291,3 +291,46 @@ def test_ticking_a_tools_approval_adds_that_tool_as_needing_approval(page, org, 
         {"mcp": "tools", "tools": ["add"]},
         {"mcp": "tools", "tools": ["greet"], "approval": {}},
     ]
+
+
+def test_a_tools_approval_box_sits_on_its_tools_line(page, org):
+    McpServer.objects.create(
+        organization=org,
+        name="tools",
+        url="http://127.0.0.1:9/mcp",
+        status="ok",
+        tools=[
+            {"name": "add", "description": "Add.", "input_schema": {"type": "object"}},
+            {"name": "greet", "description": "Greet.", "input_schema": {"type": "object"}},
+        ],
+    )
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Lines",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "ask",
+                        "type": "agent",
+                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
+                    }
+                ]
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
+    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    tools = page.locator("#tab-inspector .agent-tools")
+    picker = tools.locator("select[name=tool-source]")
+    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+    picker.select_option("mcp:tools")
+    # Each "needs approval" reads as part of its tool's line, not as a line of its own that
+    # could belong to the tool above or below it.
+    for name in ("add", "greet"):
+        row = tools.locator(f'li.tool-choice[data-tool="{name}"]')
+        tool = row.locator("input[name=tool]").bounding_box()
+        approval = row.get_by_label(f"{name} needs approval").bounding_box()
+        assert abs(tool["y"] - approval["y"]) < 4, (name, tool, approval)
+        assert approval["x"] > tool["x"], (name, tool, approval)
