@@ -334,3 +334,6 @@ def test_a_tools_approval_box_sits_on_its_tools_line(page, org):
         approval = row.get_by_label(f"{name} needs approval").bounding_box()
         assert abs(tool["y"] - approval["y"]) < 4, (name, tool, approval)
         assert approval["x"] > tool["x"], (name, tool, approval)
+    # Add is a button its text's size, not a bar across the field that reads as an input.
+    add = tools.locator("button[name=add-tool]").bounding_box()
+    assert add["width"] < picker.bounding_box()["width"] / 2, add
