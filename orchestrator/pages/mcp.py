@@ -1,5 +1,6 @@
 """The MCP servers page: the org's registered servers with their tools and status, and the
-operator's stdio servers by name. Registering and refreshing go through the API."""
+operator's stdio servers by name. Registering goes through the API; an editor lists a
+server's tools again from its card (static/js/mcp_servers.js calls the API's refresh)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from core.choices import Role
 from core.pages import membership
 from orchestrator.models import McpServer
 
@@ -36,5 +38,6 @@ def mcp_server_list(request: HttpRequest) -> HttpResponse:
             "nav": "mcp",
             "rows": rows,
             "stdio_names": sorted(settings.MCP_STDIO_SERVERS),
+            "can_edit": current.role in (Role.EDITOR, Role.ADMIN),
         },
     )

@@ -61,10 +61,10 @@ goes in as text, never as markup. */
   /* The model picker and the credential picker of `agent` (an inline agent or one of the
   definition's agents), changed in place; `changed()` is called after each change. */
   function fields(agent, { canEdit, changed }) {
-    const select = el("select", { name: "model", class: "model-picker", disabled: !canEdit, "aria-label": "Model" });
+    const select = el("select", { id: Api.controlId(), name: "model", class: "model-picker", disabled: !canEdit, "aria-label": "Model" });
     const typed = el("input", { type: "text", name: "model-typed", hidden: true, readonly: !canEdit, placeholder: "provider/name or an alias" });
     const warning = el("div", { class: "flash warn model-warning", role: "status", hidden: true });
-    const credential = el("select", { name: "credential", class: "credential-picker", disabled: !canEdit, "aria-label": "Credential" });
+    const credential = el("select", { id: Api.controlId(), name: "credential", class: "credential-picker", disabled: !canEdit, "aria-label": "Credential" });
     let models = [];
 
     function warn() {
@@ -142,9 +142,9 @@ goes in as text, never as markup. */
     });
 
     return [
-      el("div", { class: "field" }, el("label", {}, "Model"), select, typed, warning,
+      el("div", { class: "field" }, el("label", { for: select.id }, "Model"), select, typed, warning,
         el("div", { class: "muted hint" }, "Prices are USD per 1,000 tokens; builtin/echo and builtin/script run offline.")),
-      el("div", { class: "field" }, el("label", {}, "Credential"), credential,
+      el("div", { class: "field" }, el("label", { for: credential.id }, "Credential"), credential,
         el("div", { class: "muted hint" }, "The API key this agent uses instead of the server's.")),
     ];
   }
@@ -215,10 +215,29 @@ goes in as text, never as markup. */
       drawItems();
     }
 
+    // Redrawing the list replaces its controls: the focus goes back to the same control of the
+    // same item (or, when that item is gone, the next item's, else the picker), so a keyboard
+    // user is never sent back to the top of the page.
+    function keepFocus(redraw) {
+      const active = document.activeElement;
+      const row = list.contains(active) ? active.closest("li.tool-item") : null;
+      redraw();
+      if (!row) return;
+      const count = list.querySelectorAll("li.tool-item").length;
+      const index = Math.min(Number(row.dataset.index), count - 1);
+      const again = index >= 0 ? list.querySelector(`li.tool-item[data-index="${index}"] [name="${active.name}"]`) : null;
+      (again || picker).focus();
+    }
+
     function drawItems() {
+      keepFocus(drawAllItems);
+    }
+
+    function drawAllItems() {
       Api.fill(list, ...items().map((item, index) => {
         const isObject = item !== null && typeof item === "object";
         const approval = check("approval", isObject && item.approval, !canEdit || !isObject, "needs approval");
+        approval.box.setAttribute("aria-label", `${itemLabel(item)} needs approval`);
         approval.box.addEventListener("change", () => {
           const next = items().slice();
           const copy = { ...next[index] };
@@ -230,7 +249,7 @@ goes in as text, never as markup. */
         return el("li", { class: "tool-item", "data-index": index },
           el("span", { class: "tool-label" }, itemLabel(item)),
           isObject ? approval.label : null,
-          canEdit ? el("button", { type: "button", class: "ghost small", title: "Remove tool", "aria-label": "Remove tool", onclick: () => save(items().filter((_, i) => i !== index)) }, "✕") : null);
+          canEdit ? el("button", { type: "button", name: "remove-tool", class: "ghost small", title: "Remove tool", "aria-label": `Remove ${itemLabel(item)}`, onclick: () => save(items().filter((_, i) => i !== index)) }, "✕") : null);
       }));
       if (!items().length) list.append(el("li", { class: "muted" }, "No tools."));
     }
@@ -255,12 +274,27 @@ goes in as text, never as markup. */
         const pick = check("tool", false, false, tool.name);
         pick.box.value = tool.name;
         const approval = check("tool-approval", false, false, "needs approval");
+        approval.box.setAttribute("aria-label", `${tool.name} needs approval`);
         return { tool, pick, approval, row: el("li", { class: "tool-choice", "data-tool": tool.name }, pick.label, approval.label, el("div", { class: "muted hint" }, tool.description || "")) };
       });
       function sync() {
         for (const r of rows) r.pick.box.disabled = everything.box.checked;
       }
       everything.box.addEventListener("change", sync);
+      // "needs approval" is about a tool being added: ticking it ticks the tool (or all of them),
+      // so a gated tool is never left out because only its approval box was ticked.
+      everythingApproval.box.addEventListener("change", () => {
+        if (everythingApproval.box.checked) everything.box.checked = true;
+        sync();
+      });
+      for (const r of rows) {
+        r.approval.box.addEventListener("change", () => {
+          if (r.approval.box.checked) r.pick.box.checked = true;
+        });
+        r.pick.box.addEventListener("change", () => {
+          if (!r.pick.box.checked) r.approval.box.checked = false;
+        });
+      }
       sync();
       Api.fill(choices,
         el("div", { class: "tool-choice" }, everything.label, everythingApproval.label),
@@ -281,14 +315,14 @@ goes in as text, never as markup. */
     }
 
     function orchestrationChoices(orchestration) {
-      const name = el("input", { type: "text", name: "tool-name", "aria-label": "Tool name" });
+      const name = el("input", { id: Api.controlId(), type: "text", name: "tool-name", "aria-label": "Tool name" });
       name.value = toolName(orchestration.slug);
-      const description = el("input", { type: "text", name: "tool-description", "aria-label": "Tool description" });
+      const description = el("input", { id: Api.controlId(), type: "text", name: "tool-description", "aria-label": "Tool description" });
       description.value = orchestration.description || orchestration.name;
       const approval = check("tool-approval", false, false, "needs approval");
       Api.fill(choices,
-        el("div", { class: "field" }, el("label", {}, "Tool name"), name),
-        el("div", { class: "field" }, el("label", {}, "What it does (the model reads this)"), description),
+        el("div", { class: "field" }, el("label", { for: name.id }, "Tool name"), name),
+        el("div", { class: "field" }, el("label", { for: description.id }, "What it does (the model reads this)"), description),
         approval.label);
       pending = () => {
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(name.value)) throw new Error("A tool name is 1 to 64 letters, digits, _ or -.");
@@ -321,6 +355,7 @@ goes in as text, never as markup. */
       Api.fill(choices);
       add.hidden = true;
       problem.textContent = "";
+      picker.focus(); // the Add button is hidden now: the keyboard goes on from the picker
     });
 
     drawItems();

@@ -48,6 +48,13 @@
     return node;
   }
 
+  /* A new id for a control drawn by a script, so that its <label for> names it. */
+  let controls = 0;
+  function controlId() {
+    controls += 1;
+    return `control-${controls}`;
+  }
+
   function pretty(value) {
     if (value === null || value === undefined) return "—";
     return typeof value === "string" ? value : JSON.stringify(value, null, 2);
@@ -61,7 +68,7 @@
   }
 
   window.Api = {
-    ApiError, el, fill, pretty, duration,
+    ApiError, el, fill, pretty, duration, controlId,
     get: (url, headers) => call("GET", url, undefined, headers),
     post: (url, body, headers) => call("POST", url, body === undefined ? {} : body, headers),
     put: (url, body, headers) => call("PUT", url, body, headers),

@@ -229,6 +229,7 @@
       control.value = value === undefined || value === null ? "" : (Array.isArray(value) ? value.join(", ") : value);
     }
     if (o.name) control.name = o.name;
+    control.id = Api.controlId();
     const error = el("div", { class: "field-error" });
     // A value that does not parse stays unsaved (the last good one is kept) and marks the field,
     // so Save can refuse rather than quietly keep the old value.
@@ -244,7 +245,7 @@
       }
     });
     if (o.kind === "checkbox") return el("label", { class: "check" }, control, label);
-    return el("div", { class: "field" }, el("label", {}, label), control, o.hint ? el("div", { class: "muted hint" }, o.hint) : null, error);
+    return el("div", { class: "field" }, el("label", { for: control.id }, label), control, o.hint ? el("div", { class: "muted hint" }, o.hint) : null, error);
   }
 
   function readValue(control, kind) {

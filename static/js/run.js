@@ -264,7 +264,7 @@
     }
     if (event.type === "tool_result") {
       return el("li", { class: `msg tool-result ${d.ok ? "ok" : "bad"}` },
-        el("div", { class: "msg-head" }, el("span", { class: "msg-kind" }, d.ok ? "Result" : "Failed"), el("strong", { class: "mono" }, d.tool_name || "tool"),
+        el("div", { class: "msg-head" }, el("span", { class: "msg-kind" }, d.ok ? "Result" : d.denied ? "Denied" : "Failed"), el("strong", { class: "mono" }, d.tool_name || "tool"),
           d.duration_ms !== undefined ? el("span", { class: "muted" }, duration(d.duration_ms)) : null),
         el("pre", { class: "tool-output" }, readable(d.preview || "")));
     }
@@ -328,7 +328,7 @@
       case "step_retry": return [d.attempt ? `attempt ${d.attempt}` : "", error].filter(Boolean).join(" · ");
       case "agent_turn": return [d.model, d.tool_calls && d.tool_calls.length ? `calls ${d.tool_calls.join(", ")}` : ""].filter(Boolean).join(" · ");
       case "tool_execution": return d.tool_name || "";
-      case "tool_result": return `${d.tool_name || "tool"} ${d.ok ? "returned" : "failed"}`;
+      case "tool_result": return `${d.tool_name || "tool"} ${d.ok ? "returned" : d.denied ? "denied" : "failed"}`;
       case "approval_decided": return [d.status, d.decided_by ? `by ${d.decided_by}` : ""].filter(Boolean).join(" ");
       case "human_input_required": return d.kind === "input" ? "waiting for a form" : d.kind === "tool_call" ? `waiting to call ${d.tool}` : "waiting for a decision";
       case "orchestration_complete": return d.status || "";

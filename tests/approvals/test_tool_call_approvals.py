@@ -111,6 +111,7 @@ def test_a_denied_tool_call_tells_the_model_with_the_comment(editor, server):
     assert not server.hits
     result = RunEvent.objects.get(run_id=run_id, type="tool_result").data
     assert result["ok"] is False and "not this order" in result["preview"]
+    assert result["denied"] is True  # told apart from a call that failed
 
 
 def test_a_tool_call_denied_through_resume_is_denied_not_run(editor, server):

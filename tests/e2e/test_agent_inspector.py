@@ -156,3 +156,38 @@ def test_a_definition_agent_shows_unpriced_models_as_such_as_text_and_saves_its_
     saved = editor.get(f"/api/v1/orchestrations/{orchestration.pk}").json()["definition"]
     assert saved["agents"][0]["output_schema"] == SCHEMA
     assert saved["agents"][0]["model"] == "openai/llama3.1"
+
+
+def test_each_inspector_field_is_named_by_its_label(page, org):
+    """A label names its control (screen readers read it, a click on it focuses the control),
+    in a step's inspector and in a definition agent's form."""
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Labelled",
+            "definition": {
+                "agents": [{"name": "judge", "model": "builtin/echo"}],
+                "nodes": [
+                    {
+                        "id": "rate",
+                        "type": "agent",
+                        "config": {"agent": "judge", "prompt": "Rate it"},
+                    }
+                ],
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    agent = page.locator('#tab-inspector details[data-agent="judge"]')
+    agent.locator("summary").click()
+    expect(agent.get_by_label("System prompt")).to_be_visible()
+    expect(agent.get_by_label("Output schema (JSON Schema)")).to_be_visible()
+    card = page.locator('.gnode[data-node-id="rate"]').bounding_box()
+    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    inspector = page.locator("#tab-inspector")
+    expect(inspector.get_by_label("Prompt", exact=True)).to_have_value("Rate it")
+    inspector.get_by_text("Max turns", exact=True).click()
+    expect(inspector.get_by_label("Max turns")).to_be_focused()
+    # Labels are unique on the page: two forms drawn one after the other share no id.
+    ids = page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)")
+    assert len(ids) == len(set(ids))

@@ -153,3 +153,188 @@ def test_an_mcp_tools_call_and_its_markup_read_as_text_in_the_run_view(page, org
     expect(trace.locator(".msg.tool-result.ok pre")).to_contain_text(hostile_arg)
     expect(page.locator("#step-panel img")).to_have_count(0)
     assert page.evaluate("window.pwned") is None
+
+
+def _focused(page) -> str:
+    """The focused element as `tag[name]`, e.g. `select[tool-source]`."""
+    return page.evaluate(
+        "() => `${document.activeElement.tagName.toLowerCase()}[${document.activeElement.name}]`"
+    )
+
+
+def test_the_tools_field_works_from_the_keyboard_without_losing_the_focus(page, org, editor):
+    with mcp_server() as url, ThreadPoolExecutor(1) as pool:
+        listed = pool.submit(mcp.list_tools_sync, mcp.McpEndpoint(url, LOOPBACK)).result()
+    McpServer.objects.create(
+        organization=org,
+        name="tools",
+        url=url,
+        status="ok",
+        tools=[tool.as_dict() for tool in listed],
+    )
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Keys",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "ask",
+                        "type": "agent",
+                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
+                    }
+                ]
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
+    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    tools = page.locator("#tab-inspector .agent-tools")
+    picker = tools.locator("select[name=tool-source]")
+    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+
+    # http_get: chosen with the arrow key, added with Tab and Enter; the focus is back on the
+    # picker (the Add button hides), so the next Tab does not jump past the field.
+    picker.focus()
+    page.keyboard.press("ArrowDown")
+    expect(picker).to_have_value("builtin:http_get")
+    page.keyboard.press("Tab")
+    assert _focused(page) == "button[add-tool]"
+    page.keyboard.press("Enter")
+    expect(tools.locator(".tool-item")).to_have_count(1)
+    assert _focused(page) == "select[tool-source]"
+
+    # The server's `add` tool: Tab to its box, Space, Tab to its approval box, Space, Add.
+    page.keyboard.press("ArrowDown")  # http_get again
+    page.keyboard.press("ArrowDown")
+    expect(picker).to_have_value("mcp:tools")
+    add = tools.locator('li.tool-choice[data-tool="add"]')
+    for _ in range(3):  # all its tools, all needing approval, then `add`
+        page.keyboard.press("Tab")
+    expect(add.locator("input[name=tool]")).to_be_focused()
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    expect(add.get_by_label("add needs approval")).to_be_focused()
+    page.keyboard.press("Space")
+    tools.locator("button[name=add-tool]").focus()
+    page.keyboard.press("Enter")
+    expect(tools.locator(".tool-item")).to_have_count(2)
+    assert _focused(page) == "select[tool-source]"
+
+    # Unticking an item's approval redraws the list; the focus stays on that box.
+    gated = tools.locator(".tool-item").nth(1).locator("input[name=approval]")
+    expect(gated).to_be_checked()
+    gated.focus()
+    page.keyboard.press("Space")
+    expect(tools.locator(".tool-item").nth(1).locator("input[name=approval]")).not_to_be_checked()
+    expect(tools.locator(".tool-item").nth(1).locator("input[name=approval]")).to_be_focused()
+    # Removing the last item moves the focus to the one before it, then to the picker.
+    page.keyboard.press("Tab")
+    assert _focused(page) == "button[remove-tool]"
+    page.keyboard.press("Enter")
+    expect(tools.locator(".tool-item")).to_have_count(1)
+    expect(tools.locator('.tool-item button[name="remove-tool"]')).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(tools.locator(".tool-item")).to_have_count(0)
+    assert _focused(page) == "select[tool-source]"
+
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved as version 2")
+    saved = editor.get(f"/api/v1/orchestrations/{orchestration.pk}").json()["definition"]
+    assert saved["nodes"][0]["config"]["agent"]["tools"] == []
+
+
+def test_ticking_a_tools_approval_adds_that_tool_as_needing_approval(page, org, editor):
+    McpServer.objects.create(
+        organization=org,
+        name="tools",
+        url="http://127.0.0.1:9/mcp",
+        status="ok",
+        tools=[
+            {"name": "add", "description": "Add.", "input_schema": {"type": "object"}},
+            {"name": "greet", "description": "Greet.", "input_schema": {"type": "object"}},
+        ],
+    )
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Gated",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "ask",
+                        "type": "agent",
+                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
+                    }
+                ]
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
+    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    tools = page.locator("#tab-inspector .agent-tools")
+    picker = tools.locator("select[name=tool-source]")
+    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+    picker.select_option("mcp:tools")
+    # `add` ticked; for `greet` only its approval box: greet is added, needing approval.
+    tools.locator('li.tool-choice[data-tool="add"] input[name=tool]').check()
+    greet = tools.locator('li.tool-choice[data-tool="greet"]')
+    greet.get_by_label("greet needs approval").check()
+    expect(greet.locator("input[name=tool]")).to_be_checked()
+    tools.locator("button[name=add-tool]").click()
+    expect(tools.locator(".tool-item")).to_have_count(2)
+    page.click("#save")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved as version 2")
+    saved = editor.get(f"/api/v1/orchestrations/{orchestration.pk}").json()["definition"]
+    assert saved["nodes"][0]["config"]["agent"]["tools"] == [
+        {"mcp": "tools", "tools": ["add"]},
+        {"mcp": "tools", "tools": ["greet"], "approval": {}},
+    ]
+
+
+def test_a_tools_approval_box_sits_on_its_tools_line(page, org):
+    McpServer.objects.create(
+        organization=org,
+        name="tools",
+        url="http://127.0.0.1:9/mcp",
+        status="ok",
+        tools=[
+            {"name": "add", "description": "Add.", "input_schema": {"type": "object"}},
+            {"name": "greet", "description": "Greet.", "input_schema": {"type": "object"}},
+        ],
+    )
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Lines",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "ask",
+                        "type": "agent",
+                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
+                    }
+                ]
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
+    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    tools = page.locator("#tab-inspector .agent-tools")
+    picker = tools.locator("select[name=tool-source]")
+    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+    picker.select_option("mcp:tools")
+    # Each "needs approval" reads as part of its tool's line, not as a line of its own that
+    # could belong to the tool above or below it.
+    for name in ("add", "greet"):
+        row = tools.locator(f'li.tool-choice[data-tool="{name}"]')
+        tool = row.locator("input[name=tool]").bounding_box()
+        approval = row.get_by_label(f"{name} needs approval").bounding_box()
+        assert abs(tool["y"] - approval["y"]) < 4, (name, tool, approval)
+        assert approval["x"] > tool["x"], (name, tool, approval)
+    # Add is a button its text's size, not a bar across the field that reads as an input.
+    add = tools.locator("button[name=add-tool]").bounding_box()
+    assert add["width"] < picker.bounding_box()["width"] / 2, add

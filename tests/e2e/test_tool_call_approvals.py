@@ -71,6 +71,11 @@ def test_a_tool_call_is_denied_from_the_run_view(page, org):
     wait_until(lambda: Run.objects.get(pk=run.pk).status == "succeeded")
     run.refresh_from_db()
     assert "denied this call: wrong order" in run.output
+    # The conversation says the call was denied, not that it failed, and what the model was told.
+    denied = page.locator("#step-panel .msg.tool-result.bad")
+    expect(denied.locator(".msg-kind")).to_have_text("Denied", timeout=LIVE)
+    expect(denied).to_contain_text("denied this call: wrong order")
+    expect(page.locator(".timeline")).to_contain_text("http_get denied")
 
 
 def test_every_call_an_approval_lets_run_is_shown_in_the_inbox_and_the_run_view(page, org):

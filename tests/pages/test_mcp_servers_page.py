@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.choices import Role
+from orchestrator.models import McpServer
 from runs.services import mcp_servers
 from tests.mcp_servers import HOSTILE_NAME, mcp_server
 from tests.pages.test_pages import member_client
@@ -37,3 +39,12 @@ def test_a_server_that_failed_shows_its_error_and_stdio_servers_show_by_name(cli
     html = member_client(client, org).get("/mcp-servers/").content.decode()
     assert 'data-status="error"' in html and "listing the tools failed" in html
     assert "files" in html and "MCP_STDIO_SERVERS" in html
+
+
+def test_only_an_editor_gets_the_button_that_lists_a_servers_tools_again(client, org):
+    McpServer.objects.create(organization=org, name="docs", url="http://127.0.0.1:9/mcp")
+    as_viewer = member_client(client, org, role=Role.VIEWER).get("/mcp-servers/")
+    assert "data-refresh" not in as_viewer.content.decode()
+    client.logout()
+    as_editor = member_client(client, org, name="bob").get("/mcp-servers/")
+    assert "data-refresh" in as_editor.content.decode()

@@ -508,7 +508,22 @@ def _result_data(part: ToolReturnPart) -> dict[str, Any]:
     out yet (its duration went with the worker)."""
     text = part.model_response_str()
     ok = part.outcome == "success" and not text.startswith("error:")
-    return {"tool_name": part.tool_name, "ok": ok, "preview": text[:PREVIEW], "duration_ms": None}
+    return _result_event(part, ok, text, None)
+
+
+def _result_event(
+    part: ToolReturnPart, ok: bool, text: str, duration_ms: float | None
+) -> dict[str, Any]:
+    """A `tool_result` event's data; `denied` when a person said no (the call was never made)."""
+    data: dict[str, Any] = {
+        "tool_name": part.tool_name,
+        "ok": ok,
+        "preview": text[:PREVIEW],
+        "duration_ms": duration_ms,
+    }
+    if part.outcome == "denied":
+        data["denied"] = True
+    return data
 
 
 def _recorder(ctx: StepContext) -> Callable[[list[Any], list[Event]], None]:
@@ -598,16 +613,7 @@ def _record_tool(
             ok, text = False, f"error: this agent has no tool '{part.tool_name}'"
         else:
             ok, text = False, f"error: {part.model_response_str()}"
-        return (
-            "tool_result",
-            {
-                "tool_name": part.tool_name,
-                "ok": ok,
-                "preview": text[:PREVIEW],
-                "duration_ms": _since(began),
-            },
-            part.tool_call_id,
-        )
+        return "tool_result", _result_event(part, ok, text, _since(began)), part.tool_call_id
     return None
 
 
