@@ -63,6 +63,8 @@ def stack(django_db_setup, tmp_path_factory):
         "PYTHONUNBUFFERED": "1",
         # No provider key from the machine: the editor shows what a server without keys shows.
         **dict.fromkeys(PROVIDER_KEY_SETTINGS.values(), ""),
+        # Nor the machine's allowed networks: the stack's guard refuses inside addresses.
+        "HTTP_ALLOWED_NETWORKS": "",
     }
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
