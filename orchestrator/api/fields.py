@@ -51,8 +51,9 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON number, and only that: DRF's IntegerField takes "12" and `true` as 12 and 1."""
+class JSONNumberOnly:
+    """A number field's mixin: a JSON number, and only that. DRF's number fields take "12" as
+    12 and `true` as 1."""
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int | float):
@@ -60,13 +61,12 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class StrictFloatField(serializers.FloatField):
-    """A JSON number, and only that: DRF's FloatField takes "0.5" and `true` as 0.5 and 1.0."""
+class StrictIntegerField(JSONNumberOnly, serializers.IntegerField):
+    pass
 
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+
+class StrictFloatField(JSONNumberOnly, serializers.FloatField):
+    pass
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -152,7 +152,7 @@ class TimezoneField(serializers.CharField):
         return value
 
 
-class MoneyField(serializers.DecimalField):
+class MoneyField(JSONNumberOnly, serializers.DecimalField):
     """USD amounts: JSON numbers in and out, never strings."""
 
     def __init__(self, **kwargs):
@@ -161,11 +161,6 @@ class MoneyField(serializers.DecimalField):
         kwargs.setdefault("min_value", Decimal("0"))
         kwargs.setdefault("coerce_to_string", False)
         super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
     def to_representation(self, value):
         return None if value is None else float(value)

@@ -231,6 +231,21 @@ def schema_problem(schema: Any, root: str = "") -> tuple[str, str] | None:
     return None
 
 
+def error_lines(schema: Any, instance: Any, root: str, limit: int = 5) -> list[str]:
+    """The ways `instance` fails `schema`, in document order and at most `limit`, each as
+    `path: message` (`root` names the instance itself): what a model is told to fix."""
+    try:
+        errors = sorted(
+            UserSchemaValidator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path)
+        )
+    except Unresolvable as exc:
+        return [f"{root}: the schema's reference {_preview(exc.ref)} cannot be resolved"]
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or root}: {error.message}"
+        for error in errors[:limit]
+    ]
+
+
 def first_error(schema: Any, instance: Any) -> ValidationError | None:
     """The most relevant way `instance` fails `schema`, or None when it fits.
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema.validators import validator_for
 from pydantic_ai import ApprovalRequired, CallDeferred, ModelRetry, RunContext, Tool
 from pydantic_ai.messages import ModelResponse
 
+from orchestrator.definition.jsonschemas import error_lines
 from orchestrator.definition.nodes import duplicate_tool_name, model_tool_name
 from runs.engine import mcp
 from runs.engine.failures import StepFailed
@@ -140,19 +140,14 @@ def orchestration_tool(source: OrchestrationToolSource, gated: bool = False) -> 
     and the service starts the child run whose output becomes the call's result."""
 
     schema = source.input_schema if source.input_schema.get("type") == "object" else {}
-    validator = validator_for(schema)(schema)
 
     def call(ctx: RunContext[None], **args: Any) -> str:
         # Arguments that the orchestration's inputs refuse go back to the model to fix: no
         # person is asked about them, no child run is started.
-        problems = sorted(validator.iter_errors(args), key=lambda e: list(e.absolute_path))
+        problems = error_lines(schema, args, "arguments")
         if problems:
             raise ModelRetry(
-                f"the arguments do not match the inputs of '{source.name}': "
-                + "; ".join(
-                    f"{'/'.join(map(str, p.absolute_path)) or 'arguments'}: {p.message}"
-                    for p in problems[:5]
-                )
+                f"the arguments do not match the inputs of '{source.name}': " + "; ".join(problems)
             )
         if gated and not ctx.tool_call_approved:
             raise ApprovalRequired()

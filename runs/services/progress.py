@@ -317,7 +317,7 @@ class Progress:
         tokens_input: int = 0,
         tokens_output: int = 0,
         unpriced: bool = False,
-    ) -> None:
+    ) -> bool:
         """The one way cost reaches a run: what was spent for `step` (its own model calls, a
         subflow's child run, the child runs of an agent's orchestration tool calls) is added to
         the step's row and to the run's totals, each once, and the run is held to its
@@ -327,7 +327,7 @@ class Progress:
         `cost_usd` None is a cost nobody could price: the step's cost is unknown then (null),
         and the run's stays the sum of what is known, `unpriced` saying it is not all of it. A
         child run's `unpriced` (some of its cost unknown, its `cost_usd` the rest) marks the run
-        only, as the child's own total does."""
+        only, as the child's own total does. True when this spending stopped the run."""
         run = self.run
         if cost_usd is None:
             step.cost_usd = None
@@ -345,19 +345,18 @@ class Progress:
         run.tokens_input += tokens_input
         run.tokens_output += tokens_output
         limit = run.credit_limit
-        if limit is None or run.cost_usd <= limit or run.error is not None:
-            return
-        if run.budget_hold:
-            return
+        if limit is None or run.cost_usd <= limit or run.error is not None or run.budget_hold:
+            return False
         if self._settings.get("budget_action") == "approve":
             ask_for_budget(self, limit)
-            return
+            return False
         run.error = {
             "code": ErrorCode.COST_LIMIT_EXCEEDED,
             "detail": f"Cost limit exceeded: ${run.cost_usd:.2f} > max ${limit:.2f}",
             "step_id": step.node_id,
         }
         run.cancel_requested = True
+        return True
 
     def new_step(self, node_id: str, status: StepStatus, **fields: Any) -> StepRun:
         """A new attempt row, written with the others in one insert when the change is saved

@@ -257,9 +257,8 @@ def _resume_tool_call(progress: Progress, child: Run) -> None:
     Run.objects.filter(pk__in=[c.pk for c in children]).update(tool_call_settled=True)
     usage = child_usage(*children)
     run = progress.run
-    stopping, spent_before = run.cancel_requested, run.cost_usd
-    progress.spend(step, **usage)
-    if run.cancel_requested and not stopping:
+    spent_before = run.cost_usd
+    if progress.spend(step, **usage):
         # Their cost took the run over its credit limit: the agent makes no further model call.
         left = max((run.credit_limit or Decimal(0)) - spent_before, Decimal(0))
         progress.fail(

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from orchestrator.services.credentials import create_credential
 from orchestrator.services.orchestrations import create_orchestration
 from runs.services.catalogue import model_catalogue
+from tests.e2e.agents import click_node
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -39,9 +40,7 @@ def test_pick_a_model_by_provider_see_the_missing_key_and_save_an_output_schema(
     )
     chosen = next(m for m in model_catalogue() if m["provider"] == "anthropic" and m["aliases"])
     page.goto(f"/orchestrations/{orchestration.pk}/")
-    # The canvas takes the clicks; a card is what a person aims at.
-    card = page.locator('.gnode[data-node-id="rate"]').bounding_box()
-    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    click_node(page, "rate")
     inspector = page.locator("#tab-inspector")
     picker = inspector.locator("select[name=model]")
     option = picker.locator(f'optgroup[label="anthropic"] > option[value="{chosen["model"]}"]')
@@ -182,8 +181,7 @@ def test_each_inspector_field_is_named_by_its_label(page, org):
     agent.locator("summary").click()
     expect(agent.get_by_label("System prompt")).to_be_visible()
     expect(agent.get_by_label("Output schema (JSON Schema)")).to_be_visible()
-    card = page.locator('.gnode[data-node-id="rate"]').bounding_box()
-    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    click_node(page, "rate")
     inspector = page.locator("#tab-inspector")
     expect(inspector.get_by_label("Prompt", exact=True)).to_have_value("Rate it")
     inspector.get_by_text("Max turns", exact=True).click()

@@ -16,6 +16,7 @@ from runs.engine import mcp
 from runs.engine.netguard import NetPolicy
 from runs.models import TriggerKind as RunTrigger
 from runs.services import events, lifecycle
+from tests.e2e.agents import click_node, one_agent_flow, open_tools_field, tool_server
 from tests.mcp_servers import HOSTILE_NAME, mcp_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -62,8 +63,7 @@ def test_add_an_mcp_servers_tools_one_needing_approval_and_an_orchestration(page
         },
     )
     page.goto(f"/orchestrations/{orchestration.pk}/")
-    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
-    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
+    click_node(page, "ask")
     tools = page.locator("#tab-inspector .agent-tools")
     expect(tools.locator(".tool-item")).to_have_count(1)
     expect(tools.locator(".tool-item")).to_contain_text("http_get (built in)")
@@ -165,34 +165,9 @@ def _focused(page) -> str:
 def test_the_tools_field_works_from_the_keyboard_without_losing_the_focus(page, org, editor):
     with mcp_server() as url, ThreadPoolExecutor(1) as pool:
         listed = pool.submit(mcp.list_tools_sync, mcp.McpEndpoint(url, LOOPBACK)).result()
-    McpServer.objects.create(
-        organization=org,
-        name="tools",
-        url=url,
-        status="ok",
-        tools=[tool.as_dict() for tool in listed],
-    )
-    orchestration = create_orchestration(
-        org,
-        {
-            "name": "Keys",
-            "definition": {
-                "nodes": [
-                    {
-                        "id": "ask",
-                        "type": "agent",
-                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
-                    }
-                ]
-            },
-        },
-    )
-    page.goto(f"/orchestrations/{orchestration.pk}/")
-    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
-    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
-    tools = page.locator("#tab-inspector .agent-tools")
-    picker = tools.locator("select[name=tool-source]")
-    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+    tool_server(org, url=url, tools=[tool.as_dict() for tool in listed])
+    orchestration = one_agent_flow(org, "Keys")
+    tools, picker = open_tools_field(page, orchestration)
 
     # http_get: chosen with the arrow key, added with Tab and Enter; the focus is back on the
     # picker (the Add button hides), so the next Tab does not jump past the field.
@@ -246,37 +221,9 @@ def test_the_tools_field_works_from_the_keyboard_without_losing_the_focus(page, 
 
 
 def test_ticking_a_tools_approval_adds_that_tool_as_needing_approval(page, org, editor):
-    McpServer.objects.create(
-        organization=org,
-        name="tools",
-        url="http://127.0.0.1:9/mcp",
-        status="ok",
-        tools=[
-            {"name": "add", "description": "Add.", "input_schema": {"type": "object"}},
-            {"name": "greet", "description": "Greet.", "input_schema": {"type": "object"}},
-        ],
-    )
-    orchestration = create_orchestration(
-        org,
-        {
-            "name": "Gated",
-            "definition": {
-                "nodes": [
-                    {
-                        "id": "ask",
-                        "type": "agent",
-                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
-                    }
-                ]
-            },
-        },
-    )
-    page.goto(f"/orchestrations/{orchestration.pk}/")
-    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
-    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
-    tools = page.locator("#tab-inspector .agent-tools")
-    picker = tools.locator("select[name=tool-source]")
-    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+    orchestration = one_agent_flow(org, "Gated")
+    tool_server(org)
+    tools, picker = open_tools_field(page, orchestration)
     picker.select_option("mcp:tools")
     # `add` ticked; for `greet` only its approval box: greet is added, needing approval.
     tools.locator('li.tool-choice[data-tool="add"] input[name=tool]').check()
@@ -295,37 +242,9 @@ def test_ticking_a_tools_approval_adds_that_tool_as_needing_approval(page, org, 
 
 
 def test_a_tools_approval_box_sits_on_its_tools_line(page, org):
-    McpServer.objects.create(
-        organization=org,
-        name="tools",
-        url="http://127.0.0.1:9/mcp",
-        status="ok",
-        tools=[
-            {"name": "add", "description": "Add.", "input_schema": {"type": "object"}},
-            {"name": "greet", "description": "Greet.", "input_schema": {"type": "object"}},
-        ],
-    )
-    orchestration = create_orchestration(
-        org,
-        {
-            "name": "Lines",
-            "definition": {
-                "nodes": [
-                    {
-                        "id": "ask",
-                        "type": "agent",
-                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
-                    }
-                ]
-            },
-        },
-    )
-    page.goto(f"/orchestrations/{orchestration.pk}/")
-    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
-    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
-    tools = page.locator("#tab-inspector .agent-tools")
-    picker = tools.locator("select[name=tool-source]")
-    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+    orchestration = one_agent_flow(org, "Lines")
+    tool_server(org)
+    tools, picker = open_tools_field(page, orchestration)
     picker.select_option("mcp:tools")
     # Each "needs approval" reads as part of its tool's line, not as a line of its own that
     # could belong to the tool above or below it.

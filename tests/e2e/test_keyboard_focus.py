@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from orchestrator.models import McpServer
-from orchestrator.services.orchestrations import create_orchestration
+from tests.e2e.agents import one_agent_flow, open_tools_field, tool_server
 
 pytestmark = [pytest.mark.browser]
 
@@ -27,34 +26,8 @@ OUTLINE = """el => {
 
 
 def test_a_control_reached_with_tab_shows_an_accent_outline(page, org):
-    McpServer.objects.create(
-        organization=org,
-        name="tools",
-        url="http://127.0.0.1:9/mcp",
-        status="ok",
-        tools=[{"name": "add", "description": "Add.", "input_schema": {"type": "object"}}],
-    )
-    orchestration = create_orchestration(
-        org,
-        {
-            "name": "Focus",
-            "definition": {
-                "nodes": [
-                    {
-                        "id": "ask",
-                        "type": "agent",
-                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hi"},
-                    }
-                ]
-            },
-        },
-    )
-    page.goto(f"/orchestrations/{orchestration.pk}/")
-    card = page.locator('.gnode[data-node-id="ask"]').bounding_box()
-    page.mouse.click(card["x"] + card["width"] / 2, card["y"] + card["height"] / 2)
-    tools = page.locator("#tab-inspector .agent-tools")
-    picker = tools.locator("select[name=tool-source]")
-    expect(picker.locator('option[value="mcp:tools"]')).to_have_count(1)
+    tool_server(org, ["add"])
+    tools, picker = open_tools_field(page, one_agent_flow(org, "Focus"))
     picker.select_option("mcp:tools")
     picker.focus()
     accent = page.evaluate(ACCENT)

@@ -449,3 +449,16 @@ def test_a_credit_limit_stops_a_looping_agent_inside_its_step(make_flow, setting
     assert step.error["code"] == "cost_limit_exceeded"
     assert 1 <= step.turns < 20
     assert server.hits["/x"] == step.turns - 1
+
+
+def test_an_output_schemas_pattern_runs_on_re2_not_on_backtracking_re():
+    """A pattern that backtracks for ever on Python's `re` (`^(a+)+$` against 40 a's and a `!`)
+    checks an agent's answer at once: an output_schema is applied as every user schema is."""
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a+)+$"}}}
+    answer = {"code": "a" * 40 + "!"}
+    step = Step(AgentSpec(name="s", model="builtin/script", script=({"reply": answer},) * 3))
+    step.ctx.config["output_schema"] = schema
+    with pytest.raises(StepFailed) as failed:
+        step.run()
+    assert failed.value.code == ErrorCode.OUTPUT_INVALID
+    assert "does not match" in failed.value.message

@@ -44,6 +44,18 @@ def echo(node_id: str) -> dict:
     }
 
 
+def rows_loaded(monkeypatch) -> list:
+    """A list that gains an item for each step row built from the database from now on."""
+    loaded: list = []
+    from_db = StepRun.from_db.__func__
+    monkeypatch.setattr(
+        StepRun,
+        "from_db",
+        classmethod(lambda cls, *args: loaded.append(1) or from_db(cls, *args)),
+    )
+    return loaded
+
+
 def started(orchestration) -> Run:
     run, _ = lifecycle.fire(orchestration, {})
     lifecycle.advance(run.pk)
@@ -154,13 +166,7 @@ def test_a_chained_step_reads_only_the_rows_that_changed_for_its_template_contex
     flow = make_flow(nodes, [{"source": a, "target": b} for a, b in itertools.pairwise(ids)])
     run = started(flow)
     [first] = pending(run)
-    loaded = []
-    from_db = StepRun.from_db.__func__
-    monkeypatch.setattr(
-        StepRun,
-        "from_db",
-        classmethod(lambda cls, *args: loaded.append(1) or from_db(cls, *args)),
-    )
+    loaded = rows_loaded(monkeypatch)
 
     execution.execute(first)
 
@@ -223,13 +229,7 @@ def test_a_record_under_the_lock_reads_only_the_rows_that_moved(
     )
     run = started(flow)
     [first] = pending(run)
-    loaded = []
-    from_db = StepRun.from_db.__func__
-    monkeypatch.setattr(
-        StepRun,
-        "from_db",
-        classmethod(lambda cls, *args: loaded.append(1) or from_db(cls, *args)),
-    )
+    loaded = rows_loaded(monkeypatch)
 
     execution.execute(first)
 

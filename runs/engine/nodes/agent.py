@@ -25,7 +25,6 @@ from typing import Any
 
 import anyio
 from asgiref.sync import async_to_sync, sync_to_async
-from jsonschema.validators import validator_for
 from pydantic import ValidationError
 from pydantic_ai import (
     Agent,
@@ -59,6 +58,7 @@ from pydantic_ai.models.function import FunctionModel
 from pydantic_ai.output import OutputSpec
 from pydantic_ai.settings import ModelSettings
 
+from orchestrator.definition.jsonschemas import error_lines
 from runs.engine import llm
 from runs.engine.failures import StepFailed
 from runs.engine.nodes.base import AgentSpec, Event, StepContext, StepResult
@@ -183,18 +183,11 @@ def _settings(
 def _schema_check(schema: dict[str, Any]) -> Callable[[Any], Any]:
     """The output validator of an output_schema: an answer that does not match it goes back to
     the model with what is wrong (pydantic-ai checks only that it is an object)."""
-    validator = validator_for(schema)(schema)
 
     def check(output: Any) -> Any:
-        problems = sorted(validator.iter_errors(output), key=lambda e: list(e.absolute_path))
+        problems = error_lines(schema, output, "answer")
         if problems:
-            raise ModelRetry(
-                "the answer does not match the output schema: "
-                + "; ".join(
-                    f"{'/'.join(map(str, p.absolute_path)) or 'answer'}: {p.message}"
-                    for p in problems[:5]
-                )
-            )
+            raise ModelRetry("the answer does not match the output schema: " + "; ".join(problems))
         return output
 
     return check
