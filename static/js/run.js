@@ -58,10 +58,15 @@
   }
 
   // --- the run detail from the API ------------------------------------------------------------
+  // A read that fails (the server restarting, a dropped connection) is tried again: the page
+  // follows a refine by reading until it ends, and one lost read must not stop it for good.
   let refreshTimer = null;
-  function refreshSoon() {
+  function refreshSoon(wait = 150) {
     if (refreshTimer) return;
-    refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 150);
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      refresh().catch(() => refreshSoon(2000));
+    }, wait);
   }
 
   // Reads can overlap (events keep coming while one is in flight) and answer out of order: an
@@ -96,7 +101,7 @@
     if (refine) refine.hidden = run.status !== "succeeded" || run.refine_status === "refining";
     document.getElementById("refine-status").textContent =
       run.refine_status === "refining" ? "Refining…" : run.refine_status === "failed" ? `Refine failed: ${run.refine_error || ""}` : "";
-    if (run.refine_status === "refining") setTimeout(refreshSoon, 1000);
+    if (run.refine_status === "refining") refreshSoon(1000);
     const shown = state.pinned ? state.selected : firstToShow(run) || state.selected;
     if (shown) selectStep(shown, { byUser: state.pinned });
   }

@@ -15,6 +15,7 @@ from orchestrator.services.starters import load_starters
 from orchestrator.services.webhooks import secrets_of
 from runs.models import Run
 from tests.e2e.conftest import PASSWORD
+from tests.worker.conftest import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 LIVE = 30_000
@@ -28,6 +29,18 @@ def sign_in(context, username: str):
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/$"))
     return page
+
+
+def refined(run: Run) -> Run:
+    """The run once the worker stored the second version of its output, or failed refining it
+    (read again: an assertion on it says why the page could not show the new version)."""
+
+    def ended() -> bool:
+        again = Run.objects.get(pk=run.pk)
+        return again.refine_status == "failed" or again.output_versions.filter(version=2).exists()
+
+    wait_until(ended)
+    return Run.objects.get(pk=run.pk)
 
 
 def test_use_a_template_run_it_publish_fork_and_share(page, browser, stack, org, other_org):
@@ -58,10 +71,24 @@ def test_use_a_template_run_it_publish_fork_and_share(page, browser, stack, org,
     assert shared.goto(shared_url).status == 200
     expect(shared.locator("body")).to_contain_text("heat pumps")
 
-    # Refine it: a worker rewrites it, and the shared link shows the newest version.
+    # Refine it: a worker rewrites it, and the shared link shows the newest version. The page's
+    # first read of the run after asking is lost on the way: the page reads again.
+    lost: list[str] = []
+
+    def lose_the_first_read(route):
+        if route.request.method == "GET" and not lost:
+            lost.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route(f"**/api/v1/runs/{run.pk}", lose_the_first_read)
     page.fill("#refine input[name=prompt]", "Add a closing line: Fin.")
     page.click("#refine button[type=submit]")
+    again = refined(run)
+    assert again.refine_status == "idle", again.refine_error
     expect(page.locator("#output")).to_contain_text("Add a closing line: Fin.", timeout=LIVE)
+    assert lost
     assert shared.goto(shared_url).status == 200
     expect(shared.locator(".shared-output")).to_contain_text("Add a closing line: Fin.")
     expect(shared.locator(".page-head")).to_contain_text("version 2")
