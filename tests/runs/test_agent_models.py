@@ -129,6 +129,19 @@ def test_an_openai_agent_calls_a_tool_then_answers_streaming_its_text(server):
     for request in server.requests:
         assert request["temperature"] == 0.3
         assert (request.get("max_tokens") or request.get("max_completion_tokens")) == 321
+    # Each call carries the tools and the whole conversation: the second, the model's tool call
+    # and the tool's result after the prompt.
+    first_call, second_call = server.requests
+    for request in server.requests:
+        assert [tool["function"]["name"] for tool in request["tools"]] == ["http_get"]
+    assert [message["role"] for message in first_call["messages"]][-1] == "user"
+    asked, answered = second_call["messages"][-2:]
+    assert second_call["messages"][:-2] == first_call["messages"]
+    assert asked["role"] == "assistant" and answered["role"] == "tool"
+    assert asked["tool_calls"][0]["id"] == answered["tool_call_id"]
+    assert asked["tool_calls"][0]["function"]["name"] == "http_get"
+    assert f"{server.url}/weather" in asked["tool_calls"][0]["function"]["arguments"]
+    assert answered["content"]
 
 
 def test_a_long_answer_is_stored_whole_in_its_turn(server):
