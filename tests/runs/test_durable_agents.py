@@ -9,8 +9,9 @@ import time
 
 import pytest
 from django.utils import timezone
+from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, UserPromptPart
 
-from runs.engine.nodes.agent import run_agent
+from runs.engine.nodes.agent import _Dumps, run_agent
 from runs.engine.nodes.base import StepContext
 from runs.engine.pricing import Price
 from runs.models import RunEvent, StepRun
@@ -90,6 +91,23 @@ def test_each_model_call_and_tool_result_is_recorded_with_its_event_as_it_happen
     # The last record is the whole conversation: three answers.
     last = attempt.records[-1][0]
     assert [m["kind"] for m in last].count("response") == 3
+    # Each record is the conversation as it stood (the messages are dumped once and reused):
+    # read back and dumped afresh, it is the same; the two results of the first call's pair are
+    # recorded one, then both.
+    for transcript, _ in attempt.records:
+        again = ModelMessagesTypeAdapter.validate_python(transcript)
+        assert ModelMessagesTypeAdapter.dump_python(again, mode="json") == transcript
+    assert [len(fetched_in(transcript)) for transcript, _ in attempt.records] == [0, 1, 2, 2, 3, 3]
+
+
+def test_a_message_changed_after_it_was_recorded_is_recorded_as_it_now_is():
+    dumps = _Dumps()
+    request = ModelRequest(parts=[UserPromptPart("Fetch a.")])
+    assert dumps([request])[0]["parts"][0]["content"] == "Fetch a."
+    request.parts = [UserPromptPart("Fetch b.")]
+    assert dumps([request])[0]["parts"][0]["content"] == "Fetch b."
+    request.instructions = "Be brief."
+    assert dumps([request])[0]["instructions"] == "Be brief."
 
 
 @pytest.mark.parametrize("recorded", range(6))

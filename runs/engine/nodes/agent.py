@@ -307,6 +307,7 @@ async def _walk(
     # there, the step's outcome carries it (`StepResult.last_turn`) and both are written in one
     # transaction; when anything follows (an answer sent back to be fixed), it is written first.
     held: list[tuple[list[Any], list[Event]]] = []
+    dumps = _Dumps()
 
     async def write_held() -> None:
         with anyio.CancelScope(shield=True):  # also when the step's deadline cancels the loop
@@ -351,10 +352,10 @@ async def _walk(
                         turn.sent = head[:-1]
                         data = _record_turn(spec, result, turn, response)
                         if _tool_calls(response):
-                            await record(_dump(head), [("agent_turn", data)])
+                            await record(dumps(head), [("agent_turn", data)])
                             _check_budget(ctx, result)
                         else:
-                            held.append((_dump(head), [("agent_turn", data)]))
+                            held.append((dumps(head), [("agent_turn", data)]))
                     # Results are recorded as they come, their events go out in the order of the
                     # calls, whichever finished first: a recorded result's event went out unless an
                     # earlier call had none yet (then it goes out with that one's).
@@ -381,7 +382,7 @@ async def _walk(
                             ready: list[Event] = []
                             while calls and calls[0] in done:
                                 ready.append((kind, done.pop(calls.pop(0))))
-                            await record(_dump([*head, _paused(parts)]), ready)
+                            await record(dumps([*head, _paused(parts)]), ready)
                     for left in done.values():
                         await emit("tool_result", left)
             if run.result is None:
@@ -389,7 +390,7 @@ async def _walk(
             if isinstance(run.result.output, DeferredToolRequests):
                 # The step waits for people: what it did so far, the results of the calls that did
                 # not wait among them, is where it goes on from.
-                await record(_dump(run.all_messages()), [])
+                await record(dumps(run.all_messages()), [])
             return run.result.output
     except BaseException:
         await write_held()
@@ -451,9 +452,31 @@ def _history(resume: list[Any] | None) -> list[ModelMessage]:
         return []
 
 
-def _dump(messages: list[ModelMessage]) -> list[Any]:
-    dumped: list[Any] = ModelMessagesTypeAdapter.dump_python(messages, mode="json")
-    return dumped
+class _Dumps:
+    """The conversation as the JSON its records hold, each message dumped once.
+
+    The conversation is recorded after every model call and every tool result: dumping all of it
+    each time grew with the square of the turns. A message pydantic-ai changed since it was
+    dumped (its parts or its instructions replaced) is dumped again. The messages are held with
+    their dumps, so no other message can take their ids while the step runs."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[ModelMessage, tuple[Any, ...], Any]] = {}
+
+    def __call__(self, messages: list[ModelMessage]) -> list[Any]:
+        dumped = []
+        for message in messages:
+            mark = (getattr(message, "instructions", None), *map(id, message.parts))
+            seen = self._seen.get(id(message))
+            if seen is None or seen[1] != mark:
+                seen = (
+                    message,
+                    mark,
+                    ModelMessagesTypeAdapter.dump_python([message], mode="json")[0],
+                )
+                self._seen[id(message)] = seen
+            dumped.append(seen[2])
+        return dumped
 
 
 def _responses(messages: list[ModelMessage]) -> int:
