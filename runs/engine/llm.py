@@ -40,6 +40,8 @@ from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 from pydantic_ai.models.google import GoogleModel
 from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.profiles import merge_profile
+from pydantic_ai.profiles.openai import OpenAIModelProfile
 from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.google import GoogleProvider
 from pydantic_ai.providers.openai import OpenAIProvider
@@ -214,6 +216,26 @@ class _OpenAI(openai.AsyncOpenAI):
         return _Chat(self)
 
 
+# OpenAI's own hosts: the ones that want the output limit as `max_completion_tokens`.
+OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
+
+
+def _openai_profile(spec: AgentSpec, provider: OpenAIProvider, name: str) -> Any:
+    """pydantic-ai's profile of the model, told to send the agent's `max_tokens` as `max_tokens`
+    to an OpenAI-compatible server (Ollama, vLLM, LM Studio, llama.cpp, OpenRouter read that
+    field; some ignore `max_completion_tokens`, the one OpenAI's own API wants, which pydantic-ai
+    sends by default); None to keep the provider's own."""
+    if not spec.base_url:
+        return None
+    host = parse_url(spec.base_url).host.lower()
+    if host == OPENAI_HOSTS[0] or host.endswith(OPENAI_HOSTS[1]):
+        return None
+    return merge_profile(
+        provider.model_profile(name),
+        OpenAIModelProfile(openai_chat_supports_max_completion_tokens=False),
+    )
+
+
 def provider_model(spec: AgentSpec, http_client: httpx2.AsyncClient, timeout: float) -> Model:
     """The pydantic-ai model of an `openai/`, `anthropic/` or `google/` agent, over the guarded
     client; the SDKs' own retries are off."""
@@ -232,7 +254,10 @@ def provider_model(spec: AgentSpec, http_client: httpx2.AsyncClient, timeout: fl
             max_retries=0,
             http_client=http_client,
         )
-        return OpenAIChatModel(name, provider=OpenAIProvider(openai_client=client))
+        openai_provider = OpenAIProvider(openai_client=client)
+        return OpenAIChatModel(
+            name, provider=openai_provider, profile=_openai_profile(spec, openai_provider, name)
+        )
     if provider == "anthropic":
         messages = anthropic.AsyncAnthropic(
             base_url=_base_url(spec),

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator.models import Agent
+from runs.engine import llm
 from runs.engine.netguard import NetPolicy
 from runs.engine.nodes.agent import run_agent
 from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed
@@ -128,7 +129,8 @@ def test_an_openai_agent_calls_a_tool_then_answers_streaming_its_text(server):
     # The agent's settings go on every model call.
     for request in server.requests:
         assert request["temperature"] == 0.3
-        assert (request.get("max_tokens") or request.get("max_completion_tokens")) == 321
+        # The field an OpenAI-compatible server reads (some ignore `max_completion_tokens`).
+        assert request["max_tokens"] == 321 and "max_completion_tokens" not in request
     # Each call carries the tools and the whole conversation: the second, the model's tool call
     # and the tool's result after the prompt.
     first_call, second_call = server.requests
@@ -142,6 +144,27 @@ def test_an_openai_agent_calls_a_tool_then_answers_streaming_its_text(server):
     assert asked["tool_calls"][0]["function"]["name"] == "http_get"
     assert f"{server.url}/weather" in asked["tool_calls"][0]["function"]["arguments"]
     assert answered["content"]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "field"),
+    [
+        (None, "max_completion_tokens"),
+        ("https://api.openai.com/v1", "max_completion_tokens"),
+        ("https://acme.openai.azure.com/openai/v1", "max_completion_tokens"),
+        ("http://127.0.0.1:11434/v1", "max_tokens"),
+        ("https://openrouter.ai/api/v1", "max_tokens"),
+    ],
+)
+def test_the_output_limit_goes_in_the_field_the_server_reads(base_url, field):
+    """OpenAI's own API wants `max_completion_tokens`; the servers that speak its protocol read
+    `max_tokens`, and some ignore the other."""
+    spec = AgentSpec(
+        name="a", model="openai/gpt-4o", base_url=base_url, api_key="sk-key", max_tokens=9
+    )
+    model = llm.provider_model(spec, llm.http_client(LOCAL, 5), 5)
+    supports = model.profile.get("openai_chat_supports_max_completion_tokens", True)
+    assert ("max_completion_tokens" if supports else "max_tokens") == field
 
 
 def test_a_long_answer_is_stored_whole_in_its_turn(server):
@@ -438,7 +461,7 @@ def test_a_library_agents_max_tokens_and_temperature_reach_the_model(
     assert run.status == "succeeded", run.error
     (request,) = server.requests
     assert request["temperature"] == 0.3
-    assert (request.get("max_tokens") or request.get("max_completion_tokens")) == 64
+    assert request["max_tokens"] == 64
 
 
 @pytest.mark.django_db
