@@ -7,8 +7,10 @@ from decimal import Decimal
 from django.db import models
 from rest_framework import serializers
 
+from core.lookups import by_id_or_name
 from core.tenancy import Tenant
 from orchestrator.definition.jsonschemas import schema_problem
+from orchestrator.models import Credential
 from orchestrator.services.schedules import cron_problem, normalize_cron, zone_problem
 
 
@@ -49,6 +51,29 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class CredentialField(StrictCharField):
+    """An organization's credential, named by its id or its name (as a step's `credential` is):
+    the row, or None for null or "". Reads back as the credential's id."""
+
+    default_error_messages = {"missing": "no such credential in this organization"}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(allow_null=True, allow_blank=True, required=False, **kwargs)
+
+    def to_internal_value(self, data):
+        ref = super().to_internal_value(data)
+        if not ref:
+            return None
+        tenant: Tenant = self.context["request"].auth
+        found = by_id_or_name(Credential.objects.filter(organization=tenant.organization), ref)
+        if found is None:
+            self.fail("missing")
+        return found
+
+    def to_representation(self, value) -> str:
+        return str(value.pk)
 
 
 class JSONNumberOnly:

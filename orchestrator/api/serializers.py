@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from core.domain_errors import InvalidRequest
 from orchestrator.api.fields import (
+    CredentialField,
     CronField,
     JSONObjectField,
     JSONSchemaField,
@@ -421,7 +422,10 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
         required=False,
         help_text="The most tokens one model call may answer with; null: the provider's default.",
     )
-    credential = serializers.UUIDField(allow_null=True, required=False)
+    credential = CredentialField(
+        help_text="An org credential (id or name) holding the provider's API key; null: the "
+        "provider's key setting."
+    )
     price = PriceSerializer(
         required=False,
         allow_null=True,
@@ -465,7 +469,6 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
 
     def to_representation(self, agent: Agent) -> dict:
         data = super().to_representation(agent)
-        data["credential"] = str(agent.credential_id) if agent.credential_id else None
         data["price"] = (
             {"input_per_1k": 0, "output_per_1k": 0, **agent.price} if agent.price else None
         )
@@ -488,16 +491,6 @@ class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
         if problem:
             raise serializers.ValidationError(problem)
         return model
-
-    def validate_credential(self, value):
-        if value is None:
-            return None
-        credential = Credential.objects.filter(
-            organization=self.tenant.organization, pk=value
-        ).first()
-        if credential is None:
-            raise serializers.ValidationError("no such credential in this organization")
-        return credential
 
 
 class CredentialSerializer(NameUniqueInTenantMixin, StrictModelSerializer):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from core.lookups import by_id_or_name
-from orchestrator.api.fields import StrictCharField, StrictModelSerializer
+from orchestrator.api.fields import CredentialField, StrictModelSerializer
 from orchestrator.api.serializers import NameUniqueInTenantMixin
-from orchestrator.models import Credential, McpServer
+from orchestrator.models import McpServer
 
 
 class McpToolSerializer(serializers.Serializer):
@@ -21,9 +20,7 @@ class McpServerSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
     url = serializers.URLField(
         max_length=2000, help_text="The server's streamable HTTP endpoint, e.g. https://host/mcp."
     )
-    credential = StrictCharField(
-        allow_null=True,
-        required=False,
+    credential = CredentialField(
         help_text="An org credential (id or name) whose value goes on every request to the "
         "server, as an http step sends it (bearer, basic, API key or custom header).",
     )
@@ -65,18 +62,3 @@ class McpServerSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
             if unknown:
                 raise serializers.ValidationError({key: ["unknown field"] for key in unknown})
         return super().to_internal_value(data)
-
-    def to_representation(self, server: McpServer) -> dict:
-        data = super().to_representation(server)
-        data["credential"] = str(server.credential_id) if server.credential_id else None
-        return data
-
-    def validate_credential(self, value: str | None) -> Credential | None:
-        if not value:
-            return None
-        found = by_id_or_name(
-            Credential.objects.filter(organization=self.tenant.organization), value
-        )
-        if found is None:
-            raise serializers.ValidationError("no such credential in this organization")
-        return found

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import connection
 
@@ -126,6 +128,14 @@ def test_an_agent_may_use_a_credential_of_its_org(editor):
     )
     assert response.status_code == 201
     assert response.json()["credential"] == credential["id"]
+    # By its name too, as a step names one; it reads back as its id; null takes it away.
+    url = f"/api/v1/agents/{response.json()['id']}"
+    assert editor.patch(url, {"credential": None}, format="json").json()["credential"] is None
+    named = editor.patch(url, {"credential": "k"}, format="json")
+    assert named.status_code == 200 and named.json()["credential"] == credential["id"]
+    for wrong in ("nope", 5, str(uuid.uuid4())):
+        refused = editor.patch(url, {"credential": wrong}, format="json")
+        assert refused.status_code == 400 and "credential" in refused.json()["fields"]
 
 
 def test_groups_crud(editor):
