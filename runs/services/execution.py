@@ -100,9 +100,11 @@ def _execute_claimed(
     node = graph_of(run).nodes[step.node_id]
     started = time.monotonic()
     # The latest attempts as this step's template context reads them; the record reuses them.
-    seen = _seen(run, known)
+    # A step handed on with its input rendered needs no context: its record reads what moved.
+    rendered = known.input if known is not None else None
+    seen = known.unchanged if known is not None and rendered is not None else _seen(run, known)
     try:
-        result = _run_node(run, step, node, seen)
+        result = _run_node(run, step, node, seen, rendered)
     except StepFailed as exc:
         following = _record(step, until, seen, failure=exc)
         outcome, level, extra = "failed", logging.WARNING, {"error": exc.message[:500]}
@@ -137,15 +139,23 @@ def _execute_claimed(
 
 
 def _run_node(
-    run: Run, step: StepRun, node: Mapping[str, Any], seen: Mapping[str, StepRun]
+    run: Run,
+    step: StepRun,
+    node: Mapping[str, Any],
+    seen: Mapping[str, StepRun],
+    rendered: Any = None,
 ) -> StepResult:
-    context = run_context(run, seen)
-    try:
-        config = render(node["config"], context)
-    except TemplateError as exc:
-        raise StepFailed(f"template error: {exc}", retryable=False) from None
-    StepRun.objects.filter(pk=step.pk).update(input=config)
-    step.input = config
+    """Runs the node on its config: `rendered` when the record that handed the step on wrote it
+    with the step, else rendered here and written before the node runs (viewers see a running
+    step's input)."""
+    config = rendered
+    if config is None:
+        try:
+            config = render(node["config"], run_context(run, seen))
+        except TemplateError as exc:
+            raise StepFailed(f"template error: {exc}", retryable=False) from None
+        StepRun.objects.filter(pk=step.pk).update(input=config)
+        step.input = config
     agent = resolve.agent(run, definition_of(run), config) if node["type"] == "agent" else None
     credential = (
         resolve.credential(run, config.get("credential")) if node["type"] == "http" else None
@@ -330,6 +340,8 @@ class Known:
 
     unchanged: dict[str, StepRun]
     changed: list[str]
+    # The handed-on step's rendered config, written with its row (None: the worker renders it).
+    input: Any = None
 
 
 def _known(progress: Progress) -> Known:
@@ -340,7 +352,11 @@ def _known(progress: Progress) -> Known:
         and step.pk not in progress.stored
         and step is not progress.taken
     }
-    return Known(unchanged, [node_id for node_id in progress.steps if node_id not in unchanged])
+    return Known(
+        unchanged,
+        [node_id for node_id in progress.steps if node_id not in unchanged],
+        progress.taken_input,
+    )
 
 
 def _seen(run: Run, known: Known | None) -> dict[str, StepRun]:

@@ -146,6 +146,8 @@ class Progress:
         # this change starts is claimed for it (`taken`) instead of sent to the broker.
         self.worker_free = False
         self.taken: StepRun | None = None
+        # The input of `taken`, when this change inserted it: rendered as the change ends.
+        self.taken_input: Any = None
 
     @classmethod
     def lock(cls, run_id: Pk, reuse: Mapping[str, StepRun] | None = None) -> Progress:
@@ -672,7 +674,24 @@ class Progress:
             if step.status in STEP_TERMINAL and self.loaded.get(pk) not in STEP_TERMINAL
         ]
 
+    def _render_taken(self) -> None:
+        """The config of the worker step this change inserted for its worker, rendered on the
+        run as the change leaves it (what the worker would read after the commit) and written
+        with the step's row: the worker neither reads the steps again nor writes the input
+        before it runs the node. A template that fails leaves it unrendered: the worker renders
+        it again and fails the step, saying why."""
+        taken = self.taken
+        if taken is None or taken.pk not in self.unsaved:
+            return
+        try:
+            taken.input = self.taken_input = render(
+                self.node(taken.node_id)["config"], self.context()
+            )
+        except TemplateError:
+            return
+
     def save(self) -> None:
+        self._render_taken()
         self.run.steps_total = len(self.graph.node_ids)
         self.run.steps_completed = sum(
             1 for step in self.steps.values() if step.status in STEP_TERMINAL

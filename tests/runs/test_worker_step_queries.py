@@ -28,11 +28,15 @@ pytestmark = pytest.mark.django_db
 CHAIN = 6
 # Per chained echo step: SAVEPOINT, lock the run, read its steps, write the step (its transcript
 # with it: the agent's one model call is recorded in this transaction, with its `agent_turn`
-# event), insert the next step, insert the events, update the run, RELEASE; the node's input; its
-# context's read of the steps. The first step adds its claim. It was 25 on PostgreSQL before a
-# worker went on to the next step itself (a claim transaction per step, three transactions a
-# step), then 17 while the last model call was recorded in a transaction of its own.
-STATEMENTS_PER_STEP = 11
+# event), insert the next step (its input rendered with it), insert the events, update the run,
+# RELEASE. A step that was not handed on that way (claimed from its message, or a fan-out's
+# sibling adopted pending) adds two: writing its input, and its context's read of the steps. The
+# first step adds its claim. It was 25 on PostgreSQL before a worker went on to the next step
+# itself (a claim transaction per step, three transactions a step), then 17 while the last model
+# call was recorded in a transaction of its own, then 11 while a handed-on step rendered and
+# wrote its input itself.
+STATEMENTS_PER_STEP = 9
+NOT_HANDED_ON = 2
 CLAIM = 6
 
 
@@ -91,7 +95,8 @@ def test_a_chain_of_worker_steps_runs_on_one_message_at_a_bounded_cost(make_flow
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert StepRun.objects.filter(run=run, status="succeeded").count() == CHAIN
-    assert len(queries) <= CLAIM + CHAIN * STATEMENTS_PER_STEP, [q["sql"] for q in queries]
+    bound = CLAIM + NOT_HANDED_ON + CHAIN * STATEMENTS_PER_STEP
+    assert len(queries) <= bound, [q["sql"] for q in queries]
     # Each step still starts and ends in the trace, in order, with no gap in the seqs.
     kinds = list(RunEvent.objects.filter(run=run).values_list("type", "step_id"))
     for node_id in ids:
@@ -116,7 +121,7 @@ def test_a_fan_out_claims_its_pending_siblings_and_their_late_messages_do_nothin
         execution.execute(first)
     run.refresh_from_db()
     assert run.status == "succeeded"
-    assert len(queries) <= CLAIM + len(branches) * (STATEMENTS_PER_STEP + 1)
+    assert len(queries) <= CLAIM + len(branches) * (STATEMENTS_PER_STEP + NOT_HANDED_ON + 1)
 
     for late in siblings:  # their messages arrive after the worker ran them
         with CaptureQueriesContext(connection) as queries:
@@ -125,6 +130,39 @@ def test_a_fan_out_claims_its_pending_siblings_and_their_late_messages_do_nothin
     assert StepRun.objects.filter(run=run).count() == len(branches) + 2
     starts = RunEvent.objects.filter(run=run, type="step_start").values_list("step_id", flat=True)
     assert sorted(starts) == sorted(["start", *branches, "join"])
+
+
+def test_a_handed_on_step_holds_its_input_from_the_start_and_a_bad_template_still_fails_it(
+    make_flow, no_time_limit
+):
+    """The record that hands a step on renders its input with it: the step's row holds its
+    prompt before the node runs. A template that cannot render fails that step as before."""
+    bad = {**echo("c"), "config": {"agent": {"model": "builtin/echo"}, "prompt": "{{ range }}"}}
+    flow = make_flow(
+        [echo("a"), echo("b"), bad],
+        [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}],
+    )
+    run = started(flow)
+    [first] = pending(run)
+    inputs_at_start = {}
+    run_node = execution._run_node
+
+    def watch(run, step, node, seen, rendered=None):
+        inputs_at_start[step.node_id] = StepRun.objects.get(pk=step.pk).input
+        return run_node(run, step, node, seen, rendered)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(execution, "_run_node", watch)
+        execution.execute(first)
+
+    run.refresh_from_db()
+    assert inputs_at_start["a"] is None  # claimed from its message: rendered by its worker
+    assert inputs_at_start["b"]["prompt"] == "step b"
+    assert inputs_at_start["c"] is None
+    steps = {step.node_id: step for step in StepRun.objects.filter(run=run)}
+    assert steps["b"].output == "step b" and steps["b"].input["prompt"] == "step b"
+    assert run.status == "failed" and steps["c"].status == "failed"
+    assert steps["c"].error["message"].startswith("template error")
 
 
 def test_a_task_past_its_time_hands_the_next_step_to_the_broker(make_flow, monkeypatch):
@@ -258,14 +296,14 @@ def test_a_row_another_worker_changed_since_the_task_read_it_is_read_again(
     x = StepRun.objects.get(run=run, node_id="x")
     run_node = execution._run_node
 
-    def elsewhere_y_ends(run, step, node, seen):
+    def elsewhere_y_ends(run, step, node, seen, rendered=None):
         # While x runs, y is taken and finished by another worker (as its record would leave it).
         assert seen["y"].status == StepStatus.PENDING
         now = timezone.now()
         StepRun.objects.filter(run=run, node_id="y").update(
             status=StepStatus.SUCCEEDED, output="step y", started_at=now, finished_at=now
         )
-        return run_node(run, step, node, seen)
+        return run_node(run, step, node, seen, rendered)
 
     monkeypatch.setattr(execution, "_run_node", elsewhere_y_ends)
     execution.execute(x.pk)
