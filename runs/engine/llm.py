@@ -216,8 +216,10 @@ class _OpenAI(openai.AsyncOpenAI):
         return _Chat(self)
 
 
-# OpenAI's own hosts: the ones that want the output limit as `max_completion_tokens`.
-OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
+# OpenAI's own hosts (its API, and Azure's deployments of it): the ones that want the output
+# limit as `max_completion_tokens`.
+OPENAI_HOST = "api.openai.com"
+AZURE_OPENAI_DOMAIN = ".openai.azure.com"
 
 
 def _openai_profile(spec: AgentSpec, provider: OpenAIProvider, name: str) -> Any:
@@ -228,7 +230,7 @@ def _openai_profile(spec: AgentSpec, provider: OpenAIProvider, name: str) -> Any
     if not spec.base_url:
         return None
     host = parse_url(spec.base_url).host.lower()
-    if host == OPENAI_HOSTS[0] or host.endswith(OPENAI_HOSTS[1]):
+    if host == OPENAI_HOST or host.endswith(AZURE_OPENAI_DOMAIN):
         return None
     return merge_profile(
         provider.model_profile(name),

@@ -101,8 +101,10 @@ def _execute_claimed(
     started = time.monotonic()
     # The latest attempts as this step's template context reads them; the record reuses them.
     # A step handed on with its input rendered needs no context: its record reads what moved.
-    rendered = known.input if known is not None else None
-    seen = known.unchanged if known is not None and rendered is not None else _seen(run, known)
+    if known is not None and known.input is not None:
+        rendered, seen = known.input, known.unchanged
+    else:
+        rendered, seen = None, _seen(run, known)
     try:
         result = _run_node(run, step, node, seen, rendered)
     except StepFailed as exc:

@@ -33,12 +33,6 @@
         if (err.status === 409) setTimeout(() => remove(item.id, "Decided elsewhere"), 1200);
       }
     };
-    // Each call's name and arguments, as text (never as markup): the model wrote them. An
-    // approval lets every call of the turn run, so every one is shown.
-    function toolCall(item) {
-      return (item.calls || [item]).map((call) => el("div", { class: "tool-call", "data-tool-call": "" },
-        el("code", {}, call.tool || ""), el("pre", {}, JSON.stringify(call.args, null, 2))));
-    }
     return el("article", { class: "card approval", "data-approval-id": item.id },
       el("div", { class: "row" },
         el("span", { class: "status waiting" }, item.kind === "input" ? "input needed" : item.kind === "tool_call" ? "tool call" : "approval"),
@@ -46,7 +40,7 @@
         el("span", { class: "spacer" }),
         el("a", { href: `/runs/${item.run_id}/` }, "Open run →")),
       el("p", { class: "gate-prompt" }, item.prompt || "Approve this step?"),
-      item.kind === "tool_call" ? toolCall(item) : null,
+      item.kind === "tool_call" ? GateForm.toolCalls(item) : null,
       showDeciders(el("p", { class: "muted", "data-deciders": "" }), item.deciders),
       item.agent_context ? el("details", { open: true }, el("summary", {}, "Agent context"), el("pre", {}, item.agent_context)) : null,
       ...fields.map((f) => f.node),

@@ -1,5 +1,6 @@
 /* The form of a pending approval or input step (its `fields`), shared by the inbox and the run
-   view: one control per field type of API.md's human_input, and the response they answer. */
+   view: one control per field type of API.md's human_input, the response they answer, and the
+   tool calls a tool_call gate lets run. */
 (function () {
   "use strict";
   const { el } = window.Api;
@@ -29,5 +30,12 @@
     return answer;
   }
 
-  window.GateForm = { field, response };
+  /* A tool_call gate's calls, each its name and arguments as text (never as markup: the model
+     wrote them). Deciding lets every call of the model's turn run, so every one is shown. */
+  function toolCalls(gate) {
+    return (gate.calls || [gate]).map((call) => el("div", { class: "tool-call", "data-tool-call": "" },
+      el("code", {}, call.tool || ""), el("pre", {}, JSON.stringify(call.args, null, 2))));
+  }
+
+  window.GateForm = { field, response, toolCalls };
 })();

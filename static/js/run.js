@@ -149,10 +149,7 @@
       el("div", { class: "gate-about" },
         el("div", { class: "row" }, el("span", { class: "status waiting" }, "waiting for you"), el("strong", {}, `Step ${gate.step_id}`)),
         el("p", { class: "gate-prompt" }, gate.prompt || "Approve this step?"),
-        // Each tool call's name and arguments, as text: the model wrote them. The decision lets
-        // every call of the turn run, so every one is shown.
-        ...(gate.kind === "tool_call" ? (gate.calls || [gate]).map((call) => el("div", { class: "tool-call", "data-tool-call": "" },
-          el("code", {}, call.tool || ""), el("pre", {}, JSON.stringify(call.args, null, 2)))) : []),
+        gate.kind === "tool_call" ? GateForm.toolCalls(gate) : null,
         gate.agent_context ? el("details", { open: true }, el("summary", {}, "Context"), el("pre", {}, gate.agent_context)) : null),
       el("div", { class: "gate-form" },
         ...fields.map((f) => f.node),

@@ -1,4 +1,4 @@
-"""Sample definitions used across the API tests."""
+"""Sample definitions used across the API tests, and the check of a field's validation error."""
 
 from __future__ import annotations
 
@@ -52,3 +52,12 @@ def three_step() -> dict:
     definition["nodes"].append({"id": "publish", "type": "transform", "config": {"output": "done"}})
     definition["edges"].append({"source": "report", "target": "publish"})
     return definition
+
+
+def field_errors(response, field: str) -> list[str]:
+    """The messages of a `400 validation_error` for `field` (asserting it is one)."""
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["error"] == "validation_error"
+    assert field in body["fields"], body
+    return body["fields"][field]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.models import Agent, Orchestration
-from tests.api.helpers import two_step
+from tests.api.helpers import field_errors, two_step
 
 pytestmark = pytest.mark.django_db
 
@@ -16,10 +16,7 @@ ORCHESTRATIONS = "/api/v1/orchestrations"
 
 
 def assert_refused(response, field: str) -> None:
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert body["error"] == "validation_error"
-    assert field in body["fields"], body
+    field_errors(response, field)
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,11 @@ def echo(node_id: str) -> dict:
     }
 
 
+def chained(ids: list[str]) -> list[dict]:
+    """The edges of a chain through `ids`, in order."""
+    return [{"source": a, "target": b} for a, b in itertools.pairwise(ids)]
+
+
 def rows_loaded(monkeypatch) -> list:
     """A list that gains an item for each step row built from the database from now on."""
     loaded: list = []
@@ -84,7 +89,7 @@ def test_a_chain_of_worker_steps_runs_on_one_message_at_a_bounded_cost(make_flow
     ids = [f"s{index}" for index in range(CHAIN)]
     flow = make_flow(
         [echo(node_id) for node_id in ids],
-        [{"source": a, "target": b} for a, b in itertools.pairwise(ids)],
+        chained(ids),
     )
     run = started(flow)
     [first] = pending(run)
@@ -201,7 +206,7 @@ def test_a_chained_step_reads_only_the_rows_that_changed_for_its_template_contex
         }
         for before, node_id in itertools.pairwise(ids)
     ]
-    flow = make_flow(nodes, [{"source": a, "target": b} for a, b in itertools.pairwise(ids)])
+    flow = make_flow(nodes, chained(ids))
     run = started(flow)
     [first] = pending(run)
     loaded = rows_loaded(monkeypatch)
@@ -231,7 +236,7 @@ def test_the_agent_steps_of_one_task_share_one_event_loop_thread(
     ids = [f"s{index}" for index in range(CHAIN)]
     flow = make_flow(
         [echo(node_id) for node_id in ids],
-        [{"source": a, "target": b} for a, b in itertools.pairwise(ids)],
+        chained(ids),
     )
     run = started(flow)
     [first] = pending(run)
@@ -262,9 +267,7 @@ def test_a_record_under_the_lock_reads_only_the_rows_that_moved(
     (same xmin and ctid) and reads the others: a chain's records read a few rows each, not
     every step of the run, so the rows read grow with the chain, not with its square."""
     ids = [f"s{index}" for index in range(12)]
-    flow = make_flow(
-        list(map(echo, ids)), [{"source": a, "target": b} for a, b in itertools.pairwise(ids)]
-    )
+    flow = make_flow(list(map(echo, ids)), chained(ids))
     run = started(flow)
     [first] = pending(run)
     loaded = rows_loaded(monkeypatch)
