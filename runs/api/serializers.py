@@ -43,7 +43,7 @@ class BlankAsNullField(serializers.CharField):
 
 def prefetch_human_input(runs: Sequence[Run]) -> None:
     """What the paused runs of a page wait for, so that `human_input_required` costs no query per
-    run: at most two queries for the page, none when no run on it is paused."""
+    run: at most three queries for the page, none when no run on it is paused."""
     paused = [run for run in runs if run.status == RunStatus.PAUSED]
     if not paused:
         return
@@ -67,11 +67,29 @@ def prefetch_human_input(runs: Sequence[Run]) -> None:
                 to_attr="budget_gates",
             ),
         )
+    # Paused with no person's step to answer: an agent's tool call may wait for approval.
+    calling = [run for run in paused if not run.budget_hold and not run.waiting_steps]
+    if calling:
+        prefetch_related_objects(
+            calling,
+            Prefetch(
+                "approvals",
+                queryset=Approval.objects.filter(
+                    kind=ApprovalKind.TOOL_CALL, status=ApprovalStatus.PENDING
+                ),
+                to_attr="tool_call_gates",
+            ),
+        )
 
 
 def tool_call_gate(run: Run) -> dict[str, Any] | None:
     """A paused run whose agent step waits for a tool call's approval: what the decider sees."""
-    gate = run.approvals.filter(kind=ApprovalKind.TOOL_CALL, status=ApprovalStatus.PENDING).first()
+    if hasattr(run, "tool_call_gates"):  # newest first, as Approval orders them
+        gate = run.tool_call_gates[0] if run.tool_call_gates else None
+    else:
+        gate = run.approvals.filter(
+            kind=ApprovalKind.TOOL_CALL, status=ApprovalStatus.PENDING
+        ).first()
     if gate is None:
         return None
     return {

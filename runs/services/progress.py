@@ -554,10 +554,15 @@ class Progress:
                 continue
             node = self.node(step.node_id)
             lease = self.now + lease_for(node)
-            if not claim_step(StepRun.objects.filter(pk=step.pk), self.now, lease):
+            # Rendered now and written with the claim: the worker neither reads the steps for
+            # its context nor writes the input before it runs the node (as `_render_taken`).
+            config = self._config_of(step)
+            if not claim_step(StepRun.objects.filter(pk=step.pk), self.now, lease, config):
                 continue
             move_step(step, StepStatus.RUNNING, self.now)
             step.lease_expires_at = lease
+            if config is not None:
+                step.input = self.taken_input = config
             self.log.add(
                 "step_start",
                 step.node_id,
@@ -674,21 +679,25 @@ class Progress:
             if step.status in STEP_TERMINAL and self.loaded.get(pk) not in STEP_TERMINAL
         ]
 
+    def _config_of(self, step: StepRun) -> Any:
+        """The config of a worker step this change hands to its worker, rendered on the run as
+        the change leaves it (what the worker would read after the commit). None when a template
+        fails: the worker renders it again and fails the step, saying why."""
+        try:
+            return render(self.node(step.node_id)["config"], self.context())
+        except TemplateError:
+            return None
+
     def _render_taken(self) -> None:
-        """The config of the worker step this change inserted for its worker, rendered on the
-        run as the change leaves it (what the worker would read after the commit) and written
-        with the step's row: the worker neither reads the steps again nor writes the input
-        before it runs the node. A template that fails leaves it unrendered: the worker renders
-        it again and fails the step, saying why."""
+        """The input of the worker step this change inserted for its worker, written with the
+        step's row: the worker neither reads the steps again nor writes the input before it
+        runs the node. (A pending step it adopted got its input with the claim.)"""
         taken = self.taken
         if taken is None or taken.pk not in self.unsaved:
             return
-        try:
-            taken.input = self.taken_input = render(
-                self.node(taken.node_id)["config"], self.context()
-            )
-        except TemplateError:
-            return
+        config = self._config_of(taken)
+        if config is not None:
+            taken.input = self.taken_input = config
 
     def save(self) -> None:
         self._render_taken()

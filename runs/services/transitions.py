@@ -89,15 +89,19 @@ def reused_step(step: StepRun, run: Run) -> StepRun:
     )
 
 
-def claim_step(steps: QuerySet[StepRun], now: datetime, lease_expires_at: datetime) -> int:
-    """Claim the pending steps of `steps` for a worker, in one conditional UPDATE.
+def claim_step(
+    steps: QuerySet[StepRun], now: datetime, lease_expires_at: datetime, config: Any = None
+) -> int:
+    """Claim the pending steps of `steps` for a worker, in one conditional UPDATE; `config`, when
+    given, is written as their input in the same statement (rendered by whoever claims).
 
     The `WHERE status = 'pending'` is the claim: a second delivery of the same message updates
     nothing (0 rows), so only one worker runs a step.
     """
     check_step_transition(StepStatus.PENDING, StepStatus.RUNNING)
+    written = {} if config is None else {"input": config}
     return steps.filter(status=StepStatus.PENDING).update(
-        status=StepStatus.RUNNING, started_at=now, lease_expires_at=lease_expires_at
+        status=StepStatus.RUNNING, started_at=now, lease_expires_at=lease_expires_at, **written
     )
 
 

@@ -54,7 +54,8 @@ def flows(org) -> list[Orchestration]:
 @pytest.fixture
 def runs(org, flows) -> list[Run]:
     """Finished, running and paused runs, newest first: every tenth waits for a budget
-    approval, every fifth otherwise for an approval step."""
+    approval, every tenth for an agent's tool call to be approved, every tenth for an approval
+    step."""
     versions = {v.orchestration_id: v for v in OrchestrationVersion.objects.all()}
     now = timezone.now()
     made = []
@@ -94,6 +95,18 @@ def runs(org, flows) -> list[Run]:
                 Approval.objects.create(
                     organization=org, run=run, step_id="", kind="approval", prompt=prompt
                 )
+        elif run.status == "paused" and index % 10 == 7:
+            step = StepRun.objects.get(run=run, node_id="research")
+            StepRun.objects.filter(pk=step.pk).update(status="waiting")
+            for tool in ("an older call", "send_mail"):
+                Approval.objects.create(
+                    organization=org,
+                    run=run,
+                    step_id="research",
+                    kind="tool_call",
+                    prompt=f"may it call {tool}?",
+                    payload={"tool": tool, "args": {"to": "ops"}},
+                )
         elif run.status == "paused":
             StepRun.objects.create(
                 run=run,
@@ -128,10 +141,11 @@ def test_a_page_of_runs_costs_the_same_queries_at_10_and_50(
     viewer, runs, django_assert_num_queries
 ):
     viewer.get(RUNS)
-    # The token, the page, then what its paused runs wait for: steps, budget approvals.
-    with django_assert_num_queries(4):
+    # The token, the page, then what its paused runs wait for: steps, budget approvals, tool
+    # call approvals (one query for each paused agent step before they were read for the page).
+    with django_assert_num_queries(5):
         assert len(viewer.get(RUNS, {"limit": 10}).json()["items"]) == 10
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         assert len(viewer.get(RUNS, {"limit": 50}).json()["items"]) == 50
 
 
@@ -186,6 +200,9 @@ def test_paused_runs_show_what_they_wait_for_in_the_list_as_in_the_detail(viewer
     gates = [item for item in waiting if item["human_input_required"]["step_id"] is None]
     assert gates
     assert all(item["human_input_required"]["prompt"] == "raise the limit?" for item in gates)
+    calls = [item for item in waiting if item["human_input_required"].get("kind") == "tool_call"]
+    assert calls
+    assert all(item["human_input_required"]["tool"] == "send_mail" for item in calls)
 
 
 def test_list_items_are_the_detail_without_what_only_the_detail_shows(viewer, flows):

@@ -29,12 +29,13 @@ CHAIN = 6
 # Per chained echo step: SAVEPOINT, lock the run, read its steps, write the step (its transcript
 # with it: the agent's one model call is recorded in this transaction, with its `agent_turn`
 # event), insert the next step (its input rendered with it), insert the events, update the run,
-# RELEASE. A step that was not handed on that way (claimed from its message, or a fan-out's
-# sibling adopted pending) adds two: writing its input, and its context's read of the steps. The
-# first step adds its claim. It was 25 on PostgreSQL before a worker went on to the next step
-# itself (a claim transaction per step, three transactions a step), then 17 while the last model
-# call was recorded in a transaction of its own, then 11 while a handed-on step rendered and
-# wrote its input itself.
+# RELEASE. A step claimed from its message adds two: writing its input, and its context's read of
+# the steps; the first step adds its claim. A fan-out's pending sibling claimed by the record
+# gets its input with the claim; it adds the claim and a read of its transcript (a pending step
+# may be a retry that goes on from one). It was 25 on PostgreSQL before a worker went on to the
+# next step itself (a claim transaction per step, three transactions a step), then 17 while the
+# last model call was recorded in a transaction of its own, then 11 while a handed-on step
+# rendered and wrote its input itself.
 STATEMENTS_PER_STEP = 9
 NOT_HANDED_ON = 2
 CLAIM = 6
@@ -126,7 +127,9 @@ def test_a_fan_out_claims_its_pending_siblings_and_their_late_messages_do_nothin
         execution.execute(first)
     run.refresh_from_db()
     assert run.status == "succeeded"
-    assert len(queries) <= CLAIM + len(branches) * (STATEMENTS_PER_STEP + NOT_HANDED_ON + 1)
+    # Only the first sibling renders and writes its own input (35 statements; 39 while each
+    # sibling claimed in a record did).
+    assert len(queries) <= CLAIM + NOT_HANDED_ON + len(branches) * (STATEMENTS_PER_STEP + 1)
 
     for late in siblings:  # their messages arrive after the worker ran them
         with CaptureQueriesContext(connection) as queries:
@@ -168,6 +171,44 @@ def test_a_handed_on_step_holds_its_input_from_the_start_and_a_bad_template_stil
     assert steps["b"].output == "step b" and steps["b"].input["prompt"] == "step b"
     assert run.status == "failed" and steps["c"].status == "failed"
     assert steps["c"].error["message"].startswith("template error")
+
+
+def test_a_sibling_claimed_in_a_record_holds_its_input_from_the_start(make_flow, no_time_limit):
+    """A fan-out's pending sibling that a record claims gets its input rendered with the claim,
+    on the run as that record leaves it; a template that cannot render fails that sibling, and
+    only it, when its worker renders it again."""
+    quoting = {
+        **echo("b1"),
+        "config": {
+            "agent": {"model": "builtin/echo"},
+            "prompt": "b1 after {{ steps.start.output }}",
+        },
+    }
+    bad = {**echo("b2"), "config": {"agent": {"model": "builtin/echo"}, "prompt": "{{ range }}"}}
+    flow = make_flow(
+        [transform("start", "go"), echo("b0"), quoting, bad],
+        [{"source": "start", "target": b} for b in ("b0", "b1", "b2")],
+    )
+    run = started(flow)
+    first = StepRun.objects.get(run=run, node_id="b0").pk
+    inputs_at_start = {}
+    run_node = execution._run_node
+
+    def watch(run, step, node, seen, rendered=None):
+        inputs_at_start[step.node_id] = StepRun.objects.get(pk=step.pk).input
+        return run_node(run, step, node, seen, rendered)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(execution, "_run_node", watch)
+        execution.execute(first)
+
+    assert inputs_at_start["b0"] is None  # claimed from its message: rendered by its worker
+    assert inputs_at_start["b1"]["prompt"] == "b1 after go"
+    assert inputs_at_start["b2"] is None
+    steps = {step.node_id: step for step in StepRun.objects.filter(run=run)}
+    assert steps["b1"].output == "b1 after go"
+    assert steps["b2"].status == "failed"
+    assert steps["b2"].error["message"].startswith("template error")
 
 
 def test_a_task_past_its_time_hands_the_next_step_to_the_broker(make_flow, monkeypatch):
