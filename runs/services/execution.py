@@ -202,8 +202,10 @@ def _run_node(
         credit_limited=limited,
         budget_usd=budget,
         record=record if agent is not None else None,
-        # Only an attempt after a lost worker inherits a transcript (`timers.requeue_expired`).
+        # A transcript to go on from: the step waited for people, or is the next attempt after
+        # a lost worker (`timers.requeue_expired`). What it waited with was spent then.
         resume=step.transcript or None,
+        spent_turns=step.turns if step.transcript else 0,
         decisions=[
             *tool_call_decisions(run.pk, step.node_id),
             *tool_call_results(run, step.node_id),
@@ -270,6 +272,10 @@ def _wait(step: StepRun, result: StepResult) -> None:
         current = StepRun.objects.filter(pk=step.pk, status=StepStatus.RUNNING).first()
         if current is None or progress.run.status in RUN_TERMINAL:
             return
+        # What the model calls so far cost is spent now, not when the step ends, which may be
+        # days later: the step and the run show it while people decide, and the run's credit
+        # limit counts it. The attempt that goes on counts only the calls it makes.
+        progress.spend(current, **progress.report(current, result.usage()))
         asked = [call for call in result.waiting if "orchestration" not in call]
         started = [call for call in result.waiting if "orchestration" in call]
         if asked:

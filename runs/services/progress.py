@@ -221,7 +221,7 @@ class Progress:
             return
         step.output = output
         step.edges_taken = taken
-        usage = self._report(step, metrics)
+        usage = self.report(step, metrics)
         self.steps[step.node_id] = step
         self.run.shared_state = apply_output_key(
             self.run.shared_state, self.node(step.node_id), output
@@ -261,7 +261,7 @@ class Progress:
     ) -> None:
         node = self.node(step.node_id)
         step.error = {"code": code, "message": message, **(details or {})}
-        usage = self._report(step, metrics)
+        usage = self.report(step, metrics)
         policy = RetryPolicy.from_node(node)
         if retryable and should_retry(policy, step.attempt) and not self.run.cancel_requested:
             self.spend(step, **usage)
@@ -303,9 +303,9 @@ class Progress:
         self.store(step)
 
     @staticmethod
-    def _report(step: StepRun, metrics: dict[str, Any]) -> dict[str, Any]:
-        """Set what a step reports as it ends (model, turns, ...) on its row; returns its usage
-        (`USAGE`): what this attempt spent besides what the row holds, for `spend`."""
+    def report(step: StepRun, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Set what a step reports as it ends or waits (model, turns, ...) on its row; returns
+        its usage (`USAGE`): what this attempt spent besides what the row holds, for `spend`."""
         for key, value in metrics.items():
             if key not in USAGE:
                 setattr(step, key, value)

@@ -101,6 +101,8 @@ def requeue_expired(step: StepRun) -> None:
             StepStatus.PENDING,
             attempt=current.attempt + 1,
             transcript=current.transcript,
+            # The transcript's model calls already spent (when the step waited) stay spent.
+            turns=current.turns,
         )
         progress.log.add(
             "step_retry",

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from approvals.models import Approval
-from runs.models import RunEvent, StepRun
-from runs.services import timers
+from runs.models import Run, RunEvent, StepRun
+from runs.services import execution, timers
 from tests.runs.harness import drain
 from tests.runs.servers import local_server
 
@@ -24,19 +24,22 @@ def server(settings):
         yield running
 
 
-def gated_flow(flow_api, server, **approval) -> dict:
+def gated_flow(flow_api, server, *, settings=None, **approval) -> dict:
     """An agent that asks for http_get, whose calls wait for approval, then answers with what
-    the tool said (builtin/script's last item repeats the last tool result)."""
+    the tool said (builtin/script's last item repeats the last tool result). Priced: each model
+    call costs what its words cost."""
     url = f"{server.url}/orders/42?q=<b>"
     agent = {
         "model": "builtin/script",
         "tools": [{"tool": "http_get", "approval": {"timeout_s": 3600, **approval}}],
         "script": [{"tool": "http_get", "args": {"url": url}}, None],
+        "price": {"input_per_1k": 10, "output_per_1k": 20},
     }
     node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Fetch order 42"}}
+    definition = {"nodes": [node], "edges": [], **({"settings": settings} if settings else {})}
     response = flow_api.post(
         "/api/v1/orchestrations",
-        {"name": "Gated tools", "status": "active", "definition": {"nodes": [node], "edges": []}},
+        {"name": "Gated tools", "status": "active", "definition": definition},
         format="json",
     )
     assert response.status_code == 201, response.json()
@@ -197,6 +200,82 @@ def test_every_call_of_a_turn_is_shown_to_the_decider_before_any_runs(editor, se
     editor.post(f"/api/v1/approvals/{asked['id']}/approve", {}, format="json")
     drain()
     assert sum(server.hits.values()) == 2
+
+
+def spent(run_id: str) -> tuple[dict, dict, list]:
+    """The run's and its step's (latest attempt's) tokens and cost, and each model call's."""
+    run = Run.objects.get(pk=run_id)
+    step = StepRun.objects.filter(run_id=run_id).order_by("-attempt").first()
+    turns = [
+        event.data
+        for event in RunEvent.objects.filter(run_id=run_id, type="agent_turn").order_by("seq")
+    ]
+    return (
+        {"tokens": (run.tokens_input, run.tokens_output), "cost": float(run.cost_usd)},
+        {"tokens": (step.tokens_input, step.tokens_output), "cost": float(step.cost_usd)},
+        turns,
+    )
+
+
+def test_what_a_waiting_step_spent_counts_while_it_waits_and_once_in_all(editor, server):
+    run_id = start(editor, gated_flow(editor, server))
+    run, step, turns = spent(run_id)
+    # The model call that asked for the tool is paid for: the step and the run show it while
+    # people decide (it was $0 and no tokens until the step ended).
+    [asked] = turns
+    assert step["tokens"] == (asked["tokens"]["input"], asked["tokens"]["output"])
+    assert step["cost"] == pytest.approx(asked["cost_usd"]) and step["cost"] > 0
+    assert run == step
+    shown = editor.get(f"/api/v1/runs/{run_id}").json()
+    assert shown["cost_usd"] == pytest.approx(step["cost"])
+    [row] = editor.get(f"/api/v1/runs/{run_id}/steps").json()["steps"]
+    assert row["status"] == "waiting" and row["tokens"]["input"] == asked["tokens"]["input"]
+
+    approval = pending(editor, run_id)
+    editor.post(f"/api/v1/approvals/{approval['id']}/approve", {}, format="json")
+    drain()
+    run, step, turns = spent(run_id)
+    assert len(turns) == 2
+    # Each model call counted once: the first when the step waited, the second at its end.
+    total = (sum(t["tokens"]["input"] for t in turns), sum(t["tokens"]["output"] for t in turns))
+    assert step["tokens"] == total and run["tokens"] == total
+    assert step["cost"] == pytest.approx(sum(t["cost_usd"] for t in turns))
+    assert run == step
+
+
+def test_a_step_lost_after_it_waited_does_not_pay_again_for_what_it_spent_then(editor, server):
+    """Approved, the step goes on; its worker is lost after the tool's result was recorded. The
+    next attempt goes on from the transcript and counts only the calls it makes."""
+    run_id = start(editor, gated_flow(editor, server))
+    approval = pending(editor, run_id)
+    # The approved attempt runs the tool, records its result, and its worker dies.
+    recorded = execution.save_transcript
+
+    def lose_the_worker(step, transcript, told):
+        recorded(step, transcript, told)
+        raise SystemExit("the worker is gone")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(execution, "save_transcript", lose_the_worker)
+        editor.post(f"/api/v1/approvals/{approval['id']}/approve", {}, format="json")
+        with pytest.raises(SystemExit):
+            drain()
+    lost = StepRun.objects.get(run_id=run_id, status="running")
+    StepRun.objects.filter(pk=lost.pk).update(lease_expires_at=timezone.now())
+    timers.requeue_expired(lost)
+    drain()
+
+    run, _, turns = spent(run_id)
+    assert Run.objects.get(pk=run_id).status == "succeeded"
+    assert sum(server.hits.values()) == 1  # the recorded result was not fetched again
+    assert len(turns) == 2
+    total = (sum(t["tokens"]["input"] for t in turns), sum(t["tokens"]["output"] for t in turns))
+    assert run["tokens"] == total
+    assert run["cost"] == pytest.approx(sum(t["cost_usd"] for t in turns))
+    # Each attempt's row holds what it spent: the metrics that add the rows up agree.
+    rows = StepRun.objects.filter(run_id=run_id)
+    assert sum(r.tokens_input for r in rows) == total[0]
+    assert float(sum(r.cost_usd for r in rows)) == pytest.approx(run["cost"])
 
 
 @pytest.mark.parametrize(("on_timeout", "fetched"), [("deny", 0), ("approve", 1)])

@@ -288,7 +288,7 @@ async def _walk(
 ) -> Any:
     history = _history(ctx.resume)
     # What the recorded model calls spent is counted once, here: the lost attempt counted none.
-    recorded = _restore(spec, result, history)
+    recorded = _restore(spec, result, history, ctx.spent_turns)
     turn = _Turn(recorded)
     started: dict[str, float] = {}
     # Events and streamed text go to the step's own thread, which the agent's loop waits on: the
@@ -502,14 +502,19 @@ def _paused(parts: list[Any]) -> ModelRequest:
     return request
 
 
-def _restore(spec: AgentSpec, result: StepResult, history: list[ModelMessage]) -> int:
+def _restore(
+    spec: AgentSpec, result: StepResult, history: list[ModelMessage], spent: int = 0
+) -> int:
     """Counts the recorded model calls and tool calls into the step's usage, as they were counted
-    when they were made; returns how many model calls there were."""
+    when they were made, but for the tokens and cost of the first `spent` calls, which were
+    spent when the step waited; returns how many model calls there were."""
     turns = 0
     for index, message in enumerate(history):
         if isinstance(message, ModelResponse):
             turns += 1
-            _record_turn(spec, result, _Turn(turns, time.monotonic(), history[:index]), message)
+            counted = result if turns > spent else StepResult(output=None)
+            _record_turn(spec, counted, _Turn(turns, time.monotonic(), history[:index]), message)
+            result.turns = turns
         else:
             result.tool_calls += sum(
                 1

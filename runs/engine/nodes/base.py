@@ -147,6 +147,9 @@ class StepContext:
     # The transcript an earlier attempt of this step recorded before its worker was lost: the
     # conversation goes on from there instead of starting over.
     resume: list[Any] | None = None
+    # Of the model calls in `resume`, how many were already spent (counted into the step's and
+    # the run's cost when the step waited for people): they are not counted again.
+    spent_turns: int = 0
     # People's decisions on tool calls that waited for them: {"turn" (the model call that asked),
     # "tool_call_id", "approved", "comment", "by"}. The step goes on with those of its last model
     # call's calls that have no result yet.
