@@ -68,7 +68,9 @@ def prefetch_human_input(runs: Sequence[Run]) -> None:
             ),
         )
     # Paused with no person's step to answer: an agent's tool call may wait for approval.
-    calling = [run for run in paused if not run.budget_hold and not run.waiting_steps]
+    calling = [
+        run for run in paused if not run.budget_hold and not getattr(run, "waiting_steps", None)
+    ]
     if calling:
         prefetch_related_objects(
             calling,
