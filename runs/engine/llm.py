@@ -14,14 +14,13 @@ stream their answer word by word like a real model.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
-import anthropic
 import httpx2
 import openai
-from google.genai.types import HttpRetryOptions
 from openai.resources.chat import AsyncChat
 from openai.resources.chat.completions import AsyncCompletions
 from pydantic_ai import exceptions
@@ -36,14 +35,10 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models import Model
-from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
-from pydantic_ai.models.google import GoogleModel
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.profiles import merge_profile
 from pydantic_ai.profiles.openai import OpenAIModelProfile
-from pydantic_ai.providers.anthropic import AnthropicProvider
-from pydantic_ai.providers.google import GoogleProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from runs.engine.failures import StepFailed
@@ -261,6 +256,13 @@ def provider_model(spec: AgentSpec, http_client: httpx2.AsyncClient, timeout: fl
             name, provider=openai_provider, profile=_openai_profile(spec, openai_provider, name)
         )
     if provider == "anthropic":
+        # The Anthropic and Google SDKs are imported when a step first uses them: together they
+        # were a second and a half of every process's start-up (web, worker, manage.py), most
+        # of which never call those providers.
+        import anthropic
+        from pydantic_ai.models.anthropic import AnthropicModel
+        from pydantic_ai.providers.anthropic import AnthropicProvider
+
         messages = anthropic.AsyncAnthropic(
             base_url=_base_url(spec),
             api_key=_api_key(spec),
@@ -270,6 +272,10 @@ def provider_model(spec: AgentSpec, http_client: httpx2.AsyncClient, timeout: fl
         )
         return AnthropicModel(name, provider=AnthropicProvider(anthropic_client=messages))
     if provider == "google":
+        from google.genai.types import HttpRetryOptions
+        from pydantic_ai.models.google import GoogleModel
+        from pydantic_ai.providers.google import GoogleProvider
+
         return GoogleModel(
             name,
             provider=GoogleProvider(
@@ -352,9 +358,18 @@ def _failure(exc: BaseException, max_turns: int) -> StepFailed:
                 code=ErrorCode.OUTPUT_INVALID,
             )
         return StepFailed(f"the model's answer was malformed: {_lower(exc.message)}")
-    if isinstance(exc, exceptions.ModelAPIError | openai.APIError | anthropic.APIError):
+    if isinstance(exc, exceptions.ModelAPIError) or _sdk_error(exc):
         return StepFailed(f"the model's answer was malformed: {_lower(str(exc))}")
     raise exc
+
+
+def _sdk_error(exc: BaseException) -> bool:
+    """An SDK's own error that pydantic-ai let through. Anthropic's is looked for only once its
+    SDK was loaded (by an `anthropic/` step): before that, nothing can raise it."""
+    anthropic = sys.modules.get("anthropic")
+    return isinstance(exc, openai.APIError) or (
+        anthropic is not None and isinstance(exc, anthropic.APIError)
+    )
 
 
 def _last_validation(exc: exceptions.UnexpectedModelBehavior) -> str:

@@ -8,6 +8,9 @@ import json
 import time
 from collections.abc import Iterator
 
+import anthropic
+import httpx
+import openai
 import pytest
 
 from orchestrator.models import Agent
@@ -267,6 +270,18 @@ def test_provider_errors_map_to_step_errors(server, status, retryable, words):
     assert failed.value.message.startswith(words), failed.value.message
     assert "sk-local-key" not in failed.value.message
     assert len(server.requests) == 1  # the SDK does not retry on its own: the step's retry does
+
+
+def test_an_sdk_error_pydantic_ai_lets_through_is_a_sentence_for_each_provider():
+    """The Anthropic SDK is loaded by the first `anthropic/` step (it is not imported at start-up,
+    `tests/ops/test_start_up.py`); its errors read as the OpenAI SDK's do."""
+    request = httpx.Request("POST", "http://127.0.0.1/v1/messages")
+    spec = AgentSpec(name="a", model="anthropic/claude", api_key="sk-ant-local-key")
+    for error_class in (anthropic.APIError, openai.APIError):
+        error = error_class("Stream broke off, sk-ant-local-key.", request, body=None)
+        failed = llm.failure(error, spec, 10)
+        assert failed.message == "the model's answer was malformed: stream broke off, [redacted]"
+        assert failed.retryable
 
 
 def test_a_looping_agent_stops_inside_the_step_once_over_its_budget(server):
