@@ -291,11 +291,12 @@ async def _walk(
     recorded = _restore(spec, result, history, ctx.spent_turns)
     turn = _Turn(recorded)
     started: dict[str, float] = {}
-    # Events and streamed text go to the step's own thread, which the agent's loop waits on: the
-    # event log writes to the database, which Django refuses from inside an event loop.
+    # Events go to the step's own thread, which the agent's loop waits on: the event log writes
+    # to the database, which Django refuses from inside an event loop. Streamed text does not:
+    # `ctx.delta` only queues it, and a hop to that thread for every piece a provider streams
+    # (dozens a call) cost more than the piece.
     emit = sync_to_async(ctx.emit, thread_sensitive=True)
     record = sync_to_async(_recorder(ctx), thread_sensitive=True)
-    delta = sync_to_async(ctx.delta, thread_sensitive=True)
     decided = _decided(ctx.decisions, history)
     # A decided call's `tool_execution` went out when the model asked for it, before the pause,
     # as did that of a call whose child run gave its result.
@@ -331,7 +332,7 @@ async def _walk(
                             async for event in stream:
                                 text = _streamed_text(event)
                                 if text:
-                                    await delta(turn.number, text)
+                                    ctx.delta(turn.number, text)
                     except MALFORMED as exc:
                         # pydantic-ai reads a streamed chunk without checking its shape.
                         raise StepFailed(

@@ -139,6 +139,8 @@ class StepContext:
     budget_usd: float | None = None
     # Text of a model's answer as it streams in, by model call (turn, from 1): shown live as
     # `agent_delta` frames, never stored (the turn's `agent_turn` event holds the whole answer).
+    # Called on the agent's event loop for every piece: it must return at once, without blocking
+    # or touching the database (the service's DeltaSink only queues frames).
     delta: Callable[[int, str], None] = _no_delta
     # Durable agents: `record(transcript, events)` stores the conversation so far (pydantic-ai's
     # messages as JSON) with the events that tell of its last model call or tool result, in one
