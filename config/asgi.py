@@ -18,6 +18,7 @@ from django.urls import re_path  # noqa: E402
 
 from config.bodies import BodyLimitASGI  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from config.startup import freeze_loaded_objects  # noqa: E402
 from core.websockets import OriginCheck  # noqa: E402
 from runs.api.mcp_endpoint import mcp_app  # noqa: E402
 
@@ -33,3 +34,4 @@ application = ProtocolTypeRouter(
         "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+freeze_loaded_objects()

@@ -6,10 +6,17 @@ import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun, worker_process_shutdown
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 from django.db import close_old_connections
 
 from config import tracing
+from config.startup import freeze_loaded_objects
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -28,6 +35,14 @@ def recycle_database_connections(sender: Task | None = None, **kwargs: Any) -> N
     if sender is not None and getattr(sender.request, "is_eager", False):
         return  # an eager task runs inside the caller's transaction and connection
     close_old_connections()
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def freeze_after_start(**kwargs: Any) -> None:
+    """Each pool process once it has started (and the main process, which runs the tasks of a
+    solo or threads pool): see config.startup."""
+    freeze_loaded_objects()
 
 
 @worker_process_shutdown.connect

@@ -10,6 +10,11 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_wsgi_app = get_wsgi_application()
 
+from django.urls import get_resolver  # noqa: E402
+
 from config.bodies import BodyLimitWSGI  # noqa: E402
+from config.startup import freeze_loaded_objects  # noqa: E402
 
 application = BodyLimitWSGI(django_wsgi_app)
+get_resolver().url_patterns  # noqa: B018  # loaded now, to be frozen with the rest
+freeze_loaded_objects()
