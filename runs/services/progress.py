@@ -433,23 +433,23 @@ class Progress:
                 return
 
     def _withdraw_questions(self) -> bool:
-        """A failed run stops asking people. The scheduler lets waiting steps finish before the
-        run fails, but no answer to an approval or a form can change the outcome any more, and
-        an open gate would keep the run paused, not failed, until someone answered it or it
-        timed out (a week by default). True when it withdrew some, so the scheduler looks again."""
+        """A failed run stops asking people, as does one stopped with an error (over its credit
+        limit, out of time). The scheduler lets waiting steps finish before the run ends, but
+        no answer to an approval or a form can change the outcome any more, and an open gate
+        would keep the run paused, not failed, until someone answered it or it timed out (a
+        week by default). True when it withdrew some, so the scheduler looks again. (A run a
+        person cancelled has had its waiting steps cancelled already.)"""
         asking = [
             step
             for step in self.steps.values()
             if step.status == StepStatus.WAITING and asks_people(step)
         ]
-        if (
-            not asking
-            or self.run.cancel_requested
-            or not any(
-                self.graph.fails_run(node_id, StepView(StepStatus(step.status)))
-                for node_id, step in self.steps.items()
-            )
-        ):
+        stopped = self.run.cancel_requested and self.run.error is not None
+        failing = not self.run.cancel_requested and any(
+            self.graph.fails_run(node_id, StepView(StepStatus(step.status)))
+            for node_id, step in self.steps.items()
+        )
+        if not asking or not (stopped or failing):
             return False
         cancel_pending(self.run.pk)
         for step in asking:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from approvals.models import Approval
 from core import crypto
 from orchestrator.models import Agent, Credential
 from runs.models import RunEvent, StepRun
@@ -173,6 +174,27 @@ def test_credit_limit_stops_the_run_with_cost_limit_exceeded(make_flow):
     assert run.error["code"] == "cost_limit_exceeded"
     assert run.error["detail"] == "Cost limit exceeded: $200.00 > max $0.50"
     assert statuses(run) == {"one": "succeeded", "two": "cancelled"}
+
+
+def test_a_run_over_its_credit_limit_stops_asking_people_and_fails(make_flow):
+    """A branch goes over the limit while another waits for an approval: the run ends failed
+    with cost_limit_exceeded at once, its open approval withdrawn, rather than staying paused
+    until someone answers a question whose answer can no longer change anything."""
+    agent = {"model": "builtin/echo", "price": {"input_per_1k": 100000, "output_per_1k": 0}}
+    gate = {"id": "gate", "type": "approval", "config": {"prompt": "ok?"}}
+    flow = make_flow(
+        [agent_node("one", agent), gate],
+        [],
+        inputs=[{"name": "name", "type": "string"}],
+        credit_limit="0.5",
+    )
+    run = run_to_rest(flow, {"name": "Ada"})
+    assert run.status == "failed"
+    assert run.error["code"] == "cost_limit_exceeded"
+    assert statuses(run) == {"one": "succeeded", "gate": "cancelled"}
+    assert list(Approval.objects.filter(run=run).values_list("status", flat=True)) == [
+        "cancelled"
+    ]
 
 
 def test_an_http_step_gets_json_and_sends_the_credential(org, make_flow, upstream):
