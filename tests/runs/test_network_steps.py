@@ -192,9 +192,7 @@ def test_a_run_over_its_credit_limit_stops_asking_people_and_fails(make_flow):
     assert run.status == "failed"
     assert run.error["code"] == "cost_limit_exceeded"
     assert statuses(run) == {"one": "succeeded", "gate": "cancelled"}
-    assert list(Approval.objects.filter(run=run).values_list("status", flat=True)) == [
-        "cancelled"
-    ]
+    assert list(Approval.objects.filter(run=run).values_list("status", flat=True)) == ["cancelled"]
 
 
 def test_an_http_step_gets_json_and_sends_the_credential(org, make_flow, upstream):
