@@ -171,11 +171,19 @@
     drawStep(id);
   }
 
+  // The panel is rebuilt only when what it shows changed: a read that brought nothing new (one
+  // follows every burst of events, and the run's end) would otherwise swallow a click on its
+  // links, close an opened "Full input" and drop a selection. The conversation in it follows
+  // its events on its own (redrawConversation).
+  let drawn = null;
   function drawStep(id) {
     const panel = document.getElementById("step-panel");
     const node = definition.nodes.find((n) => n.id === id);
     const step = state.steps[id];
     if (!node) return;
+    const showing = JSON.stringify([id, step || null, state.rendered.steps[id] || "", (state.stepEvents[id] || []).length]);
+    if (showing === drawn) return;
+    drawn = showing;
     const kv = (label, value) => [el("dt", {}, label), el("dd", {}, value)];
     const output = el("div", { class: "prose step-output" });
     output.innerHTML = state.rendered.steps[id] || '<span class="muted">—</span>';

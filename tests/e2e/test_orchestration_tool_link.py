@@ -55,10 +55,10 @@ def test_an_agent_step_links_the_child_run_of_its_tool_call(page, org):
     expect(link).to_have_attribute("href", f"/runs/{child.pk}/")
     # The child run's page leads back to the run and the step that started it.
     link.click()
-    expect(page).to_have_url(f"{page.url.split('/runs/')[0]}/runs/{child.pk}/")
+    expect(page).to_have_url(f"{page.url.split('/runs/')[0]}/runs/{child.pk}/", timeout=LIVE)
     parent = page.locator("a.parent-run")
     expect(parent).to_have_attribute("href", f"/runs/{run.pk}/")
     expect(page.locator(".page-head")).to_contain_text("started by step ask of run")
     parent.click()
     expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded")
-    expect(page).to_have_url(f"{page.url.split('/runs/')[0]}/runs/{run.pk}/")
+    expect(page).to_have_url(f"{page.url.split('/runs/')[0]}/runs/{run.pk}/", timeout=LIVE)
