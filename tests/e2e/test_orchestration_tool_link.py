@@ -3,6 +3,9 @@ chromium, against daphne and a real worker."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -62,3 +65,47 @@ def test_an_agent_step_links_the_child_run_of_its_tool_call(page, org):
     parent.click()
     expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded")
     expect(page).to_have_url(f"{page.url.split('/runs/')[0]}/runs/{run.pk}/", timeout=LIVE)
+
+
+def test_a_read_that_brings_nothing_new_leaves_the_step_panel_as_the_reader_left_it(page, org):
+    """The page reads the run again after every frame of its websocket (and when the run ends):
+    a read that changed nothing must not rebuild the step panel, which closed an opened "Full
+    input", dropped a selection and could swallow a click on the panel's links."""
+    sockets = []
+
+    def through(socket):
+        socket.connect_to_server()
+        sockets.append(socket)
+
+    page.route_web_socket(re.compile(r"/ws/runs/"), through)
+    flow = create_orchestration(
+        org,
+        {
+            "name": "Echo",
+            "status": "active",
+            "definition": {
+                "nodes": [
+                    {
+                        "id": "say",
+                        "type": "agent",
+                        "config": {"agent": {"model": "builtin/echo"}, "prompt": "Hello"},
+                    }
+                ],
+                "edges": [],
+            },
+        },
+    )
+    run, _ = lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded", timeout=LIVE)
+    page.click('.gnode[data-node-id="say"]')
+    page.click("#step-panel details.step-input summary")
+    page.eval_on_selector("#step-panel .inspector-head", "head => { head.dataset.seen = 'yes'; }")
+
+    # A frame with nothing new, as a reconnect brings: the page reads the run again.
+    with page.expect_response(lambda response: f"/runs/{run.pk}/outputs/" in response.url):
+        sockets[-1].send(json.dumps({"events": [], "status": "succeeded"}))
+    page.wait_for_timeout(300)  # the answer is drawn as soon as it arrives
+
+    expect(page.locator("#step-panel details.step-input")).to_have_attribute("open", "")
+    expect(page.locator("#step-panel .inspector-head")).to_have_attribute("data-seen", "yes")
