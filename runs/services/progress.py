@@ -444,12 +444,14 @@ class Progress:
             for step in self.steps.values()
             if step.status == StepStatus.WAITING and asks_people(step)
         ]
+        if not asking:
+            return False
         stopped = self.run.cancel_requested and self.run.error is not None
         failing = not self.run.cancel_requested and any(
             self.graph.fails_run(node_id, StepView(StepStatus(step.status)))
             for node_id, step in self.steps.items()
         )
-        if not asking or not (stopped or failing):
+        if not (stopped or failing):
             return False
         cancel_pending(self.run.pk)
         for step in asking:

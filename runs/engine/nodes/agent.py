@@ -287,7 +287,8 @@ async def _walk(
     outcomes: dict[str, bool],
 ) -> Any:
     history = _history(ctx.resume)
-    # What the recorded model calls spent is counted once, here: the lost attempt counted none.
+    # What the recorded model calls spent is counted here, once: a lost attempt counted none of
+    # its calls, a step that waited counted those it had made (`ctx.spent_turns`) then.
     recorded = _restore(spec, result, history, ctx.spent_turns)
     turn = _Turn(recorded)
     started: dict[str, float] = {}
