@@ -80,6 +80,21 @@ def pending(run: Run) -> list:
     )
 
 
+def executed_with_inputs_seen(first) -> dict:
+    """Executes the task of step `first`; the input each step's row held as its node began."""
+    inputs_at_start = {}
+    run_node = execution._run_node
+
+    def watch(run, step, node, seen, rendered=None):
+        inputs_at_start[step.node_id] = StepRun.objects.get(pk=step.pk).input
+        return run_node(run, step, node, seen, rendered)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(execution, "_run_node", watch)
+        execution.execute(first)
+    return inputs_at_start
+
+
 @pytest.fixture
 def no_time_limit(monkeypatch):
     """However slow the machine, the task goes on: these tests count statements, not time."""
@@ -152,16 +167,7 @@ def test_a_handed_on_step_holds_its_input_from_the_start_and_a_bad_template_stil
     )
     run = started(flow)
     [first] = pending(run)
-    inputs_at_start = {}
-    run_node = execution._run_node
-
-    def watch(run, step, node, seen, rendered=None):
-        inputs_at_start[step.node_id] = StepRun.objects.get(pk=step.pk).input
-        return run_node(run, step, node, seen, rendered)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(execution, "_run_node", watch)
-        execution.execute(first)
+    inputs_at_start = executed_with_inputs_seen(first)
 
     run.refresh_from_db()
     assert inputs_at_start["a"] is None  # claimed from its message: rendered by its worker
@@ -191,16 +197,7 @@ def test_a_sibling_claimed_in_a_record_holds_its_input_from_the_start(make_flow,
     )
     run = started(flow)
     first = StepRun.objects.get(run=run, node_id="b0").pk
-    inputs_at_start = {}
-    run_node = execution._run_node
-
-    def watch(run, step, node, seen, rendered=None):
-        inputs_at_start[step.node_id] = StepRun.objects.get(pk=step.pk).input
-        return run_node(run, step, node, seen, rendered)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(execution, "_run_node", watch)
-        execution.execute(first)
+    inputs_at_start = executed_with_inputs_seen(first)
 
     assert inputs_at_start["b0"] is None  # claimed from its message: rendered by its worker
     assert inputs_at_start["b1"]["prompt"] == "b1 after go"
