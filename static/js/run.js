@@ -171,19 +171,23 @@
     drawStep(id);
   }
 
-  // The panel is rebuilt only when what it shows changed: a read that brought nothing new (one
-  // follows every burst of events, and the run's end) would otherwise swallow a click on its
-  // links, close an opened "Full input" and drop a selection. The conversation in it follows
-  // its events on its own (redrawConversation).
+  // The panel is rebuilt only when the step or its rendered output changed: a read that brought
+  // nothing new (one follows every burst of events, and the run's end) would otherwise swallow a
+  // click on its links, close an opened "Full input" and drop a selection. When the same step
+  // changed (it ran on, it ended), a "Full input" the reader opened stays open. The conversation
+  // in it follows its events on its own (redrawConversation), so events are not part of it.
   let drawn = null;
+  let drawnId = null;
   function drawStep(id) {
     const panel = document.getElementById("step-panel");
     const node = definition.nodes.find((n) => n.id === id);
     const step = state.steps[id];
     if (!node) return;
-    const showing = JSON.stringify([id, step || null, state.rendered.steps[id] || "", (state.stepEvents[id] || []).length]);
+    const showing = JSON.stringify([id, step || null, state.rendered.steps[id] || ""]);
     if (showing === drawn) return;
+    const opened = drawnId === id && Boolean(panel.querySelector("details.step-input[open]"));
     drawn = showing;
+    drawnId = id;
     const kv = (label, value) => [el("dt", {}, label), el("dd", {}, value)];
     const output = el("div", { class: "prose step-output" });
     output.innerHTML = state.rendered.steps[id] || '<span class="muted">—</span>';
@@ -198,7 +202,7 @@
         ...kv("Cost", step ? cost(step.cost_usd, step.unpriced) : "–"),
       ),
       step && step.error ? el("div", { class: "flash bad step-error" }, stepError(step.error)) : null,
-      ...inputParts(step ? step.input : null),
+      ...inputParts(step ? step.input : null, opened),
       el("h3", { class: "section" }, "Output"), output,
       node.type === "agent" ? agentTrace(id, step) : null,
     );
@@ -206,14 +210,14 @@
 
   // A rendered prompt reads as text, not as one escaped JSON string; the rest of the input
   // (the agent, the format, the script) is there when opened.
-  function inputParts(input) {
+  function inputParts(input, opened) {
     if (!input || typeof input !== "object" || typeof input.prompt !== "string") {
       return [el("h3", { class: "section" }, "Input"), el("pre", {}, pretty(input))];
     }
     const { prompt, ...rest } = input;
     return [
       el("h3", { class: "section" }, "Prompt"), el("pre", { class: "step-prompt" }, prompt),
-      el("details", { class: "step-input" }, el("summary", {}, "Full input"), el("pre", {}, pretty(rest))),
+      el("details", { class: "step-input", open: opened }, el("summary", {}, "Full input"), el("pre", {}, pretty(rest))),
     ];
   }
 

@@ -99,6 +99,13 @@ def test_a_read_that_brings_nothing_new_leaves_the_step_panel_as_the_reader_left
     page.goto(f"/runs/{run.pk}/")
     expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded", timeout=LIVE)
     page.click('.gnode[data-node-id="say"]')
+    # The run's status can come with a frame before the read that brings the ended step: the
+    # panel is read once it shows the step's end, its output and its stored turn.
+    expect(page.locator("#step-panel .inspector-head .status")).to_have_text(
+        "succeeded", timeout=LIVE
+    )
+    expect(page.locator("#step-panel .step-output")).to_contain_text("Hello")
+    expect(page.locator("#step-panel .agent-trace .turn")).to_have_count(1)
     page.click("#step-panel details.step-input summary")
     page.eval_on_selector("#step-panel .inspector-head", "head => { head.dataset.seen = 'yes'; }")
 
@@ -109,3 +116,34 @@ def test_a_read_that_brings_nothing_new_leaves_the_step_panel_as_the_reader_left
 
     expect(page.locator("#step-panel details.step-input")).to_have_attribute("open", "")
     expect(page.locator("#step-panel .inspector-head")).to_have_attribute("data-seen", "yes")
+
+    # An event of the step adds to its conversation and leaves the rest of the panel alone.
+    sockets[-1].send(
+        json.dumps(
+            {
+                "events": [
+                    {
+                        "seq": 10**6,
+                        "type": "tool_execution",
+                        "step_id": "say",
+                        "data": {"tool_name": "lookup"},
+                    }
+                ]
+            }
+        )
+    )
+    expect(page.locator("#step-panel .agent-trace .tool-call")).to_have_count(1)
+    page.wait_for_timeout(300)
+    expect(page.locator("#step-panel .inspector-head")).to_have_attribute("data-seen", "yes")
+
+    # A read where the step changed redraws the panel; the input the reader opened stays open.
+    def step_ran_on(route):
+        answer = route.fetch()
+        body = answer.json()
+        body["steps"][0]["duration_ms"] += 1000
+        route.fulfill(response=answer, json=body)
+
+    page.route(re.compile(rf"/api/v1/runs/{run.pk}$"), step_ran_on)
+    sockets[-1].send(json.dumps({"events": [], "status": "succeeded"}))
+    expect(page.locator("#step-panel .inspector-head")).not_to_have_attribute("data-seen", "yes")
+    expect(page.locator("#step-panel details.step-input")).to_have_attribute("open", "")
