@@ -53,6 +53,14 @@ class Tenant:
         return self.token is not None and self.token.user_id is None
 
 
+# A service account acts, and is named (as a decider, in `decided_by`), as `service:<name>`.
+SERVICE_ACCOUNT_PREFIX = "service:"
+
+
+def service_account_username(name: str) -> str:
+    return f"{SERVICE_ACCOUNT_PREFIX}{name or 'unnamed'}"
+
+
 class ServiceAccount:
     """Stands in for `request.user` when a service-account token (no user) authenticates."""
 
@@ -65,7 +73,7 @@ class ServiceAccount:
     id = None
 
     def __init__(self, name: str) -> None:
-        self.username = f"service:{name or 'unnamed'}"
+        self.username = service_account_username(name)
 
     def get_username(self) -> str:
         return self.username

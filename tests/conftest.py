@@ -8,7 +8,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from core.choices import Role
-from orchestrator.models import ApiToken, Organization
+from orchestrator.models import ApiToken, Membership, Organization
 
 # The tests of the pure Python packages (the engine's scheduler, the definition language): no
 # database, broker or setting reaches them, so they run once, not again on every profile.
@@ -94,3 +94,17 @@ def admin_client(api) -> APIClient:
 def outsider(api, other_org) -> APIClient:
     """An admin of another organization: must never see anything of `org`."""
     return api(Role.ADMIN, other_org)
+
+
+@pytest.fixture
+def editors(org):
+    """`editors("ann", "bob")`: new users who are editors of `org` (or of `organization=`), as
+    the usernames a definition names as approvers must be."""
+
+    def make(*usernames: str, organization: Organization | None = None) -> list:
+        users = [get_user_model().objects.create_user(name) for name in usernames]
+        for user in users:
+            Membership.objects.create(user=user, organization=organization or org, role=Role.EDITOR)
+        return users
+
+    return make

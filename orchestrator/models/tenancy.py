@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections, models
 
 from core.choices import ROLE_RANK, Role
-from core.tenancy import hash_token
+from core.tenancy import hash_token, service_account_username
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -131,7 +131,7 @@ class ApiToken(models.Model):
     def holder(self) -> str:
         if self.user_id:
             return self.user.get_username()
-        return f"service:{self.service_account or 'unnamed'}"
+        return service_account_username(self.service_account)
 
     @property
     def effective_role(self) -> str | None:

@@ -13,7 +13,7 @@ from orchestrator.definition import DefinitionError, compile_markdown, validate_
 from orchestrator.definition.markdown_export import to_markdown
 from orchestrator.definition.nodes import model_problem
 from orchestrator.models import Agent, Credential, Organization
-from orchestrator.services import mcp_refs
+from orchestrator.services import approver_refs, mcp_refs
 
 SHORTHAND_KEYS = ("nodes", "edges", "inputs", "output", "output_type", "agents")
 
@@ -98,7 +98,8 @@ def _from_markdown(source: Any) -> ResolvedDefinition:
 
 
 def check_references(definition: dict[str, Any], organization: Organization) -> list[str]:
-    """Agents, credentials and MCP servers named by nodes must exist in this organization.
+    """Agents, credentials and MCP servers named by nodes must exist in this organization, and
+    the usernames named as approvers must be able to decide in it.
 
     Returns the ids of the organization's agents the nodes use (the orchestration's `members`).
     """
@@ -153,10 +154,15 @@ def check_references(definition: dict[str, Any], organization: Organization) -> 
                     fields.setdefault(f"definition.{path}", []).append(
                         f"no credential '{ref}' in this organization"
                     )
-    for path, messages in mcp_refs.tool_item_problems(
-        organization, mcp_refs.definition_tool_lists(definition)
-    ).items():
-        fields.setdefault(f"definition.{path}", []).extend(messages)
+    tool_lists = mcp_refs.definition_tool_lists(definition)
+    approvers = approver_refs.step_approver_lists(definition)
+    approvers += approver_refs.tool_approver_lists(tool_lists)
+    for problems in (
+        mcp_refs.tool_item_problems(organization, tool_lists),
+        approver_refs.approver_problems(organization, approvers),
+    ):
+        for path, messages in problems.items():
+            fields.setdefault(f"definition.{path}", []).extend(messages)
     if fields:
         first_path, messages = next(iter(fields.items()))
         raise InvalidRequest(f"{first_path}: {messages[0]}", fields=fields)

@@ -24,6 +24,7 @@ from orchestrator.definition.nodes import (
     tool_names,
 )
 from orchestrator.models import McpServer, Organization
+from orchestrator.services.approver_refs import approver_problems, tool_approver_lists
 
 # Stdio servers have no row; their ids are derived from their names, the same in every process.
 STDIO_NAMESPACE = uuid.UUID("0f6f1a52-3c1e-4b7e-9a53-6d2f3b1c9e70")
@@ -121,14 +122,18 @@ def definition_tool_lists(definition: dict[str, Any]) -> list[tuple[str, list[An
 
 def validated_tools(organization: Organization, tools: Any) -> list[Any]:
     """A library agent's `tools`: the definition's rules for an item's shape, then the
-    organization's servers and their tools. InvalidRequest names each problem's JSON path."""
+    organization's servers and their tools, and the approvers of gated items. InvalidRequest
+    names each problem's JSON path."""
     problems = Problems()
     normalized = tool_items(tools, "tools", Checker(problems))
     fields: dict[str, list[str]] = {}
     for error in problems.errors:
         fields.setdefault(error.path, []).append(error.message)
     if not fields:
-        fields = tool_item_problems(organization, [("tools", normalized)])
+        tool_lists = [("tools", normalized)]
+        fields = tool_item_problems(organization, tool_lists) | approver_problems(
+            organization, tool_approver_lists(tool_lists)
+        )
     if fields:
         first_path, messages = next(iter(fields.items()))
         raise InvalidRequest(f"{first_path}: {messages[0]}", fields=fields)

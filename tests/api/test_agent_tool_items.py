@@ -37,7 +37,8 @@ def _flow(editor, tools: list, where: str = "agents"):
     )
 
 
-def test_mcp_orchestration_and_approval_items_are_saved_as_sent(editor, server):
+def test_mcp_orchestration_and_approval_items_are_saved_as_sent(editor, server, editors):
+    editors("ops")
     tools = [
         "http_get",
         {"mcp": "tools", "tools": ["add"], "approval": {}},

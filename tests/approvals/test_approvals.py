@@ -5,12 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
 from approvals.models import Approval
-from orchestrator.models import Membership
 from runs.models import Run, RunEvent
 from runs.services import timers
 from tests.runs.harness import drain, statuses
@@ -240,13 +238,12 @@ def test_step_approve_endpoint(editor, flow):
     assert editor.post(url, {"approved": True}, format="json").status_code == 409
 
 
-def test_approvers_restrict_who_may_decide_and_escalation_widens_it(editor, flow, org, api):
+def test_approvers_restrict_who_may_decide_and_escalation_widens_it(editor, flow, editors):
+    _, deputy = editors("boss", "deputy")
     run = start(
         editor, flow([gate(approvers=["boss"], escalate_after_s=60, escalate_to=["deputy"])], [])
     )
     approval = Approval.objects.get(run=run)
-    deputy = get_user_model().objects.create(username="deputy")
-    Membership.objects.create(user=deputy, organization=org, role="editor")
     from rest_framework.test import APIClient
 
     client = APIClient()

@@ -120,8 +120,9 @@ def test_an_item_decided_elsewhere_leaves_the_inbox_without_a_reload(page, org, 
     ).to_be_visible()
 
 
-def test_the_inbox_says_who_may_decide_and_refuses_others(page, org, member):
+def test_the_inbox_says_who_may_decide_and_refuses_others(page, org, member, editors):
     """`approvers` shows on the card; someone else's click is refused (403) and changes nothing."""
+    editors("boss")
     gated = create_orchestration(
         org,
         {

@@ -95,8 +95,9 @@ def deliver_due(broker: CapturedBroker, clock: Clock, delivered: Counter) -> Non
 
 
 @pytest.mark.django_db(transaction=True)
-def test_no_wait_becomes_a_countdown_longer_than_a_minute(org, sink, settings):
+def test_no_wait_becomes_a_countdown_longer_than_a_minute(org, sink, settings, editors):
     settings.HTTP_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    editors("alice", "boss")
     start = datetime(2026, 5, 4, 2, 59, 30, tzinfo=UTC)
     clock = Clock(start)
     broker = CapturedBroker()

@@ -165,10 +165,11 @@ def approval_flow(org, **approval):
 
 
 def test_a_fork_can_be_approved_by_its_own_organization_and_shows_no_approver_names(
-    org, other_org, outsider
+    org, other_org, outsider, editors
 ):
     """Approvers are usernames of the source organization: on a public page they say who works
     there, and in a fork nobody of the forking organization could ever decide the gate."""
+    editors("alice-at-acme", "bob-at-acme")
     source = approval_flow(
         org, approvers=["alice-at-acme"], escalate_to=["bob-at-acme"], escalate_after_s=60
     )

@@ -14,7 +14,10 @@ pytestmark = pytest.mark.django_db
 GATED = {"mcp": "tools", "tools": ["add"], "approval": {"approvers": ["alice-at-acme"]}}
 
 
-def test_tool_approvers_are_not_shown_and_a_fork_needs_the_server(org, other_org, outsider):
+def test_tool_approvers_are_not_shown_and_a_fork_needs_the_server(
+    org, other_org, outsider, editors
+):
+    editors("alice-at-acme")
     McpServer.objects.create(
         organization=org, name="tools", url="https://mcp.example.com/mcp", tools=[{"name": "add"}]
     )
