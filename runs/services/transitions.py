@@ -13,7 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import DateTimeField, QuerySet, Value
+from django.db.models.functions import Coalesce
 
 from runs.engine import (
     RUN_TERMINAL,
@@ -96,12 +97,17 @@ def claim_step(
     given, is written as their input in the same statement (rendered by whoever claims).
 
     The `WHERE status = 'pending'` is the claim: a second delivery of the same message updates
-    nothing (0 rows), so only one worker runs a step.
+    nothing (0 rows), so only one worker runs a step. A step that goes on after it waited for
+    people keeps its start, as `move_step` keeps it: its duration spans the wait, as an approval
+    step's does, and its first model calls stay inside it.
     """
     check_step_transition(StepStatus.PENDING, StepStatus.RUNNING)
     written = {} if config is None else {"input": config}
     return steps.filter(status=StepStatus.PENDING).update(
-        status=StepStatus.RUNNING, started_at=now, lease_expires_at=lease_expires_at, **written
+        status=StepStatus.RUNNING,
+        started_at=Coalesce("started_at", Value(now, output_field=DateTimeField())),
+        lease_expires_at=lease_expires_at,
+        **written,
     )
 
 

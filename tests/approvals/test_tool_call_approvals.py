@@ -5,6 +5,8 @@ decides."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -305,3 +307,17 @@ def test_a_tool_approval_is_validated(editor):
     text = str(response.json())
     assert "tools[0].approval.on_timeout" in text and "tools[0].approval.when" in text
     assert "tools[1]" in text
+
+
+def test_a_step_that_waited_keeps_its_start_and_its_duration_spans_the_wait(editor, server):
+    run_id = start(editor, gated_flow(editor, server))
+    hour_ago = timezone.now() - timedelta(hours=1)
+    # As if people took an hour to decide: the step began, and asked, an hour ago.
+    StepRun.objects.filter(run_id=run_id).update(started_at=hour_ago)
+    approval = pending(editor, run_id)
+    editor.post(f"/api/v1/approvals/{approval['id']}/approve", {}, format="json")
+    drain()
+    step = StepRun.objects.get(run_id=run_id)
+    assert step.status == "succeeded" and step.started_at == hour_ago
+    [row] = editor.get(f"/api/v1/runs/{run_id}/steps").json()["steps"]
+    assert row["duration_ms"] >= 3600 * 1000
