@@ -53,12 +53,9 @@ class Tenant:
         return self.token is not None and self.token.user_id is None
 
 
-# A service account acts, and is named (as a decider, in `decided_by`), as `service:<name>`.
-SERVICE_ACCOUNT_PREFIX = "service:"
-
-
 def service_account_username(name: str) -> str:
-    return f"{SERVICE_ACCOUNT_PREFIX}{name or 'unnamed'}"
+    """What a service account acts, and is named (as an approver, in `decided_by`), as."""
+    return f"service:{name or 'unnamed'}"
 
 
 class ServiceAccount:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.choices import Role
-from core.tenancy import SERVICE_ACCOUNT_PREFIX, service_account_username
+from core.tenancy import service_account_username
 from orchestrator.models import ApiToken, Membership, Organization
 
 DECIDING_ROLES = (Role.EDITOR, Role.ADMIN)
@@ -51,34 +51,20 @@ def approver_problems(
 ) -> dict[str, list[str]]:
     """Problems by JSON path: each username that is not an active editor or admin here, nor a
     service account with an unrevoked editor or admin token here."""
-    names = {name for _path, usernames in lists for name in usernames}
-    if not names:
+    if not any(usernames for _path, usernames in lists):
         return {}
+    # Everyone who may decide here, rather than the names sent looked up: a definition may name
+    # more usernames than a statement may carry parameters, an organization has few deciders.
     deciders = set(
         Membership.objects.filter(
-            organization=organization,
-            role__in=DECIDING_ROLES,
-            user__username__in=names,
-            user__is_active=True,
+            organization=organization, role__in=DECIDING_ROLES, user__is_active=True
         ).values_list("user__username", flat=True)
-    )
-    services = {
-        name.removeprefix(SERVICE_ACCOUNT_PREFIX)
-        for name in names
-        if name.startswith(SERVICE_ACCOUNT_PREFIX)
+    ) | {
+        service_account_username(name)
+        for name in ApiToken.objects.usable()
+        .filter(organization=organization, user__isnull=True, role__in=DECIDING_ROLES)
+        .values_list("service_account", flat=True)
     }
-    if services:
-        deciders |= {
-            service_account_username(name)
-            for name in ApiToken.objects.usable()
-            .filter(
-                organization=organization,
-                user__isnull=True,
-                service_account__in=services,
-                role__in=DECIDING_ROLES,
-            )
-            .values_list("service_account", flat=True)
-        }
     problems: dict[str, list[str]] = {}
     for path, usernames in lists:
         for name in usernames:
