@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
@@ -15,8 +16,9 @@ from rest_framework import serializers
 from core.domain_errors import InvalidRequest
 from core.errors import flatten_errors
 from orchestrator.api.fields import StringMapField
-from orchestrator.api.serializers import SettingsSerializer
+from orchestrator.api.serializers import AgentSerializer, SettingsSerializer
 from orchestrator.definition.jsonschemas import schema_problem
+from orchestrator.definition.nodes import model_problem
 from orchestrator.models import (
     Agent,
     ApiToken,
@@ -36,8 +38,8 @@ from orchestrator.models import (
     WebhookRequestCount,
 )
 from orchestrator.services import credentials as credential_service
+from orchestrator.services import mcp_refs, schedules, tokens
 from orchestrator.services import orchestrations as orchestration_service
-from orchestrator.services import schedules, tokens
 from orchestrator.services import triggers as trigger_service
 
 
@@ -116,8 +118,11 @@ class GroupAdmin(admin.ModelAdmin):
 
 
 class AgentAdminForm(forms.ModelForm):
-    """The API's check on an output schema: an object whose patterns RE2 can run, or the
-    agent's steps would fail on every answer."""
+    """An operator's agent, checked as the API checks one (`AgentSerializer`): its model, its
+    numbers' ranges, its price and script, its tools against the organization's MCP servers and
+    deciders, an output schema RE2 can run (or its steps would fail on every answer), and a
+    credential of its own organization: the admin lists every organization's credentials, and
+    another organization's key must never pay for this one's model calls."""
 
     class Meta:
         model = Agent
@@ -138,15 +143,47 @@ class AgentAdminForm(forms.ModelForm):
             "output_schema",
         ]
 
-    def clean_output_schema(self) -> dict | None:
-        value = self.cleaned_data.get("output_schema")
-        if value is not None and not isinstance(value, dict):
-            raise forms.ValidationError("must be a JSON Schema object")
-        problem = value is not None and schema_problem(value)
+    def _api_field(self, name: str) -> Any:
+        return api_checked(AgentSerializer().fields[name], self.cleaned_data.get(name))
+
+    def clean_model(self) -> str:
+        model: str = self.cleaned_data.get("model") or ""
+        problem = model_problem(model, settings.MODEL_ALIASES)
         if problem:
-            where, message = problem
-            raise forms.ValidationError(f"{where}: {message}")
-        return value
+            raise forms.ValidationError(problem)
+        return model
+
+    def clean_temperature(self) -> float | None:
+        return self._api_field("temperature")
+
+    def clean_max_turns(self) -> int | None:
+        return self._api_field("max_turns")
+
+    def clean_price(self) -> dict:
+        return dict(self._api_field("price") or {})
+
+    def clean_script(self) -> list:
+        return list(self._api_field("script"))
+
+    def clean_output_schema(self) -> dict | None:
+        return self._api_field("output_schema")
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        organization = cleaned.get("organization")
+        if organization is None:
+            return cleaned
+        credential = cleaned.get("credential")
+        if credential is not None and credential.organization_id != organization.pk:
+            self.add_error("credential", "must be a credential of the agent's organization")
+        if "tools" in cleaned:
+            try:
+                cleaned["tools"] = mcp_refs.validated_tools(organization, cleaned["tools"])
+            except InvalidRequest as exc:
+                self.add_error(
+                    "tools", [f"{path}: {m}" for path, ms in (exc.fields or {}).items() for m in ms]
+                )
+        return cleaned
 
 
 @admin.register(Agent)

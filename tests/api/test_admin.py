@@ -265,3 +265,56 @@ def test_an_agents_output_schema_is_checked_in_the_admin_as_by_the_api(operator,
     saved = operator.post(url, {**form, "output_schema": '{"type": "object"}'})
     assert saved.status_code == 302, saved.context["adminform"].form.errors
     assert Agent.objects.get().output_schema == {"type": "object"}
+
+
+def test_an_agent_saved_in_the_admin_is_checked_as_by_the_api(operator, org, other_org, editors):
+    from orchestrator.models import Agent, Credential
+
+    editors("ann")
+    theirs = Credential.objects.create(organization=other_org, name="their-key", kind="api_key")
+    ours = Credential.objects.create(organization=org, name="our-key", kind="api_key")
+    url = reverse("admin:orchestrator_agent_add")
+    form = {
+        "organization": str(org.pk),
+        "name": "fetcher",
+        "model": "builtin/echo",
+        "tools": "[]",
+        "price": "{}",
+        "script": "[]",
+    }
+    refused = operator.post(
+        url,
+        {
+            **form,
+            "model": "acme/big-model",
+            "temperature": "5",
+            "max_turns": "500",
+            "price": '{"input_per_1k": -1}',
+            "credential": str(theirs.pk),
+            "tools": json.dumps(
+                [
+                    {"mcp": "nowhere"},
+                    {"tool": "http_get", "approval": {"approvers": ["ann", "mallory"]}},
+                ]
+            ),
+        },
+    )
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert set(errors) == {"model", "temperature", "max_turns", "price", "credential", "tools"}
+    assert errors["credential"] == ["must be a credential of the agent's organization"]
+    assert errors["tools"] == [
+        "tools[0].mcp: no MCP server 'nowhere' in this organization",
+        "tools[1].approval.approvers: 'mallory' cannot decide here: "
+        "not an editor or admin of this organization",
+    ]
+    assert not Agent.objects.exists()
+
+    tools = [{"tool": "http_get", "approval": {"approvers": ["ann"]}}]
+    saved = operator.post(
+        url,
+        {**form, "credential": str(ours.pk), "temperature": "0.5", "tools": json.dumps(tools)},
+    )
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    agent = Agent.objects.get()
+    assert (agent.credential, agent.temperature, agent.tools) == (ours, 0.5, tools)
