@@ -417,6 +417,25 @@ class OrchestrationAdminForm(forms.ModelForm):
     def clean_metadata(self) -> dict:
         return api_checked(StringMapField(), self.cleaned_data.get("metadata"))
 
+    # The admin offers every organization's groups and every user: an orchestration is filed
+    # under a group of its own organization and owned by one of its members, as through the API.
+    def clean_group(self) -> Group | None:
+        group: Group | None = self.cleaned_data.get("group")
+        if group is not None and group.organization_id != self.instance.organization_id:
+            raise forms.ValidationError("must be a group of the orchestration's organization")
+        return group
+
+    def clean_owner(self) -> Any:
+        owner = self.cleaned_data.get("owner")
+        organization = self.instance.organization_id
+        if (
+            "owner" in self.changed_data  # one who has left since stays until someone changes it
+            and owner is not None
+            and not owner.memberships.filter(organization=organization).exists()
+        ):
+            raise forms.ValidationError("must be a member of the orchestration's organization")
+        return owner
+
     def clean(self) -> dict:
         cleaned = super().clean()
         # What differs from the row, as the service takes it (status goes by set_status).

@@ -173,6 +173,30 @@ def test_what_the_api_refuses_the_admin_shows_as_a_form_error_and_saves_nothing(
     assert orchestration.slug == "research"
 
 
+def test_an_orchestration_keeps_to_its_organizations_groups_and_members_in_the_admin(
+    operator, active, org, other_org, editors
+):
+    from orchestrator.models import Group, Orchestration
+
+    [ann] = editors("ann")
+    [ola] = editors("ola", organization=other_org)
+    theirs = Group.objects.create(organization=other_org, name="Theirs")
+    ours = Group.objects.create(organization=org, name="Ours")
+    url, data = _orchestration_page(operator, active["id"])
+    refused = operator.post(url, {**data, "group": str(theirs.pk), "owner": str(ola.pk)})
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors == {
+        "group": ["must be a group of the orchestration's organization"],
+        "owner": ["must be a member of the orchestration's organization"],
+    }
+    assert Orchestration.objects.get(pk=active["id"]).group is None
+
+    saved = operator.post(url, {**data, "group": str(ours.pk), "owner": str(ann.pk)})
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    orchestration = Orchestration.objects.get(pk=active["id"])
+    assert (orchestration.group, orchestration.owner) == (ours, ann)
+
+
 def test_a_status_changed_in_the_admin_goes_through_the_service(operator, editor, active):
     url, data = _orchestration_page(operator, active["id"])
     response = operator.post(url, {**data, "status": "paused"})
