@@ -283,7 +283,6 @@ class TriggerAdminForm(forms.ModelForm):
         model = Trigger
         # What the API may change (a trigger's kind is fixed), plus the rows operators mend.
         fields = [
-            "orchestration",
             *(name for name in trigger_service.TRIGGER_FIELDS if name != "kind"),
             "secret_rotated_at",
         ]
@@ -297,9 +296,8 @@ class TriggerAdminForm(forms.ModelForm):
 
     def clean_node_id(self) -> str:
         value = self.cleaned_data.get("node_id", "")
-        orchestration = self.cleaned_data.get("orchestration") or self.instance.orchestration
         try:
-            trigger_service.check_entry(orchestration, value)
+            trigger_service.check_entry(self.instance.orchestration, value)
         except InvalidRequest as exc:
             raise forms.ValidationError(exc.fields["node_id"]) from None
         return value
@@ -565,7 +563,10 @@ class TriggerAdmin(admin.ModelAdmin):
     list_filter = ["kind", "state", "is_active"]
     search_fields = ["orchestration__name", "cron_expression"]
     form = TriggerAdminForm
+    # A trigger stays with its orchestration: its webhook URL and signing secret were given to
+    # senders for that one, and the list offered every organization's.
     readonly_fields = [
+        "orchestration",
         "kind",
         "state",
         "webhook_token",

@@ -125,6 +125,23 @@ def test_the_admin_takes_an_entry_step_of_the_definition_only(operator, nightly)
     assert Trigger.objects.get(pk=trigger.pk).node_id == "t"
 
 
+def test_a_trigger_stays_with_its_orchestration_in_the_admin(operator, other_org, nightly):
+    """Its webhook URL and secret were given out for this orchestration; the admin's list
+    offered every organization's."""
+    elsewhere = create_orchestration(
+        other_org,
+        {
+            "name": "Theirs",
+            "definition": {"nodes": [{"id": "t", "type": "transform", "config": {"output": "x"}}]},
+        },
+    )
+    trigger, url, data = trigger_change_page(operator, nightly)
+    assert "orchestration" not in data
+    response = operator.post(url, {**data, "orchestration": str(elsewhere.pk)})
+    assert response.status_code == 302
+    assert Trigger.objects.get(pk=trigger.pk).orchestration_id == nightly.pk
+
+
 def test_deleting_triggers_in_the_admin_removes_their_beat_tasks(operator, org, nightly):
     trigger = nightly.triggers.get()
     url = reverse("admin:orchestrator_trigger_delete", args=[trigger.pk])
