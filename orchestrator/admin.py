@@ -49,6 +49,16 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class KeptInItsOrganization:
+    """On a change page the organization is shown, not offered: what the row holds (a secret,
+    an agent or group that orchestrations name) belongs to the organization it was made in, and
+    the list offered every organization."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        return fields if obj is None else [*fields, "organization"]
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "retention", "created_at"]
@@ -97,7 +107,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
     ]
     list_filter = ["role", "organization", "revoked_at"]
     search_fields = ["prefix", "name", "service_account", "user__username"]
-    readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at"]
+    # Who holds a token and where it acts are what it was issued as; its role can be changed.
+    readonly_fields = [
+        "organization",
+        "user",
+        "service_account",
+        "prefix",
+        "token_hash",
+        "created_at",
+        "last_used_at",
+    ]
     actions = ["revoke"]
 
     def has_add_permission(self, request) -> bool:
@@ -111,7 +130,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(KeptInItsOrganization, admin.ModelAdmin):
     list_display = ["name", "organization", "created_at"]
     list_filter = ["organization"]
     search_fields = ["name", "description"]
@@ -170,7 +189,10 @@ class AgentAdminForm(forms.ModelForm):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        organization = cleaned.get("organization")
+        # Offered when the agent is added; shown, not offered, once it exists.
+        organization = cleaned.get("organization") or (
+            self.instance.organization if self.instance.organization_id else None
+        )
         if organization is None:
             return cleaned
         credential = cleaned.get("credential")
@@ -187,7 +209,7 @@ class AgentAdminForm(forms.ModelForm):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(KeptInItsOrganization, admin.ModelAdmin):
     form = AgentAdminForm
     list_display = ["name", "model", "organization", "updated_at"]
     list_filter = ["organization", "model"]
@@ -240,7 +262,7 @@ class CredentialForm(forms.ModelForm):
 
 
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(KeptInItsOrganization, admin.ModelAdmin):
     """The secret is never shown; a new value can be set, checked and encrypted by the same
     service as the API's."""
 

@@ -342,3 +342,31 @@ def test_an_agent_saved_in_the_admin_is_checked_as_by_the_api(operator, org, oth
     assert saved.status_code == 302, saved.context["adminform"].form.errors
     agent = Agent.objects.get()
     assert (agent.credential, agent.temperature, agent.tools) == (ours, 0.5, tools)
+
+
+def test_a_row_of_an_organization_stays_in_it_in_the_admin(operator, org, other_org):
+    """A credential, an agent, a group and a token keep the organization they were made in:
+    their change pages show it and a posted one changes nothing."""
+    from orchestrator.models import Agent, ApiToken, Credential, Group
+    from tests.triggers.test_admin_sync import change_form_data
+
+    credential = Credential.objects.create(organization=org, name="key", kind="api_key")
+    rows = [
+        credential,
+        Agent.objects.create(organization=org, name="helper", model="builtin/echo"),
+        Group.objects.create(organization=org, name="Ops"),
+        ApiToken.issue(org, "editor", service_account="ci")[0],
+    ]
+    for row in rows:
+        opts = row._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk])
+        page = operator.get(url)
+        data = change_form_data(page)
+        assert "organization" not in data, opts.model_name
+        response = operator.post(url, {**data, "organization": str(other_org.pk)})
+        assert response.status_code == 302, (
+            opts.model_name,
+            response.context["adminform"].form.errors,
+        )
+        row.refresh_from_db()
+        assert row.organization_id == org.pk, opts.model_name
