@@ -55,7 +55,7 @@ class KeptInItsOrganization:
     the list offered every organization."""
 
     def get_readonly_fields(self, request, obj=None):
-        fields = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        fields = list(super().get_readonly_fields(request, obj))
         return fields if obj is None else [*fields, "organization"]
 
 
@@ -187,8 +187,8 @@ class AgentAdminForm(forms.ModelForm):
     def clean_output_schema(self) -> dict | None:
         return self._api_field("output_schema")
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
         # Offered when the agent is added; shown, not offered, once it exists.
         organization = cleaned.get("organization") or (
             self.instance.organization if self.instance.organization_id else None
