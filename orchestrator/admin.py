@@ -162,6 +162,12 @@ class AgentAdminForm(forms.ModelForm):
             "output_schema",
         ]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.organization_id and "credential" in self.fields:
+            credentials = Credential.objects.filter(organization_id=self.instance.organization_id)
+            self.fields["credential"].queryset = credentials  # type: ignore[attr-defined]
+
     def _api_field(self, name: str) -> Any:
         return api_checked(AgentSerializer().fields[name], self.cleaned_data.get(name))
 
@@ -419,6 +425,17 @@ class OrchestrationAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for name in ("description", "markdown"):
             self.fields[name].strip = False  # as the API keeps them
+        # Offered: the groups and members of the orchestration's own organization (and an owner
+        # who has left since), not every organization's.
+        organization = self.instance.organization_id
+        if organization and "group" in self.fields:
+            groups = Group.objects.filter(organization_id=organization)
+            self.fields["group"].queryset = groups  # type: ignore[attr-defined]
+        if organization and "owner" in self.fields:
+            owners = self.fields["owner"].queryset.filter(  # type: ignore[attr-defined]
+                memberships__organization_id=organization
+            ) | self.fields["owner"].queryset.filter(pk=self.instance.owner_id)  # type: ignore[attr-defined]
+            self.fields["owner"].queryset = owners.distinct()  # type: ignore[attr-defined]
 
     def _text(self, name: str) -> str:
         """Browsers send a textarea's line breaks as CRLF; stored text (and its version
@@ -436,25 +453,6 @@ class OrchestrationAdminForm(forms.ModelForm):
 
     def clean_metadata(self) -> dict:
         return api_checked(StringMapField(), self.cleaned_data.get("metadata"))
-
-    # The admin offers every organization's groups and every user: an orchestration is filed
-    # under a group of its own organization and owned by one of its members, as through the API.
-    def clean_group(self) -> Group | None:
-        group: Group | None = self.cleaned_data.get("group")
-        if group is not None and group.organization_id != self.instance.organization_id:
-            raise forms.ValidationError("must be a group of the orchestration's organization")
-        return group
-
-    def clean_owner(self) -> Any:
-        owner = self.cleaned_data.get("owner")
-        organization = self.instance.organization_id
-        if (
-            "owner" in self.changed_data  # one who has left since stays until someone changes it
-            and owner is not None
-            and not owner.memberships.filter(organization=organization).exists()
-        ):
-            raise forms.ValidationError("must be a member of the orchestration's organization")
-        return owner
 
     def clean(self) -> dict:
         cleaned = super().clean()

@@ -185,10 +185,12 @@ def test_an_orchestration_keeps_to_its_organizations_groups_and_members_in_the_a
     url, data = _orchestration_page(operator, active["id"])
     refused = operator.post(url, {**data, "group": str(theirs.pk), "owner": str(ola.pk)})
     assert refused.status_code == 200
-    assert refused.context["adminform"].form.errors == {
-        "group": ["must be a group of the orchestration's organization"],
-        "owner": ["must be a member of the orchestration's organization"],
-    }
+    errors = refused.context["adminform"].form.errors
+    assert set(errors) == {"group", "owner"}
+    assert "not one of the available choices" in errors["group"][0]
+    form = operator.get(url).context["adminform"].form
+    assert list(form.fields["group"].queryset) == [ours]
+    assert ann in form.fields["owner"].queryset and ola not in form.fields["owner"].queryset
     assert Orchestration.objects.get(pk=active["id"]).group is None
 
     saved = operator.post(url, {**data, "group": str(ours.pk), "owner": str(ann.pk)})
@@ -342,6 +344,8 @@ def test_an_agent_saved_in_the_admin_is_checked_as_by_the_api(operator, org, oth
     assert saved.status_code == 302, saved.context["adminform"].form.errors
     agent = Agent.objects.get()
     assert (agent.credential, agent.temperature, agent.tools) == (ours, 0.5, tools)
+    change = operator.get(reverse("admin:orchestrator_agent_change", args=[agent.pk]))
+    assert list(change.context["adminform"].form.fields["credential"].queryset) == [ours]
 
 
 def test_a_row_of_an_organization_stays_in_it_in_the_admin(operator, org, other_org):
