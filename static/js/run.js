@@ -33,6 +33,26 @@
     card.querySelector(".gstate").textContent = status;
   }
 
+  // A run or step that has not ended shows how long it has been going, kept current each
+  // second (a waiting step too: its duration spans the wait); an ended one, its duration.
+  function elapsed(node, ms, startedAt) {
+    delete node.dataset.since;
+    if (ms === null && startedAt) {
+      node.dataset.since = startedAt;
+      node.textContent = soFar(startedAt);
+    } else {
+      node.textContent = duration(ms);
+    }
+    return node;
+  }
+  function soFar(since) {
+    const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(since)) / 1000));
+    return `${seconds < 60 ? `${seconds} s` : duration(seconds * 1000)} so far`;
+  }
+  setInterval(() => {
+    for (const node of document.querySelectorAll("[data-since]")) node.textContent = soFar(node.dataset.since);
+  }, 1000);
+
   function setRunStatus(status) {
     const badge = document.getElementById("run-status");
     badge.className = `status ${status}`;
@@ -87,7 +107,7 @@
     }
     setRunStatus(run.status);
     document.getElementById("progress").textContent = `${run.steps_completed} / ${run.steps_total} steps`;
-    document.getElementById("duration").textContent = duration(run.duration_ms);
+    elapsed(document.getElementById("duration"), run.duration_ms, run.started_at);
     document.getElementById("tokens").textContent = `${run.tokens.input} in · ${run.tokens.output} out`;
     document.getElementById("cost").textContent = cost(run.cost_usd, run.unpriced);
     const error = document.getElementById("run-error");
@@ -194,7 +214,7 @@
     Api.fill(panel, 
       el("div", { class: "inspector-head" }, el("span", { class: "gicon", "data-type": node.type }, Graph.icon(node.type)), el("h2", {}, node.name || id), el("span", { class: `status ${step ? step.status : "pending"}` }, step ? step.status : "pending")),
       el("dl", { class: "kv" },
-        ...kv("Type", node.type), ...kv("Attempt", step ? step.attempt : "–"), ...kv("Duration", duration(step && step.duration_ms)),
+        ...kv("Type", node.type), ...kv("Attempt", step ? step.attempt : "–"), ...kv("Duration", step ? elapsed(el("span", { class: "step-duration" }), step.duration_ms, step.started_at) : "–"),
         ...(step && step.model ? kv("Model", step.model) : []),
         // A subflow step's child run, or the latest an agent's orchestration tool call started.
         ...(step && step.child_run_id ? kv("Child run", el("a", { href: `/runs/${step.child_run_id}/`, class: "child-run" }, step.child_run_id.slice(0, 8))) : []),

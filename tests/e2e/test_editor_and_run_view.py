@@ -146,6 +146,36 @@ def test_a_pending_approval_is_answered_in_the_run_view(page, org):
     assert run.output == "shipped"
 
 
+def test_a_run_and_a_step_that_have_not_ended_show_how_long_they_have_been_going(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Waits",
+            "status": "active",
+            "definition": {
+                "nodes": [{"id": "review", "type": "approval", "config": {"prompt": "Ok?"}}],
+                "edges": [],
+            },
+        },
+    )
+    run, _ = lifecycle.fire(orchestration, {}, trigger_kind=RunTrigger.API)
+    page.goto(f"/runs/{run.pk}/")
+    review = page.locator('.gnode[data-node-id="review"]')
+    expect(review).to_have_attribute("data-status", "waiting", timeout=LIVE)
+    header = page.locator("#duration")
+    expect(header).to_have_text(re.compile(r"^\d+ s so far$"))
+    shown = header.text_content()
+    expect(header).not_to_have_text(shown)  # it keeps counting
+    page.click('.gnode[data-node-id="review"]')
+    step = page.locator("#step-panel .step-duration")
+    expect(step).to_have_text(re.compile(r"^\d+ s so far$"))
+
+    page.click("#approve")
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded", timeout=LIVE)
+    expect(header).to_have_text(re.compile(r"^[\d.]+ (ms|s)$"))
+    expect(step).to_have_text(re.compile(r"^[\d.]+ (ms|s)$"))
+
+
 def test_an_input_form_is_answered_in_the_run_view_with_typed_values(page, org):
     orchestration = create_orchestration(
         org,
