@@ -269,18 +269,23 @@ def test_saving_an_untouched_page_adds_no_version(operator, editor):
     assert orchestration.markdown == MARKDOWN
 
 
-def test_an_agents_output_schema_is_checked_in_the_admin_as_by_the_api(operator, org):
-    from orchestrator.models import Agent
-
-    url = reverse("admin:orchestrator_agent_add")
-    form = {
+def agent_form(org, name: str) -> dict:
+    """What the admin's add-agent page posts for an agent of `org` with nothing but a model."""
+    return {
         "organization": str(org.pk),
-        "name": "judge",
+        "name": name,
         "model": "builtin/echo",
         "tools": "[]",
         "price": "{}",
         "script": "[]",
     }
+
+
+def test_an_agents_output_schema_is_checked_in_the_admin_as_by_the_api(operator, org):
+    from orchestrator.models import Agent
+
+    url = reverse("admin:orchestrator_agent_add")
+    form = agent_form(org, "judge")
     bad = {"properties": {"a": {"pattern": "(a)\\1"}}}
     refused = operator.post(url, {**form, "output_schema": json.dumps(bad)})
     assert refused.status_code == 200
@@ -300,14 +305,7 @@ def test_an_agent_saved_in_the_admin_is_checked_as_by_the_api(operator, org, oth
     theirs = Credential.objects.create(organization=other_org, name="their-key", kind="api_key")
     ours = Credential.objects.create(organization=org, name="our-key", kind="api_key")
     url = reverse("admin:orchestrator_agent_add")
-    form = {
-        "organization": str(org.pk),
-        "name": "fetcher",
-        "model": "builtin/echo",
-        "tools": "[]",
-        "price": "{}",
-        "script": "[]",
-    }
+    form = agent_form(org, "fetcher")
     refused = operator.post(
         url,
         {
