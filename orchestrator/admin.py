@@ -304,8 +304,9 @@ class VersionInline(admin.TabularInline):
 
 class TriggerAdminForm(forms.ModelForm):
     """The API's checks on what an operator may change: a cron expression beat can schedule, an
-    IANA zone, an input schema whose patterns RE2 can run. Otherwise the save that syncs beat's
-    task failed, beat dropped the task, or every delivery failed on the schema."""
+    IANA zone, an input schema whose patterns RE2 can run, a fixed input that fits the declared
+    inputs. Otherwise the save that syncs beat's task failed, beat dropped the task, or every
+    delivery or slot failed on the schema or the input."""
 
     class Meta:
         model = Trigger
@@ -338,6 +339,22 @@ class TriggerAdminForm(forms.ModelForm):
             raise forms.ValidationError(f"{where}: {message}")
         return value
 
+    def clean_input(self) -> dict:
+        value = self.cleaned_data.get("input") or {}
+        try:
+            trigger_service.check_fixed_input(
+                self.instance.orchestration, self.instance.kind, value
+            )
+        except InvalidRequest as exc:
+            raise forms.ValidationError(
+                [
+                    f"{path}: {message}"
+                    for path, messages in (exc.fields or {}).items()
+                    for message in messages
+                ]
+            ) from None
+        return value
+
     def clean_timezone(self) -> str:
         value = self.cleaned_data.get("timezone", "")
         problem = schedules.zone_problem(value)
@@ -349,6 +366,8 @@ class TriggerAdminForm(forms.ModelForm):
         cleaned = super().clean()
         if self.instance.kind == "schedule" and not cleaned.get("cron_expression"):
             self.add_error("cron_expression", "a schedule trigger needs a cron expression")
+        if self.instance.kind != "schedule" and cleaned.get("cron_expression"):
+            self.add_error("cron_expression", "only a schedule trigger runs on a cron expression")
         return cleaned
 
 
@@ -589,6 +608,7 @@ class TriggerAdmin(admin.ModelAdmin):
         "orchestration",
         "kind",
         "state",
+        "state_detail",
         "webhook_token",
         "last_run_at",
         "next_run_at",

@@ -53,6 +53,13 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class BlankAsNullField(serializers.CharField):
+    """A string column where empty means "none": null in the API, as clients expect."""
+
+    def to_representation(self, value: str) -> str | None:
+        return value or None
+
+
 class CredentialField(StrictCharField):
     """An organization's credential, named by its id or its name (as a step's `credential` is):
     the row, or None for null or "". Reads back as the credential's id."""

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from core.domain_errors import InvalidRequest
 from orchestrator.api.fields import (
+    BlankAsNullField,
     CredentialField,
     CronField,
     JSONObjectField,
@@ -58,6 +59,15 @@ ENTRY_HELP = (
 
 
 class TriggerSerializer(serializers.ModelSerializer):
+    state_detail = BlankAsNullField(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "Why `state` is `error`: what firing the last slot was refused with (an input that "
+            "no longer fits the declared inputs, an entry step the definition dropped). Null "
+            "otherwise; saving the trigger or the orchestration clears it."
+        ),
+    )
     webhook_url = serializers.SerializerMethodField()
     signing_secret = serializers.SerializerMethodField()
     cron_description = serializers.SerializerMethodField()
@@ -70,6 +80,7 @@ class TriggerSerializer(serializers.ModelSerializer):
             "node_id",
             "is_active",
             "state",
+            "state_detail",
             "input_schema",
             "input",
             "cron_expression",
@@ -129,6 +140,15 @@ class TriggerWriteSerializer(StrictSerializer):
         if attrs["kind"] == TriggerKind.SCHEDULE and not attrs.get("cron_expression"):
             raise serializers.ValidationError(
                 {"cron_expression": ["a schedule trigger needs a cron expression"]}
+            )
+        if attrs["kind"] != TriggerKind.SCHEDULE and attrs.get("cron_expression"):
+            raise serializers.ValidationError(
+                {
+                    "cron_expression": [
+                        f"only a schedule trigger runs on a cron expression; a {attrs['kind']} "
+                        "trigger would never use it"
+                    ]
+                }
             )
         return attrs
 

@@ -312,11 +312,15 @@ def validate_definition(data: Any) -> dict[str, Any]:
     }
 
 
-def validate_run_input(inputs_spec: list[dict[str, Any]], data: Any) -> dict[str, Any]:
+def validate_run_input(
+    inputs_spec: list[dict[str, Any]], data: Any, *, partial: bool = False
+) -> dict[str, Any]:
     """The run input with defaults filled in, checked against the declared inputs.
 
     With no declared inputs any object is accepted; with some, unknown keys are refused so a
-    misspelt input name does not silently fall back to a default.
+    misspelt input name does not silently fall back to a default. `partial`: a part that
+    something else completes later (a webhook trigger's fixed input, under each payload), so a
+    required input may be missing from it.
     """
     problems = Problems()
     if data is None:
@@ -345,7 +349,7 @@ def validate_run_input(inputs_spec: list[dict[str, Any]], data: Any) -> dict[str
             result[name] = value
         elif spec.get("default") is not None:
             result[name] = spec["default"]
-        elif spec.get("required"):
+        elif spec.get("required") and not partial:
             problems.add(f"input.{name}", "is required")
         else:
             result[name] = None

@@ -169,6 +169,9 @@ class Trigger(models.Model):
     node_id = models.CharField(max_length=63, blank=True)
     is_active = models.BooleanField(default=True)
     state = models.CharField(max_length=10, choices=TriggerState.choices, default=TriggerState.LIVE)
+    state_detail = models.CharField(
+        max_length=500, blank=True, help_text="Why the trigger is in the error state."
+    )
     input_schema = models.JSONField(null=True, blank=True)
     input = models.JSONField(default=dict, blank=True)
     cron_expression = models.CharField(max_length=120, blank=True)

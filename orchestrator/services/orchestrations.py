@@ -180,8 +180,8 @@ def create_orchestration(
     _record_version(orchestration, _user_or_none(user), "Created")
     # Signing secrets are shown once, in the answer to this request: keep them for the view.
     orchestration.new_trigger_secrets = {}
-    for trigger_data in data.get("triggers", []):
-        trigger = triggers.create_trigger(orchestration, trigger_data)
+    for index, trigger_data in enumerate(data.get("triggers", [])):
+        trigger = triggers.create_trigger(orchestration, trigger_data, where=f"triggers[{index}]")
         if trigger.signing_secret:
             orchestration.new_trigger_secrets[str(trigger.pk)] = trigger.signing_secret
     return orchestration

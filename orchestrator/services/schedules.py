@@ -154,11 +154,11 @@ def sync(trigger: Trigger) -> None:
     live = _can_fire(trigger)
     state = TriggerState.LIVE if live else TriggerState.PAUSED
     if trigger.kind != TriggerKind.SCHEDULE:
-        Trigger.objects.filter(pk=trigger.pk).update(state=state)
+        Trigger.objects.filter(pk=trigger.pk).update(state=state, state_detail="")
         return
     if trigger.orchestration.deleted_at is not None:
         remove(trigger)
-        Trigger.objects.filter(pk=trigger.pk).update(state=state, next_run_at=None)
+        Trigger.objects.filter(pk=trigger.pk).update(state=state, state_detail="", next_run_at=None)
         return
     minute, hour, day_of_month, month, day_of_week = trigger.cron_expression.split()
     crontab_schedule, _ = CrontabSchedule.objects.get_or_create(
@@ -183,6 +183,7 @@ def sync(trigger: Trigger) -> None:
     # A paused trigger fires at no time: a next_run_at kept from before would soon be in the past.
     Trigger.objects.filter(pk=trigger.pk).update(
         state=state,
+        state_detail="",
         next_run_at=next_slot(trigger.cron_expression, trigger.timezone) if live else None,
     )
 

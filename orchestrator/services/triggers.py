@@ -10,6 +10,7 @@ from django.utils import timezone
 from core import crypto
 from core.domain_errors import InvalidRequest
 from orchestrator.choices import TriggerKind
+from orchestrator.definition import DefinitionError, validate_run_input
 from orchestrator.models import Orchestration, Trigger
 from orchestrator.services import schedules
 
@@ -46,6 +47,33 @@ def check_entry(orchestration: Orchestration, node_id: str) -> None:
         )
 
 
+def check_fixed_input(
+    orchestration: Orchestration, kind: str, fixed: dict[str, Any], *, where: str = ""
+) -> None:
+    """A trigger's fixed `input` must fit the current definition's declared inputs. A
+    schedule's is the whole input of every run it starts: one that misses a required input or
+    gives one of the wrong type failed each slot, out of sight. A webhook's or manual trigger's
+    is completed by each request, so only what it gives is checked. A later version may still
+    change the inputs; a slot refused then puts the trigger in `error`, with why in
+    `state_detail`. `where`: the trigger's own JSON path in the request, if not its root."""
+    try:
+        validate_run_input(
+            orchestration.definition.get("inputs", []),
+            fixed,
+            partial=kind != TriggerKind.SCHEDULE,
+        )
+    except DefinitionError as exc:
+        fields = {
+            f"{where}.{path}" if where else path: messages
+            for path, messages in exc.errors_by_path().items()
+        }
+        path, messages = next(iter(fields.items()))
+        raise InvalidRequest(
+            f"{path}: {messages[0]} (the declared inputs of version {orchestration.version})",
+            fields=fields,
+        ) from None
+
+
 def _listing(steps: list[str], most: int = 20) -> str:
     shown = ", ".join(steps[:most])
     return shown if len(steps) <= most else f"{shown} and {len(steps) - most} more"
@@ -54,6 +82,8 @@ def _listing(steps: list[str], most: int = 20) -> str:
 def update_trigger(trigger: Trigger, data: dict[str, Any]) -> Trigger:
     if "node_id" in data:
         check_entry(trigger.orchestration, data["node_id"])
+    if "input" in data:
+        check_fixed_input(trigger.orchestration, trigger.kind, data["input"])
     for field in TRIGGER_FIELDS:
         if field in data and field != "kind":
             setattr(trigger, field, data[field])
@@ -79,9 +109,13 @@ def rotate_secret(trigger: Trigger) -> Trigger:
     return trigger
 
 
-def create_trigger(orchestration: Orchestration, data: dict[str, Any]) -> Trigger:
-    """Returns the trigger with `signing_secret` set on the instance: the only time it is shown."""
+def create_trigger(
+    orchestration: Orchestration, data: dict[str, Any], *, where: str = ""
+) -> Trigger:
+    """Returns the trigger with `signing_secret` set on the instance: the only time it is shown.
+    `where`: the trigger's JSON path in the request, when it came inside another object."""
     check_entry(orchestration, data.get("node_id", ""))
+    check_fixed_input(orchestration, data["kind"], data.get("input", {}), where=where)
     trigger = Trigger(orchestration=orchestration)
     for field in TRIGGER_FIELDS:
         if field in data:

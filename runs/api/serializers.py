@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from approvals.models import Approval, ApprovalKind, ApprovalStatus
 from orchestrator.api.fields import (
+    BlankAsNullField,
     MoneyField,
     StrictBooleanField,
     StrictCharField,
@@ -32,13 +33,6 @@ def orchestration_name(run: Run) -> str:
 class OrchestrationNameField(serializers.CharField):
     def get_attribute(self, run: Run) -> str:
         return orchestration_name(run)
-
-
-class BlankAsNullField(serializers.CharField):
-    """A string column where empty means "none": null in the API, as clients expect."""
-
-    def to_representation(self, value: str) -> str | None:
-        return value or None
 
 
 def prefetch_human_input(runs: Sequence[Run]) -> None:

@@ -141,13 +141,16 @@ def _fire_slot(
                 )
             except DomainError as exc:
                 firing.outcome, firing.detail = ScheduleOutcome.ERROR, exc.detail[:500]
-                Trigger.objects.filter(pk=trigger.pk).update(state=TriggerState.ERROR)
+                Trigger.objects.filter(pk=trigger.pk).update(
+                    state=TriggerState.ERROR, state_detail=firing.detail
+                )
             else:
                 firing.run_id = run.pk
                 Trigger.objects.filter(pk=trigger.pk).update(
                     last_run_at=instant,
                     trigger_count=F("trigger_count") + 1,
                     state=TriggerState.LIVE,
+                    state_detail="",
                 )
         firing.save()
         Trigger.objects.filter(pk=trigger.pk).update(

@@ -521,6 +521,8 @@
     const list = items.map((t) => el("div", { class: "card trigger", "data-trigger-id": t.id },
       el("div", { class: "row" }, el("strong", {}, t.kind), el("span", { class: `status ${t.state === "live" ? "active" : t.state}` }, t.state), el("span", { class: "spacer" }),
         CAN_EDIT ? el("button", { type: "button", class: "ghost small", onclick: async () => { await Api.del(`/api/v1/triggers/${t.id}`); loadTriggers(); } }, "Remove") : null),
+      t.state === "error" && t.state_detail ? el("div", { class: "field-error trigger-error" }, t.state_detail) : null,
+      t.kind === "schedule" && Object.keys(t.input || {}).length ? el("div", {}, el("label", {}, "Input"), el("code", { class: "wrap" }, JSON.stringify(t.input))) : null,
       t.kind === "webhook" ? el("div", {}, el("label", {}, "URL"), el("code", { class: "wrap" }, `${location.origin}${t.webhook_url}`)) : null,
       t.kind === "webhook" && secrets[t.id] ? el("div", { class: "flash warn" }, "Signing secret (shown once): ", el("code", { class: "wrap secret" }, secrets[t.id])) : null,
       t.kind === "webhook" && CAN_EDIT ? el("button", { type: "button", class: "secondary small", onclick: async () => {
@@ -539,17 +541,35 @@
       } }, "+ Webhook"),
       el("label", {}, "Cron expression", el("input", { id: "cron", placeholder: "30 7 * * 1-5" })),
       el("label", {}, "Time zone", el("input", { id: "cron-tz", value: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC" })),
+      el("label", {}, "Input of each run (JSON object)", el("textarea", { id: "cron-input", class: "code", rows: 2, placeholder: scheduleInputHint() })),
       el("div", { class: "field-error", id: "cron-error" }),
       el("button", { type: "button", class: "secondary small", id: "add-schedule", onclick: async () => {
+        const error = document.getElementById("cron-error");
+        const text = document.getElementById("cron-input").value.trim();
+        let input = {};
         try {
-          await Api.post(`${BASE}/triggers`, { kind: "schedule", cron_expression: document.getElementById("cron").value, timezone: document.getElementById("cron-tz").value });
+          input = text ? JSON.parse(text) : {};
+        } catch (err) {
+          error.textContent = `Input: not JSON (${err.message})`;
+          return;
+        }
+        try {
+          await Api.post(`${BASE}/triggers`, { kind: "schedule", cron_expression: document.getElementById("cron").value, timezone: document.getElementById("cron-tz").value, input });
           loadTriggers();
         } catch (err) {
-          document.getElementById("cron-error").textContent = err.body && err.body.fields ? Object.values(err.body.fields).flat().join("; ") : err.message;
+          const fields = err.body && err.body.fields;
+          error.textContent = fields ? Object.entries(fields).map(([path, messages]) => `${path}: ${messages.join(", ")}`).join("; ") : err.message;
         }
       } }, "+ Schedule"),
     ) : null;
     Api.fill(panel, el("h2", {}, "Triggers"), ...(list.length ? list : [el("p", { class: "muted" }, "Only manual and API runs so far.")]), form);
+  }
+
+  // What a schedule's runs must be given: the declared inputs that are required and have no
+  // default (a slot started with one missing would fail).
+  function scheduleInputHint() {
+    const needed = (state.definition.inputs || []).filter((i) => i.required && i.default == null);
+    return needed.length ? JSON.stringify(Object.fromEntries(needed.map((i) => [i.name, i.type === "string" ? "..." : null]))) : "{}";
   }
 
   // --- versions --------------------------------------------------------------------------------

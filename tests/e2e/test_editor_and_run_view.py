@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from approvals.models import Approval
 from approvals.services import decide
-from orchestrator.models import Orchestration
+from orchestrator.models import Orchestration, Trigger
 from orchestrator.services.orchestrations import create_orchestration, update_orchestration
 from runs.models import Run
 from runs.models import TriggerKind as RunTrigger
@@ -488,6 +488,41 @@ def test_triggers_add_a_webhook_and_a_schedule_and_rotate_the_secret(page, org):
     page.fill("#cron", "61 * * * *")
     page.click("#add-schedule")
     expect(page.locator("#cron-error")).to_contain_text("not a valid cron expression")
+
+
+def test_a_schedule_is_given_the_input_its_runs_need_and_a_refused_slot_shows_why(page, org):
+    orchestration = create_orchestration(
+        org,
+        {
+            "name": "Digest",
+            "definition": {
+                "inputs": [{"name": "topic", "type": "string", "required": True}],
+                "nodes": [
+                    {"id": "a", "type": "transform", "config": {"output": "{{ input.topic }}"}}
+                ],
+            },
+        },
+    )
+    page.goto(f"/orchestrations/{orchestration.pk}/")
+    page.click(".tab[data-tab=triggers]")
+    expect(page.locator("#cron-input")).to_have_attribute("placeholder", '{"topic":"..."}')
+    page.fill("#cron", "0 8 * * *")
+    page.click("#add-schedule")
+    expect(page.locator("#cron-error")).to_have_text("input.topic: is required")
+    page.fill("#cron-input", "{topic: 1}")
+    page.click("#add-schedule")
+    expect(page.locator("#cron-error")).to_contain_text("Input: not JSON")
+    page.fill("#cron-input", '{"topic": "releases"}')
+    page.click("#add-schedule")
+    schedule = page.locator(".trigger", has_text="schedule")
+    expect(schedule).to_contain_text('{"topic":"releases"}')
+    assert Trigger.objects.get().input == {"topic": "releases"}
+
+    Trigger.objects.update(state="error", state_detail="The input does not match: input.topic")
+    page.reload()
+    page.click(".tab[data-tab=triggers]")
+    expect(schedule.locator(".status")).to_have_text("error")
+    expect(schedule.locator(".trigger-error")).to_have_text("The input does not match: input.topic")
 
 
 def test_versions_diff_and_restore_and_the_markdown_tab_edits_the_same_definition(page, org):

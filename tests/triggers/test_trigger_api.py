@@ -16,7 +16,12 @@ def test_triggers_are_created_listed_changed_and_deleted(editor, flow):
     url = f"/api/v1/orchestrations/{flow['id']}/triggers"
     created = editor.post(
         url,
-        {"kind": "schedule", "cron_expression": "0 9 * * 1-5", "timezone": "Europe/Paris"},
+        {
+            "kind": "schedule",
+            "cron_expression": "0 9 * * 1-5",
+            "timezone": "Europe/Paris",
+            "input": {"topic": "releases"},
+        },
         format="json",
     )
     assert created.status_code == 201, created.json()
@@ -93,7 +98,7 @@ def test_another_org_cannot_reach_triggers(editor, outsider, flow):
 def test_cron_expressions_beat_can_schedule_are_accepted(editor, flow, cron):
     response = editor.post(
         f"/api/v1/orchestrations/{flow['id']}/triggers",
-        {"kind": "schedule", "cron_expression": cron},
+        {"kind": "schedule", "cron_expression": cron, "input": {"topic": "releases"}},
         format="json",
     )
     assert response.status_code == 201, response.json()
