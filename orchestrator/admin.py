@@ -363,7 +363,7 @@ class TriggerAdminForm(forms.ModelForm):
         return value
 
     def clean(self) -> dict:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if self.instance.kind == "schedule" and not cleaned.get("cron_expression"):
             self.add_error("cron_expression", "a schedule trigger needs a cron expression")
         if self.instance.kind != "schedule" and cleaned.get("cron_expression"):
