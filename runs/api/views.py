@@ -72,10 +72,7 @@ def fire_from_request(request, orchestration: Orchestration) -> tuple[Run, bool,
     serializer = FireSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     body = serializer.validated_data
-    run_input = dict(body.get("input") or {})
-    if "message" in body:
-        name = creation.first_input_name(orchestration) or "message"
-        run_input.setdefault(name, body["message"])
+    run_input = creation.input_with_message(orchestration, body.get("input"), body.get("message"))
     kind = TriggerKind.API if request.auth.token is not None else TriggerKind.MANUAL
     run, created = lifecycle.fire(
         orchestration,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.domain_errors import Conflict, TriggerMismatch
+from core.domain_errors import Conflict, InvalidRequest, TriggerMismatch
 from core.types import Actor, Pk
 from orchestrator.definition import DefinitionError, validate_run_input
 from orchestrator.models import Orchestration
@@ -52,6 +52,26 @@ def trigger_entry(orchestration: Orchestration, node_id: str) -> str:
 def first_input_name(orchestration: Orchestration) -> str | None:
     inputs = orchestration.definition.get("inputs", [])
     return inputs[0]["name"] if inputs else None
+
+
+def input_with_message(
+    orchestration: Orchestration, given: dict[str, Any] | None, message: str | None
+) -> dict[str, Any]:
+    """A fire body's input with its `message` shorthand filled in: the first declared input
+    (`message` when none is declared). Given both ways with different values, the body is
+    refused rather than one of them dropped without a word."""
+    run_input = dict(given or {})
+    if message is None:
+        return run_input
+    name = first_input_name(orchestration) or "message"
+    if name in run_input and run_input[name] != message:
+        raise InvalidRequest(
+            f"message fills the input '{name}', which input also gives, with another value: "
+            "send one of the two.",
+            fields={"message": [f"fills input.{name}, which input gives otherwise"]},
+        )
+    run_input[name] = message
+    return run_input
 
 
 def create_run(

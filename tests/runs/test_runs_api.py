@@ -61,6 +61,17 @@ def test_firing_answers_202_with_the_queued_run(editor, flow):
 
 def test_the_message_shorthand_fills_the_first_input(editor, flow):
     assert fire(editor, flow, {"message": "Ada"}).json()["input"] == {"name": "Ada"}
+    same = fire(editor, flow, {"message": "Ada", "input": {"name": "Ada"}})
+    assert same.json()["input"] == {"name": "Ada"}
+
+
+def test_a_message_and_an_input_that_disagree_start_nothing(editor, flow):
+    response = fire(editor, flow, {"message": "Ada", "input": {"name": "Grace"}})
+    assert response.status_code == 400
+    assert response.json()["error"] == "validation_error"
+    assert list(response.json()["fields"]) == ["message"]
+    assert "'name'" in response.json()["detail"]
+    assert Run.objects.count() == 0
 
 
 def test_input_that_does_not_match_is_a_trigger_mismatch(editor, flow):
