@@ -122,7 +122,8 @@ def answer(request, run: Run, data: dict) -> Approval:
         decision = response.get("decision") if isinstance(response, dict) else response
         if decision not in ("approve", "deny"):
             raise InvalidRequest(
-                f'A {approval.kind} is answered with {{"decision": "approve" | "deny"}}.',
+                f"This {approval.get_kind_display().lower()} is answered with "
+                '{"decision": "approve" | "deny"}.',
                 fields={"response.decision": ["must be approve or deny"]},
             )
         comment = response.get("comment", "") if isinstance(response, dict) else ""

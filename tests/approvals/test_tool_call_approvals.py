@@ -144,6 +144,7 @@ def test_resume_asks_a_tool_call_for_a_decision(editor, server):
     answered = editor.post(f"/api/v1/runs/{run_id}/resume", body, format="json")
     assert answered.status_code == 400, answered.json()
     assert "response.decision" in answered.json()["fields"]
+    assert answered.json()["detail"].startswith("This tool call is answered with")
     assert pending(editor, run_id)["status"] == "pending"
     assert not server.hits
 
