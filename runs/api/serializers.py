@@ -305,7 +305,11 @@ class FireSerializer(StrictSerializer):
 
 
 class ReplaySerializer(StrictSerializer):
-    from_step = serializers.RegexField(IDENTIFIER, required=False)
+    from_step = serializers.RegexField(
+        IDENTIFIER,
+        required=False,
+        error_messages={"invalid": "must be a step id (lowercase letters, digits and _)"},
+    )
 
 
 class RefineSerializer(StrictSerializer):

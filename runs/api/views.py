@@ -43,7 +43,14 @@ EventPage = inline_serializer(
 )
 REPLAYED = {
     202: RunSerializer,
-    409: error("`orchestration_not_active`: the run's orchestration was deleted."),
+    400: error(
+        "`validation_error`: `from_step` is no step of the current version, or is neither the "
+        "run's entry step nor downstream of it."
+    ),
+    409: error(
+        "`orchestration_not_active`: the run's orchestration was deleted or is not active; "
+        "`conflict`: the current version no longer has the run's entry step."
+    ),
 }
 CANCELLED = {
     202: RunSerializer,

@@ -11,7 +11,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from core.domain_errors import Conflict, OrchestrationNotActive, TriggerMismatch
+from core.domain_errors import Conflict, InvalidRequest, OrchestrationNotActive
 from core.types import Actor, Pk
 from orchestrator.choices import OrchestrationStatus, TriggerKind
 from orchestrator.definition.graph import descendants
@@ -185,12 +185,12 @@ def replay(run: Run, *, from_step: str | None = None, requested_by: Actor = None
         edges = [(e["source"], e["target"]) for e in orchestration.definition["edges"]]
         node_ids = {n["id"] for n in orchestration.definition["nodes"]}
         if from_step not in node_ids:
-            raise TriggerMismatch(
+            raise InvalidRequest(
                 f"The current version has no step '{from_step}'.",
                 fields={"from_step": [f"no step '{from_step}' in version {orchestration.version}"]},
             )
         if entry and from_step != entry and from_step not in descendants(entry, edges):
-            raise TriggerMismatch(
+            raise InvalidRequest(
                 f"The run started at step '{entry}', and step '{from_step}' is not downstream "
                 "of it: replay from the entry or a step after it.",
                 fields={"from_step": [f"not '{entry}' or downstream of it"]},

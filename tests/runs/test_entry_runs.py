@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.domain_errors import Conflict, TriggerMismatch
+from core.domain_errors import Conflict, InvalidRequest
 from orchestrator.services.orchestrations import update_orchestration
 from runs.models import Run
 from runs.services import lifecycle
@@ -143,7 +143,7 @@ def test_a_replay_from_a_step_after_the_entry_reuses_the_steps_before_it(make_fl
 def test_a_replay_from_a_step_the_entry_does_not_feed_is_refused(make_flow):
     flow, trigger = chain(make_flow, "b")
     run = fire_at(flow, trigger)
-    with pytest.raises(TriggerMismatch) as refused:
+    with pytest.raises(InvalidRequest) as refused:
         lifecycle.replay(run, from_step="a")
     assert refused.value.fields == {"from_step": ["not 'b' or downstream of it"]}
     assert Run.objects.count() == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.domain_errors import Conflict, OrchestrationNotActive, TriggerMismatch
+from core.domain_errors import Conflict, InvalidRequest, OrchestrationNotActive, TriggerMismatch
 from orchestrator.models import Orchestration
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import Run, RunEvent
@@ -216,8 +216,9 @@ def test_replay_from_a_step_reuses_what_does_not_depend_on_it(make_flow):
 
 def test_replay_of_a_missing_step_is_refused(make_flow):
     run = run_to_rest(make_flow([transform("a", 1)]))
-    with pytest.raises(TriggerMismatch):
+    with pytest.raises(InvalidRequest) as refused:
         lifecycle.replay(run, from_step="zzz")
+    assert refused.value.code == "validation_error"
 
 
 def test_max_concurrent_runs_queues_the_extra_runs(make_flow):

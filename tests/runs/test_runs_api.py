@@ -242,12 +242,13 @@ def test_replay_starts_a_new_run_linked_to_the_old_one(editor, flow):
     replay = response.json()
     assert replay["replays_run_id"] == run["id"]
     assert replay["trigger"] == {"kind": "replay", "id": run["id"]}
-    assert (
-        editor.post(
-            f"/api/v1/runs/{run['id']}/replay", {"from_step": "nope"}, format="json"
-        ).status_code
-        == 400
-    )
+    for step, message in [("nope", "no step 'nope'"), (5, "must be a step id")]:
+        refused = editor.post(
+            f"/api/v1/runs/{run['id']}/replay", {"from_step": step}, format="json"
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "validation_error"
+        assert message in refused.json()["fields"]["from_step"][0]
 
 
 def test_a_run_of_a_deleted_orchestration_stays_readable_but_is_not_replayed(editor, flow):
