@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import crypto
-from core.domain_errors import TriggerMismatch
+from core.domain_errors import Conflict, TriggerMismatch
 from core.params import parse_integer
 from orchestrator.choices import TriggerKind
 from orchestrator.definition.jsonschemas import first_error
@@ -124,7 +124,10 @@ def find_trigger(orchestration_id: str, token: str) -> Trigger:
 def check_payload(trigger: Trigger, body: bytes) -> dict[str, Any]:
     """The body as the run's payload: a JSON object that fits the trigger's input_schema."""
     if not trigger.is_active:
-        raise TriggerMismatch("This webhook trigger is paused.")
+        raise Conflict(
+            "This webhook trigger is paused (is_active is false): it starts nothing until it is "
+            "switched on again."
+        )
     payload = parse_json_body(body)
     if not isinstance(payload, dict):
         raise TriggerMismatch("The webhook body must be a JSON object.")

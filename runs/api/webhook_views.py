@@ -77,10 +77,11 @@ class WebhookView(APIView):
                     )
                 },
             ),
-            400: error("`trigger_mismatch`: the trigger is paused or the body does not fit it."),
+            400: error("`trigger_mismatch`: the body does not fit the trigger."),
             409: error(
                 "`orchestration_not_active`: the orchestration is a draft or paused; "
-                "`conflict`: the Idempotency-Key was used for another body in the last 24 h."
+                "`conflict`: the trigger is paused, or the Idempotency-Key was used for another "
+                "body in the last 24 h."
             ),
         },
     )

@@ -256,6 +256,16 @@ def test_a_paused_orchestration_refuses_webhooks(editor, hook):
     assert Run.objects.count() == 0
 
 
+def test_a_paused_trigger_refuses_webhooks_as_a_conflict_not_a_bad_body(editor, hook):
+    editor.patch(f"/api/v1/triggers/{hook['id']}", {"is_active": False}, format="json")
+    body = json.dumps({"text": "a"}).encode()
+    response = post(hook["url"], body, signed(hook["secret"], body))
+    assert response.status_code == 409
+    assert response.json()["error"] == "conflict"
+    assert "paused" in response.json()["detail"]
+    assert Run.objects.count() == 0
+
+
 def test_the_signing_secret_is_shown_only_on_create_and_rotate(editor, hook):
     detail = editor.get(f"/api/v1/triggers/{hook['id']}").json()
     assert detail["signing_secret"] is None
