@@ -5,14 +5,22 @@ from __future__ import annotations
 from base64 import b64encode
 from urllib import parse
 
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.response import Response
 
 from core.domain_errors import InvalidRequest
 from core.params import integer_param
 
 PAGINATION_PARAMS = frozenset({"limit", "cursor"})
+
+
+def invalid_cursor() -> InvalidRequest:
+    return InvalidRequest(
+        "The cursor is not valid; use next_cursor from a previous page.",
+        fields={"cursor": ["invalid cursor"]},
+    )
 
 
 class ItemsCursorPagination(CursorPagination):
@@ -32,14 +40,28 @@ class ItemsCursorPagination(CursorPagination):
             return self.page_size
         return integer_param(raw, "limit", minimum=1, maximum=self.max_page_size)
 
-    def decode_cursor(self, request):
+    def paginate_queryset(self, queryset, request, view=None):
+        self.model = queryset.model  # for `decode_cursor`, which DRF gives only the request
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request) -> Cursor | None:
+        """A cursor is base64 a client can forge: its position must be a value of the ordering
+        column, or the filter on it failed inside the query (a 500) instead of here."""
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound:
-            raise InvalidRequest(
-                "The cursor is not valid; use next_cursor from a previous page.",
-                fields={"cursor": ["invalid cursor"]},
-            ) from None
+            raise invalid_cursor() from None
+        if cursor is None or cursor.position is None:
+            return cursor
+        try:
+            field = self.model._meta.get_field(self.ordering[0].lstrip("-"))
+        except FieldDoesNotExist:
+            return cursor
+        try:
+            field.run_validators(field.to_python(cursor.position))
+        except ValidationError:
+            raise invalid_cursor() from None
+        return cursor
 
     def encode_cursor(self, cursor) -> str:
         tokens = {}

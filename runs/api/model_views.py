@@ -11,8 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.pagination import ItemsCursorPagination
-from core.domain_errors import InvalidRequest
+from core.api.pagination import ItemsCursorPagination, invalid_cursor
 from core.params import integer_param, parse_integer
 from runs.services.catalogue import model_catalogue
 
@@ -44,10 +43,7 @@ def _offset(cursor: str | None) -> int:
     except (binascii.Error, UnicodeEncodeError, ValueError):
         offset = None
     if offset is None:
-        raise InvalidRequest(
-            "The cursor is not valid; use next_cursor from a previous page.",
-            fields={"cursor": ["invalid cursor"]},
-        )
+        raise invalid_cursor()
     return offset
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+from urllib.parse import urlencode
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -104,3 +107,44 @@ def test_the_list_costs_the_same_queries_for_10_or_30_items(editor, django_asser
         assert len(editor.get(URL + "?limit=30").json()["items"]) == 30
     with django_assert_max_num_queries(6):
         assert len(editor.get(URL + "?limit=10").json()["items"]) == 10
+
+
+def forged(**tokens: str) -> str:
+    """A cursor as a client can write one: base64 of the query string the pagination reads."""
+    return base64.b64encode(urlencode(tokens).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "position"),
+    [
+        ("/api/v1/runs", "2026"),  # ordered by created_at
+        ("/api/v1/runs", "2026-13-45T99:00:00"),
+        (URL, "yesterday"),
+        ("/api/v1/orchestrations/{id}/versions", "two"),  # ordered by -version
+        ("/api/v1/orchestrations/{id}/versions", "99999999999999999999"),  # past the column
+        ("/api/v1/orchestrations/{id}/versions", "-1"),
+    ],
+)
+def test_a_forged_cursor_position_is_a_400_naming_the_cursor(editor, path, position):
+    flow = editor.post(URL, two_step(), format="json").json()
+    response = editor.get(path.format(id=flow["id"]), {"cursor": forged(p=position)})
+    assert response.status_code == 400, response.content
+    assert response.json()["fields"] == {"cursor": ["invalid cursor"]}
+
+
+def test_a_cursor_the_list_gave_still_walks_it(editor):
+    flow = editor.post(URL, two_step(), format="json").json()
+    for index in range(3):
+        changed = editor.patch(
+            f"{URL}/{flow['id']}",
+            {"description": f"v{index}"},
+            format="json",
+            HTTP_IF_MATCH=f'"{flow["etag"]}"',
+        )
+        assert changed.status_code == 200, changed.json()
+        flow = changed.json()
+    first = editor.get(f"{URL}/{flow['id']}/versions", {"limit": 2}).json()
+    rest = editor.get(
+        f"{URL}/{flow['id']}/versions", {"limit": 2, "cursor": first["next_cursor"]}
+    ).json()
+    assert [v["version"] for v in first["items"] + rest["items"]] == [4, 3, 2, 1]
