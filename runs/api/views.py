@@ -87,7 +87,7 @@ def fire_from_request(request, orchestration: Orchestration) -> tuple[Run, bool,
         trigger_kind=kind,
         requested_by=request.user,
         metadata=body.get("metadata"),
-        idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
+        idempotency_key=request.headers.get("Idempotency-Key", ""),
         caller=caller_of(request),
     )
     return run, created, not body["async"]

@@ -95,7 +95,7 @@ class WebhookView(APIView):
                 token,
                 request.headers.get("X-Orchestrator-Signature", ""),
                 body,
-                idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
+                idempotency_key=request.headers.get("Idempotency-Key", ""),
             )
         except webhooks.SignatureError as exc:
             _refuse(str(exc), orchestration_id)

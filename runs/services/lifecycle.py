@@ -50,6 +50,14 @@ def fire(
     scoped to this orchestration and the `caller` (`token:<id>`, `user:<id>`, `trigger:<id>`),
     as Stripe scopes keys to an account: within 24 hours the same key with the same request
     returns the run it started, and with another request is refused (409 `conflict`)."""
+    longest = Run._meta.get_field("idempotency_key").max_length or 0
+    if len(idempotency_key) > longest:
+        # Refused, not cut: two keys that differ only past the cut would be one key, and the
+        # second request answered as the first's reuse.
+        raise InvalidRequest(
+            f"Idempotency-Key is {len(idempotency_key)} characters long; at most {longest}.",
+            fields={"Idempotency-Key": [f"at most {longest} characters"]},
+        )
     current = Orchestration.objects.select_for_update().get(pk=orchestration.pk)
     if current.deleted_at is not None:
         raise OrchestrationNotActive(

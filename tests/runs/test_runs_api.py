@@ -133,6 +133,18 @@ def test_an_idempotency_key_reused_for_another_request_is_refused_with_409(edito
     assert Run.objects.count() == 1
 
 
+def test_an_idempotency_key_longer_than_kept_is_refused_not_cut(editor, flow):
+    longest = "k" * 255
+    kept = fire(editor, flow, {"message": "a"}, HTTP_IDEMPOTENCY_KEY=longest)
+    assert kept.status_code == 202, kept.content
+    # Cut to 255, these two were the first key: the second was refused as its reuse.
+    for key, message in [(longest + "1", "b"), (longest + "2", "c")]:
+        refused = fire(editor, flow, {"message": message}, HTTP_IDEMPOTENCY_KEY=key)
+        assert refused.status_code == 400, refused.content
+        assert refused.json()["fields"] == {"Idempotency-Key": ["at most 255 characters"]}
+    assert Run.objects.count() == 1
+
+
 def test_an_idempotency_key_belongs_to_one_orchestration(editor, flow):
     other = editor.post("/api/v1/orchestrations", {**FLOW, "name": "Other"}, format="json").json()
     first = fire(editor, flow, {"message": "a"}, HTTP_IDEMPOTENCY_KEY="abc").json()

@@ -218,6 +218,17 @@ def test_an_idempotency_key_reused_with_another_body_is_refused_and_starts_nothi
     assert again.status_code == 409
 
 
+def test_a_signed_delivery_with_a_key_too_long_to_keep_is_refused_and_an_unsigned_one_is_401(hook):
+    body = json.dumps({"text": "a"}).encode()
+    key = "k" * 256
+    refused = post(hook["url"], body, signed(hook["secret"], body), HTTP_IDEMPOTENCY_KEY=key)
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["fields"] == {"Idempotency-Key": ["at most 255 characters"]}
+    unsigned = post(hook["url"], body, "t=1,v1=00", HTTP_IDEMPOTENCY_KEY=key)
+    assert unsigned.status_code == 401
+    assert Run.objects.count() == 0
+
+
 def test_the_same_idempotency_key_from_a_webhook_then_the_api_starts_two_runs(hook, editor):
     body = json.dumps({"text": "a"}).encode()
     hooked = post(hook["url"], body, signed(hook["secret"], body), HTTP_IDEMPOTENCY_KEY="k-1")
