@@ -120,6 +120,9 @@ def forged(**tokens: str) -> str:
         ("/api/v1/runs", "2026"),  # ordered by created_at
         ("/api/v1/runs", "2026-13-45T99:00:00"),
         (URL, "yesterday"),
+        ("/api/v1/gallery", "2026"),
+        ("/api/v1/approvals", "2026"),
+        ("/api/v1/orchestrations/{id}/triggers", "soon"),
         ("/api/v1/orchestrations/{id}/versions", "two"),  # ordered by -version
         ("/api/v1/orchestrations/{id}/versions", "99999999999999999999"),  # past the column
         ("/api/v1/orchestrations/{id}/versions", "-1"),
