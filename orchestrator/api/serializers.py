@@ -411,7 +411,8 @@ class NameUniqueInTenantMixin(TenantSerializerMixin):
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
             raise serializers.ValidationError(
-                f"a {model._meta.verbose_name} with this name already exists"
+                f"'{name}' is taken: another {model._meta.verbose_name} of this organization "
+                "has that name"
             )
         return name
 

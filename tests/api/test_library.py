@@ -89,7 +89,9 @@ def test_agent_names_are_unique_in_an_org(editor):
     editor.post("/api/v1/agents", {"name": "a", "model": "builtin/echo"}, format="json")
     response = editor.post("/api/v1/agents", {"name": "a", "model": "builtin/echo"}, format="json")
     assert response.status_code == 400
-    assert "name" in response.json()["fields"]
+    assert response.json()["fields"]["name"] == [
+        "'a' is taken: another agent of this organization has that name"
+    ]
 
 
 def test_a_credential_value_is_write_only_and_encrypted_at_rest(editor):
