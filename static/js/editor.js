@@ -568,7 +568,8 @@
   // What a schedule's runs must be given: the declared inputs that are required and have no
   // default (a slot started with one missing would fail).
   function scheduleInputHint() {
-    const needed = (state.definition.inputs || []).filter((i) => i.required && i.default == null);
+    const inputs = (state.definition && state.definition.inputs) || [];
+    const needed = inputs.filter((i) => i.required && i.default == null);
     return needed.length ? JSON.stringify(Object.fromEntries(needed.map((i) => [i.name, i.type === "string" ? "..." : null]))) : "{}";
   }
 
@@ -683,13 +684,14 @@
   window.addEventListener("beforeunload", (evt) => { if (state.dirty) { evt.preventDefault(); evt.returnValue = ""; } });
   window.addEventListener("resize", () => { cy.resize(); graph.place(); });
 
-  load().catch((err) => flash("bad", `Could not load the orchestration: ${err.message}`));
+  const loaded = load().catch((err) => flash("bad", `Could not load the orchestration: ${err.message}`));
   if (CAN_EDIT) loadSuggestions();
   // Made from a template with a webhook: its signing secret, handed over once by the server.
   const handed = JSON.parse(document.getElementById("new-secrets").textContent || "{}");
   if (Object.keys(handed).length) {
     showTab("triggers");
-    loadTriggers(handed).catch((err) => flash("bad", err.message));
+    // After the definition: the schedule form's placeholder reads its inputs.
+    loaded.then(() => loadTriggers(handed)).catch((err) => flash("bad", err.message));
     flash("ok", "Created from the template. Copy the webhook's signing secret from Triggers now: it is shown only once.");
   }
 })();
