@@ -364,10 +364,11 @@ class TriggerAdminForm(forms.ModelForm):
 
     def clean(self) -> dict:
         cleaned = super().clean() or {}
-        if self.instance.kind == "schedule" and not cleaned.get("cron_expression"):
-            self.add_error("cron_expression", "a schedule trigger needs a cron expression")
-        if self.instance.kind != "schedule" and cleaned.get("cron_expression"):
-            self.add_error("cron_expression", "only a schedule trigger runs on a cron expression")
+        problem = trigger_service.kind_problem(
+            self.instance.kind, cleaned.get("cron_expression", "")
+        )
+        if problem:
+            self.add_error("cron_expression", problem)
         return cleaned
 
 

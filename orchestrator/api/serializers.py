@@ -45,6 +45,7 @@ from orchestrator.models import (
     Trigger,
 )
 from orchestrator.services import credentials, mcp_refs
+from orchestrator.services import triggers as trigger_service
 
 # --- Triggers ------------------------------------------------------------------------------
 
@@ -137,19 +138,9 @@ class TriggerWriteSerializer(StrictSerializer):
     def validate(self, attrs):
         if "node_id" in attrs and attrs["node_id"] is None:
             attrs["node_id"] = ""
-        if attrs["kind"] == TriggerKind.SCHEDULE and not attrs.get("cron_expression"):
-            raise serializers.ValidationError(
-                {"cron_expression": ["a schedule trigger needs a cron expression"]}
-            )
-        if attrs["kind"] != TriggerKind.SCHEDULE and attrs.get("cron_expression"):
-            raise serializers.ValidationError(
-                {
-                    "cron_expression": [
-                        f"only a schedule trigger runs on a cron expression; a {attrs['kind']} "
-                        "trigger would never use it"
-                    ]
-                }
-            )
+        problem = trigger_service.kind_problem(attrs["kind"], attrs.get("cron_expression", ""))
+        if problem:
+            raise serializers.ValidationError({"cron_expression": [problem]})
         return attrs
 
 

@@ -47,6 +47,19 @@ def check_entry(orchestration: Orchestration, node_id: str) -> None:
         )
 
 
+def kind_problem(kind: str, cron_expression: str) -> str | None:
+    """What is wrong with a trigger's cron expression for its kind: a schedule runs on one, and
+    no other kind uses one."""
+    if kind == TriggerKind.SCHEDULE and not cron_expression:
+        return "a schedule trigger needs a cron expression"
+    if kind != TriggerKind.SCHEDULE and cron_expression:
+        return (
+            f"only a schedule trigger runs on a cron expression; a {kind} trigger would never "
+            "use it"
+        )
+    return None
+
+
 def check_fixed_input(
     orchestration: Orchestration, kind: str, fixed: dict[str, Any], *, where: str = ""
 ) -> None:

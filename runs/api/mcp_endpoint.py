@@ -134,8 +134,8 @@ def _result(outcome: served_tools.RunOutcome, base: str) -> types.CallToolResult
 
 async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
     user, tenant = _caller(ctx)
+    key = ctx.request.headers.get("idempotency-key", "")
     try:
-        key = ctx.request.headers.get("idempotency-key", "")
         run_id = await sync_to_async(_fire)(tenant, user, params.name, params.arguments, key)
     except NotFound as exc:
         raise MCPError(INVALID_PARAMS, str(exc.detail)) from None

@@ -60,6 +60,12 @@
     return typeof value === "string" ? value : JSON.stringify(value, null, 2);
   }
 
+  /* What a 400 says of each field, "path: message; path: message" ("" when it names none). */
+  function fieldList(err) {
+    const fields = err && err.body && err.body.fields;
+    return fields ? Object.entries(fields).map(([path, messages]) => `${path}: ${messages.join(", ")}`).join("; ") : "";
+  }
+
   function duration(ms) {
     if (ms === null || ms === undefined) return "—";
     if (ms < 1000) return `${ms} ms`;
@@ -68,7 +74,7 @@
   }
 
   window.Api = {
-    ApiError, el, fill, pretty, duration, controlId,
+    ApiError, el, fill, pretty, duration, controlId, fieldList,
     get: (url, headers) => call("GET", url, undefined, headers),
     post: (url, body, headers) => call("POST", url, body === undefined ? {} : body, headers),
     put: (url, body, headers) => call("PUT", url, body, headers),

@@ -504,8 +504,8 @@
       const { data } = await Api.post(`${BASE}/runs`, body);
       window.location.href = `/runs/${data.id}/`;
     } catch (err) {
-      const fields = err.body && err.body.fields ? ` ${Object.entries(err.body.fields).map(([k, v]) => `${k}: ${v.join(", ")}`).join("; ")}` : "";
-      error.textContent = `${err.message}${fields}`;
+      const fields = Api.fieldList(err);
+      error.textContent = fields ? `${err.message} ${fields}` : err.message;
     }
   }
 
@@ -557,8 +557,7 @@
           await Api.post(`${BASE}/triggers`, { kind: "schedule", cron_expression: document.getElementById("cron").value, timezone: document.getElementById("cron-tz").value, input });
           loadTriggers();
         } catch (err) {
-          const fields = err.body && err.body.fields;
-          error.textContent = fields ? Object.entries(fields).map(([path, messages]) => `${path}: ${messages.join(", ")}`).join("; ") : err.message;
+          error.textContent = Api.fieldList(err) || err.message;
         }
       } }, "+ Schedule"),
     ) : null;

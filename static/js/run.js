@@ -160,8 +160,8 @@
         refreshSoon();
         if (window.Nav) window.Nav.refresh();
       } catch (err) {
-        const detail = err.body && err.body.fields ? ` ${Object.entries(err.body.fields).map(([k, v]) => `${k}: ${v.join(", ")}`).join("; ")}` : "";
-        error.textContent = `${err.message}${detail}`;
+        const detail = Api.fieldList(err);
+        error.textContent = detail ? `${err.message} ${detail}` : err.message;
       }
     };
     // What is asked on the left, the answer on the right: the graph stays in view below.
