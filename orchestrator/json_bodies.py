@@ -1,5 +1,6 @@
 """Request bodies as JSON: oversized bodies refused even when no Content-Length was sent, JSON
-nested deeper than the rest of the code can walk, and strings PostgreSQL cannot store.
+nested deeper than the rest of the code can walk, and strings no column can store (NUL, and
+unpaired surrogates).
 
 The API's parser and the webhook service read bodies alike, so the rules raise domain errors
 (`Malformed JSON: ...` is a `validation_error`, like DRF's ParseError in the API's handler).
@@ -8,12 +9,15 @@ The API's parser and the webhook service read bodies alike, so the rules raise d
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from core.domain_errors import InvalidRequest, PayloadTooLarge, summarize
-from orchestrator.definition.checks import MAX_DEPTH, json_path, loads_strict, too_deep
+from orchestrator.definition.checks import MAX_DEPTH, loads_strict, too_deep, unstorable_path
 
-NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
+# How a character no column can store reaches a JSON text: escaped (a raw control character is
+# a syntax error, and UTF-8 cannot carry a surrogate).
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def _malformed(problem: str) -> InvalidRequest:
@@ -27,31 +31,10 @@ def read_limited(stream, limit: int) -> bytes:
     return data
 
 
-def nul_path(value: Any) -> str | None:
-    """The JSON path of the first string (or key) holding U+0000, or None.
-
-    PostgreSQL's text and jsonb cannot store it: a definition, a run input or any JSON column
-    holding one failed on INSERT with a DataError, a 500. Refused here, the same on SQLite.
-    """
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
-    while stack:
-        item, path = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return json_path(list(path))
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if "\x00" in key:
-                    return json_path(list(path))
-                stack.append((child, (*path, key)))
-        elif isinstance(item, list):
-            stack.extend((child, (*path, index)) for index, child in enumerate(item))
-    return None
-
-
 def parse_json_body(raw: bytes) -> Any:
     """A request body as JSON, held to what the rest of the code and the database can take:
-    strict JSON, at most MAX_DEPTH levels deep, no NUL character. An empty body is `{}`."""
+    strict JSON, at most MAX_DEPTH levels deep, only text a column can store. An empty body is
+    `{}`."""
     if not raw.strip():
         return {}
     try:
@@ -69,11 +52,10 @@ def parse_json_body(raw: bytes) -> Any:
     # frames per level and would end in a RecursionError (a 500) far sooner.
     if too_deep(data) is not None:
         raise _malformed(f"the JSON nests more than {MAX_DEPTH} levels deep.")
-    # JSON can only carry U+0000 escaped (a raw control character is a syntax error), so
-    # the walk runs only for the rare body that has the escape in its text.
-    if "\\u0000" in text:
-        path = nul_path(data)
-        if path is not None:
-            fields = {path: [NUL_MESSAGE]}
+    # The walk runs only for the rare body whose text has such an escape.
+    if _UNSTORABLE_ESCAPE.search(text):
+        found = unstorable_path(data)
+        if found is not None:
+            fields = {found[0]: [found[1]]}
             raise InvalidRequest(summarize(fields), fields=fields)
     return data

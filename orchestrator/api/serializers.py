@@ -35,7 +35,7 @@ from orchestrator.choices import (
     TriggerKind,
 )
 from orchestrator.definition.checks import IDENTIFIER
-from orchestrator.definition.nodes import MAX_TOKENS_CEILING, model_problem
+from orchestrator.definition.nodes import MAX_TOKENS_CEILING, PRICE_PER_1K_CEILING, model_problem
 from orchestrator.models import (
     Agent,
     Credential,
@@ -415,8 +415,8 @@ class GroupSerializer(NameUniqueInTenantMixin, StrictModelSerializer):
 
 
 class PriceSerializer(StrictSerializer):
-    input_per_1k = StrictFloatField(min_value=0, default=0)
-    output_per_1k = StrictFloatField(min_value=0, default=0)
+    input_per_1k = StrictFloatField(min_value=0, max_value=PRICE_PER_1K_CEILING, default=0)
+    output_per_1k = StrictFloatField(min_value=0, max_value=PRICE_PER_1K_CEILING, default=0)
 
 
 class AgentSerializer(NameUniqueInTenantMixin, StrictModelSerializer):

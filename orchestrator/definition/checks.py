@@ -80,6 +80,46 @@ def loads_strict(text: str) -> Any:
     return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
+# What PostgreSQL's text and jsonb cannot store and UTF-8 cannot encode: U+0000, and a surrogate
+# that is not half of a pair (JSON may escape one alone, "\\ud800", and Python reads it as such).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
+SURROGATE_MESSAGE = "must not contain an unpaired surrogate (\\ud800-\\udfff)"
+REPLACEMENT = "\ufffd"
+
+
+def storable(text: str) -> str:
+    """`text` with each character no column can store replaced by U+FFFD, as a UTF-8 decoder
+    replaces bytes it cannot read: for text from outside (a server's answer) that is kept."""
+    return _UNSTORABLE.sub(REPLACEMENT, text)
+
+
+def unstorable_path(value: Any, root: str = "") -> tuple[str, str] | None:
+    """The JSON path of the first string (or key) no column can store, with the reason; None
+    when every string can be stored. For what a client sends, which is refused, not repaired.
+
+    Stored, such a string failed on PostgreSQL's INSERT (a DataError, a 500) and on SQLite
+    later, when the answer holding it was encoded; refused alike on both."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        texts: list[tuple[str, tuple[str | int, ...]]] = []
+        if isinstance(item, str):
+            texts.append((item, path))
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                texts.append((str(key), path))
+                stack.append((child, (*path, key)))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, index)) for index, child in enumerate(item))
+        for text, where in texts:
+            found = _UNSTORABLE.search(text)
+            if found is not None:
+                reason = NUL_MESSAGE if found.group() == "\x00" else SURROGATE_MESSAGE
+                return json_path(list(where), root), reason
+    return None
+
+
 def json_path(parts: list[str | int], root: str = "") -> str:
     """`["nodes", 0, "config"]` as `nodes[0].config`, the notation of every error path."""
     path = root

@@ -149,6 +149,10 @@ def _model(value: Any, path: str, check: Checker) -> str:
 # today, so only a slip (a digit too many) is refused when saved; a model's own lower limit is
 # the provider's to report when the step runs.
 MAX_TOKENS_CEILING = 200_000
+# USD per 1,000 tokens an agent's own `price` may say: over a thousand times the dearest model's
+# price table entry. A bigger figure is a typo, and its costs overflowed what a run can record
+# (a price of 1e308 made the step's cost infinite: its outcome could not be saved).
+PRICE_PER_1K_CEILING = 1_000
 
 AGENT_KEYS = (
     "name",
@@ -227,7 +231,13 @@ def validate_agent_object(agent: dict[str, Any], path: str, check: Checker) -> d
         "base_url": check.string(_get(agent, "base_url"), f"{path}.base_url", default=""),
         "credential": check.string(_get(agent, "credential"), f"{path}.credential", default=None),
         "price": {
-            key: check.number(_get(price, key), f"{path}.price.{key}", default=0, minimum=0)
+            key: check.number(
+                _get(price, key),
+                f"{path}.price.{key}",
+                default=0,
+                minimum=0,
+                maximum=PRICE_PER_1K_CEILING,
+            )
             for key in ("input_per_1k", "output_per_1k")
         }
         if price

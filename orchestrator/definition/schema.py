@@ -14,6 +14,7 @@ from orchestrator.definition.checks import (
     json_path,
     too_deep,
     type_name,
+    unstorable_path,
 )
 from orchestrator.definition.errors import Problems
 from orchestrator.definition.expressions import expression_syntax_error, template_syntax_error
@@ -331,6 +332,12 @@ def validate_run_input(
     deep = too_deep(data)
     if deep is not None:
         problems.add(json_path(deep[:1], "input"), f"nests more than {MAX_DEPTH} levels deep")
+        problems.raise_if_any()
+    # Every run's input passes here, whatever brought it (the API, a webhook, an MCP call, a
+    # trigger, a parent run): text no column can store is refused before it is stored.
+    unstorable = unstorable_path(data, "input")
+    if unstorable is not None:
+        problems.add(*unstorable)
         problems.raise_if_any()
     if not inputs_spec:
         return dict(data)

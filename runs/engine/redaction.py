@@ -1,10 +1,15 @@
-"""Credential values never leave a step in clear.
+"""Credential values never leave a step in clear, and what a step brings back can be stored.
 
 The product itself never writes a secret into an output, an error or an event, but the servers it
 talks to may: an upstream that reflects the request (httpbin's `/headers`), an API whose 401 quotes
 the token it refused, a model server whose error names the key, an HTTP library that puts an
 invalid header value in its exception. Whatever a step brings back is masked with the
 secrets the step was given (a `Redactor`) before it is stored, logged or sent to a client.
+
+The same walk repairs text no column can store (U+0000, an unpaired surrogate: a JSON answer may
+escape either), replacing each such character with U+FFFD. Kept as they came, they failed the
+step's record on PostgreSQL (which left the step running until its lease ran out, to fail
+again on the next attempt) and every later answer that held them on SQLite.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
+
+from orchestrator.definition.checks import storable
 
 MASK = "[redacted]"
 # Names of headers and URL parameters whose values are credentials: the one list the gallery's
@@ -37,7 +44,8 @@ MIN_LENGTH = 6
 
 class Redactor:
     """Replaces each secret, longest first (so that a value never survives inside a longer one
-    half-masked), in every string of a JSON-like value: dict keys, list items, nested values."""
+    half-masked), and each character no column can store, in every string of a JSON-like value:
+    dict keys, list items, nested values."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         found = {secret for secret in secrets if secret and len(secret) >= MIN_LENGTH}
@@ -47,13 +55,11 @@ class Redactor:
         return bool(self.secrets)
 
     def __call__(self, value: Any) -> Any:
-        if not self.secrets:
-            return value
         if isinstance(value, str):
             for secret in self.secrets:
                 if secret in value:
                     value = value.replace(secret, MASK)
-            return value
+            return storable(value)
         if isinstance(value, dict):
             return {self(key): self(item) for key, item in value.items()}
         if isinstance(value, list | tuple):

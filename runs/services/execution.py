@@ -108,16 +108,11 @@ def _execute_claimed(
     try:
         result = _run_node(run, step, node, seen, rendered)
     except StepFailed as exc:
-        following = _record(step, until, seen, failure=exc)
+        following = _settle(step, until, seen, failure=exc)
         outcome, level, extra = "failed", logging.WARNING, {"error": exc.message[:500]}
     except Exception as exc:  # a bug in a node must fail the step, never lose the run
         logger.exception("step %s of run %s crashed", step.node_id, run.pk)
-        following = _record(
-            step,
-            until,
-            seen,
-            failure=StepFailed(f"internal error: {exc.__class__.__name__}: {exc}"),
-        )
+        following = _settle(step, until, seen, failure=StepFailed(_internal_error(exc)))
         outcome, level, extra = "crashed", logging.ERROR, {}
     else:
         if result.waiting:
@@ -125,7 +120,7 @@ def _execute_claimed(
             following = (None, None)  # the step waits for people: nothing follows here
             outcome, level, extra = "waiting", logging.INFO, {}
         else:
-            following = _record(step, until, seen, result=result)
+            following = _settle(step, until, seen, result=result)
             outcome, level, extra = "succeeded", logging.INFO, {}
     logger.log(
         level,
@@ -138,6 +133,37 @@ def _execute_claimed(
         },
     )
     return following
+
+
+def _internal_error(exc: Exception) -> str:
+    return f"internal error: {exc.__class__.__name__}: {exc}"
+
+
+def _settle(
+    step: StepRun,
+    until: float,
+    seen: Mapping[str, StepRun],
+    *,
+    result: StepResult | None = None,
+    failure: StepFailed | None = None,
+) -> tuple[StepRun | None, Known | None]:
+    """Record the outcome; when recording it raises (a figure its column cannot hold, a bug),
+    fail the step instead, saying why, in a transaction of its own.
+
+    Left running, the step waited out its lease (an hour by default), and its next attempt
+    paid for the node again only to fail to record it again. What the attempt spent is left
+    out of the failure, as it may be what could not be recorded. A database that cannot be
+    reached fails this too: then the step waits for its lease, as for a lost worker."""
+    try:
+        return _record(step, until, seen, result=result, failure=failure)
+    except Exception as exc:
+        logger.exception(
+            "step %s of run %s: its outcome could not be recorded", step.node_id, step.run_id
+        )
+        failed = StepFailed(
+            f"{_internal_error(exc)} (the step's outcome could not be recorded)", retryable=False
+        )
+        return _record(step, until, failure=failed)
 
 
 def _run_node(

@@ -238,6 +238,41 @@ def test_a_nul_character_in_a_run_input_is_refused(editor):
     assert list(body["fields"]) == ["input.topic"]
 
 
+@pytest.mark.parametrize("escape", ["\\ud800", "\\uDFFF", "x\\udc00"])
+def test_an_unpaired_surrogate_is_refused_with_its_path(editor, escape):
+    # JSON may escape half a surrogate pair, and Python reads it: PostgreSQL's jsonb refused it
+    # (a 500), SQLite kept it and every answer holding it failed to encode (a 500 per read).
+    data = json.dumps(two_step())
+    data = data.replace('"Research {{', '"' + escape + " Research {{", 1)
+    assert escape in data
+    body = assert_error(
+        editor.generic("POST", URL, data, content_type="application/json"), 400, "validation_error"
+    )
+    assert body["fields"] == {
+        "definition.nodes[0].config.prompt": [
+            "must not contain an unpaired surrogate (\\ud800-\\udfff)"
+        ]
+    }
+    assert Orchestration.objects.count() == 0
+
+
+def test_an_unpaired_surrogate_in_a_run_input_or_a_key_is_refused(editor):
+    created = editor.post(URL, two_step(status="active"), format="json").json()
+    runs = f"{URL}/{created['id']}/runs"
+    for raw, field in (
+        ('{"input": {"topic": "a\\ud83d"}}', "input.topic"),
+        ('{"input": {"topic": "x"}, "metadata": {"k\\ude00": 1}}', "metadata"),
+    ):
+        response = editor.generic("POST", runs, raw, content_type="application/json")
+        body = assert_error(response, 400, "validation_error")
+        assert list(body["fields"]) == [field]
+    # A pair, escaped as JSON escapes characters past U+FFFF, is one character: kept.
+    paired = '{"input": {"topic": "smile \\ud83d\\ude00"}}'
+    response = editor.generic("POST", runs, paired, content_type="application/json")
+    assert response.status_code == 202, response.content
+    assert response.json()["input"] == {"topic": "smile \U0001f600"}
+
+
 def test_an_escaped_backslash_before_u0000_is_an_ordinary_string(editor):
     data = two_step()
     data["definition"]["nodes"][0]["config"]["prompt"] = "a literal \\u0000 in the text"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import uuid
 
 import pytest
@@ -41,3 +42,12 @@ def test_nothing_renders_as_an_empty_body_and_indent_is_honoured():
     assert FastJSONRenderer().render(None) == b""
     indented = FastJSONRenderer().render({"a": 1}, "application/json; indent=2")
     assert indented == b'{\n  "a": 1\n}'
+
+
+@pytest.mark.parametrize("accepted", [None, "application/json; indent=2"])
+def test_text_utf8_cannot_encode_goes_out_escaped_not_as_an_error(accepted):
+    # An unpaired surrogate that an earlier release kept from a step's answer (on SQLite) made
+    # every read of its run a 500: orjson, then DRF's renderer, refused to encode it.
+    body = FastJSONRenderer().render({"text": "a\ud800b"}, accepted)
+    assert json.loads(body) == {"text": "a\ud800b"}
+    assert b"\\ud800" in body

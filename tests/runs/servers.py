@@ -42,6 +42,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.headers_seen.append(dict(self.headers))
         if self.path.startswith("/status/"):
             return self._send(int(self.path.rsplit("/", 1)[1]), {"status": "as asked"})
+        if self.path == "/unstorable":
+            # JSON may escape what no column can store: a NUL, half of a surrogate pair.
+            data = b'{"text": "a\\u0000b\\ud800c", "k\\udfff": ["\\u0000"]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
         return self._send(200, {"path": self.path, "items": [1, 2, 3]})
 
     def do_POST(self) -> None:

@@ -132,6 +132,17 @@ def test_input_that_does_not_fit_is_a_tool_error(daphne, org):
     assert not Run.objects.exists()
 
 
+def test_an_argument_no_column_can_store_is_a_tool_error_not_a_server_error(daphne, org):
+    # The SDK's client sends the NUL escaped, as JSON must; the run's input kept it, and
+    # PostgreSQL refused the INSERT: the call failed as a server error, on SQLite every read.
+    greeter = flow(org, "Greeter", [GREET])
+    raw = token(org)
+    called = session(daphne, raw, lambda client: client.call_tool(greeter.slug, {"name": "A\x00"}))
+    assert called.is_error
+    assert "input.name: must not contain the NUL character" in called.content[0].text
+    assert not Run.objects.exists()
+
+
 def test_another_orgs_orchestrations_are_neither_listed_nor_callable(daphne, org, other_org):
     theirs = flow(other_org, "Secret flow", [GREET])
 

@@ -162,7 +162,7 @@ def test_a_server_error_is_retried_then_succeeds(make_flow, upstream):
 
 
 def test_credit_limit_stops_the_run_with_cost_limit_exceeded(make_flow):
-    agent = {"model": "builtin/echo", "price": {"input_per_1k": 100000, "output_per_1k": 0}}
+    agent = {"model": "builtin/echo", "price": {"input_per_1k": 1000, "output_per_1k": 0}}
     flow = make_flow(
         [agent_node("one", agent), agent_node("two", agent)],
         [edge("one", "two")],
@@ -172,7 +172,7 @@ def test_credit_limit_stops_the_run_with_cost_limit_exceeded(make_flow):
     run = run_to_rest(flow, {"name": "Ada"})
     assert run.status == "failed"
     assert run.error["code"] == "cost_limit_exceeded"
-    assert run.error["detail"] == "Cost limit exceeded: $200.00 > max $0.50"
+    assert run.error["detail"] == "Cost limit exceeded: $2.00 > max $0.50"
     assert statuses(run) == {"one": "succeeded", "two": "cancelled"}
 
 
@@ -180,7 +180,7 @@ def test_a_run_over_its_credit_limit_stops_asking_people_and_fails(make_flow):
     """A branch goes over the limit while another waits for an approval: the run ends failed
     with cost_limit_exceeded at once, its open approval withdrawn, rather than staying paused
     until someone answers a question whose answer can no longer change anything."""
-    agent = {"model": "builtin/echo", "price": {"input_per_1k": 100000, "output_per_1k": 0}}
+    agent = {"model": "builtin/echo", "price": {"input_per_1k": 1000, "output_per_1k": 0}}
     gate = {"id": "gate", "type": "approval", "config": {"prompt": "ok?"}}
     flow = make_flow(
         [agent_node("one", agent), gate],
@@ -253,7 +253,7 @@ def test_http_steps_refuse_loopback_unless_allowed(make_flow, settings):
 
 
 def budget_flow(make_flow):
-    agent = {"model": "builtin/echo", "price": {"input_per_1k": 100000, "output_per_1k": 0}}
+    agent = {"model": "builtin/echo", "price": {"input_per_1k": 1000, "output_per_1k": 0}}
     return make_flow(
         [agent_node("one", agent), agent_node("two", agent)],
         [edge("one", "two")],
@@ -270,7 +270,7 @@ def test_budget_action_approve_pauses_and_a_raised_limit_lets_the_run_finish(mak
     assert (run.status, run.budget_hold) == ("paused", True)
     assert statuses(run) == {"one": "succeeded"}
     gate = Approval.objects.get(run=run, status="pending")
-    assert gate.prompt.startswith("Cost limit exceeded: $200.00 > max $0.50")
+    assert gate.prompt.startswith("Cost limit exceeded: $2.00 > max $0.50")
     detail = editor.get(f"/api/v1/runs/{run.pk}").json()
     assert detail["human_input_required"]["approval_id"] == str(gate.pk)
     too_low = editor.post(

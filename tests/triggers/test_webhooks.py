@@ -153,10 +153,11 @@ def test_bad_json_is_400(hook):
     [
         b'{"text": ' + b"[" * 3000 + b"]" * 3000 + b"}",
         b'{"text": "a\\u0000b"}',
+        b'{"text": "a\\ud800b"}',
         b'{"text": NaN}',
         b'{"text": 1e400}',
     ],
-    ids=["nested-3000-deep", "nul-character", "nan", "overflowing-number"],
+    ids=["nested-3000-deep", "nul-character", "unpaired-surrogate", "nan", "overflowing-number"],
 )
 def test_a_body_the_database_cannot_hold_is_400_and_starts_nothing(hook, body):
     response = post(hook["url"], body, signed(hook["secret"], body))

@@ -69,6 +69,10 @@ DEFAULT_MAX_TURNS = 10
 PREVIEW = 500
 # An answer that does not match the output_schema goes back to the model this many times.
 OUTPUT_RETRIES = 2
+# The most tokens one model call can report each way: four times the largest context window a
+# model has. A server that reports more, or fewer than none, is wrong, and its figure would not
+# fit a step's counts (50 turns of this fit; a negative count broke the record of the outcome).
+MAX_CALL_TOKENS = 40_000_000
 # What a provider refuses in a schema's or tool's name (a schema's title may hold anything).
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # What reading a streamed chunk of the wrong shape raises inside pydantic-ai.
@@ -588,6 +592,12 @@ def _record_turn(
         tokens_in, tokens_out = llm.builtin_tokens(turn.sent, response)
     else:
         tokens_in, tokens_out = response.usage.input_tokens, response.usage.output_tokens
+        if not (0 <= tokens_in <= MAX_CALL_TOKENS and 0 <= tokens_out <= MAX_CALL_TOKENS):
+            raise StepFailed(
+                f"the model server reported an impossible usage for one call: {tokens_in} input "
+                f"and {tokens_out} output tokens (0 to {MAX_CALL_TOKENS:,} each)",
+                retryable=False,
+            )
     result.turns = turn.number
     result.tokens_input += tokens_in
     result.tokens_output += tokens_out
