@@ -23,6 +23,7 @@ from core.types import Actor
 from runs.engine import RunStatus, StepStatus
 from runs.engine.nodes.agent import run_agent
 from runs.engine.nodes.base import AgentSpec, StepContext, StepFailed, StepResult
+from runs.engine.redaction import Redactor
 from runs.models import OutputVersion, RefineStatus, Run, ShareLink, StepRun
 from runs.services import dispatch, resolve
 from runs.services.graphs import definition_of
@@ -159,6 +160,10 @@ def _rewrite(run: Run, current: OutputVersion, prompt: str) -> StepResult:
         prompt=prompt,
         output=_as_text(current.output),
     )
+    agent = refine_agent(run)
+    # As for a step: what the model server sends back (an answer, an error quoting the key it
+    # refused) is masked with the agent's secrets, its text made storable, before it is kept.
+    hide = Redactor(agent.secrets())
     ctx = StepContext(
         run_id=str(run.pk),
         step_id="refine",
@@ -168,9 +173,15 @@ def _rewrite(run: Run, current: OutputVersion, prompt: str) -> StepResult:
         emit=lambda type, data: None,
         deadline=time.monotonic() + REFINE_TIMEOUT_S,
         net=resolve.net_policy(),
-        agent=refine_agent(run),
+        agent=agent,
     )
-    return run_agent(ctx)
+    try:
+        result = run_agent(ctx)
+    except StepFailed as exc:
+        exc.message = hide(exc.message)
+        raise
+    result.output = hide(result.output)
+    return result
 
 
 def perform_refine(run_id: str, prompt: str, base_version: int, requested_by: str = "") -> None:

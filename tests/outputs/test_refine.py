@@ -185,6 +185,37 @@ def test_refining_through_an_openai_compatible_server(
     assert headers["authorization"] == "Bearer sk-local"
 
 
+def test_a_refine_keeps_no_secret_and_no_unstorable_text_the_model_server_sends(
+    org, editor, finished_run, upstream, refine, refines
+):
+    # A step masks what its servers send back with its credentials; a refine kept the answer as
+    # it came: a server that echoed the key put it in the run's output, for every viewer and any
+    # share link, and a NUL in the answer failed the new version's INSERT on PostgreSQL.
+    credential = Credential.objects.create(
+        organization=org, name="key", kind="api_key", encrypted_value=crypto.encrypt("sk-local-9")
+    )
+    Agent.objects.create(
+        organization=org,
+        name="writer",
+        model="openai/test-model",
+        base_url=f"{upstream.url}/v1",
+        credential=credential,
+    )
+    upstream.answers = [reply("Draft."), reply("Short, with sk-local-9 and a\u0000b.")]
+    run = finished_run("Write.", agent="writer")
+    refine(editor, run, "Make it shorter.")
+    refines.work()
+    two = editor.get(f"/api/v1/runs/{run.pk}/versions/2").json()
+    assert two["output"] == "Short, with [redacted] and a\ufffdb."
+    upstream.answers = [error(401, "Incorrect API key provided: sk-local-9")]
+    refine(editor, run, "Again.")
+    refines.work()
+    detail = editor.get(f"/api/v1/runs/{run.pk}").json()
+    assert detail["refine_status"] == "failed"
+    assert "sk-local-9" not in detail["refine_error"]
+    assert "[redacted]" in detail["refine_error"]
+
+
 def test_a_json_output_is_refined_in_json_mode(editor, finished_run, upstream, refine, refines):
     agent = {"model": "openai/test", "base_url": f"{upstream.url}/v1"}
     upstream.answers = [reply('{"items": [1, 2, 3]}'), reply('{"items": [1]}')]
