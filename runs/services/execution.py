@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -91,9 +91,7 @@ def execute(step_run_id: Pk) -> None:
                 step, known = _execute_claimed(step, until, known)
 
 
-def _execute_claimed(
-    step: StepRun, until: float, known: Known | None = None
-) -> tuple[StepRun | None, Known | None]:
+def _execute_claimed(step: StepRun, until: float, known: Known | None = None) -> Following:
     """Runs the step and records its outcome; the step that outcome handed to this worker, with
     the steps that transaction read and left unchanged (for the next step's template context)."""
     run = step.run
@@ -108,19 +106,19 @@ def _execute_claimed(
     try:
         result = _run_node(run, step, node, seen, rendered)
     except StepFailed as exc:
-        following = _settle(step, until, seen, failure=exc)
+        following = _settle(step, until, partial(_record, step, until, seen, failure=exc))
         outcome, level, extra = "failed", logging.WARNING, {"error": exc.message[:500]}
     except Exception as exc:  # a bug in a node must fail the step, never lose the run
         logger.exception("step %s of run %s crashed", step.node_id, run.pk)
-        following = _settle(step, until, seen, failure=StepFailed(_internal_error(exc)))
+        failure = StepFailed(_internal_error(exc))
+        following = _settle(step, until, partial(_record, step, until, seen, failure=failure))
         outcome, level, extra = "crashed", logging.ERROR, {}
     else:
         if result.waiting:
-            _wait(step, result)
-            following = (None, None)  # the step waits for people: nothing follows here
+            following = _settle(step, until, partial(_wait, step, result))
             outcome, level, extra = "waiting", logging.INFO, {}
         else:
-            following = _settle(step, until, seen, result=result)
+            following = _settle(step, until, partial(_record, step, until, seen, result=result))
             outcome, level, extra = "succeeded", logging.INFO, {}
     logger.log(
         level,
@@ -139,23 +137,16 @@ def _internal_error(exc: Exception) -> str:
     return f"internal error: {exc.__class__.__name__}: {exc}"
 
 
-def _settle(
-    step: StepRun,
-    until: float,
-    seen: Mapping[str, StepRun],
-    *,
-    result: StepResult | None = None,
-    failure: StepFailed | None = None,
-) -> tuple[StepRun | None, Known | None]:
-    """Record the outcome; when recording it raises (a figure its column cannot hold, a bug),
-    fail the step instead, saying why, in a transaction of its own.
+def _settle(step: StepRun, until: float, record: Callable[[], Following]) -> Following:
+    """Record the outcome (`record`); when recording it raises (a figure its column cannot hold,
+    a bug), fail the step instead, saying why, in a transaction of its own.
 
     Left running, the step waited out its lease (an hour by default), and its next attempt
     paid for the node again only to fail to record it again. What the attempt spent is left
     out of the failure, as it may be what could not be recorded. A database that cannot be
     reached fails this too: then the step waits for its lease, as for a lost worker."""
     try:
-        return _record(step, until, seen, result=result, failure=failure)
+        return record()
     except Exception as exc:
         logger.exception(
             "step %s of run %s: its outcome could not be recorded", step.node_id, step.run_id
@@ -250,6 +241,8 @@ def _run_node(
         if sink is not None:
             sink.close()
     result.output = hide(result.output)
+    # The tool calls that wait go into approvals and child runs' inputs: the model wrote them.
+    result.waiting = hide(result.waiting)
     if result.last_turn is not None:
         transcript, told = result.last_turn
         result.last_turn = hide(transcript), [(kind, hide(data)) for kind, data in told]
@@ -289,15 +282,15 @@ def _budget(run: Run) -> tuple[bool, float | None]:
     return True, float(limit - run.cost_usd)
 
 
-def _wait(step: StepRun, result: StepResult) -> None:
+def _wait(step: StepRun, result: StepResult) -> Following:
     """The agent asked for tool calls that wait for a person, or for orchestration tools (each a
     child run): the attempt ends waiting, holding no worker, unless the step is no longer ours
-    (as `_record`)."""
+    (as `_record`). Nothing follows it in this task."""
     with transaction.atomic():
         progress = Progress.lock(step.run_id)
         current = StepRun.objects.filter(pk=step.pk, status=StepStatus.RUNNING).first()
         if current is None or progress.run.status in RUN_TERMINAL:
-            return
+            return NOTHING_FOLLOWS
         # What the model calls so far cost is spent now, not when the step ends, which may be
         # days later: the step and the run show it while people decide, and the run's credit
         # limit counts it. The attempt that goes on counts only the calls it makes.
@@ -310,6 +303,7 @@ def _wait(step: StepRun, result: StepResult) -> None:
             start_tool_calls(progress, current, started)
         progress.advance()
         progress.save()
+    return NOTHING_FOLLOWS
 
 
 def _record(
@@ -319,7 +313,7 @@ def _record(
     *,
     result: StepResult | None = None,
     failure: StepFailed | None = None,
-) -> tuple[StepRun | None, Known | None]:
+) -> Following:
     """Apply the outcome, unless the step is no longer ours (its lease ran out and it was
     re-queued, or the run ended): then the late result is dropped, not applied twice.
 
@@ -336,7 +330,7 @@ def _record(
             or current.status != StepStatus.RUNNING
             or progress.run.status in RUN_TERMINAL
         ):
-            return None, None
+            return NOTHING_FOLLOWS
         current.input = step.input
         progress.worker_free = time.monotonic() < until
         if failure is None:
@@ -361,7 +355,7 @@ def _record(
         progress.save()
         following = progress.taken
     if following is None:
-        return None, None
+        return NOTHING_FOLLOWS
     following.run = progress.run
     return following, _known(progress)
 
@@ -376,6 +370,12 @@ class Known:
     changed: list[str]
     # The handed-on step's rendered config, written with its row (None: the worker renders it).
     input: Any = None
+
+
+# What recording an outcome hands on: the step this task runs next (None: none) and what the
+# transaction knew of the run's steps.
+Following = tuple[StepRun | None, Known | None]
+NOTHING_FOLLOWS: Following = (None, None)
 
 
 def _known(progress: Progress) -> Known:

@@ -112,3 +112,21 @@ def test_a_price_past_the_ceiling_is_refused_on_agents_and_in_definitions(editor
     )
     assert response.status_code == 400
     assert list(response.json()["fields"]) == [f"definition.nodes[0].config.agent.price.{where}"]
+
+
+def test_a_gated_tool_call_whose_arguments_hold_a_nul_waits_for_approval(
+    make_flow, upstream, editor
+):
+    # The model's arguments went into the approval as they came: on PostgreSQL its INSERT
+    # failed, and the step stayed running until its lease ran out instead of asking anyone.
+    upstream.answers = [reply(tools=[("http_get", {"url": f"{upstream.url}/a\u0000b"})])]
+    agent = {
+        "model": "openai/gpt-4o",
+        "base_url": f"{upstream.url}/v1",
+        "tools": [{"tool": "http_get", "approval": {"timeout_s": 3600}}],
+    }
+    run = run_to_rest(make_flow([ask(agent)]))
+    assert run.status == "paused"
+    assert StepRun.objects.get(run=run).status == "waiting"
+    asked = editor.get(f"/api/v1/approvals?pending=true&run={run.pk}").json()["items"]
+    assert [item["args"] for item in asked] == [{"url": f"{upstream.url}/a{REPAIRED}b"}]
