@@ -22,9 +22,27 @@ def markdown_html(text: str) -> SafeString:
 
 
 def value_html(value: Any) -> SafeString:
-    """A step or run output: strings as markdown, anything else as escaped, indented JSON."""
+    """A step or run output: strings as markdown, anything else as escaped, indented JSON.
+
+    A string that is a whole JSON object or list shows as JSON too: it is a structured output
+    written as text (a markdown run whose last step answered with JSON), and as markdown its
+    lines ran into one paragraph of braces."""
     if value is None:
         return mark_safe('<span class="muted">—</span>')
     if isinstance(value, str):
-        return markdown_html(value)
+        structured = _json_text(value)
+        if structured is None:
+            return markdown_html(value)
+        value = structured
     return mark_safe(f"<pre>{escape(json.dumps(value, indent=2, default=str))}</pre>")
+
+
+def _json_text(text: str) -> dict[str, Any] | list[Any] | None:
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        parsed = json.loads(stripped)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict | list) else None

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from core.rendering import markdown_html
+from core.rendering import value_html
 from gallery.content_policy import public_page
 from runs.services import outputs
 
@@ -36,7 +36,7 @@ def shared_output(request: HttpRequest, token: str) -> HttpResponse:
             if newest.output_type == "json" or not isinstance(newest.output, str):
                 context["output_json"] = _as_json(newest.output)
             else:
-                context["output_html"] = markdown_html(newest.output)
+                context["output_html"] = value_html(newest.output)
         response = render(request, "gallery/shared_output.html", context)
     # The token is the secret: links in the output must not carry it away in a Referer.
     response["Referrer-Policy"] = "no-referrer"

@@ -124,6 +124,29 @@ def test_the_run_view_renders_outputs_as_sanitized_markdown(client, org):
         assert "&lt;script&gt;" in html
 
 
+def test_a_markdown_output_that_is_json_shows_as_json_not_as_a_paragraph(client, org, editor):
+    # A markdown run whose last step answered with an object (an http step, say) has that
+    # object as JSON text: rendered as markdown its lines ran into one paragraph of braces.
+    flow = orchestration(org, output={"status": 200, "items": [1, 2], "note": "<b>x</b>"})
+    run, _ = lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
+    drain()
+    run.refresh_from_db()
+    assert run.output_type == "markdown" and run.output.startswith("{\n")
+    member_client(client, org)
+    rendered = client.get(f"/runs/{run.pk}/outputs/").json()["output"]
+    assert rendered.startswith("<pre>{\n  &quot;") and "&quot;status&quot;: 200" in rendered
+    assert "&lt;b&gt;x&lt;/b&gt;" in rendered and "<b>" not in rendered
+    share = editor.post(f"/api/v1/runs/{run.pk}/share").json()["share_url"]
+    page = client.get(share[share.index("/s/") :]).content.decode()
+    assert "<pre>{\n  &quot;" in page and "&quot;status&quot;: 200" in page
+    # Markdown that merely starts with a bracket is still markdown.
+    linked = orchestration(org, name="Linked", output="[the docs](https://example.com) say so")
+    run, _ = lifecycle.fire(linked, {}, trigger_kind=RunTrigger.API)
+    drain()
+    rendered = client.get(f"/runs/{run.pk}/outputs/").json()["output"]
+    assert rendered.startswith('<p><a href="https://example.com"')
+
+
 def test_missing_pages_answer_html_to_browsers_and_json_to_the_api(client):
     page = client.get("/no/such/page/", HTTP_ACCEPT="text/html")
     assert page.status_code == 404 and b"<h1>Not found</h1>" in page.content
