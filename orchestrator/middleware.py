@@ -1,5 +1,6 @@
-"""Body-size limits: which limit applies to a path, and refusing a declared Content-Length over it
-before anything reads the body.
+"""Request guards that run before any view: body-size limits (which limit applies to a path, and
+refusing a declared Content-Length over it before anything reads the body), and URLs holding a
+NUL character.
 
 A body sent without Content-Length (chunked) has no length to check here; the server-side
 wrappers in config/bodies.py count its bytes as it arrives, with the same `body_limit`.
@@ -10,8 +11,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import JsonResponse
 
-from core.errors import error_body, json_error
+from core.domain_errors import summarize
+from core.errors import error_body, handler404, json_error
 from core.params import parse_integer
+from orchestrator.definition.checks import NUL_MESSAGE
 from orchestrator.models import WebhookOutcome
 from orchestrator.services import webhooks
 
@@ -63,4 +66,25 @@ class BodySizeLimitMiddleware:
                 if is_webhook_path(request.path):
                     webhooks.count_request(WebhookOutcome.TOO_LARGE)
                 return JsonResponse(too_large_body(limit), status=413)
+        return self.get_response(request)
+
+
+class NulInUrlMiddleware:
+    """A URL holding a NUL character (`%00`): PostgreSQL refuses one in any query parameter, so
+    a lookup by slug or token with it was a 500 (`/api/v1/orchestrations/a%00b`, a share link).
+    In the path it names nothing: 404, as any unknown address; in the query string it is a
+    parameter no filter can take: 400 naming it."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path:
+            return handler404(request)
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                fields = {name: [NUL_MESSAGE]}
+                return JsonResponse(
+                    error_body("validation_error", summarize(fields), fields), status=400
+                )
         return self.get_response(request)
