@@ -17,6 +17,7 @@ from core.domain_errors import Forbidden, NotFound
 from core.tenancy import Tenant
 from core.types import Actor, Pk
 from orchestrator.choices import OrchestrationStatus
+from orchestrator.definition.checks import unstorable_path
 from orchestrator.definition.schema import inputs_json_schema
 from orchestrator.models import Orchestration, Organization
 from runs.engine import RUN_TERMINAL, RunStatus
@@ -76,7 +77,9 @@ def fire(
     """Start a run of the org's active orchestration `name` (its slug). Another org's slug is
     just as unknown as one that exists nowhere; the role check comes after the lookup. An
     `Idempotency-Key` on the HTTP request is scoped to the token, as on the runs API."""
-    orchestration = _active(tenant.organization).filter(slug=name).first()
+    # A name no column can store names nothing (PostgreSQL refused it in the lookup: a 500).
+    known = unstorable_path(name) is None
+    orchestration = _active(tenant.organization).filter(slug=name).first() if known else None
     if orchestration is None:
         raise NotFound(f"No active orchestration '{name}' in this organization.")
     if not tenant.allows(Role.EDITOR):

@@ -143,6 +143,21 @@ def test_an_argument_no_column_can_store_is_a_tool_error_not_a_server_error(daph
     assert not Run.objects.exists()
 
 
+def test_a_tool_name_holding_a_nul_is_unknown_not_a_server_error(daphne, org):
+    flow(org, "Greeter", [GREET])
+    raw = token(org)
+
+    # The SDK's client sends the name escaped, as JSON must; the lookup refused it: a 500.
+    async def work(client):
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("gree\x00ter", {"name": "Ada"})
+        return refused.value
+
+    refused = session(daphne, raw, work)
+    assert "No active orchestration" in str(refused)
+    assert not Run.objects.exists()
+
+
 def test_another_orgs_orchestrations_are_neither_listed_nor_callable(daphne, org, other_org):
     theirs = flow(other_org, "Secret flow", [GREET])
 
