@@ -154,20 +154,25 @@ def test_a_viewer_reads_versions_but_cannot_refine(viewer, finished_run, refine)
     assert viewer.get(f"/api/v1/runs/{run.pk}/versions").status_code == 200
 
 
-def test_refining_through_an_openai_compatible_server(
-    org, editor, finished_run, upstream, refine, refines
-):
+def writer(org, upstream, key: str, **fields) -> Agent:
+    """The library agent `writer` on the local model server, its key in a credential."""
     credential = Credential.objects.create(
-        organization=org, name="key", kind="api_key", encrypted_value=crypto.encrypt("sk-local")
+        organization=org, name="key", kind="api_key", encrypted_value=crypto.encrypt(key)
     )
-    Agent.objects.create(
+    return Agent.objects.create(
         organization=org,
         name="writer",
         model="openai/test-model",
         base_url=f"{upstream.url}/v1",
         credential=credential,
-        system_prompt="You write tersely.",
+        **fields,
     )
+
+
+def test_refining_through_an_openai_compatible_server(
+    org, editor, finished_run, upstream, refine, refines
+):
+    writer(org, upstream, "sk-local", system_prompt="You write tersely.")
     upstream.answers = [reply("A long first draft."), reply("Short.")]
     run = finished_run("Write a summary.", agent="writer")
     assert run.output == "A long first draft."
@@ -191,16 +196,7 @@ def test_a_refine_keeps_no_secret_and_no_unstorable_text_the_model_server_sends(
     # A step masks what its servers send back with its credentials; a refine kept the answer as
     # it came: a server that echoed the key put it in the run's output, for every viewer and any
     # share link, and a NUL in the answer failed the new version's INSERT on PostgreSQL.
-    credential = Credential.objects.create(
-        organization=org, name="key", kind="api_key", encrypted_value=crypto.encrypt("sk-local-9")
-    )
-    Agent.objects.create(
-        organization=org,
-        name="writer",
-        model="openai/test-model",
-        base_url=f"{upstream.url}/v1",
-        credential=credential,
-    )
+    writer(org, upstream, "sk-local-9")
     upstream.answers = [reply("Draft."), reply("Short, with sk-local-9 and a\u0000b.")]
     run = finished_run("Write.", agent="writer")
     refine(editor, run, "Make it shorter.")
