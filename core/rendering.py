@@ -34,7 +34,12 @@ def value_html(value: Any) -> SafeString:
         if structured is None:
             return markdown_html(value)
         value = structured
-    return mark_safe(f"<pre>{escape(json.dumps(value, indent=2, default=str))}</pre>")
+    return mark_safe(f"<pre>{escape(json_text(value))}</pre>")
+
+
+def json_text(value: Any, *, sort_keys: bool = False) -> str:
+    """A value as indented JSON for people to read: text as it is, not `\\u00e9` escapes."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=sort_keys, default=str)
 
 
 def _json_text(text: str) -> dict[str, Any] | list[Any] | None:

@@ -6,20 +6,15 @@ renderer as every other page (raw HTML off, then nh3); JSON is shown as escaped 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from core.rendering import value_html
+from core.rendering import json_text, value_html
 from gallery.content_policy import public_page
 from runs.services import outputs
-
-
-def _as_json(output: Any) -> str:
-    return json.dumps(output, indent=2, ensure_ascii=False, default=str)
 
 
 @public_page
@@ -34,7 +29,7 @@ def shared_output(request: HttpRequest, token: str) -> HttpResponse:
         context: dict[str, Any] = {"run": run, "version": newest}
         if newest is not None and newest.output is not None:
             if newest.output_type == "json" or not isinstance(newest.output, str):
-                context["output_json"] = _as_json(newest.output)
+                context["output_json"] = json_text(newest.output)
             else:
                 context["output_html"] = value_html(newest.output)
         response = render(request, "gallery/shared_output.html", context)

@@ -4,8 +4,6 @@ server's tools again from its card (static/js/mcp_servers.js calls the API's ref
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +11,7 @@ from django.shortcuts import render
 
 from core.choices import Role
 from core.pages import membership
+from core.rendering import json_text
 from orchestrator.models import McpServer
 
 
@@ -22,7 +21,7 @@ def _tool(tool: dict) -> dict:
     return {
         "name": str(tool.get("name", "")),
         "description": str(tool.get("description", "")),
-        "schema": json.dumps(schema, indent=2, sort_keys=True),
+        "schema": json_text(schema, sort_keys=True),
     }
 
 

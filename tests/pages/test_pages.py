@@ -147,6 +147,18 @@ def test_a_markdown_output_that_is_json_shows_as_json_not_as_a_paragraph(client,
     assert rendered.startswith('<p><a href="https://example.com"')
 
 
+def test_an_output_shown_as_json_keeps_its_text_unescaped(client, org):
+    # The run view wrote `"caf\u00e9"` for "café" (and every non-ASCII letter) in a JSON output.
+    flow = orchestration(org, output={"city": "Zürich", "note": "café 東京"})
+    run, _ = lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
+    drain()
+    member_client(client, org)
+    rendered = client.get(f"/runs/{run.pk}/outputs/").json()
+    for html in (rendered["output"], rendered["steps"]["a"]):
+        assert "&quot;Zürich&quot;" in html and "café 東京" in html
+        assert "\\u" not in html
+
+
 def test_missing_pages_answer_html_to_browsers_and_json_to_the_api(client):
     page = client.get("/no/such/page/", HTTP_ACCEPT="text/html")
     assert page.status_code == 404 and b"<h1>Not found</h1>" in page.content
