@@ -30,7 +30,7 @@ def value_html(value: Any) -> SafeString:
     if value is None:
         return mark_safe('<span class="muted">—</span>')
     if isinstance(value, str):
-        structured = _json_text(value)
+        structured = _structured(value)
         if structured is None:
             return markdown_html(value)
         value = structured
@@ -42,7 +42,7 @@ def json_text(value: Any, *, sort_keys: bool = False) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=sort_keys, default=str)
 
 
-def _json_text(text: str) -> dict[str, Any] | list[Any] | None:
+def _structured(text: str) -> dict[str, Any] | list[Any] | None:
     stripped = text.strip()
     if not stripped.startswith(("{", "[")):
         return None

@@ -27,12 +27,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
-    def _send(self, status: int, body: dict | list | bytes) -> None:
-        """JSON, or bytes sent as they are (a server that answers with something else)."""
+    def _send(
+        self, status: int, body: dict | list | bytes, content_type: str = "text/html"
+    ) -> None:
+        """JSON, or bytes sent as they are (a server that answers with something else, or with
+        JSON text no encoder would write)."""
         raw = isinstance(body, bytes)
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "text/html" if raw else "application/json")
+        self.send_header("Content-Type", content_type if raw else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -45,12 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/unstorable":
             # JSON may escape what no column can store: a NUL, half of a surrogate pair.
             data = b'{"text": "a\\u0000b\\ud800c", "k\\udfff": ["\\u0000"]}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return None
+            return self._send(200, data, content_type="application/json")
         return self._send(200, {"path": self.path, "items": [1, 2, 3]})
 
     def do_POST(self) -> None:
