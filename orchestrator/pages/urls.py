@@ -13,4 +13,5 @@ urlpatterns = [
     path("mcp-servers/", mcp.mcp_server_list, name="mcp-servers"),
     path("orchestrations/new/", views.new_orchestration, name="new-orchestration"),
     path("orchestrations/<uuid:pk>/", views.editor, name="editor"),
+    path("orchestrations/<slug:slug>/", views.editor_by_slug, name="editor-by-slug"),
 ]

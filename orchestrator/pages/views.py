@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -80,3 +80,16 @@ def editor(request: HttpRequest, pk) -> HttpResponse:
             "new_secrets": take_secrets(request, orchestration),
         },
     )
+
+
+@login_required
+def editor_by_slug(request: HttpRequest, slug: str) -> HttpResponse:
+    """The API takes a slug wherever it takes an orchestration's id; so does the editor's URL,
+    which then moves to the id's (a slug may be given to another orchestration later)."""
+    current = membership(request)
+    orchestration = (
+        Orchestration.objects.alive().filter(organization_id=current.organization_id).by_key(slug)
+    )
+    if orchestration is None:
+        raise Http404(f"No orchestration '{slug}' in this organization.")
+    return redirect("editor", pk=orchestration.pk)

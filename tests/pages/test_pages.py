@@ -101,6 +101,18 @@ def test_a_viewer_cannot_create_and_gets_a_read_only_editor(client, org):
     assert 'data-can-edit="false"' in client.get(f"/orchestrations/{flow.pk}/").content.decode()
 
 
+def test_the_editor_opens_by_slug_as_the_api_does(client, org, other_org):
+    flow = orchestration(org, name="Weekly report")
+    theirs = orchestration(other_org, name="Secret plan")
+    member_client(client, org)
+    response = client.get(f"/orchestrations/{flow.slug}/")
+    assert response.status_code == 302 and response["Location"] == f"/orchestrations/{flow.pk}/"
+    for slug in (theirs.slug, "no-such-flow"):
+        missing = client.get(f"/orchestrations/{slug}/", HTTP_ACCEPT="text/html")
+        assert missing.status_code == 404 and str(theirs.pk) not in missing.content.decode()
+    assert client.get("/orchestrations/new/").status_code == 200
+
+
 def test_another_organizations_editor_run_view_and_outputs_are_not_found(client, org, other_org):
     flow = orchestration(other_org)
     run, _ = lifecycle.fire(flow, {}, trigger_kind=RunTrigger.API)
