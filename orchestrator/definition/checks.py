@@ -34,6 +34,11 @@ def type_name(value: Any) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+def bound_text(bound: float) -> str:
+    """A limit as people write it: a year of seconds is 31536000, not `:g`'s 3.1536e+07."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -189,11 +194,11 @@ class Checker:
             return default if default is not MISSING else 0
         if minimum is not None:
             if exclusive_minimum and value <= minimum:
-                self.fail(path, f"must be greater than {minimum:g}")
+                self.fail(path, f"must be greater than {bound_text(minimum)}")
             elif not exclusive_minimum and value < minimum:
-                self.fail(path, f"must be at least {minimum:g}")
+                self.fail(path, f"must be at least {bound_text(minimum)}")
         if maximum is not None and value > maximum:
-            self.fail(path, f"must be at most {maximum:g}")
+            self.fail(path, f"must be at most {bound_text(maximum)}")
         return value
 
     def boolean(self, value: Any, path: str, *, default: bool) -> bool:

@@ -165,6 +165,21 @@ def test_each_node_type_checks_its_config(node, path):
     assert path in problems({"nodes": [node]})
 
 
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        ({"type": "approval", "config": {"timeout_s": 1e12}}, "must be at most 31536000"),
+        ({"type": "approval", "config": {"timeout_s": 0}}, "must be greater than 0"),
+        ({"type": "delay", "config": {"seconds": 1e9}}, "must be at most 2592000"),
+        ({"type": "delay", "config": {"seconds": -0.5}}, "must be at least 0"),
+    ],
+)
+def test_a_bound_is_written_as_people_write_numbers(node, message):
+    node = {"id": "n", **node}
+    [written] = [text for texts in problems({"nodes": [node]}).values() for text in texts]
+    assert written == message
+
+
 def test_an_inline_agents_max_tokens_is_kept_and_absent_means_none():
     def change(data):
         data["nodes"][0]["config"]["agent"]["max_tokens"] = 800
