@@ -106,20 +106,24 @@ def _execute_claimed(step: StepRun, until: float, known: Known | None = None) ->
     try:
         result = _run_node(run, step, node, seen, rendered)
     except StepFailed as exc:
-        following = _settle(step, until, partial(_record, step, until, seen, failure=exc))
+        record = partial(_record, step, until, seen, failure=exc)
         outcome, level, extra = "failed", logging.WARNING, {"error": exc.message[:500]}
     except Exception as exc:  # a bug in a node must fail the step, never lose the run
         logger.exception("step %s of run %s crashed", step.node_id, run.pk)
         failure = StepFailed(_internal_error(exc))
-        following = _settle(step, until, partial(_record, step, until, seen, failure=failure))
+        record = partial(_record, step, until, seen, failure=failure)
         outcome, level, extra = "crashed", logging.ERROR, {}
     else:
         if result.waiting:
-            following = _settle(step, until, partial(_wait, step, result))
+            record = partial(_wait, step, result)
             outcome, level, extra = "waiting", logging.INFO, {}
         else:
-            following = _settle(step, until, partial(_record, step, until, seen, result=result))
+            record = partial(_record, step, until, seen, result=result)
             outcome, level, extra = "succeeded", logging.INFO, {}
+    following, unrecorded = _settle(step, until, record)
+    if unrecorded is not None:
+        # What the node did is not what the step's row says: the line says what it says.
+        outcome, level, extra = "failed", logging.ERROR, {"error": unrecorded[:500]}
     logger.log(
         level,
         "step %s",
@@ -137,24 +141,25 @@ def _internal_error(exc: Exception) -> str:
     return f"internal error: {exc.__class__.__name__}: {exc}"
 
 
-def _settle(step: StepRun, until: float, record: Callable[[], Following]) -> Following:
+def _settle(
+    step: StepRun, until: float, record: Callable[[], Following]
+) -> tuple[Following, str | None]:
     """Record the outcome (`record`); when recording it raises (a figure its column cannot hold,
-    a bug), fail the step instead, saying why, in a transaction of its own.
+    a bug), fail the step instead, saying why, in a transaction of its own. Returns what follows
+    and, when the step was failed so, the error it was failed with.
 
     Left running, the step waited out its lease (an hour by default), and its next attempt
     paid for the node again only to fail to record it again. What the attempt spent is left
     out of the failure, as it may be what could not be recorded. A database that cannot be
     reached fails this too: then the step waits for its lease, as for a lost worker."""
     try:
-        return record()
+        return record(), None
     except Exception as exc:
         logger.exception(
             "step %s of run %s: its outcome could not be recorded", step.node_id, step.run_id
         )
-        failed = StepFailed(
-            f"{_internal_error(exc)} (the step's outcome could not be recorded)", retryable=False
-        )
-        return _record(step, until, failure=failed)
+        message = f"{_internal_error(exc)} (the step's outcome could not be recorded)"
+        return _record(step, until, failure=StepFailed(message, retryable=False)), message
 
 
 def _run_node(

@@ -73,7 +73,7 @@ def test_a_model_server_that_reports_an_impossible_usage_fails_the_step(make_flo
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="SQLite keeps a decimal of any size: it records it"
 )
-def test_a_cost_past_what_a_step_can_record_fails_the_step_saying_so(make_flow, upstream):
+def test_a_cost_past_what_a_step_can_record_fails_the_step_saying_so(make_flow, upstream, caplog):
     # Each figure is allowed (the dearest price an agent may give, a call of 40M tokens each
     # way), but two such calls cost more than the cost column holds (100M USD): recording the
     # outcome raised, and the step stayed running until its lease ran out, to fail again.
@@ -94,6 +94,10 @@ def test_a_cost_past_what_a_step_can_record_fails_the_step_saying_so(make_flow, 
     assert "the step's outcome could not be recorded" in step.error["message"]
     assert run.error["step_id"] == "ask"
     assert StepRun.objects.filter(run=run).count() == 1  # not retried: it would fail alike
+    # The worker's line for the step says what its row says, not what the node did.
+    [ended] = [r for r in caplog.records if r.msg == "step %s"]
+    assert ended.args == ("failed",) and ended.levelname == "ERROR"
+    assert "could not be recorded" in ended.error
 
 
 @pytest.mark.parametrize("where", ["input_per_1k", "output_per_1k"])
