@@ -4,14 +4,17 @@ database, and what they need to find it."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,3 +64,23 @@ def server_process(command: list[str], port: int, env: dict[str, str], log: Path
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serve(log: Path, *, module: str = "daphne", **environment: str) -> Iterator[str]:
+    """The project under daphne (`module` may be a wrapper taking its arguments) on the test
+    database and a free port, with `environment` added to this process's; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "VAR_DIR": str(settings.VAR_DIR),
+        "PYTHONUNBUFFERED": "1",
+        **environment,
+    }
+    command = [
+        *(sys.executable, "-m", module, "-b", "127.0.0.1", "-p", str(port)),
+        "config.asgi:application",
+    ]
+    with server_process(command, port, env, log) as base:
+        yield base

@@ -5,8 +5,6 @@ daphne's access log (config.serve, as the Procfiles run it) and in every structu
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import time
 
 import httpx
@@ -15,7 +13,7 @@ from django.test import RequestFactory
 
 from config.logfilters import redact_url_secrets
 from tests.ops.conftest import JsonLines, configured_formatter
-from tests.serving import database_url, free_port, server_process
+from tests.serving import serve
 
 CANARY = "orc_canary-7f3a9"
 
@@ -89,21 +87,8 @@ def test_the_console_format_redacts_too():
 
 @pytest.mark.django_db(transaction=True)
 def test_daphnes_access_log_carries_no_token(django_db_setup, tmp_path):
-    from django.conf import settings
-
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "VAR_DIR": str(settings.VAR_DIR),
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [
-        *(sys.executable, "-m", "config.serve", "-b", "127.0.0.1", "-p", str(port)),
-        "config.asgi:application",
-    ]
     log = tmp_path / "daphne.log"
-    with server_process(command, port, env, log) as base, httpx.Client(trust_env=False) as client:
+    with serve(log, module="config.serve") as base, httpx.Client(trust_env=False) as client:
         assert client.get(f"{base}/healthz", params={"token": CANARY}).status_code == 200
         refused = client.get(f"{base}/api/v1/runs", params={"after": "1", "api_key": CANARY})
         assert refused.status_code == 401

@@ -6,8 +6,6 @@ calls the sink the service layer gives it, as that loop does."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 from functools import partial
 from unittest.mock import patch
 
@@ -33,7 +31,7 @@ from runs.services.deltas import DeltaSink
 from tests.runs.harness import drain
 from tests.runs.servers import local_server, reply
 from tests.runs.test_trace_socket import OWN_PAGE, session_cookie
-from tests.serving import database_url, free_port, server_process
+from tests.serving import serve
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -241,20 +239,8 @@ def test_without_a_cross_process_channel_layer_a_step_gets_no_sink(org, settings
 
 @pytest.fixture(scope="module")
 def daphne(django_db_setup, tmp_path_factory):
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "VAR_DIR": str(settings.VAR_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [
-        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
-        "config.asgi:application",
-    ]
     log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    with server_process(command, port, env, log) as base:
+    with serve(log, CELERY_TASK_ALWAYS_EAGER="true") as base:
         yield base
 
 

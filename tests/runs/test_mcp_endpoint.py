@@ -4,14 +4,10 @@ its link; another org's orchestrations are neither listed nor callable; the toke
 
 from __future__ import annotations
 
-import os
-import sys
-
 import anyio
 import httpx
 import httpx2
 import pytest
-from django.conf import settings
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -20,7 +16,7 @@ from core.choices import Role
 from orchestrator.models import ApiToken
 from orchestrator.services.orchestrations import create_orchestration
 from runs.models import Run
-from tests.serving import database_url, free_port, server_process
+from tests.serving import serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,21 +30,8 @@ ASK = {
 
 @pytest.fixture(scope="module")
 def daphne(django_db_setup, tmp_path_factory):
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "VAR_DIR": str(settings.VAR_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "MCP_CALL_WAIT_S": "20",
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [
-        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
-        "config.asgi:application",
-    ]
     log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    with server_process(command, port, env, log) as base:
+    with serve(log, CELERY_TASK_ALWAYS_EAGER="true", MCP_CALL_WAIT_S="20") as base:
         yield base
 
 
@@ -240,20 +223,8 @@ def test_an_idempotency_key_on_the_request_starts_one_run(daphne, org):
 @pytest.fixture(scope="module")
 def strict_daphne(django_db_setup, tmp_path_factory):
     """daphne with a token rate of 2 requests a minute."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "VAR_DIR": str(settings.VAR_DIR),
-        "THROTTLE_USER": "2/min",
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [
-        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
-        "config.asgi:application",
-    ]
     log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    with server_process(command, port, env, log) as base:
+    with serve(log, THROTTLE_USER="2/min") as base:
         yield base
 
 

@@ -8,8 +8,6 @@ The real clients are in tests/e2e (EventSource in chromium) and below (httpx-sse
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import httpx
 import pytest
@@ -21,7 +19,7 @@ from config.celery import app as celery_app
 from core.choices import Role
 from orchestrator.models import ApiToken
 from runs.models import Run
-from tests.serving import database_url, free_port, server_process
+from tests.serving import serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,22 +192,8 @@ def test_errors_before_the_stream_are_still_json_for_an_event_stream_client(edit
 def daphne(django_db_setup, tmp_path_factory):
     """daphne on the test database, running tasks inline (no worker needed for a few
     transforms)."""
-    from django.conf import settings
-
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "VAR_DIR": str(settings.VAR_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [
-        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
-        "config.asgi:application",
-    ]
     log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    with server_process(command, port, env, log) as base:
+    with serve(log, CELERY_TASK_ALWAYS_EAGER="true") as base:
         yield base
 
 

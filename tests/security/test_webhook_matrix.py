@@ -12,9 +12,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
-import os
 import socket
-import sys
 import threading
 import time
 from urllib.parse import urlsplit
@@ -25,7 +23,7 @@ from rest_framework.test import APIClient
 
 from orchestrator.services.webhooks import sign
 from runs.models import Run
-from tests.serving import ROOT, database_url, free_port, server_process
+from tests.serving import ROOT, serve
 
 LIMIT = 1024 * 1024  # WEBHOOK_MAX_BODY_BYTES, the default the subprocess runs with
 
@@ -34,26 +32,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def daphne(django_db_setup, tmp_path_factory):
-    from django.conf import settings
-
     db = connection.settings_dict
     if not db["ENGINE"].endswith("sqlite3"):
         pytest.skip("the daphne subprocess is wired for the SQLite test database")
-    port = free_port()
     log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "VAR_DIR": str(settings.VAR_DIR),
-        "WEBHOOK_MAX_BODY_BYTES": str(LIMIT),
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [
-        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
-        "config.asgi:application",
-    ]
-    with server_process(command, port, env, log):
-        yield port
+    with serve(log, WEBHOOK_MAX_BODY_BYTES=str(LIMIT)) as base:
+        yield urlsplit(base).port
 
 
 def request(
