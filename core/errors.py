@@ -122,6 +122,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         detail = summarize(fields)
     elif isinstance(exc, exceptions.ParseError):
         detail = f"Malformed JSON: {exc.detail}"
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        # `curl -d` and HTML forms send form encoding unless told: say what the API reads.
+        detail = f"{exc.detail} Send a JSON body with 'Content-Type: application/json'."
     else:
         detail = str(exc.detail)
 

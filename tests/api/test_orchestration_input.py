@@ -161,12 +161,14 @@ def test_an_unknown_api_path_is_a_json_404(editor):
     assert_error(editor.get("/api/v1/nothing-here"), 404, "not_found")
 
 
-def test_a_non_json_content_type_is_refused(editor):
-    assert_error(
-        post_raw(editor, "name=x", "application/x-www-form-urlencoded"),
-        415,
-        "unsupported_media_type",
-    )
+def test_a_non_json_content_type_is_refused_saying_what_to_send(editor):
+    # `curl -d '{...}'` without -H sends form encoding: the answer says what the API reads.
+    for body, media_type in [("name=x", "application/x-www-form-urlencoded"), ("{}", "text/plain")]:
+        response = assert_error(post_raw(editor, body, media_type), 415, "unsupported_media_type")
+        assert response["detail"] == (
+            f'Unsupported media type "{media_type}" in request. '
+            "Send a JSON body with 'Content-Type: application/json'."
+        )
 
 
 def nested_json(levels: int) -> str:
