@@ -632,4 +632,5 @@ def compile_markdown(source: str) -> CompileResult:
     """Compile a markdown definition; problems come back as line-numbered errors, never raised."""
     if not isinstance(source, str):
         return CompileResult(valid=False, errors=[{"line": 1, "message": "expected text"}])
-    return _Compiler(source).compile()
+    # Editors on Windows start a UTF-8 file with a byte order mark; it is not text before the title.
+    return _Compiler(source.removeprefix("\ufeff")).compile()

@@ -78,6 +78,14 @@ def test_the_api_example_compiles_to_three_steps():
     }
 
 
+def test_a_file_saved_with_a_byte_order_mark_compiles_as_without_one():
+    # Notepad starts a UTF-8 file with U+FEFF: it was "text before the title".
+    plain = compile_markdown(API_EXAMPLE)
+    marked = compile_markdown("\ufeff" + API_EXAMPLE)
+    assert marked.valid, marked.errors
+    assert marked.definition == plain.definition and marked.name == "Market Research Report"
+
+
 def test_when_fields_and_json_bodies():
     source = """# Review
 ## Steps
