@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from orchestrator.definition.checks import IDENTIFIER, MISSING, Checker, type_name
+from orchestrator.definition.checks import IDENTIFIER, MISSING, Checker, bound_text, type_name
 from orchestrator.definition.expressions import strings_in, template_syntax_error
 from orchestrator.definition.jsonschemas import schema_problem
 
@@ -534,6 +534,13 @@ def _approval(config: dict[str, Any], path: str, check: Checker) -> dict[str, An
     }
     if normalized["escalate_to"] and normalized["escalate_after_s"] is None:
         check.fail(f"{path}.escalate_to", "needs escalate_after_s: when to widen the approvers")
+    escalate, timeout = normalized["escalate_after_s"], normalized["timeout_s"]
+    if escalate is not None and escalate >= timeout:
+        check.fail(
+            f"{path}.escalate_after_s",
+            f"must be less than timeout_s ({bound_text(timeout)}): the approval would expire "
+            "before it escalates",
+        )
     return normalized
 
 

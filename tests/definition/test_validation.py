@@ -172,6 +172,14 @@ def test_each_node_type_checks_its_config(node, path):
         ({"type": "approval", "config": {"timeout_s": 0}}, "must be greater than 0"),
         ({"type": "delay", "config": {"seconds": 1e9}}, "must be at most 2592000"),
         ({"type": "delay", "config": {"seconds": -0.5}}, "must be at least 0"),
+        (
+            {"type": "approval", "config": {"timeout_s": 60, "escalate_after_s": 60}},
+            "must be less than timeout_s (60): the approval would expire before it escalates",
+        ),
+        (
+            {"type": "approval", "config": {"escalate_after_s": 8 * 86400}},
+            "must be less than timeout_s (604800): the approval would expire before it escalates",
+        ),
     ],
 )
 def test_a_bound_is_written_as_people_write_numbers(node, message):
