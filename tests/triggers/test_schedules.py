@@ -12,6 +12,7 @@ from django_celery_beat.models import PeriodicTask
 
 from orchestrator.models import ScheduleFiring, Trigger
 from orchestrator.services.orchestrations import activate, create_orchestration, pause
+from orchestrator.services.schedules import next_slot
 from runs.models import Run
 from runs.services import firing as schedules
 
@@ -217,3 +218,16 @@ def test_two_beat_schedulers_on_a_controlled_clock_fire_each_daily_slot_once(org
         .values_list("slot_key", flat=True)
     ) == [(start + timedelta(days=day, hours=6)).strftime("%Y-%m-%dT02:30") for day in range(3)]
     assert Run.objects.count() == 3
+
+
+def test_day_of_month_and_day_of_week_given_together_must_both_match(org, editor):
+    # Celery beat reads them so (classic cron fires on either): the first Monday of each month.
+    _, trigger = make(org, cron="0 9 1-7 * 1", tz="UTC")
+    slots, at = [], datetime(2026, 11, 30, tzinfo=UTC)
+    for _ in range(3):
+        at = next_slot(trigger.cron_expression, "UTC", at)
+        slots.append(at)
+    firsts = [(2026, 12, 7), (2027, 1, 4), (2027, 2, 1)]
+    assert slots == [datetime(*day, 9, tzinfo=UTC) for day in firsts]
+    described = editor.get(f"/api/v1/triggers/{trigger.pk}").json()["cron_description"]
+    assert "only on Monday" in described
