@@ -297,6 +297,8 @@ MODEL_ALIASES = env_mapping(
 )
 SYNC_RUN_TIMEOUT_S = env_float("SYNC_RUN_TIMEOUT_S", 300.0)
 HTTP_ALLOWED_NETWORKS = env_list("HTTP_ALLOWED_NETWORKS", [])
+# The most of a response's body an http step or the http_get tool reads (see runs.engine.netguard).
+HTTP_MAX_RESPONSE_BYTES = env_int("HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024, minimum=1024)
 # MCP: how long listing or calling a registered server may take; how long a tools/call on /mcp
 # waits for its run before it answers with a link to the run; the stdio servers the operator
 # allows (a JSON object name -> {"command", "args", "env"}; none by default).

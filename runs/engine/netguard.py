@@ -17,6 +17,7 @@ import functools
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -28,12 +29,16 @@ import httpx2
 
 from runs.engine.failures import StepFailed
 
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class NetPolicy:
-    """CIDRs that outbound calls may reach although they are loopback or private."""
+    """CIDRs that outbound calls may reach although they are loopback or private, and the most
+    of a response's body that `fetch` reads."""
 
     allowed_networks: tuple[str, ...] = ()
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -330,16 +335,47 @@ def fetch(
     credential_headers: Iterable[str] = (),
     transport: httpx.BaseTransport | None = None,
 ) -> httpx.Response:
-    """One request through the guard, its body read; a failure is a StepFailed to show."""
+    """One request through the guard, its body read; a failure is a StepFailed to show.
+
+    `timeout` bounds the whole request, its body included: httpx's bounds each read, so a server
+    that sent a byte every few seconds held the step for ever. The body is read up to the
+    policy's `max_response_bytes` (decoded): a download of gigabytes filled the worker's memory.
+    What lies beyond is not read; the response's `extensions["truncated"]` then says so."""
+    deadline = time.monotonic() + timeout
     with guarded_client(
         policy, timeout=timeout, credential_headers=credential_headers, inner=transport
     ) as client:
         try:
-            response = client.request(method, url, headers=headers, content=content)
+            with client.stream(method, url, headers=headers, content=content) as streamed:
+                body, truncated = _read_body(streamed, policy.max_response_bytes, deadline)
         except httpx.TimeoutException:
             raise StepFailed(f"{method} {url} timed out after {timeout:g} s") from None
         except httpx.InvalidURL as exc:
             raise BlockedAddress(f"not a valid URL: {url!r} ({exc})") from None
         except httpx.HTTPError as exc:
             raise StepFailed(f"{method} {url} failed: {exc}") from None
+    response = httpx.Response(
+        streamed.status_code,
+        content=body,
+        request=streamed.request,
+        extensions={**streamed.extensions, "truncated": truncated},
+    )
+    # The body is decoded already: the server's headers (its Content-Encoding among them) are
+    # set after it, for the caller to read, not to decode it again.
+    response.headers = streamed.headers
     return response
+
+
+def _read_body(response: httpx.Response, limit: int, deadline: float) -> tuple[bytes, bool]:
+    """The decoded body up to `limit` bytes, and whether there was more."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the response took longer than the request's timeout")
+        if size + len(chunk) > limit:
+            chunks.append(chunk[: limit - size])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), False

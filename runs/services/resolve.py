@@ -192,4 +192,7 @@ def agent(
 
 
 def net_policy() -> NetPolicy:
-    return NetPolicy(allowed_networks=tuple(settings.HTTP_ALLOWED_NETWORKS))
+    return NetPolicy(
+        allowed_networks=tuple(settings.HTTP_ALLOWED_NETWORKS),
+        max_response_bytes=settings.HTTP_MAX_RESPONSE_BYTES,
+    )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gzip
 import http.server
+import json
 import ssl
 import threading
 from urllib.parse import quote
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from runs.engine.netguard import BlockedAddress, guarded_async_client, guarded_client
+from runs.engine.netguard import BlockedAddress, fetch, guarded_async_client, guarded_client
 from runs.engine.nodes.base import NetPolicy
 from tests.security.servers import Canary, PublicServer, serving
 
@@ -173,3 +175,35 @@ def test_clients_check_certificates_with_their_shared_tls_context(self_signed_se
         ):
             client.get(url)
         assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
+
+
+def test_fetch_stops_reading_a_body_at_the_policys_limit():
+    # A download of gigabytes was read whole into the worker's memory.
+    pulled = []
+
+    def endless():
+        while True:
+            pulled.append(1)
+            yield b"x" * 65536
+
+    policy = NetPolicy(allowed_networks=("127.0.0.0/8",), max_response_bytes=1_000_000)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=endless()))
+    response = fetch("GET", "http://127.0.0.1:8080/big", policy=policy, transport=transport)
+    assert len(response.content) == 1_000_000 and response.extensions["truncated"] is True
+    assert len(pulled) == 16  # 16 chunks of 64 KiB hold the first million bytes
+    small = httpx.MockTransport(lambda request: httpx.Response(200, content=b"x" * 999_999))
+    whole = fetch("GET", "http://127.0.0.1:8080/", policy=policy, transport=small)
+    assert len(whole.content) == 999_999 and whole.extensions["truncated"] is False
+
+
+def test_fetch_keeps_the_servers_headers_and_decodes_a_compressed_body_once():
+    body = json.dumps({"word": "café"}).encode()
+    answer = httpx.Response(
+        200,
+        content=gzip.compress(body),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json; charset=utf-8"},
+    )
+    transport = httpx.MockTransport(lambda request: answer)
+    response = fetch("GET", "http://127.0.0.1:8080/", policy=LOOPBACK, transport=transport)
+    assert response.json() == {"word": "café"}
+    assert response.headers["content-encoding"] == "gzip"

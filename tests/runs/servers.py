@@ -45,6 +45,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.headers_seen.append(dict(self.headers))
         if self.path.startswith("/status/"):
             return self._send(int(self.path.rsplit("/", 1)[1]), {"status": "as asked"})
+        if self.path.startswith("/large/"):
+            # /large/<MiB>/<json|text>: a body of that size, sent in chunks as it is made.
+            _, _, size, kind = self.path.split("/")
+            return self._chunked(int(size), kind)
+        if self.path == "/drip":
+            return self._drip()
         if self.path == "/unstorable":
             # JSON may escape what no column can store: a NUL, half of a surrogate pair.
             data = b'{"text": "a\\u0000b\\ud800c", "k\\udfff": ["\\u0000"]}'
@@ -75,6 +81,35 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._stream(anthropic_events(answer))
             return self._send(status, answer)
         return self._send(200, {"echo": body})
+
+    def _chunked(self, mebibytes: int, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json" if kind == "json" else "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        parts = [b'["', *[b"x" * (1 << 20)] * mebibytes, b'"]'] if kind == "json" else None
+        for part in parts or [b"x" * (1 << 20)] * mebibytes:
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            except OSError:  # the client stopped reading: what it does past its limit
+                return
+        self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
+
+    def _drip(self) -> None:
+        """A byte every 0.2 s, for a minute: each read comes soon, the whole never."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for _ in range(300):
+            try:
+                self.wfile.write(b"1\r\nx\r\n")
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+        self.close_connection = True
 
     def _stream(self, events: list[bytes]) -> None:
         """Server-sent events, each written and flushed on its own as a model streams them."""

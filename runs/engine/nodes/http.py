@@ -46,8 +46,16 @@ def run_http(ctx: StepContext) -> StepResult:
     # Masked here, before the text is cut short, so that no secret the server sent back survives
     # in part; the service masks whatever the step returns once more (see runs.engine.redaction).
     hide = Redactor(ctx.credential.secrets() if ctx.credential is not None else ())
+    is_json = "json" in response.headers.get("content-type", "")
+    if is_json and response.extensions.get("truncated"):
+        # Text is kept cut short; JSON cut short is no JSON at all.
+        raise StepFailed(
+            f"{config.get('method', 'GET')} {config['url']}: the JSON response is larger than "
+            f"{ctx.net.max_response_bytes} bytes (HTTP_MAX_RESPONSE_BYTES)",
+            retryable=False,
+        )
     text = hide(response.text)
-    if "json" in response.headers.get("content-type", ""):
+    if is_json:
         try:
             parsed = hide(response.json())
         except ValueError:
