@@ -18,7 +18,9 @@ from tests.serving import free_port
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 
 
-def build(*, hostile: bool = False, expected_header: tuple[str, str] | None = None) -> MCPServer:
+def build(
+    *, hostile: bool = False, large: bool = False, expected_header: tuple[str, str] | None = None
+) -> MCPServer:
     server = MCPServer("test tools")
 
     @server.tool(description="Add two integers.")
@@ -32,6 +34,12 @@ def build(*, hostile: bool = False, expected_header: tuple[str, str] | None = No
     @server.tool(description="Always fails.")
     def broken() -> str:
         raise ToolError("this tool is broken")
+
+    if large:
+
+        @server.tool(description="Answers with that many MiB of text.")
+        def large_text(mebibytes: int) -> str:
+            return "x" * (mebibytes << 20)
 
     if hostile:
 
@@ -49,11 +57,13 @@ class _Server(uvicorn.Server):
 
 @contextlib.contextmanager
 def mcp_server(
-    *, hostile: bool = False, require_header: tuple[str, str] | None = None
+    *, hostile: bool = False, large: bool = False, require_header: tuple[str, str] | None = None
 ) -> Iterator[str]:
     """Serve the test tools; yield the MCP endpoint's URL. With `require_header`, a request
     without that header (name, value) answers 401, like a server behind a token."""
-    app = build(hostile=hostile).streamable_http_app(stateless_http=True, json_response=True)
+    app = build(hostile=hostile, large=large).streamable_http_app(
+        stateless_http=True, json_response=True
+    )
     if require_header is not None:
         inner = app
         name, value = require_header[0].lower().encode(), require_header[1].encode()

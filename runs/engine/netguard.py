@@ -18,7 +18,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -71,6 +71,33 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"
 class BlockedAddress(StepFailed):
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
+
+
+class ResponseTooLarge(StepFailed):
+    def __init__(self, url: str, limit: int) -> None:
+        super().__init__(
+            f"the answer from {url} is larger than {limit} bytes (HTTP_MAX_RESPONSE_BYTES)",
+            retryable=False,
+        )
+
+
+class _CappedStream(httpx2.AsyncByteStream):
+    """An answer's body that stops past `limit` bytes as sent. The SDKs (model providers, MCP)
+    read whole answers into memory: a server sending gigabytes filled the worker's."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, limit: int, url: str) -> None:
+        self._inner, self._limit, self._url = inner, limit, url
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._inner:
+            size += len(chunk)
+            if size > self._limit:
+                raise ResponseTooLarge(self._url, self._limit)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -273,6 +300,7 @@ class AsyncGuardedTransport(httpx2.AsyncBaseTransport):
     ) -> None:
         self._guard = _Guard(policy, credential_headers, max_redirects, http=httpx2)
         self._inner = inner or httpx2.AsyncHTTPTransport(verify=tls_context(), trust_env=False)
+        self._limit = policy.max_response_bytes
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         for _ in range(self._guard.max_redirects + 1):
@@ -280,6 +308,9 @@ class AsyncGuardedTransport(httpx2.AsyncBaseTransport):
             response = await self._inner.handle_async_request(pinned)
             following = self._guard.next_hop(request, response)
             if following is None:
+                stream = response.stream
+                assert isinstance(stream, httpx2.AsyncByteStream)  # a transport's answer
+                response.stream = _CappedStream(stream, self._limit, str(request.url))
                 return response
             await response.aclose()
             request = following

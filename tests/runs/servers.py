@@ -62,6 +62,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)
         self.server.headers_seen.append(dict(self.headers))
+        if self.path.startswith("/large/"):
+            # A model server (base_url /large/<MiB>/v1) whose every answer is that large.
+            return self._chunked(int(self.path.split("/")[2]), "text")
         if self.path.endswith("/chat/completions"):
             status, answer = self.server.answers.pop(0) if self.server.answers else (200, None)
             answer = answer or _reply("(no scripted answer)")

@@ -9,6 +9,8 @@ import time
 import pytest
 
 from runs.models import RunEvent, StepRun
+from runs.services import mcp_servers
+from tests.mcp_servers import mcp_server
 from tests.runs.harness import run_to_rest
 from tests.runs.servers import local_server
 
@@ -76,3 +78,32 @@ def test_the_http_get_tool_reads_a_large_page_within_the_limit(make_flow, upstre
     result = RunEvent.objects.get(run=run, type="tool_result").data
     assert result["ok"] is True
     assert result["preview"].startswith('{"status": 200, "body": "xxx')
+
+
+def test_a_model_server_that_answers_past_the_limit_fails_the_step(make_flow, upstream):
+    # The SDKs read a whole answer into memory: the guard's transport stops it at the limit.
+    agent = {"model": "openai/gpt-4o", "base_url": f"{upstream.url}/large/40/v1"}
+    node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Hi"}}
+    run = run_to_rest(make_flow([node]))
+    assert run.status == "failed"
+    assert StepRun.objects.get(run=run).error["message"] == (
+        f"the answer from {upstream.url}/large/40/v1/chat/completions is larger than {LIMIT} "
+        "bytes (HTTP_MAX_RESPONSE_BYTES)"
+    )
+
+
+def test_an_mcp_tool_that_answers_past_the_limit_fails_the_step(org, make_flow, upstream):
+    with mcp_server(large=True) as url:
+        assert mcp_servers.create_server(org, name="tools", url=url).status == "ok"
+        script = [{"tool": "large_text", "args": {"mebibytes": 40}}, "Read it."]
+        agent = {"model": "builtin/script", "tools": [{"mcp": "tools", "tools": ["large_text"]}]}
+        node = {
+            "id": "ask",
+            "type": "agent",
+            "config": {"agent": agent, "prompt": "Read", "script": script},
+        }
+        run = run_to_rest(make_flow([node]))
+    assert run.status == "failed"
+    assert StepRun.objects.get(run=run).error["message"] == (
+        f"the answer from {url} is larger than {LIMIT} bytes (HTTP_MAX_RESPONSE_BYTES)"
+    )
