@@ -18,7 +18,8 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable
+import zlib
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -82,22 +83,61 @@ class ResponseTooLarge(StepFailed):
 
 
 class _CappedStream(httpx2.AsyncByteStream):
-    """An answer's body that stops past `limit` bytes as sent. The SDKs (model providers, MCP)
-    read whole answers into memory: a server sending gigabytes filled the worker's."""
+    """An answer's body that stops past `limit` bytes, counted as the client will read them. The
+    SDKs (model providers, MCP) read whole answers into memory: a server sending gigabytes filled
+    the worker's. A compressed body is decompressed here, a bounded piece at a time, since a few
+    megabytes of gzip can hold gigabytes; the client then gets it plain."""
 
-    def __init__(self, inner: httpx2.AsyncByteStream, limit: int, url: str) -> None:
-        self._inner, self._limit, self._url = inner, limit, url
+    def __init__(self, inner: httpx2.AsyncByteStream, limit: int, url: str, decoder: Any) -> None:
+        self._inner, self._limit, self._url, self._decoder = inner, limit, url, decoder
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         size = 0
         async for chunk in self._inner:
-            size += len(chunk)
-            if size > self._limit:
+            for piece in self._decoded(chunk, size):
+                size += len(piece)
+                if size > self._limit:
+                    raise ResponseTooLarge(self._url, self._limit)
+                yield piece
+        if self._decoder is not None:
+            rest = self._decoder.flush()
+            if size + len(rest) > self._limit:
                 raise ResponseTooLarge(self._url, self._limit)
+            yield rest
+
+    def _decoded(self, chunk: bytes, size: int) -> Iterator[bytes]:
+        if self._decoder is None:
             yield chunk
+            return
+        room = self._limit - size + 1  # one byte past the limit tells it was passed
+        try:
+            yield self._decoder.decompress(chunk, room)
+            while self._decoder.unconsumed_tail:
+                yield self._decoder.decompress(self._decoder.unconsumed_tail, room)
+        except zlib.error as exc:
+            raise StepFailed(
+                f"the answer from {self._url} is not valid compressed data: {exc}"
+            ) from None
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _capped(response: httpx2.Response, limit: int, url: str) -> httpx2.Response:
+    """The answer with its body held to `limit`, decompressed here when it is compressed."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        decoder = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # a gzip or a zlib header, as sent
+        del response.headers["content-encoding"]
+        response.headers.pop("content-length", None)
+    else:  # the client asks for gzip and deflate only (it can decode no other)
+        raise StepFailed(f"the answer from {url} came in an encoding not asked for: {encoding}")
+    stream = response.stream
+    assert isinstance(stream, httpx2.AsyncByteStream)  # a transport's answer
+    response.stream = _CappedStream(stream, limit, url, decoder)
+    return response
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -308,10 +348,7 @@ class AsyncGuardedTransport(httpx2.AsyncBaseTransport):
             response = await self._inner.handle_async_request(pinned)
             following = self._guard.next_hop(request, response)
             if following is None:
-                stream = response.stream
-                assert isinstance(stream, httpx2.AsyncByteStream)  # a transport's answer
-                response.stream = _CappedStream(stream, self._limit, str(request.url))
-                return response
+                return _capped(response, self._limit, str(request.url))
             await response.aclose()
             request = following
         raise self._guard.too_many(request)

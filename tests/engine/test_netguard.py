@@ -11,16 +11,25 @@ import http.server
 import json
 import ssl
 import threading
+import zlib
 from urllib.parse import quote
 
 import httpx
+import httpx2
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from runs.engine.netguard import BlockedAddress, fetch, guarded_async_client, guarded_client
+from runs.engine.netguard import (
+    AsyncGuardedTransport,
+    BlockedAddress,
+    ResponseTooLarge,
+    fetch,
+    guarded_async_client,
+    guarded_client,
+)
 from runs.engine.nodes.base import NetPolicy
 from tests.security.servers import Canary, PublicServer, serving
 
@@ -207,3 +216,37 @@ def test_fetch_keeps_the_servers_headers_and_decodes_a_compressed_body_once():
     response = fetch("GET", "http://127.0.0.1:8080/", policy=LOOPBACK, transport=transport)
     assert response.json() == {"word": "café"}
     assert response.headers["content-encoding"] == "gzip"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "identity"])
+def test_the_async_transport_hands_the_sdks_a_compressed_answer_decoded(encoding):
+    body = json.dumps({"word": "café" * 1000}).encode()
+    sent = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": bytes}[encoding](body)
+    # A stream, as a network transport hands it on: content= would be decoded by httpx2 itself.
+    answer = httpx2.Response(
+        200, stream=httpx2.ByteStream(sent), headers={"Content-Encoding": encoding}
+    )
+    transport = AsyncGuardedTransport(LOOPBACK, inner=httpx2.MockTransport(lambda r: answer))
+
+    async def get() -> httpx2.Response:
+        async with httpx2.AsyncClient(transport=transport) as client:
+            return await client.get("http://127.0.0.1:8080/")
+
+    response = asyncio.run(get())
+    assert response.json() == {"word": "café" * 1000}
+
+
+def test_the_async_transport_stops_an_answer_past_the_limit_as_decompressed():
+    policy = NetPolicy(allowed_networks=("127.0.0.0/8",), max_response_bytes=1 << 20)
+    bomb = gzip.compress(b"x" * (64 << 20))  # 64 MiB in about 64 KiB
+    answer = httpx2.Response(
+        200, stream=httpx2.ByteStream(bomb), headers={"Content-Encoding": "gzip"}
+    )
+    transport = AsyncGuardedTransport(policy, inner=httpx2.MockTransport(lambda r: answer))
+
+    async def get() -> None:
+        async with httpx2.AsyncClient(transport=transport) as client:
+            await client.get("http://127.0.0.1:8080/")
+
+    with pytest.raises(ResponseTooLarge, match="larger than 1048576 bytes"):
+        asyncio.run(get())

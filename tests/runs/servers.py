@@ -6,6 +6,7 @@ for a stream, as the server-sent events the real APIs send, the text a few words
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -62,9 +63,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)
         self.server.headers_seen.append(dict(self.headers))
-        if self.path.startswith("/large/"):
-            # A model server (base_url /large/<MiB>/v1) whose every answer is that large.
-            return self._chunked(int(self.path.split("/")[2]), "text")
+        if self.path.startswith(("/large/", "/gzip/")):
+            # A model server (base_url /large/<MiB>/v1) whose every answer is that large; under
+            # /gzip/ the same, compressed to a thousandth of it.
+            size = int(self.path.split("/")[2])
+            if self.path.startswith("/large/"):
+                return self._chunked(size, "text")
+            data = gzip.compress(b"x" * (size << 20))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
         if self.path.endswith("/chat/completions"):
             status, answer = self.server.answers.pop(0) if self.server.answers else (200, None)
             answer = answer or _reply("(no scripted answer)")

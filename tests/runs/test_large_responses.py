@@ -80,14 +80,16 @@ def test_the_http_get_tool_reads_a_large_page_within_the_limit(make_flow, upstre
     assert result["preview"].startswith('{"status": 200, "body": "xxx')
 
 
-def test_a_model_server_that_answers_past_the_limit_fails_the_step(make_flow, upstream):
-    # The SDKs read a whole answer into memory: the guard's transport stops it at the limit.
-    agent = {"model": "openai/gpt-4o", "base_url": f"{upstream.url}/large/40/v1"}
+@pytest.mark.parametrize("sent", ["large", "gzip"])
+def test_a_model_server_that_answers_past_the_limit_fails_the_step(make_flow, upstream, sent):
+    # The SDKs read a whole answer into memory: the guard's transport stops it at the limit,
+    # counted as decompressed (40 MiB of gzip is 40 KiB on the wire).
+    agent = {"model": "openai/gpt-4o", "base_url": f"{upstream.url}/{sent}/40/v1"}
     node = {"id": "ask", "type": "agent", "config": {"agent": agent, "prompt": "Hi"}}
     run = run_to_rest(make_flow([node]))
     assert run.status == "failed"
     assert StepRun.objects.get(run=run).error["message"] == (
-        f"the answer from {upstream.url}/large/40/v1/chat/completions is larger than {LIMIT} "
+        f"the answer from {upstream.url}/{sent}/40/v1/chat/completions is larger than {LIMIT} "
         "bytes (HTTP_MAX_RESPONSE_BYTES)"
     )
 
