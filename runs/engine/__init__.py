@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from .outputs import apply_output_key, build_context, check_payload_schema, default_run_output
 from .retry import MAX_BACKOFF_S, RetryPolicy, backoff_seconds, should_retry
-from .scheduler import ON_ERROR_CONTINUE, ON_ERROR_FAIL, Decision, Graph, StepView, decide
+from .scheduler import (
+    ON_ERROR_CONTINUE,
+    ON_ERROR_FAIL,
+    Decision,
+    Graph,
+    StepView,
+    decide,
+    view_of,
+)
 from .states import (
     RUN_TERMINAL,
     RUN_TRANSITIONS,
@@ -53,4 +61,5 @@ __all__ = [
     "decide",
     "default_run_output",
     "should_retry",
+    "view_of",
 ]

@@ -57,7 +57,16 @@ class StepView:
         object.__setattr__(self, "status", StepStatus(self.status))
 
 
-_PENDING_VIEW = StepView(StepStatus.PENDING)
+# One view per status, shared: the scheduler looks at every node each time a step moves, and an
+# inline chain moves a step per look, so building a view per node per look grew with its square.
+_VIEWS = {status: StepView(status) for status in StepStatus}
+_PENDING_VIEW = _VIEWS[StepStatus.PENDING]
+
+
+def view_of(status: str) -> StepView:
+    """The view of a latest attempt in `status` (a StepStatus or its stored text: a StrEnum
+    member is its text's key)."""
+    return _VIEWS[status]  # type: ignore[index]  # a str finds its StrEnum member
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from runs.engine import (
     RetryPolicy,
     RunStatus,
     StepStatus,
-    StepView,
     apply_output_key,
     backoff_seconds,
     check_payload_schema,
     decide,
     default_run_output,
     should_retry,
+    view_of,
 )
 from runs.engine.nodes import INLINE_EXECUTORS
 from runs.models import Run, StepRun
@@ -399,10 +399,7 @@ class Progress:
         while True:
             decision = decide(
                 self.graph,
-                {
-                    node_id: StepView(StepStatus(step.status))
-                    for node_id, step in self.steps.items()
-                },
+                {node_id: view_of(step.status) for node_id, step in self.steps.items()},
                 condition=lambda edge, view: (
                     edge["id"] in (self.steps[edge["source"]].edges_taken or [])
                 ),
@@ -448,7 +445,7 @@ class Progress:
             return False
         stopped = self.run.cancel_requested and self.run.error is not None
         failing = not self.run.cancel_requested and any(
-            self.graph.fails_run(node_id, StepView(StepStatus(step.status)))
+            self.graph.fails_run(node_id, view_of(step.status))
             for node_id, step in self.steps.items()
         )
         if not (stopped or failing):
