@@ -473,13 +473,18 @@ class Progress:
     def _start_inline(self, node: Mapping[str, Any]) -> bool:
         """Run the type's inline executor now, without a broker hop."""
         node_id, kind = node["id"], node["type"]
+        # The clock moves on within one change: a long inline chain took seconds, and its run
+        # and steps said they took none.
+        self.now = timezone.now()
         step = self.new_step(node_id, StepStatus.RUNNING)
         self.log.add("step_start", node_id, type=kind, name=node["name"], attempt=1)
         try:
             step.input, output = INLINE_EXECUTORS[kind](node["config"], self.context())
         except TemplateError as exc:
+            self.now = timezone.now()
             self.fail(step, f"template error: {exc}", retryable=False)
             return True
+        self.now = timezone.now()
         self.succeed(step, output)
         return True
 

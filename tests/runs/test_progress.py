@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import timedelta
+from unittest.mock import patch
+
 import pytest
+from django.utils import timezone
 
 from core.domain_errors import Conflict, InvalidRequest, OrchestrationNotActive, TriggerMismatch
 from orchestrator.models import Orchestration
@@ -13,6 +18,7 @@ from tests.runs.conftest import edge, transform
 from tests.runs.harness import drain, run_to_rest, skip_waits, statuses
 
 pytestmark = pytest.mark.django_db
+SECOND = timedelta(seconds=1)
 
 
 def test_a_chain_of_transforms_runs_in_order_and_types_its_output(make_flow):
@@ -41,6 +47,24 @@ def test_a_chain_of_transforms_runs_in_order_and_types_its_output(make_flow):
     # What the live trace shows of each step's time: measured, never null.
     completions = RunEvent.objects.filter(run=run, type="step_complete")
     assert all(isinstance(event.data["duration_ms"], int) for event in completions)
+
+
+def test_an_inline_chain_takes_the_time_its_steps_take(make_flow):
+    # The chain runs in one change of the run, whose clock stood still: a chain of 2,000
+    # transforms took seconds, and the run and each step said 0 ms.
+    flow = make_flow(
+        [transform("a", "x"), transform("b", "y"), transform("c", "z")],
+        [edge("a", "b"), edge("b", "c")],
+    )
+    start = timezone.now()
+    ticks = itertools.count()
+    with patch("runs.services.progress.timezone.now", lambda: start + next(ticks) * SECOND):
+        run = run_to_rest(flow)
+    steps = {s.node_id: s for s in run.step_runs.all()}
+    assert [steps[n].finished_at > steps[n].started_at for n in "abc"] == [True] * 3
+    assert steps["a"].finished_at <= steps["b"].started_at < steps["c"].started_at
+    assert run.finished_at >= steps["c"].finished_at > run.started_at
+    assert run.duration_ms >= 5000
 
 
 def test_without_an_output_template_the_last_finished_step_is_the_output(make_flow):
