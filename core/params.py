@@ -10,6 +10,8 @@ server error or a silently different request. Every such integer goes through `p
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from core.domain_errors import InvalidRequest
 
@@ -40,3 +42,16 @@ def integer_param(
         rule = f"must be an integer from {minimum} to {maximum}, in ASCII digits"
         raise InvalidRequest(f"{name} {rule}.", fields={name: [rule]})
     return value
+
+
+def refuse_unknown_params(query: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """400 for a query parameter the endpoint does not read: a typo like `?stauts=failed` would
+    otherwise return every row and look like a correct answer."""
+    known = set(allowed)
+    unknown = sorted(set(query) - known)
+    if unknown:
+        listing = ", ".join(sorted(known))
+        raise InvalidRequest(
+            f"Unknown query parameter '{unknown[0]}'. Allowed here: {listing}.",
+            fields={name: [f"unknown parameter; allowed: {listing}"] for name in unknown},
+        )

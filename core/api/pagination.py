@@ -11,9 +11,11 @@ from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.response import Response
 
 from core.domain_errors import InvalidRequest
-from core.params import integer_param
+from core.params import integer_param, refuse_unknown_params
 
 PAGINATION_PARAMS = frozenset({"limit", "cursor"})
+# Set on a request whose query the filter backend checked against the list's filters.
+PARAMS_CHECKED = "query_params_checked"
 
 
 def invalid_cursor() -> InvalidRequest:
@@ -41,6 +43,11 @@ class ItemsCursorPagination(CursorPagination):
         return integer_param(raw, "limit", minimum=1, maximum=self.max_page_size)
 
     def paginate_queryset(self, queryset, request, view=None):
+        if not getattr(request, PARAMS_CHECKED, False):
+            # A list that filters nothing (a run's versions, an orchestration's triggers) reads
+            # no parameter but these: one it ignores would look like a filter that worked.
+            allowed = PAGINATION_PARAMS | set(getattr(view, "extra_query_params", ()))
+            refuse_unknown_params(request.query_params, allowed)
         self.model = queryset.model  # for `decode_cursor`, which DRF gives only the request
         return super().paginate_queryset(queryset, request, view)
 

@@ -11,8 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.pagination import ItemsCursorPagination, invalid_cursor
-from core.params import integer_param, parse_integer
+from core.api.pagination import PAGINATION_PARAMS, ItemsCursorPagination, invalid_cursor
+from core.params import integer_param, parse_integer, refuse_unknown_params
 from runs.services.catalogue import model_catalogue
 
 _PRICE = inline_serializer(
@@ -66,6 +66,7 @@ class ModelListView(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
+        refuse_unknown_params(request.query_params, PAGINATION_PARAMS)
         limit = ItemsCursorPagination.page_size
         if "limit" in request.query_params:
             limit = integer_param(

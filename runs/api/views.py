@@ -13,7 +13,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from core.api.schema import error
-from core.params import integer_param
+from core.params import integer_param, refuse_unknown_params
 from orchestrator.choices import TriggerKind
 from orchestrator.models import Orchestration
 from runs.api.serializers import (
@@ -194,6 +194,7 @@ class RunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
         run = self.get_run(pk)
+        refuse_unknown_params(request.query_params, ("after",))
         after = integer_param(request.query_params.get("after", "0"), "after")
         events = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:EVENTS_PAGE]
         items = EventSerializer(events, many=True).data
