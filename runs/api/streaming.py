@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from core.api.negotiation import EventStreamNegotiation
 from core.domain_errors import InvalidRequest
 from core.errors import error_body
-from core.params import integer_param
+from core.params import integer_param, refuse_unknown_params
 from orchestrator.models import Orchestration
 from runs.api.views import (
     OrchestrationRunViewSet,
@@ -201,6 +201,7 @@ async def events_stream(request, pk: str):
         else ("after", request.GET.get("after") or "0")
     )
     try:
+        refuse_unknown_params(request.GET, ("after",))
         after = integer_param(raw, name)
     except InvalidRequest as exc:
         return await _render(

@@ -185,6 +185,17 @@ def test_errors_before_the_stream_are_still_json_for_an_event_stream_client(edit
     assert response.json()["error"] == "not_found"
 
 
+def test_the_events_stream_refuses_a_parameter_it_does_not_read(editor, eager):
+    # `?aftr=5` replayed every event, as if `after` had been read.
+    flow = orchestration(editor, [GREET])
+    run = editor.post(f"/api/v1/orchestrations/{flow['id']}/runs", {}, format="json").json()
+    response = editor.get(
+        f"/api/v1/runs/{run['id']}/events/stream?aftr=5", HTTP_ACCEPT="text/event-stream"
+    )
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["aftr"]
+
+
 # --- httpx-sse against daphne ---------------------------------------------------------------
 
 
