@@ -60,7 +60,11 @@ def http_get(
         )
     except StepFailed as exc:
         return False, f"error: {exc.message}"
-    return True, json.dumps({"status": response.status_code, "body": response.text[:BODY_LIMIT]})
+    text = response.text
+    answer: dict[str, Any] = {"status": response.status_code, "body": text[:BODY_LIMIT]}
+    if len(text) > BODY_LIMIT or response.extensions.get("truncated"):
+        answer["truncated"] = True  # the model is told the page goes on, not that this is all
+    return True, json.dumps(answer)
 
 
 # What each tool named in orchestrator.definition.nodes.KNOWN_TOOLS does.

@@ -68,3 +68,13 @@ def statuses(run: Run) -> dict[str, str]:
     for step in run.step_runs.order_by("node_id", "attempt"):
         latest[step.node_id] = step.status
     return latest
+
+
+def tool_returns(step: StepRun) -> list:
+    """What an agent step's model was given as its tool calls' results, in order."""
+    return [
+        part["content"]
+        for message in step.transcript
+        for part in message["parts"]
+        if part["part_kind"] == "tool-return"
+    ]

@@ -14,7 +14,7 @@ from orchestrator.services.orchestrations import create_orchestration
 from runs.models import Run, RunEvent, StepRun
 from runs.services import lifecycle, timers
 from tests.runs.conftest import transform
-from tests.runs.harness import drain, run_to_rest
+from tests.runs.harness import drain, run_to_rest, tool_returns
 
 pytestmark = pytest.mark.django_db
 
@@ -129,15 +129,6 @@ def test_an_orchestration_calling_itself_as_a_tool_stops_at_the_depth_limit(make
     assert deepest.depth == 5
     step = StepRun.objects.get(run=deepest, node_id="ask")
     assert step.error["message"] == "Subflow depth 6 exceeds max_subflow_depth 5."
-
-
-def tool_returns(step: StepRun) -> list:
-    return [
-        part["content"]
-        for message in step.transcript
-        for part in message["parts"]
-        if part["part_kind"] == "tool-return"
-    ]
 
 
 def test_calls_in_one_answer_each_run_a_child_and_their_cost_counts_in_the_parents(make_flow):
