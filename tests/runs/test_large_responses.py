@@ -4,6 +4,7 @@ few seconds held the step past its timeout (each read came in time, the whole ne
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from runs.models import RunEvent, StepRun
 from runs.services import mcp_servers
 from tests.mcp_servers import mcp_server
-from tests.runs.harness import run_to_rest
+from tests.runs.harness import run_to_rest, tool_returns
 from tests.runs.servers import local_server
 
 pytestmark = pytest.mark.django_db
@@ -78,6 +79,10 @@ def test_the_http_get_tool_reads_a_large_page_within_the_limit(make_flow, upstre
     result = RunEvent.objects.get(run=run, type="tool_result").data
     assert result["ok"] is True
     assert result["preview"].startswith('{"status": 200, "body": "xxx')
+    # The model was given the page's start, and told that it goes on.
+    [returned] = tool_returns(StepRun.objects.get(run=run))
+    told = json.loads(returned)
+    assert told["body"] == "x" * 20_000 and told["truncated"] is True
 
 
 @pytest.mark.parametrize("sent", ["large", "gzip"])
