@@ -47,9 +47,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/status/"):
             return self._send(int(self.path.rsplit("/", 1)[1]), {"status": "as asked"})
         if self.path.startswith("/large/"):
-            # /large/<MiB>/<json|text>: a body of that size, sent in chunks as it is made.
-            _, _, size, kind = self.path.split("/")
-            return self._chunked(int(size), kind)
+            # /large/<MiB>/<json|text>[/<status>]: a body of that size, sent in chunks as it is
+            # made, with that status (200 by default).
+            _, _, size, kind, *status = self.path.split("/")
+            return self._chunked(int(size), kind, int(status[0]) if status else 200)
         if self.path == "/drip":
             return self._drip()
         if self.path == "/unstorable":
@@ -97,8 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(status, answer)
         return self._send(200, {"echo": body})
 
-    def _chunked(self, mebibytes: int, kind: str) -> None:
-        self.send_response(200)
+    def _chunked(self, mebibytes: int, kind: str, status: int = 200) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", "application/json" if kind == "json" else "text/plain")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()

@@ -49,6 +49,14 @@ def test_a_json_answer_past_the_limit_fails_the_step_saying_so(make_flow, upstre
     )
 
 
+def test_an_error_status_with_a_large_json_body_fails_as_the_status_says(make_flow, upstream):
+    # A 503 (which a step's retry takes up) whatever the size of the page that came with it.
+    url = f"{upstream.url}/large/40/json/503"
+    run = run_to_rest(make_flow([get(url)]))
+    assert run.status == "failed"
+    assert StepRun.objects.get(run=run).error["message"] == f"HTTP 503 from {url}"
+
+
 def test_a_json_answer_within_the_limit_is_parsed(make_flow, upstream):
     run = run_to_rest(make_flow([get(f"{upstream.url}/large/1/json")]))
     assert run.status == "succeeded", run.error

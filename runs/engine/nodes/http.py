@@ -47,8 +47,8 @@ def run_http(ctx: StepContext) -> StepResult:
     # in part; the service masks whatever the step returns once more (see runs.engine.redaction).
     hide = Redactor(ctx.credential.secrets() if ctx.credential is not None else ())
     is_json = "json" in response.headers.get("content-type", "")
-    if is_json and response.extensions.get("truncated"):
-        # Text is kept cut short; JSON cut short is no JSON at all.
+    if is_json and response.extensions.get("truncated") and response.status_code < 400:
+        # Text is kept cut short; JSON cut short is no JSON at all. (An error status says more.)
         raise StepFailed(
             f"{config.get('method', 'GET')} {config['url']}: the JSON response is larger than "
             f"{ctx.net.max_response_bytes} bytes (HTTP_MAX_RESPONSE_BYTES)",
