@@ -44,7 +44,7 @@ class ItemsCursorPagination(CursorPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         if not getattr(request, PARAMS_CHECKED, False):
-            # A list that filters nothing (a run's versions, an orchestration's triggers) reads
+            # A list that filters nothing (an orchestration's versions and triggers) reads
             # no parameter but these: one it ignores would look like a filter that worked.
             allowed = PAGINATION_PARAMS | set(getattr(view, "extra_query_params", ()))
             refuse_unknown_params(request.query_params, allowed)
