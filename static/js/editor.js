@@ -654,7 +654,9 @@
     tab.addEventListener("click", () => {
       const name = tab.dataset.tab;
       showTab(name);
-      const loaders = { triggers: loadTriggers, versions: loadVersions, markdown: loadMarkdown };
+      // The triggers' schedule form reads the definition's inputs: a tab opened while the page
+      // was loading waits for it (its placeholder was "{}" for an orchestration that needs some).
+      const loaders = { triggers: () => loaded.then(() => loadTriggers()), versions: loadVersions, markdown: loadMarkdown };
       if (loaders[name]) loaders[name]().catch((err) => flash("bad", err.message));
     });
   }
