@@ -27,6 +27,7 @@ from core.errors import error_body
 from core.params import integer_param, refuse_unknown_params
 from orchestrator.models import Orchestration
 from runs.api.views import (
+    EVENTS_PARAMS,
     OrchestrationRunViewSet,
     RunViewSet,
     fire_from_request,
@@ -201,7 +202,7 @@ async def events_stream(request, pk: str):
         else ("after", request.GET.get("after") or "0")
     )
     try:
-        refuse_unknown_params(request.GET, ("after",))
+        refuse_unknown_params(request.GET, EVENTS_PARAMS)
         after = integer_param(raw, name)
     except InvalidRequest as exc:
         return await _render(

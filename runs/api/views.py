@@ -31,6 +31,8 @@ from runs.services.comparison import compare_runs
 from runs.services.graphs import definition_of, graph_of
 
 EVENTS_PAGE = 500
+# What a run's events list and its stream read of the query (Last-Event-ID is a header).
+EVENTS_PARAMS = ("after",)
 
 EventPage = inline_serializer(
     "EventPage",
@@ -194,7 +196,7 @@ class RunViewSet(RunQuerysetMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
         run = self.get_run(pk)
-        refuse_unknown_params(request.query_params, ("after",))
+        refuse_unknown_params(request.query_params, EVENTS_PARAMS)
         after = integer_param(request.query_params.get("after", "0"), "after")
         events = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:EVENTS_PAGE]
         items = EventSerializer(events, many=True).data

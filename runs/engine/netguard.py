@@ -95,15 +95,17 @@ class _CappedStream(httpx2.AsyncByteStream):
         size = 0
         async for chunk in self._inner:
             for piece in self._decoded(chunk, size):
-                size += len(piece)
-                if size > self._limit:
-                    raise ResponseTooLarge(self._url, self._limit)
+                size = self._counted(size, piece)
                 yield piece
         if self._decoder is not None:
             rest = self._decoder.flush()
-            if size + len(rest) > self._limit:
-                raise ResponseTooLarge(self._url, self._limit)
+            self._counted(size, rest)
             yield rest
+
+    def _counted(self, size: int, piece: bytes) -> int:
+        if size + len(piece) > self._limit:
+            raise ResponseTooLarge(self._url, self._limit)
+        return size + len(piece)
 
     def _decoded(self, chunk: bytes, size: int) -> Iterator[bytes]:
         if self._decoder is None:
